@@ -1,0 +1,56 @@
+// The twelve lifecycle points and their 24 hooks: the one list the host, the SDK and the docs use.
+import type { Entity, Group } from './model.js';
+
+/** Each lifecycle point, in the order of the design brief, with the kind of object its hooks receive. */
+export const LIFECYCLE_POINTS = [
+  { point: 'EntityCreate', subject: 'entity', trigger: 'create an entity' },
+  { point: 'EntityUpdate', subject: 'entity', trigger: "change an entity's metadata, untyped metadata, kv, keys or capabilities" },
+  { point: 'EntityLock', subject: 'entity', trigger: 'lock an entity' },
+  { point: 'EntityUnlock', subject: 'entity', trigger: 'unlock an entity' },
+  { point: 'EntityDestroy', subject: 'entity', trigger: 'destroy an entity' },
+  { point: 'SecretChange', subject: 'entity', trigger: "set or change an entity's secret" },
+  { point: 'AuthCheck', subject: 'entity', trigger: "validate an entity's identity (id + secret)" },
+  { point: 'GroupCreate', subject: 'group', trigger: 'create a group' },
+  { point: 'GroupUpdate', subject: 'group', trigger: "change a group's metadata, kv, capabilities or expansions" },
+  { point: 'GroupDestroy', subject: 'group', trigger: 'destroy a group' },
+  { point: 'MembershipAdd', subject: 'entity', trigger: 'add an entity to a group' },
+  { point: 'MembershipRemove', subject: 'entity', trigger: 'remove an entity from a group' },
+] as const;
+
+export type LifecyclePoint = (typeof LIFECYCLE_POINTS)[number]['point'];
+export type Phase = 'pre' | 'post';
+export type HookName = `${Phase}${LifecyclePoint}`;
+export type SubjectKind = 'entity' | 'group';
+
+/** The object type a hook at a given point receives and returns. */
+export type SubjectOf<P extends LifecyclePoint> = Extract<(typeof LIFECYCLE_POINTS)[number], { point: P }>['subject'] extends 'group' ? Group : Entity;
+
+export interface HookSpec {
+  name: HookName;
+  point: LifecyclePoint;
+  phase: Phase;
+  subject: SubjectKind;
+}
+
+/** All 24 hooks: preEntityCreate, postEntityCreate, … postMembershipRemove. */
+export const HOOKS: readonly HookSpec[] = LIFECYCLE_POINTS.flatMap(({ point, subject }) =>
+  (['pre', 'post'] as const).map((phase) => ({ name: `${phase}${point}` as HookName, point, phase, subject })),
+);
+
+export const HOOK_NAMES: readonly HookName[] = HOOKS.map((h) => h.name);
+
+const byName = new Map(HOOKS.map((h) => [h.name, h]));
+
+export function isHookName(name: unknown): name is HookName {
+  return typeof name === 'string' && byName.has(name as HookName);
+}
+
+export function hookSpec(name: HookName): HookSpec {
+  const spec = byName.get(name);
+  if (!spec) throw new Error(`unknown hook ${name}`);
+  return spec;
+}
+
+export function hookName(phase: Phase, point: LifecyclePoint): HookName {
+  return `${phase}${point}`;
+}

@@ -1,0 +1,3 @@
+export * from './hooks.js';
+export * from './model.js';
+export * from './protocol.js';

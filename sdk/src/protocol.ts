@@ -1,0 +1,97 @@
+// The wire contract between the keyhold host and a plugin: JSON-RPC 2.0 over the plugin's
+// stdin/stdout with vscode-jsonrpc's Content-Length framing. Declared once, imported by
+// the host (src/host/) and the SDK (serve). docs/protocol.md describes the same contract
+// for authors in other languages.
+import { NotificationType, RequestType, RequestType0 } from 'vscode-jsonrpc';
+import type { HookName } from './hooks.js';
+import type { Entity, Group } from './model.js';
+
+/** Protocol versions this SDK and host speak; the plugin picks the highest it shares with the host. */
+export const PROTOCOL_VERSIONS: readonly number[] = [1];
+
+/**
+ * The host sets this variable in every plugin's environment. It is not a secret: it lets a plugin
+ * run by hand say what it is instead of waiting silently for JSON-RPC on its stdin.
+ */
+export const MAGIC_COOKIE_KEY = 'KEYHOLD_PLUGIN_MAGIC_COOKIE';
+export const MAGIC_COOKIE_VALUE = 'c0ffee-keyhold-plugin-v1';
+
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+export type JsonObject = { [key: string]: JsonValue };
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+
+export interface InitializeParams {
+  /** Versions the host speaks, newest last. */
+  protocolVersions: number[];
+  hostVersion: string;
+  /** The name the host knows this plugin by (its file name or its config key). */
+  pluginName: string;
+  /** This plugin's settings from the server's YAML (`plugins.config.<name>`), or {}. */
+  config: JsonObject;
+  /** The lowest level worth sending as a log notification. */
+  logLevel: LogLevel;
+}
+
+export interface InitializeResult {
+  name: string;
+  version: string;
+  /** The version the plugin chose from InitializeParams.protocolVersions. */
+  protocolVersion: number;
+  /** Exactly the hooks the plugin implements; the host calls no others. */
+  hooks: HookName[];
+}
+
+/** Per-request information every hook receives. */
+export interface HookContext {
+  /** The id of the API request, also in every host log line about it. */
+  requestId: string;
+  /** The operation being performed, e.g. `entity.update-meta`. */
+  operation: string;
+  /** The authenticated entity id making the request, or null for the server itself. */
+  caller: string | null;
+  /** Epoch milliseconds after which the host stops waiting for this call. */
+  deadline: number;
+  /** A JSON bag carried through every hook and plugin of one request (PRE to POST). */
+  state: JsonObject;
+}
+
+export interface HookParams {
+  hook: HookName;
+  /** The entity or group as it stands (for create: as requested). Never carries a secret hash. */
+  subject: Entity | Group;
+  /** The request's data, e.g. the new metadata; for SecretChange only, the new secret in plain text. */
+  request: JsonObject;
+  context: HookContext;
+}
+
+export interface HookResult {
+  /** The object, possibly modified; the next plugin's input. */
+  subject: Entity | Group;
+  /** The state bag as this plugin leaves it. */
+  state: JsonObject;
+}
+
+export interface LogParams {
+  level: LogLevel;
+  msg: string;
+  /** Structured fields of the record (pino's merging object). */
+  fields?: JsonObject;
+}
+
+/** Error codes a plugin answers with in a JSON-RPC error. Anything else counts as a plugin failure. */
+export const PluginErrorCodes = {
+  /** A deliberate refusal: the request is denied with the plugin's message (HTTP 4xx). */
+  Veto: -32001,
+  /** initialize: the plugin refuses the config it was given; the message says why. */
+  ConfigRejected: -32002,
+  /** initialize: no protocol version in common. */
+  UnsupportedProtocol: -32003,
+  /** The plugin was asked for a hook it does not implement. */
+  UnknownHook: -32004,
+} as const;
+
+export const InitializeRequest = new RequestType<InitializeParams, InitializeResult, void>('initialize');
+export const HookRequest = new RequestType<HookParams, HookResult, void>('hook');
+export const PingRequest = new RequestType0<null, void>('$/ping');
+export const ShutdownRequest = new RequestType0<null, void>('shutdown');
+export const LogNotification = new NotificationType<LogParams>('$/log');

@@ -1,0 +1,39 @@
+// The one interface through which the lifecycle engine calls hooks. The plugin host
+// (src/host/dispatch.ts) implements it with real plugin processes; tests implement it
+// in-process. Whatever implements it, the chain rules live in chain.ts, once.
+import type { HookName, HookParams, HookResult } from 'keyhold-plugin-sdk';
+
+/** What happens when a plugin crashes, times out or is down: fail the request (closed) or skip the plugin (open). A veto is never skipped. */
+export type FailureMode = 'closed' | 'open';
+
+/** Why a plugin call did not produce a result. */
+export type PluginFailureKind = 'veto' | 'crash' | 'timeout' | 'unavailable';
+
+/** Thrown by HookHandler.call. `message` is the plugin's own message (for a veto) or what went wrong. */
+export class PluginCallError extends Error {
+  constructor(
+    readonly kind: PluginFailureKind,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'PluginCallError';
+  }
+}
+
+/** One plugin as the chain sees it. */
+export interface HookHandler {
+  readonly plugin: string;
+  readonly failureMode: FailureMode;
+  /** Calls the plugin's hook; rejects with PluginCallError (anything else counts as a crash). */
+  call(params: HookParams): Promise<HookResult>;
+  /** Told when the chain skipped this plugin because of failureMode open (for logs and metrics). */
+  skipped?(hook: HookName, error: PluginCallError): void;
+}
+
+export interface HookDispatcher {
+  /** The plugins that implement `hook`, in call order. Empty means the hook costs nothing. */
+  handlersFor(hook: HookName): readonly HookHandler[];
+}
+
+/** The dispatcher of a server with no plugins loaded. */
+export const NO_PLUGINS: HookDispatcher = { handlersFor: () => [] };

@@ -1,0 +1,78 @@
+// The request lifecycle every mutating operation and AuthCheck goes through, in named stages:
+//
+//   load ─► PRE hooks ─► change (built-in checks + the write) ─► POST hooks ─► save ─► commit
+//
+// all inside one store transaction, so a failure at any stage writes nothing.
+// Plugins never see the secret hash: it is held aside here and put back before saving.
+import { hookName, type Entity, type HookContext, type JsonObject, type LifecyclePoint } from 'keyhold-plugin-sdk';
+import type { Store, StoreTransaction } from '../store/store.js';
+import { runHook, type Subject } from './chain.js';
+import type { HookDispatcher } from './dispatcher.js';
+
+/** Who asked, for hook contexts and logs. */
+export interface RequestInfo {
+  requestId: string;
+  /** The authenticated entity id, or null for the server itself (bootstrap, tests). */
+  caller: string | null;
+}
+
+/** One operation, described as the stages the engine runs. */
+export interface LifecycleStep<S extends Subject> {
+  point: LifecyclePoint;
+  /** A stable operation name, e.g. `entity.update-meta`; hooks see it as context.operation. */
+  operation: string;
+  /** The request data hooks see (for SecretChange the new secret in plain text, never for AuthCheck). */
+  request: JsonObject;
+  /** Loads the object as it stands (for create: the object as requested). */
+  load(tx: StoreTransaction): Promise<S>;
+  /** Built-in checks and the change itself, applied to PRE's output; returns the changed object. */
+  change(tx: StoreTransaction, subject: S): Promise<S>;
+  /** Persists the output of POST hooks; called only when at least one POST hook ran. */
+  save?(tx: StoreTransaction, subject: S): Promise<void>;
+}
+
+/** How long a whole request may take before its remaining hook calls are not started. */
+const REQUEST_DEADLINE_MS = 30_000;
+
+function secretOf(subject: Subject): string | undefined {
+  return 'secret' in subject ? subject.secret : undefined;
+}
+
+function withSecret<S extends Subject>(subject: S, secret: string | undefined): S {
+  return secret === undefined ? subject : ({ ...(subject as Entity), secret } as S);
+}
+
+export class LifecycleEngine {
+  constructor(
+    private readonly store: Store,
+    private dispatcher: HookDispatcher,
+  ) {}
+
+  /** Swaps the plugin set; requests already running keep the set they started with. */
+  setDispatcher(dispatcher: HookDispatcher): void {
+    this.dispatcher = dispatcher;
+  }
+
+  /** Runs one operation through every stage and returns the object as committed (without its secret hash). */
+  run<S extends Subject>(step: LifecycleStep<S>, info: RequestInfo): Promise<S> {
+    const dispatcher = this.dispatcher;
+    const context: HookContext = {
+      requestId: info.requestId,
+      operation: step.operation,
+      caller: info.caller,
+      deadline: Date.now() + REQUEST_DEADLINE_MS,
+      state: {},
+    };
+    return this.store.write(async (tx) => {
+      const loaded = await step.load(tx);
+      let secret = secretOf(loaded);
+      const pre = await runHook(dispatcher, hookName('pre', step.point), withSecret(loaded, secret === undefined ? undefined : ''), step.request, context);
+      const changed = await step.change(tx, withSecret(pre, secret));
+      secret = secretOf(changed);
+      const afterChange = withSecret(changed, secret === undefined ? undefined : '');
+      const post = await runHook(dispatcher, hookName('post', step.point), afterChange, step.request, context);
+      if (step.save && post !== afterChange) await step.save(tx, withSecret(post, secret));
+      return post;
+    });
+  }
+}
