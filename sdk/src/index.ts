@@ -1,3 +1,6 @@
+export * from './duration.js';
 export * from './hooks.js';
 export * from './model.js';
 export * from './protocol.js';
+export * from './untyped-meta.js';
+export * from './veto.js';
