@@ -10,6 +10,26 @@ import type { Entity, Group } from './model.js';
 export const PROTOCOL_VERSIONS: readonly number[] = [1];
 
 /**
+ * The largest message (JSON body) the host reads from a plugin. A bigger one is treated as a
+ * broken plugin: the call fails and the process is restarted, since the rest of its stream is lost.
+ */
+export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Picks the highest version both sides speak. Throws an Error naming both sides' versions when
+ * they share none; the plugin answers initialize with that message (code UnsupportedProtocol).
+ */
+export function negotiateProtocol(hostVersions: readonly number[], pluginVersions: readonly number[]): number {
+  const common = pluginVersions.filter((v) => hostVersions.includes(v));
+  if (common.length === 0) {
+    throw new Error(
+      `no protocol version in common: the host speaks ${hostVersions.join(', ') || 'none'}, the plugin speaks ${pluginVersions.join(', ')}; upgrade whichever is older`,
+    );
+  }
+  return Math.max(...common);
+}
+
+/**
  * The host sets this variable in every plugin's environment. It is not a secret: it lets a plugin
  * run by hand say what it is instead of waiting silently for JSON-RPC on its stdin.
  */

@@ -1,0 +1,68 @@
+// The base class of every SDK plugin: all 24 hooks return the object unchanged. A plugin extends
+// it and overrides only the hooks it needs; serve() reports exactly those to the host, which then
+// never calls the others.
+import type { Logger } from 'pino';
+import { HOOK_NAMES, type HookName, type LifecyclePoint, type Phase, type SubjectOf } from './hooks.js';
+import { createPluginLogger } from './logger.js';
+import type { Entity, Group } from './model.js';
+import type { HookContext, JsonObject } from './protocol.js';
+
+type PointOf<H extends HookName> = H extends `${Phase}${infer P extends LifecyclePoint}` ? P : never;
+
+/** What a hook receives and returns: the entity or group its lifecycle point is about. */
+export type HookSubject<H extends HookName> = SubjectOf<PointOf<H>>;
+
+/**
+ * A hook: gets the object as it stands, the request's data and the request context, and returns
+ * the object (possibly changed). `context.state` may be changed in place; it flows to the next
+ * hook of the same request. Throw `Veto` to refuse the request; any other error is a plugin failure.
+ */
+export type HookMethod<H extends HookName> = (subject: HookSubject<H>, request: JsonObject, context: HookContext) => HookSubject<H> | Promise<HookSubject<H>>;
+
+type Hooked<S> = S | Promise<S>;
+
+export class NullPlugin {
+  /** The name the plugin reports; empty means the host's name for it (its file name). */
+  name = '';
+  version = '0.0.0';
+  /** This plugin's settings from the server's YAML; set at initialize, before configure() runs. */
+  config: JsonObject = {};
+  /** Records reach the host's log with this plugin's name attached. */
+  readonly logger: Logger = createPluginLogger();
+
+  /** Called once at initialize after `config` is set. Override to validate it: throwing rejects the config with the error's message. */
+  configure(_config: JsonObject): void | Promise<void> {}
+
+  preEntityCreate(subject: Entity, _request: JsonObject, _context: HookContext): Hooked<Entity> { return subject; }
+  postEntityCreate(subject: Entity, _request: JsonObject, _context: HookContext): Hooked<Entity> { return subject; }
+  preEntityUpdate(subject: Entity, _request: JsonObject, _context: HookContext): Hooked<Entity> { return subject; }
+  postEntityUpdate(subject: Entity, _request: JsonObject, _context: HookContext): Hooked<Entity> { return subject; }
+  preEntityLock(subject: Entity, _request: JsonObject, _context: HookContext): Hooked<Entity> { return subject; }
+  postEntityLock(subject: Entity, _request: JsonObject, _context: HookContext): Hooked<Entity> { return subject; }
+  preEntityUnlock(subject: Entity, _request: JsonObject, _context: HookContext): Hooked<Entity> { return subject; }
+  postEntityUnlock(subject: Entity, _request: JsonObject, _context: HookContext): Hooked<Entity> { return subject; }
+  preEntityDestroy(subject: Entity, _request: JsonObject, _context: HookContext): Hooked<Entity> { return subject; }
+  postEntityDestroy(subject: Entity, _request: JsonObject, _context: HookContext): Hooked<Entity> { return subject; }
+  preSecretChange(subject: Entity, _request: JsonObject, _context: HookContext): Hooked<Entity> { return subject; }
+  postSecretChange(subject: Entity, _request: JsonObject, _context: HookContext): Hooked<Entity> { return subject; }
+  preAuthCheck(subject: Entity, _request: JsonObject, _context: HookContext): Hooked<Entity> { return subject; }
+  postAuthCheck(subject: Entity, _request: JsonObject, _context: HookContext): Hooked<Entity> { return subject; }
+  preGroupCreate(subject: Group, _request: JsonObject, _context: HookContext): Hooked<Group> { return subject; }
+  postGroupCreate(subject: Group, _request: JsonObject, _context: HookContext): Hooked<Group> { return subject; }
+  preGroupUpdate(subject: Group, _request: JsonObject, _context: HookContext): Hooked<Group> { return subject; }
+  postGroupUpdate(subject: Group, _request: JsonObject, _context: HookContext): Hooked<Group> { return subject; }
+  preGroupDestroy(subject: Group, _request: JsonObject, _context: HookContext): Hooked<Group> { return subject; }
+  postGroupDestroy(subject: Group, _request: JsonObject, _context: HookContext): Hooked<Group> { return subject; }
+  preMembershipAdd(subject: Entity, _request: JsonObject, _context: HookContext): Hooked<Entity> { return subject; }
+  postMembershipAdd(subject: Entity, _request: JsonObject, _context: HookContext): Hooked<Entity> { return subject; }
+  preMembershipRemove(subject: Entity, _request: JsonObject, _context: HookContext): Hooked<Entity> { return subject; }
+  postMembershipRemove(subject: Entity, _request: JsonObject, _context: HookContext): Hooked<Entity> { return subject; }
+}
+
+// The compiler checks here that NullPlugin has every hook of the one list, each typed for its lifecycle point.
+const everyHookTyped: { [H in HookName]: HookMethod<H> } = NullPlugin.prototype;
+
+/** The hooks `plugin` overrides (its own methods, not NullPlugin's pass-throughs): what serve() reports. */
+export function implementedHooks(plugin: NullPlugin): HookName[] {
+  return HOOK_NAMES.filter((hook) => plugin[hook] !== everyHookTyped[hook]);
+}

@@ -1,0 +1,103 @@
+// serve(plugin): the plugin side of the wire. Checks the magic cookie, answers the handshake,
+// dispatches hook requests to the plugin's methods and keeps stdout for the wire alone.
+import { Writable } from 'node:stream';
+import { createMessageConnection, ErrorCodes, ResponseError, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
+import type { HookName } from './hooks.js';
+import { routeLogsToHost } from './logger.js';
+import type { Entity, Group } from './model.js';
+import { implementedHooks, type NullPlugin } from './null-plugin.js';
+import {
+  HookRequest,
+  InitializeRequest,
+  LogNotification,
+  MAGIC_COOKIE_KEY,
+  MAGIC_COOKIE_VALUE,
+  negotiateProtocol,
+  PingRequest,
+  PluginErrorCodes,
+  PROTOCOL_VERSIONS,
+  ShutdownRequest,
+  type HookResult,
+} from './protocol.js';
+
+const RUN_BY_HAND =
+  "This is a keyhold plugin. It is started by the keyhold server, not run directly: drop it into the server's plugin directory.";
+
+/**
+ * Takes fd 1 for the wire and points process.stdout.write (and so console.log) at stderr, which
+ * the host keeps as log lines: a stray print can then never corrupt a message. Done when this
+ * module is first imported, i.e. before the plugin's own top-level code runs, and only inside a
+ * plugin process (the cookie is set), so that the server and tests importing the SDK keep their stdout.
+ */
+function claimStdout(): Writable {
+  const stdout = process.stdout;
+  const writeToPipe = stdout.write.bind(stdout);
+  stdout.write = process.stderr.write.bind(process.stderr) as typeof stdout.write;
+  // The host is gone when its end of the pipe is: nothing left to do.
+  stdout.on('error', () => process.exit(0));
+  return new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      writeToPipe(chunk, done);
+    },
+  });
+}
+
+const wire = process.env[MAGIC_COOKIE_KEY] === MAGIC_COOKIE_VALUE ? claimStdout() : undefined;
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function isVeto(err: unknown): boolean {
+  // By name too: a plugin may bundle its own copy of the SDK, whose Veto is another class.
+  return err instanceof Error && err.name === 'Veto';
+}
+
+/** Serves `plugin` on stdin/stdout until the host sends shutdown or closes stdin. */
+export function serve(plugin: NullPlugin): void {
+  if (!wire) {
+    process.stderr.write(`${RUN_BY_HAND}\n`);
+    process.exit(1);
+  }
+  const hooks = new Set<HookName>(implementedHooks(plugin));
+  const connection = createMessageConnection(new StreamMessageReader(process.stdin), new StreamMessageWriter(wire));
+
+  connection.onRequest(InitializeRequest, async (params) => {
+    let protocolVersion: number;
+    try {
+      protocolVersion = negotiateProtocol(params.protocolVersions, PROTOCOL_VERSIONS);
+    } catch (err) {
+      throw new ResponseError(PluginErrorCodes.UnsupportedProtocol, messageOf(err));
+    }
+    plugin.logger.level = params.logLevel;
+    plugin.config = params.config;
+    try {
+      await plugin.configure(params.config);
+    } catch (err) {
+      throw new ResponseError(PluginErrorCodes.ConfigRejected, messageOf(err));
+    }
+    return { name: plugin.name || params.pluginName, version: plugin.version, protocolVersion, hooks: [...hooks] };
+  });
+
+  connection.onRequest(HookRequest, async ({ hook, subject, request, context }): Promise<HookResult> => {
+    if (!hooks.has(hook)) throw new ResponseError(PluginErrorCodes.UnknownHook, `this plugin does not implement ${hook}`);
+    try {
+      // The host sends each hook the kind of object its point is about (checked on the host side).
+      const method = plugin[hook] as unknown as (s: Entity | Group, r: typeof request, c: typeof context) => Entity | Group | Promise<Entity | Group>;
+      return { subject: await method.call(plugin, subject, request, context), state: context.state };
+    } catch (err) {
+      if (isVeto(err)) throw new ResponseError(PluginErrorCodes.Veto, messageOf(err));
+      plugin.logger.error({ err, hook }, `${hook} failed`);
+      throw new ResponseError(ErrorCodes.InternalError, messageOf(err));
+    }
+  });
+
+  connection.onRequest(PingRequest, () => null);
+  // The host closes stdin right after this answer; the exit follows from that.
+  connection.onRequest(ShutdownRequest, () => null);
+  // stdin closed: the host stopped us, or died (even by SIGKILL). Either way there is no one left to serve.
+  connection.onClose(() => process.exit(0));
+
+  routeLogsToHost((record) => void connection.sendNotification(LogNotification, record));
+  connection.listen();
+}
