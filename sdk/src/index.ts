@@ -1,5 +1,7 @@
+export * from './config.js';
 export * from './duration.js';
 export * from './hooks.js';
+export * from './is-main.js';
 export * from './logger.js';
 export * from './model.js';
 export * from './null-plugin.js';
