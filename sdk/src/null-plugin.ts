@@ -30,6 +30,11 @@ export class NullPlugin {
   /** Records reach the host's log with this plugin's name attached. */
   readonly logger: Logger = createPluginLogger();
 
+  /** The time in epoch ms, for plugins that count time; the test harness swaps in a clock the test moves. */
+  now(): number {
+    return Date.now();
+  }
+
   /** Called once at initialize after `config` is set. Override to validate it: throwing rejects the config with the error's message. */
   configure(_config: JsonObject): void | Promise<void> {}
 
