@@ -1,0 +1,130 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { implementedHooks, Veto, type JsonObject } from 'keyhold-plugin-sdk';
+import { fakeEntity, PluginHarness } from 'keyhold-plugin-sdk/testing';
+import { Webhook } from '../../plugins/src/webhook.js';
+
+type Handler = (body: JsonObject, res: ServerResponse) => void;
+
+/** A loopback HTTP service whose answer each test sets; it keeps the bodies it received. */
+class Service {
+  handler: Handler = (_body, res) => res.end();
+  readonly received: JsonObject[] = [];
+  private readonly server: Server = createServer((req: IncomingMessage, res) => {
+    let text = '';
+    req.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+    req.on('end', () => {
+      const body = JSON.parse(text) as JsonObject;
+      this.received.push(body);
+      this.handler(body, res);
+    });
+  });
+
+  async listen(): Promise<string> {
+    this.server.listen(0, '127.0.0.1');
+    await once(this.server, 'listening');
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/hook`;
+  }
+
+  close(): Promise<void> {
+    this.server.closeAllConnections();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+function reply(res: ServerResponse, status: number, body?: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' }).end(body === undefined ? undefined : JSON.stringify(body));
+}
+
+describe('webhook', () => {
+  const service = new Service();
+  let url: string;
+  before(async () => {
+    url = await service.listen();
+  });
+  after(() => service.close());
+
+  const start = (config: JsonObject = {}) => PluginHarness.start(new Webhook(), { config: { url, hooks: ['preEntityCreate'], ...config } });
+  const alice = fakeEntity({ id: 'alice' });
+
+  it('is called only for the configured hooks', async () => {
+    const h = await start({ hooks: ['preEntityCreate', 'postSecretChange'] });
+    assert.deepEqual(implementedHooks(h.plugin), ['preEntityCreate', 'postSecretChange']);
+  });
+
+  it('allows on an empty 2xx and sends hook, subject, context and the custom config, without the secret', async () => {
+    service.handler = (_body, res) => reply(res, 204);
+    const h = await start({ hooks: ['preSecretChange'], custom: { tenant: 'blue' } });
+    const out = await h.call('preSecretChange', alice, { secret: 'Hunter2-Hunter2' }, { requestId: 'r1' });
+    assert.deepEqual(out.subject, alice);
+    const sent = service.received.at(-1)!;
+    assert.equal(sent.hook, 'preSecretChange');
+    assert.deepEqual(sent.request, {});
+    assert.deepEqual(sent.config, { tenant: 'blue' });
+    assert.equal((sent.context as JsonObject).requestId, 'r1');
+    assert.equal((sent.subject as JsonObject).id, 'alice');
+  });
+
+  it('sends the secret only when includeSecret is set', async () => {
+    service.handler = (_body, res) => reply(res, 200);
+    const h = await start({ hooks: ['preSecretChange'], includeSecret: true });
+    await h.call('preSecretChange', alice, { secret: 'Hunter2-Hunter2' });
+    assert.deepEqual(service.received.at(-1)!.request, { secret: 'Hunter2-Hunter2' });
+  });
+
+  it('takes a modified object and state from a 2xx body', async () => {
+    service.handler = (body, res) => reply(res, 200, { subject: { ...(body.subject as JsonObject), meta: { shell: '/bin/zsh' } }, state: { checkedBy: 'svc' } });
+    const h = await start();
+    const out = await h.call('preEntityCreate', alice);
+    assert.equal(out.subject.meta.shell, '/bin/zsh');
+    assert.deepEqual(out.state, { checkedBy: 'svc' });
+  });
+
+  it("vetoes on a 4xx with the body's message", async () => {
+    service.handler = (_body, res) => reply(res, 403, { message: 'ids starting with a are closed this week' });
+    const h = await start();
+    await assert.rejects(h.call('preEntityCreate', alice), (e: unknown) => e instanceof Veto && e.message === 'ids starting with a are closed this week');
+  });
+
+  it('fails (not a veto) on a 5xx', async () => {
+    service.handler = (_body, res) => reply(res, 500, { message: 'database down' });
+    const h = await start();
+    await assert.rejects(h.call('preEntityCreate', alice), (e: unknown) => !(e instanceof Veto) && /answered 500: database down/.test((e as Error).message));
+  });
+
+  it('fails on a timeout, without retrying', async () => {
+    let calls = 0;
+    service.handler = (_body, res) => {
+      calls++;
+      setTimeout(() => reply(res, 200), 500).unref();
+    };
+    const h = await start({ timeout: '50ms', retries: 3, retryBaseInterval: '1ms' });
+    await assert.rejects(h.call('preEntityCreate', alice), (e: unknown) => !(e instanceof Veto) && /did not answer within 50 ms/.test((e as Error).message));
+    assert.equal(calls, 1);
+  });
+
+  it('retries an unavailable service with backoff, then succeeds', async () => {
+    let calls = 0;
+    service.handler = (_body, res) => (++calls < 3 ? reply(res, 503, { message: 'warming up' }) : reply(res, 200));
+    const h = await start({ retries: 2, retryBaseInterval: '5ms' });
+    await h.call('preEntityCreate', alice);
+    assert.equal(calls, 3);
+    assert.deepEqual(h.logs.filter((r) => r.level === 'warn').map((r) => r.fields?.wait), [5, 10]);
+  });
+
+  it('gives up after its retries when nothing listens', async () => {
+    const closed = new Service();
+    const deadUrl = await closed.listen();
+    await closed.close();
+    const h = await PluginHarness.start(new Webhook(), { config: { url: deadUrl, hooks: ['preEntityCreate'], retries: 2, retryBaseInterval: '1ms' } });
+    await assert.rejects(h.call('preEntityCreate', alice), /is unavailable \(ECONNREFUSED\)/);
+    assert.equal(h.logs.filter((r) => r.level === 'warn').length, 2);
+  });
+
+  it('rejects an unknown hook name in its config', async () => {
+    await assert.rejects(start({ hooks: ['preEntityCreat'] }), /config "hooks": expected a list of names from preEntityCreate/);
+  });
+});
