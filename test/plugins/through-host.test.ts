@@ -1,0 +1,77 @@
+// The plugins as real children of the real host code (src/testing/plugin-child.ts).
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { after, describe, it } from 'node:test';
+import { fakeEntity } from 'keyhold-plugin-sdk/testing';
+import { isKeyholdError } from '../../src/errors.js';
+import { startPluginChild, type PluginChild } from '../../src/testing/plugin-child.js';
+
+const repo = (path: string) => fileURLToPath(new URL(`../../../${path}`, import.meta.url));
+const PYTHON_DENY = repo('examples/python-deny/python-deny');
+const FAIL2LOCK = repo('examples/fail2lock/dist/fail2lock.js');
+const PASSWORD_POLICY = repo('dist/plugins/src/password-policy.js');
+const WEBHOOK = repo('dist/plugins/src/webhook.js');
+
+/** Children started by a test, stopped after it even when an assertion failed. */
+const started: PluginChild[] = [];
+async function start(path: string, config: Parameters<typeof startPluginChild>[1] = {}): Promise<PluginChild> {
+  const child = await startPluginChild(path, config);
+  started.push(child);
+  return child;
+}
+after(() => Promise.all(started.map((c) => c.stop())));
+
+const vetoed = (message: RegExp) => (err: unknown) => isKeyholdError(err) && err.code === 'KH_ERR_PLUGIN_VETO' && message.test(err.message);
+
+describe('a Python plugin written from docs/protocol.md', () => {
+  it('loads, reports its hook, allows, vetoes, and its $/log records reach the host log', async () => {
+    const child = await start(PYTHON_DENY, { config: { deny: ['root', 'admin'] } });
+    assert.equal(child.status.state, 'ready');
+    assert.deepEqual(child.status.hooks, ['preEntityCreate']);
+    const ok = await child.call('preEntityCreate', fakeEntity({ id: 'alice' }));
+    assert.equal(ok.subject.id, 'alice');
+    await assert.rejects(child.call('preEntityCreate', fakeEntity({ id: 'admin' })), vetoed(/plugin "python-deny" refused the request in preEntityCreate: the id "admin" is reserved/));
+    const record = child.logs.find((r) => r.msg === 'refusing to create a denied id');
+    assert.ok(record, 'the $/log record is in the host log');
+    assert.equal(record.level, 'warn');
+    assert.equal(record.plugin, 'python-deny');
+    assert.equal(record.entity, 'admin');
+  });
+
+  it('is refused at the handshake with its own message when the config is bad', async () => {
+    await assert.rejects(start(PYTHON_DENY, { config: { deny: 'root' } }), /config rejected: config "deny": expected a list of entity ids, got "root"/);
+  });
+
+  it('explains itself and exits non-zero when run by hand', () => {
+    const run = spawnSync(PYTHON_DENY, { env: { PATH: process.env.PATH ?? '' }, encoding: 'utf8', timeout: 10_000 });
+    assert.equal(run.status, 1);
+    assert.match(run.stderr, /keyhold plugin, not meant to be run directly/);
+  });
+});
+
+describe('SDK plugins as children', () => {
+  it('fail2lock: config over the handshake, state across calls', async () => {
+    const child = await start(FAIL2LOCK, { config: { allowedFails: 2 } });
+    assert.deepEqual(child.status.hooks, ['preAuthCheck', 'postAuthCheck']);
+    const alice = fakeEntity({ id: 'alice' });
+    for (let i = 0; i < 2; i++) assert.equal((await child.call('preAuthCheck', alice)).subject.meta.locked, false);
+    assert.equal((await child.call('preAuthCheck', alice)).subject.meta.locked, true);
+    assert.ok(child.logs.some((r) => r.level === 'warn' && r.plugin === 'fail2lock' && r.entity === 'alice' && r.fails === 2));
+  });
+
+  it('fail2lock: a bad config is refused at initialize with a message naming the setting', async () => {
+    await assert.rejects(start(FAIL2LOCK, { config: { interval: 'soon' } }), /config rejected: config "interval": expected a duration/);
+  });
+
+  it('password-policy: a veto carries what to fix', async () => {
+    const child = await start(PASSWORD_POLICY);
+    await assert.rejects(child.call('preSecretChange', fakeEntity({ id: 'alice' }), { secret: 'alice1' }), vetoed(/too weak: use at least 12 characters/));
+  });
+
+  // serve() lists the hooks before configure() runs, so hooks chosen by config are not reported yet.
+  it('webhook: reports exactly the hooks its config names', { todo: 'serve() must compute the hook list after configure()' }, async () => {
+    const child = await start(WEBHOOK, { config: { url: 'http://127.0.0.1:9/', hooks: ['preGroupCreate'] } });
+    assert.deepEqual(child.status.hooks, ['preGroupCreate']);
+  });
+});
