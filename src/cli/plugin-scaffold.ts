@@ -1,0 +1,151 @@
+// `keyhold plugin new NAME`: writes a TypeScript plugin project that builds and passes its test
+// as generated: one overridden hook with a typed config, a harness test, and a build to one
+// executable file (dist/NAME.js, shebang first) ready to be linked into the plugin directory.
+import { access, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** A plugin's name is its file name and its key in the server's YAML. */
+const NAME = /^[a-z][a-z0-9-]{0,62}$/;
+
+/** The SDK of this keyhold install (dist/src/cli/ → sdk/), so a new project builds without a registry. */
+const LOCAL_SDK = `file:${fileURLToPath(new URL('../../../sdk', import.meta.url))}`;
+
+export interface ScaffoldOptions {
+  /** The package.json dependency spec for keyhold-plugin-sdk (default: this install's sdk/ as a file: path). */
+  sdk?: string;
+}
+
+function className(name: string): string {
+  return name.replace(/(?:^|-)([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
+}
+
+function files(name: string, sdk: string): Record<string, string> {
+  const cls = className(name);
+  const packageJson = {
+    name: `keyhold-plugin-${name}`,
+    version: '0.1.0',
+    description: `keyhold plugin ${name}`,
+    private: true,
+    type: 'module',
+    bin: { [name]: `dist/${name}.js` },
+    scripts: {
+      build: `tsc -p tsconfig.json && chmod +x dist/${name}.js`,
+      test: 'npm run build && node --test dist/',
+    },
+    dependencies: { 'keyhold-plugin-sdk': sdk },
+    devDependencies: { '@types/node': '^20.19.43', typescript: '~5.9.3' },
+  };
+  const tsconfig = {
+    compilerOptions: {
+      target: 'ES2022',
+      module: 'NodeNext',
+      moduleResolution: 'NodeNext',
+      lib: ['ES2023'],
+      types: ['node'],
+      strict: true,
+      noImplicitOverride: true,
+      skipLibCheck: true,
+      rootDir: 'src',
+      outDir: 'dist',
+    },
+    include: ['src'],
+  };
+  return {
+    'package.json': `${JSON.stringify(packageJson, null, 2)}\n`,
+    'tsconfig.json': `${JSON.stringify(tsconfig, null, 2)}\n`,
+    '.gitignore': 'node_modules/\ndist/\n',
+    [`src/${name}.ts`]: `#!/usr/bin/env node
+// ${name}: a keyhold plugin. Override the hooks you need; NullPlugin passes every other one through.
+import { isMainModule, NullPlugin, readConfig, serve, setting, type Entity, type JsonObject } from 'keyhold-plugin-sdk';
+
+/** The settings under \`plugins.plugins.${name}.config\` in the server's YAML. */
+const schema = {
+  defaultShell: setting.string({ default: '/bin/sh', nonEmpty: true }),
+};
+
+export class ${cls} extends NullPlugin {
+  override readonly name = '${name}';
+  override readonly version = '0.1.0';
+  settings = readConfig(schema, {});
+
+  /** Throwing here refuses the config: the server does not load the plugin and logs the message. */
+  override configure(config: JsonObject): void {
+    this.settings = readConfig(schema, config);
+  }
+
+  /** Gives a new entity a login shell when the request names none. Throw \`new Veto("…")\` to refuse instead. */
+  override preEntityCreate(entity: Entity): Entity {
+    if (entity.meta.shell !== '') return entity;
+    this.logger.info({ entity: entity.id, shell: this.settings.defaultShell }, 'giving a new entity the default shell');
+    return { ...entity, meta: { ...entity.meta, shell: this.settings.defaultShell } };
+  }
+}
+
+if (isMainModule(import.meta.url)) serve(new ${cls}());
+`,
+    [`src/${name}.test.ts`]: `import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { fakeEntity, PluginHarness } from 'keyhold-plugin-sdk/testing';
+import { ${cls} } from './${name}.js';
+
+describe('${name}', () => {
+  it('gives a new entity the default shell', async () => {
+    const h = await PluginHarness.start(new ${cls}());
+    const { subject } = await h.call('preEntityCreate', fakeEntity({ id: 'alice' }));
+    assert.equal(subject.meta.shell, '/bin/sh');
+  });
+
+  it('keeps a shell the request names, and takes the default from the config', async () => {
+    const h = await PluginHarness.start(new ${cls}(), { config: { defaultShell: '/bin/zsh' } });
+    assert.equal((await h.call('preEntityCreate', fakeEntity({ meta: { shell: '/bin/bash' } }))).subject.meta.shell, '/bin/bash');
+    assert.equal((await h.call('preEntityCreate', fakeEntity())).subject.meta.shell, '/bin/zsh');
+  });
+
+  it('refuses a config it cannot use', async () => {
+    await assert.rejects(PluginHarness.start(new ${cls}(), { config: { defaultShell: 7 } }), /config "defaultShell": expected a non-empty string, got 7/);
+  });
+});
+`,
+    'README.md': `# ${name}
+
+A keyhold plugin. See the plugin guide (docs/plugin-guide.md in keyhold) for the hooks and the SDK.
+
+\`\`\`sh
+npm install
+npm test                     # builds dist/${name}.js and runs the tests
+keyhold plugin verify dist/${name}.js
+ln -s "$PWD/dist/${name}.js" /path/to/keyhold/plugins/${name}   # then: keyhold plugin reload
+\`\`\`
+
+Settings, in the server's YAML:
+
+\`\`\`yaml
+plugins:
+  plugins:
+    ${name}:
+      config:
+        defaultShell: /bin/zsh
+\`\`\`
+`,
+  };
+}
+
+/**
+ * Writes a new plugin project called `name` into `targetDir` (created if missing; it must not
+ * already hold a package.json). Returns the paths written, relative to `targetDir`.
+ */
+export async function scaffoldPlugin(targetDir: string, name: string, options: ScaffoldOptions = {}): Promise<string[]> {
+  if (!NAME.test(name)) throw new Error(`"${name}" cannot be a plugin name: use lower-case letters, digits and dashes, starting with a letter`);
+  const exists = await access(join(targetDir, 'package.json')).then(
+    () => true,
+    () => false,
+  );
+  if (exists) throw new Error(`${targetDir} already holds a package.json; choose an empty or new directory`);
+  const written = files(name, options.sdk ?? LOCAL_SDK);
+  for (const [path, text] of Object.entries(written)) {
+    await mkdir(join(targetDir, path, '..'), { recursive: true });
+    await writeFile(join(targetDir, path), text);
+  }
+  return Object.keys(written);
+}
