@@ -1,0 +1,264 @@
+// The server's settings: keyhold.yaml (optional) overlaid by KEYHOLD_* environment variables,
+// every setting defaulted so that a fresh checkout starts with no configuration at all.
+// A setting that does not fit stops the server at start with where it came from (file or
+// variable), its key path and what is wrong; unknown keys too, so a typo is never ignored.
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseDuration } from 'keyhold-plugin-sdk';
+import YAML from 'yaml';
+import { parsePluginSettings, type PluginSettings } from './host/settings.js';
+import { DEFAULT_HASH_PARAMS, type HashParams } from './identity/secrets.js';
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface KeyholdConfig {
+  /** The file the settings were read from, or null when none was used. */
+  file: string | null;
+  listen: { host: string; port: number };
+  /** PEM file paths; null when TLS is off. */
+  tls: { cert: string; key: string } | null;
+  /** Allows a non-loopback listen address without TLS. */
+  insecure: boolean;
+  dataDir: string;
+  tokenTtlMs: number;
+  logLevel: LogLevel;
+  hash: HashParams;
+  bodyLimitBytes: number;
+  /** The `plugins:` section, parsed by the plugin host's own rules. */
+  plugins: PluginSettings;
+}
+
+export const DEFAULT_CONFIG_FILE = 'keyhold.yaml';
+
+/** A setting the server cannot use. `source` is the file or the environment variable it came from. */
+export class ConfigError extends Error {
+  constructor(
+    readonly source: string,
+    readonly path: string,
+    readonly problem: string,
+  ) {
+    super(`${source}: ${path}: ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** How one setting is read: its environment variable, its default and how to check a raw value. */
+interface Setting {
+  env?: string;
+  default: unknown;
+  /** Returns the typed value or throws an Error saying what is expected. */
+  parse(raw: unknown): unknown;
+  /** Turns the environment variable's text into a raw value (default: the text itself). */
+  fromEnv?(text: string): unknown;
+}
+
+type SettingsTree = { [key: string]: Setting | SettingsTree };
+
+function isSetting(node: Setting | SettingsTree): node is Setting {
+  return typeof (node as Setting).parse === 'function';
+}
+
+function describe(raw: unknown): string {
+  return raw === null ? 'null' : Array.isArray(raw) ? 'a list' : typeof raw === 'object' ? 'a mapping' : JSON.stringify(raw);
+}
+
+function str(raw: unknown): string {
+  if (typeof raw !== 'string') throw new Error(`expected a string, got ${describe(raw)}`);
+  return raw;
+}
+
+function integer(min: number, max: number): (raw: unknown) => number {
+  return (raw) => {
+    if (typeof raw !== 'number' || !Number.isInteger(raw) || raw < min || raw > max) throw new Error(`expected an integer from ${min} to ${max}, got ${describe(raw)}`);
+    return raw;
+  };
+}
+
+function bool(raw: unknown): boolean {
+  if (typeof raw !== 'boolean') throw new Error(`expected true or false, got ${describe(raw)}`);
+  return raw;
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1024, mb: 1024 * 1024 };
+
+/** A byte count: a number, or a string such as "64kb" or "1mb". */
+function size(raw: unknown): number {
+  const m = typeof raw === 'string' ? /^\s*(\d+)\s*(b|kb|mb)?\s*$/i.exec(raw) : null;
+  const bytes = typeof raw === 'number' ? raw : m ? Number(m[1]) * SIZE_UNITS[(m[2] ?? '').toLowerCase()]! : NaN;
+  if (!Number.isInteger(bytes) || bytes < 1024 || bytes > 64 * 1024 * 1024) throw new Error(`expected a size from 1kb to 64mb (a number of bytes, or like "64kb", "1mb"), got ${describe(raw)}`);
+  return bytes;
+}
+
+function duration(raw: unknown): number {
+  const ms = parseDuration(raw);
+  if (ms < 1000 || ms > 24 * 3_600_000) throw new Error(`expected a duration from 1s to 24h, got ${describe(raw)}`);
+  return ms;
+}
+
+function logLevel(raw: unknown): LogLevel {
+  if (typeof raw !== 'string' || !(LOG_LEVELS as readonly string[]).includes(raw)) throw new Error(`expected one of ${LOG_LEVELS.join(', ')}, got ${describe(raw)}`);
+  return raw as LogLevel;
+}
+
+const asNumber = (text: string): unknown => (/^\s*-?\d+\s*$/.test(text) ? Number(text) : text);
+const asBoolean = (text: string): unknown => (text === 'true' || text === '1' ? true : text === 'false' || text === '0' ? false : text);
+
+/** Every setting but `plugins`, which belongs to the plugin host. Defaults follow docs/configuration.md. */
+const SETTINGS: SettingsTree = {
+  listen: {
+    host: { env: 'KEYHOLD_HOST', default: '127.0.0.1', parse: str },
+    port: { env: 'KEYHOLD_PORT', default: 8470, parse: integer(0, 65535), fromEnv: asNumber },
+  },
+  tls: {
+    cert: { env: 'KEYHOLD_TLS_CERT', default: '', parse: str },
+    key: { env: 'KEYHOLD_TLS_KEY', default: '', parse: str },
+  },
+  insecure: { env: 'KEYHOLD_INSECURE', default: false, parse: bool, fromEnv: asBoolean },
+  dataDir: { env: 'KEYHOLD_DATA_DIR', default: './data', parse: str },
+  tokenTtl: { env: 'KEYHOLD_TOKEN_TTL', default: '10m', parse: duration, fromEnv: asNumber },
+  logLevel: { env: 'KEYHOLD_LOG_LEVEL', default: 'info', parse: logLevel },
+  hash: {
+    memoryCost: { env: 'KEYHOLD_HASH_MEMORY_COST', default: DEFAULT_HASH_PARAMS.memoryCost, parse: integer(8, 4 * 1024 * 1024), fromEnv: asNumber },
+    timeCost: { env: 'KEYHOLD_HASH_TIME_COST', default: DEFAULT_HASH_PARAMS.timeCost, parse: integer(1, 100), fromEnv: asNumber },
+    parallelism: { env: 'KEYHOLD_HASH_PARALLELISM', default: DEFAULT_HASH_PARAMS.parallelism, parse: integer(1, 64), fromEnv: asNumber },
+  },
+  bodyLimit: { env: 'KEYHOLD_BODY_LIMIT', default: '64kb', parse: size, fromEnv: asNumber },
+};
+
+/** The environment variables the settings read, for docs and `--help`. */
+export function settingEnvironmentVariables(tree: SettingsTree = SETTINGS, prefix = ''): { path: string; env: string; default: unknown }[] {
+  return Object.entries(tree).flatMap(([key, node]) =>
+    isSetting(node) ? (node.env ? [{ path: prefix + key, env: node.env, default: node.default }] : []) : settingEnvironmentVariables(node, `${prefix}${key}.`),
+  );
+}
+
+function isMapping(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+/** Reads one level of the tree: unknown keys refused, each setting from env, file or default. */
+function readTree(tree: SettingsTree, raw: unknown, path: string, file: string, env: NodeJS.ProcessEnv): Record<string, unknown> {
+  if (raw !== undefined && raw !== null && !isMapping(raw)) throw new ConfigError(file, path, `expected a mapping, got ${describe(raw)}`);
+  const given = raw ?? {};
+  for (const key of Object.keys(given)) {
+    if (!Object.hasOwn(tree, key)) throw new ConfigError(file, path ? `${path}.${key}` : key, `unknown key; expected one of ${Object.keys(tree).join(', ')}`);
+  }
+  const out: Record<string, unknown> = {};
+  for (const [key, node] of Object.entries(tree)) {
+    const here = path ? `${path}.${key}` : key;
+    if (!isSetting(node)) {
+      out[key] = readTree(node, given[key], here, file, env);
+      continue;
+    }
+    const text = node.env === undefined ? undefined : env[node.env];
+    const [source, value] = text !== undefined && text !== '' ? [node.env!, (node.fromEnv ?? ((t: string) => t))(text)] : given[key] !== undefined && given[key] !== null ? [file, given[key]] : ['default', node.default];
+    try {
+      out[key] = node.parse(value);
+    } catch (err) {
+      throw new ConfigError(source, here, (err as Error).message);
+    }
+  }
+  return out;
+}
+
+/** KEYHOLD_LISTEN=host:port sets both listen settings at once (KEYHOLD_HOST/KEYHOLD_PORT win over it). */
+function splitListen(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const listen = env.KEYHOLD_LISTEN;
+  if (!listen) return env;
+  const m = /^(\[[^\]]+\]|[^:]*):(\d+)$/.exec(listen);
+  if (!m) throw new ConfigError('KEYHOLD_LISTEN', 'listen', `expected host:port (e.g. 127.0.0.1:8470), got ${JSON.stringify(listen)}`);
+  return { KEYHOLD_HOST: m[1]!.replace(/^\[|\]$/g, '') || undefined, KEYHOLD_PORT: m[2], ...stripEmpty(env) };
+}
+
+function stripEmpty(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+}
+
+export interface LoadConfigOptions {
+  /** An explicit file (from --config); it must exist. */
+  file?: string;
+  /** Defaults to process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** Where relative paths (default file, dataDir) are resolved from; defaults to the working directory. */
+  cwd?: string;
+}
+
+/**
+ * Loads the settings: `options.file`, else KEYHOLD_CONFIG, else ./keyhold.yaml when it exists,
+ * else defaults only; then KEYHOLD_* variables override. Throws ConfigError.
+ */
+export function loadConfig(options: LoadConfigOptions = {}): KeyholdConfig {
+  const env = splitListen(options.env ?? process.env);
+  const cwd = options.cwd ?? process.cwd();
+  const explicit = options.file ?? env.KEYHOLD_CONFIG;
+  const file = explicit !== undefined && explicit !== '' ? resolve(cwd, explicit) : existsSync(resolve(cwd, DEFAULT_CONFIG_FILE)) ? resolve(cwd, DEFAULT_CONFIG_FILE) : null;
+  let raw: unknown = undefined;
+  if (file !== null) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(file, '(file)', `cannot read it: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    const doc = YAML.parseDocument(text, { uniqueKeys: true });
+    if (doc.errors.length > 0) {
+      const first = doc.errors[0]!;
+      const line = first.linePos?.[0];
+      throw new ConfigError(line ? `${file}:${line.line}:${line.col}` : file, '(file)', `not valid YAML: ${first.message.split('\n')[0]}`);
+    }
+    raw = doc.toJS();
+  }
+  const source = file ?? 'defaults';
+  if (raw !== undefined && raw !== null && !isMapping(raw)) throw new ConfigError(source, '(top level)', `expected a mapping of settings, got ${describe(raw)}`);
+  const { plugins, ...rest } = (raw ?? {}) as Record<string, unknown>;
+  const values = readTree(SETTINGS, rest, '', source, env) as {
+    listen: KeyholdConfig['listen'];
+    tls: { cert: string; key: string };
+    insecure: boolean;
+    dataDir: string;
+    tokenTtl: number;
+    logLevel: LogLevel;
+    hash: KeyholdConfig['hash'];
+    bodyLimit: number;
+  };
+  if ((values.tls.cert === '') !== (values.tls.key === '')) throw new ConfigError(source, 'tls', 'set both cert and key, or neither');
+  let pluginSettings: PluginSettings;
+  try {
+    pluginSettings = parsePluginSettings(plugins);
+  } catch (err) {
+    // The host's message starts with the key path: "plugins.x.y: what is wrong".
+    const message = (err as Error).message;
+    const at = message.indexOf(': ');
+    throw at > 0 ? new ConfigError(source, message.slice(0, at), message.slice(at + 2)) : new ConfigError(source, 'plugins', message);
+  }
+  return {
+    file,
+    listen: values.listen,
+    tls: values.tls.cert === '' ? null : { cert: resolve(cwd, values.tls.cert), key: resolve(cwd, values.tls.key) },
+    insecure: values.insecure,
+    dataDir: resolve(cwd, values.dataDir),
+    tokenTtlMs: values.tokenTtl,
+    logLevel: values.logLevel,
+    hash: values.hash,
+    bodyLimitBytes: values.bodyLimit,
+    plugins: { ...pluginSettings, directory: resolve(cwd, env.KEYHOLD_PLUGIN_DIR || pluginSettings.directory), list: pluginSettings.list?.map((f) => resolve(cwd, f)) },
+  };
+}
+
+/** True for addresses only this machine can reach. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/**
+ * The safe default: a listen address beyond loopback needs TLS, or an explicit `insecure: true`.
+ * Returns a warning to log loudly when the operator chose insecure; throws ConfigError otherwise.
+ */
+export function checkListenSafety(config: KeyholdConfig): string | null {
+  if (isLoopback(config.listen.host) || config.tls !== null) return null;
+  if (!config.insecure) {
+    throw new ConfigError(config.file ?? 'settings', 'listen.host', `${config.listen.host} is reachable from other machines, so it needs tls.cert and tls.key; set insecure: true (KEYHOLD_INSECURE=true) to serve plain HTTP anyway`);
+  }
+  return `INSECURE: serving plain HTTP on ${config.listen.host}, reachable from other machines; secrets and tokens cross the network unencrypted. Configure tls.cert and tls.key.`;
+}
