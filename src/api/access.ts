@@ -1,0 +1,74 @@
+// Who may do what. Every route declares its need as an onRequest hook (so an anonymous or
+// unprivileged request is refused before its body is even parsed):
+//   - reads need a valid token;
+//   - each mutation needs one capability, and GLOBAL_ROOT satisfies every capability;
+//   - a few mutations also admit a second kind of caller: the entity itself (its own keys) or
+//     a member of the group named by the group's `managedBy` (that group's memberships).
+// `demand` is the single capability check; everything else here builds on it.
+import type { FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
+import type { Capability } from 'keyhold-plugin-sdk';
+import { KeyholdError } from '../errors.js';
+import type { IdentityOperations } from '../identity/operations.js';
+import type { RequestInfo } from '../lifecycle/engine.js';
+import type { TokenClaims, TokenService } from './tokens.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The verified token of the caller; set by the route's access hook, null on anonymous routes. */
+    caller: TokenClaims | null;
+  }
+}
+
+/** A second way to be allowed, checked only when the caller lacks the capability. */
+export type Alternative = 'self' | 'group-manager';
+
+/** Throws KH_ERR_FORBIDDEN unless the claims carry `capability` or GLOBAL_ROOT. */
+export function demand(caller: TokenClaims, capability: Capability): void {
+  if (caller.caps.includes('GLOBAL_ROOT') || caller.caps.includes(capability)) return;
+  throw new KeyholdError('KH_ERR_FORBIDDEN', `this needs the ${capability} capability, which ${caller.sub} does not have`, { needed: capability });
+}
+
+/** The request's identity for the lifecycle engine and hook contexts. */
+export function requestInfo(request: FastifyRequest): RequestInfo {
+  return { requestId: request.id, caller: request.caller?.sub ?? null };
+}
+
+export class Access {
+  constructor(
+    private readonly tokens: TokenService,
+    private readonly identity: IdentityOperations,
+  ) {}
+
+  /** Verifies the bearer token and returns its claims; throws KH_ERR_UNAUTHENTICATED / KH_ERR_TOKEN_EXPIRED. */
+  async authenticate(request: FastifyRequest): Promise<TokenClaims> {
+    const header = request.headers.authorization;
+    const match = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!match) throw new KeyholdError('KH_ERR_UNAUTHENTICATED', 'this needs a token (Authorization: Bearer …); get one with `keyhold auth login` or POST /v1/auth/token');
+    return this.tokens.verify(match[1]!);
+  }
+
+  /** Route hook: any valid token. */
+  readonly token: onRequestAsyncHookHandler = async (request) => {
+    request.caller = await this.authenticate(request);
+  };
+
+  /** Route hook: a valid token carrying `capability`, or (when given) the alternative. */
+  need(capability: Capability, alternative?: Alternative): onRequestAsyncHookHandler {
+    return async (request) => {
+      const caller = await this.authenticate(request);
+      request.caller = caller;
+      if (alternative && !caller.caps.includes('GLOBAL_ROOT') && !caller.caps.includes(capability) && (await this.admits(alternative, caller, request))) return;
+      demand(caller, capability);
+    };
+  }
+
+  private async admits(alternative: Alternative, caller: TokenClaims, request: FastifyRequest): Promise<boolean> {
+    const params = request.params as Record<string, string | undefined>;
+    if (alternative === 'self') return params.id === caller.sub;
+    const name = params.name;
+    if (name === undefined) return false;
+    const group = await this.identity.groupInfo(name).catch(() => undefined);
+    if (!group?.managedBy) return false;
+    return (await this.identity.groupMembers(group.managedBy)).includes(caller.sub);
+  }
+}

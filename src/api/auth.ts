@@ -1,0 +1,72 @@
+// /v1/auth: the routes that need no token, because they are how one is obtained or checked.
+// Each runs AuthCheck (and its plugin hooks); an unknown id and a wrong secret fail alike.
+import type { FastifyInstance } from 'fastify';
+import { requestInfo } from './access.js';
+import type { RouteContext } from './entities.js';
+import * as s from './schemas.js';
+import type { TokenClaims, TokenService } from './tokens.js';
+
+type Credentials = { id: string; secret: string };
+
+function claimsView(claims: TokenClaims) {
+  return { sub: claims.sub, capabilities: claims.caps, expiresAt: new Date(claims.exp * 1000).toISOString(), issuedAt: new Date(claims.iat * 1000).toISOString() };
+}
+
+export function authRoutes(app: FastifyInstance, { identity, access, tokens }: RouteContext & { tokens: TokenService }): void {
+  const tags = ['auth'];
+
+  app.post<{ Body: Credentials }>(
+    '/v1/auth/token',
+    {
+      schema: {
+        tags,
+        summary: 'Log in: id + secret → a signed, short-lived token carrying the effective capabilities',
+        body: s.credentials,
+        response: s.responses({ 200: { type: 'object', properties: { token: { type: 'string' }, expiresAt: { type: 'string' }, id: { type: 'string' }, capabilities: { type: 'array', items: { type: 'string' } } } } }),
+      },
+    },
+    async (request) => {
+      const entity = await identity.authCheck(requestInfo(request), request.body.id, request.body.secret);
+      const capabilities = await identity.effectiveCapabilities(entity.id);
+      return { ...(await tokens.issue(entity.id, capabilities)), id: entity.id, capabilities };
+    },
+  );
+
+  app.post<{ Body: Credentials }>(
+    '/v1/auth/check',
+    { schema: { tags, summary: 'Check an id + secret without issuing a token', body: s.credentials, response: s.responses({ 200: { type: 'object', properties: { ok: { type: 'boolean' }, id: { type: 'string' } } } }) } },
+    async (request) => {
+      const entity = await identity.authCheck(requestInfo(request), request.body.id, request.body.secret);
+      return { ok: true, id: entity.id };
+    },
+  );
+
+  app.post<{ Body: { id: string; oldSecret: string; newSecret: string } }>(
+    '/v1/auth/change-secret',
+    { schema: { tags, summary: 'Self-service: change your own secret by proving the old one', body: s.changeSecretBody, response: s.responses({ 204: { type: 'null' } }) } },
+    async (request, reply) => {
+      const { id, oldSecret, newSecret } = request.body;
+      const entity = await identity.authCheck(requestInfo(request), id, oldSecret);
+      await identity.setSecret({ requestId: request.id, caller: entity.id }, entity.id, newSecret);
+      return reply.code(204).send();
+    },
+  );
+
+  app.post<{ Body: { token: string } }>(
+    '/v1/auth/validate',
+    { schema: { tags, summary: 'Validate a token and return what it says (401 when invalid or expired)', body: s.validateTokenBody, response: s.responses({ 200: s.claims }) } },
+    async (request) => claimsView(await tokens.verify(request.body.token)),
+  );
+
+  app.get(
+    '/v1/auth/whoami',
+    { onRequest: access.token, schema: { tags, summary: 'What the presented token says', response: s.responses({ 200: s.claims }) } },
+    async (request) => claimsView(request.caller!),
+  );
+
+  app.get(
+    '/v1/auth/jwks',
+    { schema: { tags, summary: 'The public key tokens are signed with (JWKS), for services that verify tokens themselves' } },
+    async () => ({ keys: [tokens.publicJwk] }),
+  );
+}

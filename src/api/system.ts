@@ -1,0 +1,84 @@
+// Operational routes: health (for load balancers and supervisors, no token), Prometheus
+// metrics, the OpenAPI document, server status, and the plugin control routes when a plugin
+// host is running.
+import type { FastifyInstance } from 'fastify';
+import type { Registry } from 'prom-client';
+import { isKeyholdError, KeyholdError } from '../errors.js';
+import { VERSION } from '../version.js';
+import type { Access } from './access.js';
+import * as s from './schemas.js';
+
+/** What the API needs from the plugin host. */
+export interface PluginControl {
+  status(): unknown[];
+  /** Loads the plugin set again; resolves with a report, rejects (keeping the old set) when the new one fails. */
+  reload(): Promise<unknown>;
+}
+
+export interface SystemContext {
+  access: Access;
+  metrics: Registry;
+  /** Resolves with the entity count when the store answers. */
+  storeCheck(): Promise<number>;
+  plugins?: PluginControl;
+}
+
+const startedAt = Date.now();
+
+export function systemRoutes(app: FastifyInstance, { access, metrics, storeCheck, plugins }: SystemContext): void {
+  const tags = ['system'];
+
+  app.get(
+    '/healthz',
+    { schema: { tags, summary: 'Liveness and store health (200 ok, 503 when the store does not answer), with plugin status', response: { 200: { type: 'object', additionalProperties: true }, 503: { type: 'object', additionalProperties: true } } } },
+    async (request, reply) => {
+      const pluginStatus = plugins ? { plugins: plugins.status() } : {};
+      try {
+        await storeCheck();
+        return { status: 'ok', store: 'ok', ...pluginStatus };
+      } catch (err) {
+        request.log.error({ err }, 'health check: the store does not answer');
+        return reply.code(503).send({ status: 'unavailable', store: 'failing', ...pluginStatus });
+      }
+    },
+  );
+
+  app.get('/metrics', { schema: { tags, summary: 'Prometheus metrics (text exposition format)' } }, async (_request, reply) => {
+    return reply.type(metrics.contentType).send(await metrics.metrics());
+  });
+
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  app.get(
+    '/v1/system/status',
+    {
+      onRequest: access.token,
+      schema: {
+        tags,
+        summary: 'Version, uptime, entity count and plugin status',
+        response: s.responses({ 200: { type: 'object', properties: { version: { type: 'string' }, uptimeSeconds: { type: 'integer' }, entities: { type: 'integer' }, plugins: { type: 'array', items: { type: 'object', additionalProperties: true } } } } }),
+      },
+    },
+    async () => ({ version: VERSION, uptimeSeconds: Math.floor((Date.now() - startedAt) / 1000), entities: await storeCheck(), plugins: plugins?.status() ?? [] }),
+  );
+
+  app.get(
+    '/v1/plugins',
+    { onRequest: access.token, schema: { tags: ['plugins'], summary: 'Loaded plugins and their state', response: s.responses({ 200: s.list('plugins', { type: 'object', additionalProperties: true }) }) } },
+    async () => ({ plugins: plugins?.status() ?? [] }),
+  );
+
+  app.post(
+    '/v1/plugins/reload',
+    { onRequest: access.need('GLOBAL_ROOT'), schema: { tags: ['plugins'], summary: 'Start the plugin set again; the old set stays when any new plugin fails to load', response: s.responses({ 200: { type: 'object', additionalProperties: true } }) } },
+    async () => {
+      if (!plugins) return { reloaded: false, reason: 'no plugin host is running' };
+      try {
+        return { reloaded: true, report: await plugins.reload() };
+      } catch (err) {
+        if (isKeyholdError(err)) throw err;
+        throw new KeyholdError('KH_ERR_PLUGIN_FAILED', `plugin reload failed, the previous plugins keep running: ${(err as Error).message}`);
+      }
+    },
+  );
+}
