@@ -1,0 +1,83 @@
+// The one HTTP client every CLI command uses: JSON in and out, the bearer token attached, and
+// every failure turned into a CliError that main.ts prints and maps to an exit code.
+export class CliError extends Error {
+  constructor(
+    message: string,
+    /** 1: refused or failed; 2: usage. */
+    readonly exitCode: 1 | 2 = 1,
+    /** The server's error body, when the server answered with one. */
+    readonly body?: { code: string; message: string; details?: Record<string, unknown> },
+  ) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
+
+/** A mistake in how the command was called (exit code 2). */
+export function usageError(message: string): CliError {
+  return new CliError(message, 2);
+}
+
+export class ApiClient {
+  constructor(
+    readonly server: string,
+    private readonly token: string | undefined,
+  ) {}
+
+  get<T>(path: string): Promise<T> {
+    return this.request<T>('GET', path);
+  }
+
+  post<T>(path: string, body?: unknown): Promise<T> {
+    return this.request<T>('POST', path, body);
+  }
+
+  patch<T>(path: string, body: unknown): Promise<T> {
+    return this.request<T>('PATCH', path, body);
+  }
+
+  put<T>(path: string, body?: unknown): Promise<T> {
+    return this.request<T>('PUT', path, body);
+  }
+
+  delete<T>(path: string): Promise<T> {
+    return this.request<T>('DELETE', path);
+  }
+
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    let response: Response;
+    try {
+      response = await fetch(new URL(path, this.server), { method, headers, ...(body !== undefined && { body: JSON.stringify(body) }) });
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      throw new CliError(`cannot reach the keyhold server at ${this.server} (${cause?.code ?? cause?.message ?? (err as Error).message}); is it running? Set --server or KEYHOLD_SERVER.`);
+    }
+    const text = await response.text();
+    const parsed = text === '' ? undefined : safeJson(text);
+    if (!response.ok) {
+      const error = parsed as { code?: unknown; message?: unknown } | undefined;
+      if (error && typeof error.code === 'string' && typeof error.message === 'string') {
+        const hint = error.code === 'KH_ERR_UNAUTHENTICATED' || error.code === 'KH_ERR_TOKEN_EXPIRED' ? ' (log in with `keyhold auth login ID`)' : '';
+        throw new CliError(`${error.message} [${error.code}]${hint}`, 1, parsed as CliError['body']);
+      }
+      throw new CliError(`the server answered ${response.status} ${response.statusText}`);
+    }
+    return parsed as T;
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Encodes an id or name for use as one path segment. */
+export function seg(value: string): string {
+  return encodeURIComponent(value);
+}

@@ -1,0 +1,102 @@
+// What every command needs: the client for --server (with the saved or KEYHOLD_TOKEN token),
+// whether --json was asked for, and output helpers that honour it.
+import type { Command } from 'commander';
+import type { Entity, Group } from 'keyhold-plugin-sdk';
+import { DEFAULT_SERVER_URL } from '../bootstrap.js';
+import { ApiClient } from './client.js';
+import { loadLogin } from './credentials.js';
+
+export interface GlobalOptions {
+  server: string;
+  json: boolean;
+}
+
+export class CommandContext {
+  readonly client: ApiClient;
+  readonly server: string;
+  readonly json: boolean;
+
+  constructor(command: Command) {
+    const { server, json } = command.optsWithGlobals<GlobalOptions>();
+    this.server = normaliseServer(server);
+    this.json = json;
+    this.client = new ApiClient(this.server, process.env.KEYHOLD_TOKEN || loadLogin(this.server)?.token);
+  }
+
+  /** Prints `value` as JSON with --json, otherwise runs `human`. */
+  print(value: unknown, human: () => void): void {
+    if (this.json) process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+    else human();
+  }
+
+  /** A one-line confirmation for people; with --json, `value` instead. */
+  done(message: string, value: unknown = { ok: true }): void {
+    this.print(value, () => line(message));
+  }
+}
+
+export function defaultServer(): string {
+  return process.env.KEYHOLD_SERVER || DEFAULT_SERVER_URL;
+}
+
+function normaliseServer(server: string): string {
+  return server.replace(/\/+$/, '');
+}
+
+export function line(text = ''): void {
+  process.stdout.write(`${text}\n`);
+}
+
+/** Left-aligned columns; `rows` under `headers`. */
+export function table(headers: string[], rows: string[][]): void {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const format = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
+  line(format(headers));
+  for (const row of rows) line(format(row));
+}
+
+/** "key: value" lines, skipping empty values. */
+export function fields(pairs: [string, string | number | boolean | readonly string[]][]): void {
+  const shown = pairs.filter(([, v]) => v !== '' && !(Array.isArray(v) && v.length === 0));
+  const width = Math.max(...shown.map(([k]) => k.length));
+  for (const [key, value] of shown) line(`${`${key}:`.padEnd(width + 1)} ${Array.isArray(value) ? value.join(', ') : String(value)}`);
+}
+
+function kvLines(kv: Record<string, { values: string[] }>): string[] {
+  return Object.entries(kv).map(([k, v]) => `${k}=${v.values.join(',')}`);
+}
+
+export function printEntity(entity: Entity): void {
+  const m = entity.meta;
+  fields([
+    ['id', entity.id],
+    ['number', entity.number],
+    ['display name', m.displayName],
+    ['legal name', m.legalName],
+    ['primary group', m.primaryGroup],
+    ['gecos', m.gecos],
+    ['home', m.home],
+    ['shell', m.shell],
+    ['graphical shell', m.graphicalShell],
+    ['badge number', m.badgeNumber],
+    ['locked', m.locked ? 'yes' : 'no'],
+    ['groups', m.groups],
+    ['capabilities', m.capabilities],
+    ['keys', m.keys.length ? `${m.keys.length} (keyhold entity keys ${entity.id})` : ''],
+    ['untyped meta', m.untypedMeta],
+    ['kv', kvLines(m.kv)],
+  ]);
+}
+
+export function printGroup(group: Group): void {
+  fields([
+    ['name', group.name],
+    ['number', group.number],
+    ['display name', group.displayName],
+    ['managed by', group.managedBy],
+    ['capabilities', group.capabilities],
+    ['expansions', group.expansions.map((e) => `${e.mode}:${e.group}`)],
+    ['untyped meta', group.untypedMeta],
+    ['kv', kvLines(group.kv)],
+  ]);
+}
