@@ -1,0 +1,60 @@
+// First start: an empty store gets a `root` entity holding GLOBAL_ROOT, so there is someone to
+// log in as. KEYHOLD_BOOTSTRAP=id:secret chooses both; otherwise the id is `root` and a random
+// secret is generated and printed once (to stdout, never to the log), with how to log in.
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { KeyholdError } from './errors.js';
+import type { IdentityOperations } from './identity/operations.js';
+
+export const BOOTSTRAP_ENV = 'KEYHOLD_BOOTSTRAP';
+export const DEFAULT_ROOT_ID = 'root';
+/** The URL the CLI talks to when not told otherwise. */
+export const DEFAULT_SERVER_URL = 'http://127.0.0.1:8470';
+
+export interface BootstrapOptions {
+  identity: IdentityOperations;
+  countEntities(): Promise<number>;
+  /** The KEYHOLD_BOOTSTRAP value, if set. */
+  credentials: string | undefined;
+  /** The server URL, for the login hint. */
+  url: string;
+  logger: Logger;
+  /** Where the generated secret is printed. */
+  print(text: string): void;
+}
+
+/** Creates the root entity when there are no entities; does nothing otherwise. */
+export async function bootstrapRoot({ identity, countEntities, credentials, url, logger, print }: BootstrapOptions): Promise<void> {
+  if ((await countEntities()) > 0) {
+    if (credentials) logger.info(`${BOOTSTRAP_ENV} is ignored: the store already has entities`);
+    return;
+  }
+  let id = DEFAULT_ROOT_ID;
+  let secret = randomBytes(24).toString('base64url');
+  if (credentials) {
+    const at = credentials.indexOf(':');
+    if (at < 1 || at === credentials.length - 1) throw new KeyholdError('KH_ERR_INVALID_INPUT', `${BOOTSTRAP_ENV} must be id:secret (both non-empty)`);
+    id = credentials.slice(0, at);
+    secret = credentials.slice(at + 1);
+  }
+  const info = { requestId: 'bootstrap', caller: null };
+  await identity.createEntity(info, { id, secret });
+  await identity.entityCapabilities(info, id, { action: 'add', value: 'GLOBAL_ROOT' });
+  logger.info({ entity: id }, 'bootstrap: created the first entity with GLOBAL_ROOT');
+  if (!credentials) {
+    const server = url === DEFAULT_SERVER_URL ? '' : ` --server ${url}`;
+    print(
+      [
+        '',
+        '  keyhold: first start, created the administrator entity.',
+        `    id:     ${id}`,
+        `    secret: ${secret}`,
+        '  This secret is shown only this once. Log in with:',
+        `    keyhold auth login ${id}${server}`,
+        `  (from this checkout, without installing the keyhold command: node dist/src/cli/main.js auth login ${id}${server})`,
+        `  then change it with: keyhold auth change-secret ${id}${server}`,
+        '',
+      ].join('\n'),
+    );
+  }
+}

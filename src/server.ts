@@ -1,0 +1,109 @@
+// The composition root: config → logger → store → lifecycle engine → identity → bootstrap →
+// plugin host → HTTP API. `startServer` returns a handle so tests can run a real server on
+// port 0 in-process; `keyhold serve` adds the signal handling (see installSignalHandlers).
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { buildApi } from './api/app.js';
+import { TokenService } from './api/tokens.js';
+import { BOOTSTRAP_ENV, bootstrapRoot } from './bootstrap.js';
+import { checkListenSafety, loadConfig, type KeyholdConfig } from './config.js';
+import { Identity } from './identity/identity.js';
+import { LifecycleEngine } from './lifecycle/engine.js';
+import { NO_PLUGINS } from './lifecycle/dispatcher.js';
+import { createLogger } from './logging.js';
+import { SqliteStore } from './store/sqlite/sqlite-store.js';
+
+export const DATABASE_FILE = 'keyhold.sqlite';
+
+export interface StartOptions {
+  /** --config; otherwise KEYHOLD_CONFIG or ./keyhold.yaml. */
+  configFile?: string;
+  /** Defaults to process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** Where relative paths resolve; defaults to the working directory. */
+  cwd?: string;
+  /** A logger to use instead of one built from the config (tests). */
+  logger?: Logger;
+  /** Where the one-time bootstrap secret is printed; defaults to stdout. */
+  print?(text: string): void;
+}
+
+export interface ServerHandle {
+  url: string;
+  config: KeyholdConfig;
+  logger: Logger;
+  /** Stops accepting requests, waits for those in flight, stops plugins and closes the store. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+function urlOf(config: KeyholdConfig, port: number): string {
+  const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
+  return `${config.tls ? 'https' : 'http'}://${host}:${port}`;
+}
+
+export async function startServer(options: StartOptions = {}): Promise<ServerHandle> {
+  const env = options.env ?? process.env;
+  const config = loadConfig({ ...(options.configFile !== undefined && { file: options.configFile }), env, ...(options.cwd !== undefined && { cwd: options.cwd }) });
+  const logger = options.logger ?? createLogger({ level: config.logLevel });
+  const insecureWarning = checkListenSafety(config);
+  if (insecureWarning) logger.warn(insecureWarning);
+  const tls = config.tls ? { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) } : undefined;
+
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const store = SqliteStore.open(join(config.dataDir, DATABASE_FILE));
+  const cleanups: (() => Promise<void>)[] = [() => store.close()];
+  const closeAll = async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch((err: unknown) => logger.error({ err }, 'error while shutting down'));
+    cleanups.length = 0;
+  };
+  try {
+    const engine = new LifecycleEngine(store, NO_PLUGINS);
+    const identity = new Identity(store, engine, { hash: config.hash });
+    const tokens = await TokenService.open(config.dataDir, config.tokenTtlMs);
+    const metrics = new Registry();
+    collectDefaultMetrics({ register: metrics, prefix: 'keyhold_' });
+
+    const app = await buildApi({
+      identity,
+      tokens,
+      logger,
+      metrics,
+      bodyLimitBytes: config.bodyLimitBytes,
+      storeCheck: () => store.reader.countEntities(),
+      ...(tls && { tls }),
+    });
+    cleanups.push(() => app.close());
+    await app.listen({ host: config.listen.host, port: config.listen.port });
+    const address = app.server.address();
+    const url = urlOf(config, typeof address === 'object' && address ? address.port : config.listen.port);
+
+    // Bootstrap runs before plugins load: the first administrator must not depend on site policy.
+    await bootstrapRoot({ identity, countEntities: () => store.reader.countEntities(), credentials: env[BOOTSTRAP_ENV], url, logger, print: options.print ?? ((text) => process.stdout.write(`${text}\n`)) });
+    logger.info({ url, dataDir: config.dataDir, config: config.file ?? '(defaults)' }, `keyhold listening on ${url}`);
+    return { url, config, logger, close: closeAll };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+
+/** SIGINT/SIGTERM: graceful shutdown, then exit; a second signal exits at once. */
+export function installSignalHandlers(handle: ServerHandle): void {
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    handle.logger.info({ signal }, 'shutting down');
+    handle.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        handle.logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
