@@ -1,25 +1,12 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { fakeEntity } from 'keyhold-plugin-sdk/testing';
 import { scaffoldPlugin } from '../../src/cli/plugin-scaffold.js';
 import { startPluginChild } from '../../src/testing/plugin-child.js';
-
-const repo = (path: string) => fileURLToPath(new URL(`../../../${path}`, import.meta.url));
-
-/** What `npm install` would put in node_modules, as links into this checkout (no registry needed). */
-async function linkDependencies(project: string): Promise<void> {
-  await mkdir(join(project, 'node_modules/@types'), { recursive: true });
-  await mkdir(join(project, 'node_modules/.bin'));
-  await symlink(repo('sdk'), join(project, 'node_modules/keyhold-plugin-sdk'));
-  await symlink(repo('node_modules/typescript'), join(project, 'node_modules/typescript'));
-  await symlink(repo('node_modules/@types/node'), join(project, 'node_modules/@types/node'));
-  await symlink('../typescript/bin/tsc', join(project, 'node_modules/.bin/tsc'));
-}
+import { npm, scaffoldLinked } from '../support/plugin-projects.js';
 
 describe('keyhold plugin new (scaffoldPlugin)', () => {
   let dir: string;
@@ -29,14 +16,11 @@ describe('keyhold plugin new (scaffoldPlugin)', () => {
   after(() => rm(dir, { recursive: true, force: true }));
 
   it('writes a project that builds, passes its own tests and loads through the host', async () => {
-    const project = join(dir, 'shell-default');
-    const written = await scaffoldPlugin(project, 'shell-default', { sdk: `file:${repo('sdk')}` });
-    assert.deepEqual(written.sort(), ['.gitignore', 'README.md', 'package.json', 'src/shell-default.test.ts', 'src/shell-default.ts', 'tsconfig.json']);
-    await linkDependencies(project);
+    const project = await scaffoldLinked(dir, 'shell-default');
+    assert.deepEqual((await readdir(join(project, 'src'))).sort(), ['shell-default.test.ts', 'shell-default.ts']);
+    assert.deepEqual((await readdir(project)).sort(), ['.gitignore', 'README.md', 'node_modules', 'package.json', 'src', 'tsconfig.json']);
 
-    // Without NODE_TEST_CONTEXT, which would make the project's own runner report to ours instead of printing.
-    const { NODE_TEST_CONTEXT: _context, ...env } = process.env;
-    const test = spawnSync('npm', ['test'], { cwd: project, env, encoding: 'utf8', timeout: 120_000 });
+    const test = npm(project, 'test');
     assert.equal(test.status, 0, `npm test failed:\n${test.stdout}\n${test.stderr}`);
     assert.match(test.stdout, /# pass 3/);
 

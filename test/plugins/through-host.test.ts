@@ -1,17 +1,16 @@
 // The plugins as real children of the real host code (src/testing/plugin-child.ts).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import { fakeEntity } from 'keyhold-plugin-sdk/testing';
 import { isKeyholdError } from '../../src/errors.js';
 import { startPluginChild, type PluginChild } from '../../src/testing/plugin-child.js';
+import { repoPath } from '../support/plugin-projects.js';
 
-const repo = (path: string) => fileURLToPath(new URL(`../../../${path}`, import.meta.url));
-const PYTHON_DENY = repo('examples/python-deny/python-deny');
-const FAIL2LOCK = repo('examples/fail2lock/dist/fail2lock.js');
-const PASSWORD_POLICY = repo('dist/plugins/src/password-policy.js');
-const WEBHOOK = repo('dist/plugins/src/webhook.js');
+const PYTHON_DENY = repoPath('examples/python-deny/python-deny');
+const FAIL2LOCK = repoPath('examples/fail2lock/dist/fail2lock.js');
+const PASSWORD_POLICY = repoPath('dist/plugins/src/password-policy.js');
+const WEBHOOK = repoPath('dist/plugins/src/webhook.js');
 
 /** Children started by a test, stopped after it even when an assertion failed. */
 const started: PluginChild[] = [];

@@ -1,0 +1,31 @@
+// Plugin projects and files for tests: paths in this checkout, and a scaffolded project whose
+// dependencies are links into the checkout (what `npm install` would give, without a registry).
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { mkdir, symlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { scaffoldPlugin } from '../../src/cli/plugin-scaffold.js';
+
+/** A path in the repository (this file runs from dist/test/support/). */
+export function repoPath(path: string): string {
+  return fileURLToPath(new URL(`../../../${path}`, import.meta.url));
+}
+
+/** Scaffolds plugin `name` into `dir`/`name` with its dependencies linked; returns the project directory. */
+export async function scaffoldLinked(dir: string, name: string): Promise<string> {
+  const project = join(dir, name);
+  await scaffoldPlugin(project, name, { sdk: `file:${repoPath('sdk')}` });
+  await mkdir(join(project, 'node_modules/@types'), { recursive: true });
+  await mkdir(join(project, 'node_modules/.bin'));
+  await symlink(repoPath('sdk'), join(project, 'node_modules/keyhold-plugin-sdk'));
+  await symlink(repoPath('node_modules/typescript'), join(project, 'node_modules/typescript'));
+  await symlink(repoPath('node_modules/@types/node'), join(project, 'node_modules/@types/node'));
+  await symlink('../typescript/bin/tsc', join(project, 'node_modules/.bin/tsc'));
+  return project;
+}
+
+/** Runs `npm <args>` in `project`, outside our test runner's context (NODE_TEST_CONTEXT would make a nested runner report to ours instead of printing). */
+export function npm(project: string, ...args: string[]): SpawnSyncReturns<string> {
+  const { NODE_TEST_CONTEXT: _context, ...env } = process.env;
+  return spawnSync('npm', args, { cwd: project, env, encoding: 'utf8', timeout: 120_000 });
+}
