@@ -1,0 +1,276 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { parseEntity, parseGroup, type Entity } from 'keyhold-plugin-sdk';
+import { MIGRATIONS } from '../../src/store/sqlite/migrations.js';
+import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import { rejectsWith } from '../support/identity-harness.js';
+
+const entity = (id: string, fields: { number?: number; displayName?: string; legalName?: string } = {}): Entity =>
+  parseEntity({ id, number: fields.number ?? 0, meta: { displayName: fields.displayName ?? '', legalName: fields.legalName ?? '' } });
+
+let dir: string;
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'keyhold-store-test-'));
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('SqliteStore: schema and file', () => {
+  it('creates a WAL database at the latest schema version and keeps data across reopen', async () => {
+    const file = join(dir, 'reopen.sqlite');
+    const store = SqliteStore.open(file);
+    await store.write((tx) => tx.insertEntity(entity('alice', { displayName: 'Alice' })));
+    await store.close();
+
+    const raw = new Database(file, { readonly: true });
+    assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
+    assert.equal(raw.pragma('user_version', { simple: true }), MIGRATIONS.length);
+    raw.close();
+
+    const again = SqliteStore.open(file);
+    assert.equal((await again.reader.getEntity('alice'))?.meta.displayName, 'Alice');
+    await again.close();
+  });
+
+  it('refuses a database whose schema is newer than this keyhold', () => {
+    const file = join(dir, 'newer.sqlite');
+    const raw = new Database(file);
+    raw.pragma(`user_version = ${MIGRATIONS.length + 1}`);
+    raw.close();
+    assert.throws(() => SqliteStore.open(file), /schema version 2, newer than this keyhold knows \(1\)/);
+  });
+});
+
+describe('SqliteStore: entities', () => {
+  let store: SqliteStore;
+  before(() => {
+    store = SqliteStore.open(':memory:');
+  });
+  after(() => store.close());
+
+  it('round-trips every field, the secret hash included, and fills groups from memberships', async () => {
+    const full = parseEntity({
+      id: 'roundtrip',
+      secret: '$argon2id$fake',
+      meta: {
+        displayName: 'R T',
+        legalName: 'Round Trip',
+        shell: '/bin/zsh',
+        locked: true,
+        capabilities: ['LOCK_ENTITY', 'CREATE_GROUP'],
+        keys: ['ssh-ed25519 AAAA x'],
+        untypedMeta: ['a:1', 'b:2'],
+        kv: { phone: { values: ['1', '2'] } },
+      },
+    });
+    await store.write(async (tx) => {
+      await tx.insertEntity(full);
+      await tx.insertGroup(parseGroup({ name: 'zeta' }));
+      await tx.insertGroup(parseGroup({ name: 'alpha' }));
+      await tx.addMembership('roundtrip', 'zeta');
+      await tx.addMembership('roundtrip', 'alpha');
+    });
+    const back = await store.reader.getEntity('roundtrip');
+    assert.ok(back);
+    assert.deepEqual(back, { ...full, number: back.number, meta: { ...full.meta, groups: ['alpha', 'zeta'] } });
+  });
+
+  it('numbers automatically from the highest number in use', async () => {
+    const [a, b, c] = await store.write(async (tx) => [await tx.insertEntity(entity('n1')), await tx.insertEntity(entity('n2', { number: 500 })), await tx.insertEntity(entity('n3'))]);
+    assert.equal(b!.number, 500);
+    assert.equal(c!.number, 501);
+    assert.ok(a!.number > 0 && a!.number < 500);
+  });
+
+  it('maps duplicate ids and numbers to their codes and writes nothing', async () => {
+    await store.write((tx) => tx.insertEntity(entity('dup', { number: 9000 })));
+    await rejectsWith(
+      store.write((tx) => tx.insertEntity(entity('dup'))),
+      'KH_ERR_ENTITY_EXISTS',
+    );
+    await rejectsWith(
+      store.write((tx) => tx.insertEntity(entity('other', { number: 9000 }))),
+      'KH_ERR_NUMBER_TAKEN',
+    );
+    assert.equal(await store.reader.getEntity('other'), undefined);
+  });
+
+  it('updates, and deletes with memberships; missing rows are not-found errors', async () => {
+    await store.write(async (tx) => {
+      await tx.insertEntity(entity('upd'));
+      await tx.insertGroup(parseGroup({ name: 'upd-group' }));
+      await tx.addMembership('upd', 'upd-group');
+    });
+    const current = (await store.reader.getEntity('upd'))!;
+    await store.write((tx) => tx.updateEntity({ ...current, secret: 'h', meta: { ...current.meta, displayName: 'Updated' } }));
+    assert.equal((await store.reader.getEntity('upd'))?.meta.displayName, 'Updated');
+    assert.equal((await store.reader.getEntity('upd'))?.secret, 'h');
+    await store.write((tx) => tx.deleteEntity('upd'));
+    assert.equal(await store.reader.getEntity('upd'), undefined);
+    assert.deepEqual(await store.reader.directMembers('upd-group'), []);
+    await rejectsWith(
+      store.write((tx) => tx.updateEntity(current)),
+      'KH_ERR_ENTITY_NOT_FOUND',
+    );
+    await rejectsWith(
+      store.write((tx) => tx.deleteEntity('upd')),
+      'KH_ERR_ENTITY_NOT_FOUND',
+    );
+    await rejectsWith(
+      store.write((tx) => tx.removeMembership('n1', 'upd-group')),
+      'KH_ERR_NOT_A_MEMBER',
+    );
+  });
+
+  it('searches id, display and legal name case-insensitively, literally, in pages', async () => {
+    await store.write(async (tx) => {
+      await tx.insertEntity(entity('s-ann', { displayName: 'Ann Smith' }));
+      await tx.insertEntity(entity('s-bob', { legalName: 'Robert SMITHSON' }));
+      await tx.insertEntity(entity('s-cat', { displayName: '100% cat' }));
+      await tx.insertEntity(entity('s_dog'));
+    });
+    const ids = async (text: string, extra: { limit?: number; after?: string } = {}) => (await store.reader.searchEntities({ text, ...extra })).map((e) => e.id);
+    assert.deepEqual(await ids('smith'), ['s-ann', 's-bob']);
+    assert.deepEqual(await ids('%'), ['s-cat']);
+    assert.deepEqual(await ids('s_'), ['s_dog']);
+    assert.deepEqual(await ids('s-', { limit: 2 }), ['s-ann', 's-bob']);
+    assert.deepEqual(await ids('s-', { after: 's-bob' }), ['s-cat']);
+    assert.ok((await store.reader.countEntities()) >= 4);
+  });
+});
+
+describe('SqliteStore: groups', () => {
+  let store: SqliteStore;
+  before(() => {
+    store = SqliteStore.open(':memory:');
+  });
+  after(() => store.close());
+
+  it('keeps expansions in order, answers who expands and who manages a group, and enforces names and numbers', async () => {
+    await store.write(async (tx) => {
+      await tx.insertGroup(parseGroup({ name: 'staff', number: 100 }));
+      await tx.insertGroup(parseGroup({ name: 'contractors' }));
+      await tx.insertGroup(
+        parseGroup({
+          name: 'everyone',
+          managedBy: 'staff',
+          expansions: [
+            { mode: 'INCLUDE', group: 'staff' },
+            { mode: 'EXCLUDE', group: 'contractors' },
+          ],
+          kv: { k: { values: ['v'] } },
+        }),
+      );
+    });
+    const everyone = await store.reader.getGroup('everyone');
+    assert.deepEqual(everyone?.expansions, [
+      { mode: 'INCLUDE', group: 'staff' },
+      { mode: 'EXCLUDE', group: 'contractors' },
+    ]);
+    assert.equal(everyone?.managedBy, 'staff');
+    assert.deepEqual(everyone?.kv, { k: { values: ['v'] } });
+    assert.equal((await store.reader.getGroup('contractors'))?.number, 101);
+    assert.deepEqual(await store.reader.groupsExpanding('staff'), ['everyone']);
+    assert.deepEqual(await store.reader.groupsManagedBy('staff'), ['everyone']);
+    await rejectsWith(
+      store.write((tx) => tx.insertGroup(parseGroup({ name: 'staff' }))),
+      'KH_ERR_GROUP_EXISTS',
+    );
+    await rejectsWith(
+      store.write((tx) => tx.insertGroup(parseGroup({ name: 'new', number: 100 }))),
+      'KH_ERR_NUMBER_TAKEN',
+    );
+  });
+
+  it('refuses in the database to delete a group others expand or are managed by, naming them', async () => {
+    const err = await rejectsWith(
+      store.write((tx) => tx.deleteGroup('staff')),
+      'KH_ERR_GROUP_IN_USE',
+      /everyone/,
+    );
+    assert.deepEqual(err.details, { groups: ['everyone'] });
+    assert.ok(await store.reader.getGroup('staff'));
+    await store.write(async (tx) => {
+      await tx.insertGroup(parseGroup({ name: 'self-managed', managedBy: 'self-managed' }));
+      await tx.deleteGroup('self-managed');
+      await tx.deleteGroup('everyone');
+      await tx.deleteGroup('staff');
+    });
+    assert.deepEqual(await store.reader.groupsExpanding('contractors'), []);
+  });
+
+  it('replaces expansions on update', async () => {
+    await store.write(async (tx) => {
+      await tx.insertGroup(parseGroup({ name: 'a' }));
+      await tx.insertGroup(parseGroup({ name: 'b', expansions: [{ mode: 'INCLUDE', group: 'a' }] }));
+      await tx.updateGroup(parseGroup({ name: 'b', displayName: 'B', expansions: [{ mode: 'EXCLUDE', group: 'contractors' }] }));
+    });
+    const b = await store.reader.getGroup('b');
+    assert.equal(b?.displayName, 'B');
+    assert.deepEqual(b?.expansions, [{ mode: 'EXCLUDE', group: 'contractors' }]);
+    assert.deepEqual(await store.reader.groupsExpanding('a'), []);
+  });
+});
+
+describe('SqliteStore: transactions', () => {
+  let store: SqliteStore;
+  before(() => {
+    store = SqliteStore.open(':memory:');
+  });
+  after(() => store.close());
+
+  it('rolls back everything when the work rejects', async () => {
+    await assert.rejects(
+      store.write(async (tx) => {
+        await tx.insertEntity(entity('rolled-back'));
+        throw new Error('abort');
+      }),
+      /abort/,
+    );
+    assert.equal(await store.reader.getEntity('rolled-back'), undefined);
+    assert.equal(await store.reader.countEntities(), 0);
+  });
+
+  it('reads committed data only on the reader, the transaction own writes inside it', async () => {
+    await store.write(async (tx) => {
+      await tx.insertEntity(entity('pending'));
+      assert.ok(await tx.getEntity('pending'));
+      assert.equal(await store.reader.getEntity('pending'), undefined);
+      // A write queued now must not start (and see or disturb this one) before it commits.
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(await store.reader.getEntity('pending'), undefined);
+    });
+    assert.ok(await store.reader.getEntity('pending'));
+  });
+
+  it('runs writes one at a time, in the order asked, even when they await in between', async () => {
+    const events: string[] = [];
+    const slow = (name: string, ticks: number) =>
+      store.write(async (tx) => {
+        events.push(`${name} start`);
+        for (let i = 0; i < ticks; i++) await new Promise((resolve) => setImmediate(resolve));
+        await tx.insertEntity(entity(name));
+        events.push(`${name} end`);
+      });
+    const failing = store.write(async () => {
+      events.push('failing start');
+      throw new Error('fails');
+    });
+    // w1 awaits several turns of the event loop mid-transaction: unserialised, w2 and w3 would start inside it.
+    await Promise.all([failing.catch(() => undefined), slow('w1', 5), slow('w2', 1), slow('w3', 0)]);
+    assert.deepEqual(events, ['failing start', 'w1 start', 'w1 end', 'w2 start', 'w2 end', 'w3 start', 'w3 end']);
+    assert.deepEqual((await store.reader.searchEntities({ text: 'w' })).map((e) => e.id), ['w1', 'w2', 'w3']);
+  });
+
+  it('refuses a transaction object used after its transaction ended', async () => {
+    let leaked: Parameters<Parameters<SqliteStore['write']>[0]>[0] | undefined;
+    await store.write(async (tx) => {
+      leaked = tx;
+    });
+    await assert.rejects(leaked!.insertEntity(entity('late')), /used after it ended/);
+    assert.equal(await store.reader.getEntity('late'), undefined);
+  });
+});
