@@ -1,0 +1,179 @@
+// The plugins inside a real server: startServer on 127.0.0.1 port 0, with fail2lock,
+// password-policy, audit-log and the Python plugin deployed in its plugin directory as an
+// operator would (symlinks), driven over the HTTP API.
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, it } from 'node:test';
+import { pino } from 'pino';
+import YAML from 'yaml';
+import { startServer, type ServerHandle } from '../../src/server.js';
+import { npm, repoPath, scaffoldLinked } from '../support/plugin-projects.js';
+
+const ROOT_SECRET = 'Root-Secret-for-tests-2026';
+const FAIL2LOCK_INTERVAL_MS = 2000;
+
+interface Reply {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+/** Polls `check` every 100 ms until it returns true, failing after `limitMs`. */
+async function eventually(what: string, check: () => Promise<boolean>, limitMs = 10_000): Promise<void> {
+  const until = Date.now() + limitMs;
+  while (!(await check())) {
+    if (Date.now() > until) assert.fail(`${what}: not within ${limitMs} ms`);
+    await sleep(100);
+  }
+}
+
+describe('plugins in a running server', () => {
+  let dir: string;
+  let pluginDir: string;
+  let auditFile: string;
+  let server: ServerHandle | undefined;
+  let token: string;
+  const logs: Record<string, unknown>[] = [];
+
+  async function api(method: string, path: string, body?: unknown): Promise<Reply> {
+    const response = await fetch(`${server!.url}${path}`, {
+      method,
+      headers: { ...(body !== undefined && { 'content-type': 'application/json' }), ...(token && { authorization: `Bearer ${token}` }) },
+      ...(body !== undefined && { body: JSON.stringify(body) }),
+    });
+    const text = await response.text();
+    return { status: response.status, body: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>) };
+  }
+
+  const authCheck = (id: string, secret: string) => api('POST', '/v1/auth/check', { id, secret });
+  const auditLines = async () => (await readFile(auditFile, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+
+  async function createEntity(id: string, secret: string): Promise<void> {
+    const created = await api('POST', '/v1/entities', { id, secret });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+  }
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'keyhold-e2e-plugins-'));
+    pluginDir = join(dir, 'plugins');
+    auditFile = join(dir, 'audit.jsonl');
+    await mkdir(pluginDir);
+    const deployed: [string, string][] = [
+      ['fail2lock', 'examples/fail2lock/dist/fail2lock.js'],
+      ['password-policy', 'dist/plugins/src/password-policy.js'],
+      ['audit-log', 'dist/plugins/src/audit-log.js'],
+      ['python-deny', 'examples/python-deny/python-deny'],
+    ];
+    for (const [name, file] of deployed) await symlink(repoPath(file), join(pluginDir, name));
+    const config = {
+      listen: { host: '127.0.0.1', port: 0 },
+      dataDir: join(dir, 'data'),
+      plugins: {
+        directory: pluginDir,
+        plugins: {
+          fail2lock: { config: { allowedFails: 3, interval: FAIL2LOCK_INTERVAL_MS } },
+          'audit-log': { order: 1000, config: { file: auditFile } },
+          'python-deny': { config: { deny: ['admin'] } },
+        },
+      },
+    };
+    await writeFile(join(dir, 'keyhold.yaml'), YAML.stringify(config));
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        logs.push(JSON.parse(chunk.toString('utf8')) as Record<string, unknown>);
+        done();
+      },
+    });
+    server = await startServer({ cwd: dir, env: { KEYHOLD_BOOTSTRAP: `root:${ROOT_SECRET}` }, logger: pino({ level: 'info' }, sink), print: () => undefined });
+    const login = await api('POST', '/v1/auth/token', { id: 'root', secret: ROOT_SECRET });
+    assert.equal(login.status, 200, JSON.stringify(login.body));
+    token = login.body.token as string;
+  });
+
+  after(async () => {
+    await server?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('fail2lock: 3 wrong secrets lock out the 4th attempt, RESET and the interval let it in, a success clears the count', async () => {
+    await createEntity('alice', 'Alice-Right-Secret-1');
+    for (let i = 0; i < 3; i++) assert.equal((await authCheck('alice', 'wrong')).status, 401);
+    const refused = await authCheck('alice', 'Alice-Right-Secret-1');
+    assert.equal(refused.status, 403);
+    assert.equal(refused.body.code, 'KH_ERR_ENTITY_LOCKED');
+    assert.ok(logs.some((r) => r.plugin === 'fail2lock' && r.entity === 'alice' && r.fails === 3 && r.allowed === 3), 'the warning names the entity and the counts');
+
+    const reset = await api('POST', '/v1/entities/alice/untyped-meta', { action: 'upsert', key: 'fail2lock', value: 'RESET' });
+    assert.equal(reset.status, 200, JSON.stringify(reset.body));
+    assert.equal((await authCheck('alice', 'Alice-Right-Secret-1')).status, 200);
+    const info = await api('GET', '/v1/entities/alice');
+    assert.deepEqual((info.body.meta as { untypedMeta: string[] }).untypedMeta, [], 'fail2lock:RESET was consumed');
+
+    for (let i = 0; i < 3; i++) assert.equal((await authCheck('alice', 'wrong')).status, 401);
+    assert.equal((await authCheck('alice', 'Alice-Right-Secret-1')).status, 403);
+    // Refused attempts are not counted, so polling with the right secret does not extend the lock.
+    await eventually('accepted once the failures are older than the interval', async () => (await authCheck('alice', 'Alice-Right-Secret-1')).status === 200);
+
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 2; i++) assert.equal((await authCheck('alice', 'wrong')).status, 401);
+      assert.equal((await authCheck('alice', 'Alice-Right-Secret-1')).status, 200, 'a success clears the count');
+    }
+  });
+
+  it('password-policy: a weak secret is vetoed with what to fix, and nothing is written', async () => {
+    await createEntity('bob', 'Bob-Initial-Secret-1');
+    const vetoed = await api('PUT', '/v1/entities/bob/secret', { secret: 'bob2026' });
+    assert.equal(vetoed.status, 422);
+    assert.equal(vetoed.body.code, 'KH_ERR_PLUGIN_VETO');
+    assert.match(vetoed.body.message as string, /plugin "password-policy" refused the request in preSecretChange: the new secret is too weak: use at least 12 characters/);
+    assert.equal((await authCheck('bob', 'bob2026')).status, 401);
+    assert.equal((await authCheck('bob', 'Bob-Initial-Secret-1')).status, 200);
+    assert.equal((await api('PUT', '/v1/entities/bob/secret', { secret: 'Glass-Tortoise-41' })).status, 204);
+    assert.equal((await authCheck('bob', 'Glass-Tortoise-41')).status, 200);
+  });
+
+  it('audit-log: one line per accepted change, none for a vetoed request, never a secret', async () => {
+    await createEntity('carol', 'Carol-Initial-Secret-1');
+    const before = (await auditLines()).length;
+
+    const updated = await api('PATCH', '/v1/entities/carol', { displayName: 'Carol Ann' });
+    assert.equal(updated.status, 200, JSON.stringify(updated.body));
+    const lines = await auditLines();
+    assert.equal(lines.length, before + 1);
+    assert.deepEqual(
+      { hook: lines.at(-1)!.hook, entity: lines.at(-1)!.entity, caller: lines.at(-1)!.caller, operation: typeof lines.at(-1)!.operation, requestId: typeof lines.at(-1)!.requestId },
+      { hook: 'postEntityUpdate', entity: 'carol', caller: 'root', operation: 'string', requestId: 'string' },
+    );
+
+    assert.equal((await api('PUT', '/v1/entities/carol/secret', { secret: 'weak' })).status, 422, 'vetoed by password-policy');
+    assert.equal((await api('POST', '/v1/entities', { id: 'admin' })).status, 422, 'vetoed by python-deny');
+    assert.equal((await auditLines()).length, before + 1);
+
+    assert.equal((await api('PUT', '/v1/entities/carol/secret', { secret: 'Amber-Walrus-Secret-9' })).status, 204);
+    assert.equal((await auditLines()).at(-1)!.hook, 'postSecretChange');
+    assert.doesNotMatch(await readFile(auditFile, 'utf8'), /Carol-Initial-Secret-1|Amber-Walrus-Secret-9|Alice-Right-Secret-1/);
+  });
+
+  it("python-deny: the Python plugin's veto reaches the client and its $/log record the server log", async () => {
+    const vetoed = await api('POST', '/v1/entities', { id: 'admin' });
+    assert.equal(vetoed.body.code, 'KH_ERR_PLUGIN_VETO');
+    assert.match(vetoed.body.message as string, /plugin "python-deny" refused the request in preEntityCreate: the id "admin" is reserved/);
+    assert.ok(logs.some((r) => r.plugin === 'python-deny' && r.msg === 'refusing to create a denied id' && r.entity === 'admin'));
+  });
+
+  it('a scaffolded plugin, built and dropped into the plugin directory, loads into the running server', async () => {
+    const project = await scaffoldLinked(dir, 'shell-default');
+    const build = npm(project, 'run', 'build');
+    assert.equal(build.status, 0, `${build.stdout}\n${build.stderr}`);
+    await symlink(join(project, 'dist/shell-default.js'), join(pluginDir, 'shell-default'));
+    const reload = await api('POST', '/v1/plugins/reload');
+    assert.equal(reload.status, 200, JSON.stringify(reload.body));
+
+    const created = await api('POST', '/v1/entities', { id: 'dave' });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    assert.equal((created.body.meta as { shell: string }).shell, '/bin/sh');
+  });
+});
