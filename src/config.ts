@@ -126,13 +126,6 @@ const SETTINGS: SettingsTree = {
   bodyLimit: { env: 'KEYHOLD_BODY_LIMIT', default: '64kb', parse: size, fromEnv: asNumber },
 };
 
-/** The environment variables the settings read, for docs and `--help`. */
-export function settingEnvironmentVariables(tree: SettingsTree = SETTINGS, prefix = ''): { path: string; env: string; default: unknown }[] {
-  return Object.entries(tree).flatMap(([key, node]) =>
-    isSetting(node) ? (node.env ? [{ path: prefix + key, env: node.env, default: node.default }] : []) : settingEnvironmentVariables(node, `${prefix}${key}.`),
-  );
-}
-
 function isMapping(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }

@@ -9,11 +9,13 @@ import { buildApi } from './api/app.js';
 import { TokenService } from './api/tokens.js';
 import { BOOTSTRAP_ENV, bootstrapRoot } from './bootstrap.js';
 import { checkListenSafety, loadConfig, type KeyholdConfig } from './config.js';
+import { PluginHost } from './host/host.js';
 import { Identity } from './identity/identity.js';
 import { LifecycleEngine } from './lifecycle/engine.js';
 import { NO_PLUGINS } from './lifecycle/dispatcher.js';
 import { createLogger } from './logging.js';
 import { SqliteStore } from './store/sqlite/sqlite-store.js';
+import { VERSION } from './version.js';
 
 export const DATABASE_FILE = 'keyhold.sqlite';
 
@@ -34,6 +36,8 @@ export interface ServerHandle {
   url: string;
   config: KeyholdConfig;
   logger: Logger;
+  /** Loads the plugin set again (SIGHUP, POST /v1/plugins/reload); the old set stays when the new one fails. */
+  reloadPlugins: PluginHost['reload'];
   /** Stops accepting requests, waits for those in flight, stops plugins and closes the store. Safe to call twice. */
   close(): Promise<void>;
 }
@@ -64,6 +68,9 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
     const tokens = await TokenService.open(config.dataDir, config.tokenTtlMs);
     const metrics = new Registry();
     collectDefaultMetrics({ register: metrics, prefix: 'keyhold_' });
+    const plugins = new PluginHost({ settings: config.plugins, logger, registry: metrics, hostVersion: VERSION, onSwap: (dispatcher) => engine.setDispatcher(dispatcher) });
+    // Cleanups run in reverse: the HTTP server closes (waiting for requests in flight) before the plugins stop.
+    cleanups.push(() => plugins.stop());
 
     const app = await buildApi({
       identity,
@@ -72,6 +79,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
       metrics,
       bodyLimitBytes: config.bodyLimitBytes,
       storeCheck: () => store.reader.countEntities(),
+      plugins,
       ...(tls && { tls }),
     });
     cleanups.push(() => app.close());
@@ -81,15 +89,16 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
 
     // Bootstrap runs before plugins load: the first administrator must not depend on site policy.
     await bootstrapRoot({ identity, countEntities: () => store.reader.countEntities(), credentials: env[BOOTSTRAP_ENV], url, logger, print: options.print ?? ((text) => process.stdout.write(`${text}\n`)) });
+    await plugins.start();
     logger.info({ url, dataDir: config.dataDir, config: config.file ?? '(defaults)' }, `keyhold listening on ${url}`);
-    return { url, config, logger, close: closeAll };
+    return { url, config, logger, reloadPlugins: (settings) => plugins.reload(settings), close: closeAll };
   } catch (err) {
     await closeAll();
     throw err;
   }
 }
 
-/** SIGINT/SIGTERM: graceful shutdown, then exit; a second signal exits at once. */
+/** SIGINT/SIGTERM: graceful shutdown, then exit (a second signal exits at once); SIGHUP: reload the plugins. */
 export function installSignalHandlers(handle: ServerHandle): void {
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
@@ -106,4 +115,9 @@ export function installSignalHandlers(handle: ServerHandle): void {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  process.on('SIGHUP', () => {
+    handle.logger.info('SIGHUP: reloading plugins');
+    // The outcome is logged by the plugin host.
+    handle.reloadPlugins().catch((err: unknown) => handle.logger.error({ err }, 'plugin reload failed'));
+  });
 }

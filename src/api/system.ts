@@ -3,17 +3,14 @@
 // host is running.
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
-import { isKeyholdError, KeyholdError } from '../errors.js';
+import type { PluginHost } from '../host/host.js';
+import { KeyholdError } from '../errors.js';
 import { VERSION } from '../version.js';
 import type { Access } from './access.js';
 import * as s from './schemas.js';
 
 /** What the API needs from the plugin host. */
-export interface PluginControl {
-  status(): unknown[];
-  /** Loads the plugin set again; resolves with a report, rejects (keeping the old set) when the new one fails. */
-  reload(): Promise<unknown>;
-}
+export type PluginControl = Pick<PluginHost, 'status' | 'reload'>;
 
 export interface SystemContext {
   access: Access;
@@ -32,14 +29,17 @@ export function systemRoutes(app: FastifyInstance, { access, metrics, storeCheck
     '/healthz',
     { schema: { tags, summary: 'Liveness and store health (200 ok, 503 when the store does not answer), with plugin status', response: { 200: { type: 'object', additionalProperties: true }, 503: { type: 'object', additionalProperties: true } } } },
     async (request, reply) => {
-      const pluginStatus = plugins ? { plugins: plugins.status() } : {};
+      const pluginStates = plugins?.status();
+      const pluginPart = pluginStates ? { plugins: pluginStates } : {};
       try {
         await storeCheck();
-        return { status: 'ok', store: 'ok', ...pluginStatus };
       } catch (err) {
         request.log.error({ err }, 'health check: the store does not answer');
-        return reply.code(503).send({ status: 'unavailable', store: 'failing', ...pluginStatus });
+        return reply.code(503).send({ status: 'unavailable', store: 'failing', ...pluginPart });
       }
+      // A plugin that is down fails only the requests that need it: the server stays in service, degraded.
+      const degraded = pluginStates?.some((p) => p.state !== 'ready') ?? false;
+      return { status: degraded ? 'degraded' : 'ok', store: 'ok', ...pluginPart };
     },
   );
 
@@ -72,13 +72,13 @@ export function systemRoutes(app: FastifyInstance, { access, metrics, storeCheck
     '/v1/plugins/reload',
     { onRequest: access.need('GLOBAL_ROOT'), schema: { tags: ['plugins'], summary: 'Start the plugin set again; the old set stays when any new plugin fails to load', response: s.responses({ 200: { type: 'object', additionalProperties: true } }) } },
     async () => {
-      if (!plugins) return { reloaded: false, reason: 'no plugin host is running' };
-      try {
-        return { reloaded: true, report: await plugins.reload() };
-      } catch (err) {
-        if (isKeyholdError(err)) throw err;
-        throw new KeyholdError('KH_ERR_PLUGIN_FAILED', `plugin reload failed, the previous plugins keep running: ${(err as Error).message}`);
+      if (!plugins) return { swapped: false, failures: [], plugins: [] };
+      const result = await plugins.reload();
+      if (!result.swapped) {
+        const reasons = result.failures.map((f) => `${f.name}: ${f.reason}`).join('; ');
+        throw new KeyholdError('KH_ERR_PLUGIN_FAILED', `plugin reload failed, the previous plugins keep serving: ${reasons}`, { failures: result.failures, plugins: result.plugins });
       }
+      return result;
     },
   );
 }

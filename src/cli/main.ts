@@ -2,8 +2,6 @@
 // `keyhold`: the server (`serve`) and the client commands that speak to its API.
 // Exit codes: 0 ok, 1 refused or failed, 2 usage (including a bad configuration for serve).
 import { Command, CommanderError } from 'commander';
-import { ConfigError, settingEnvironmentVariables } from '../config.js';
-import { installSignalHandlers, startServer } from '../server.js';
 import { VERSION } from '../version.js';
 import { authCommands } from './auth-commands.js';
 import { CliError } from './client.js';
@@ -16,15 +14,22 @@ import { systemCommands } from './system-commands.js';
 let serving = false;
 
 function serveCommand(): Command {
-  const variables = settingEnvironmentVariables().map(({ path, env, default: value }) => `  ${env.padEnd(26)} ${path} (default ${JSON.stringify(value)})`);
   return new Command('serve')
-    .description('run the keyhold server (settings: keyhold.yaml, then KEYHOLD_* variables; see docs/configuration.md)')
+    .description('run the keyhold server (settings: keyhold.yaml, then KEYHOLD_* variables; every one is listed in docs/configuration.md)')
     .option('--config <file>', 'settings file (default: KEYHOLD_CONFIG, or ./keyhold.yaml when present)')
     .addHelpText(
       'after',
-      ['', 'Environment:', '  KEYHOLD_CONFIG             the settings file', '  KEYHOLD_LISTEN             host:port', ...variables, '  KEYHOLD_PLUGIN_DIR         plugins.directory (default "plugins")', '  KEYHOLD_BOOTSTRAP          id:secret of the first administrator (first start only)'].join('\n'),
+      `
+Often used environment variables:
+  KEYHOLD_LISTEN=host:port    where to listen (default 127.0.0.1:8470)
+  KEYHOLD_DATA_DIR=dir        database and token signing key (default ./data)
+  KEYHOLD_LOG_LEVEL=level     trace, debug, info, warn, error, fatal, silent (default info)
+  KEYHOLD_BOOTSTRAP=id:secret the first administrator, on the first start only
+                              (otherwise root with a random secret, printed once)`,
     )
     .action(async (options: { config?: string }) => {
+      // Loaded here so that client commands do not pay for the server's modules at every run.
+      const [{ installSignalHandlers, startServer }, { ConfigError }] = await Promise.all([import('../server.js'), import('../config.js')]);
       try {
         installSignalHandlers(await startServer({ ...(options.config !== undefined && { configFile: options.config }) }));
         serving = true;

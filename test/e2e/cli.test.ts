@@ -1,0 +1,118 @@
+// End to end: the real `keyhold` binary (child processes) against a real server process,
+// through the whole life of an entity, then a restart on the same data directory.
+import assert from 'node:assert/strict';
+import { rmSync, statSync } from 'node:fs';
+import { after, describe, it } from 'node:test';
+import { credentialsPath } from '../../src/cli/credentials.js';
+import { killChildren, runCli, serverEnv, startServerProcess, tempDir, type CliResult } from '../support/keyhold.js';
+
+const dirs: string[] = [];
+function dir(prefix: string): string {
+  const d = tempDir(prefix);
+  dirs.push(d);
+  return d;
+}
+
+after(() => {
+  killChildren();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+function expectCode(result: CliResult, code: number, what: string): CliResult {
+  assert.equal(result.code, code, `${what}: exit ${result.code}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`);
+  return result;
+}
+
+describe('keyhold CLI against a server process', () => {
+  it('bootstraps, manages entities and groups, enforces capabilities and keeps everything across a restart', async () => {
+    const dataDir = dir('e2e-data');
+    const env = serverEnv(dataDir);
+    let server = await startServerProcess({ ...env, KEYHOLD_BOOTSTRAP: 'root:root-secret-1' });
+    assert.doesNotMatch(server.stdout(), /shown only this once/, 'a bootstrap from KEYHOLD_BOOTSTRAP prints no secret');
+
+    const rootHome = dir('e2e-root');
+    const asRoot = (args: string[], stdin = '') => runCli(args, { KEYHOLD_SERVER: server.url, XDG_CONFIG_HOME: rootHome }, stdin);
+    const aliceHome = dir('e2e-alice');
+    const asAlice = (args: string[], stdin = '') => runCli(args, { KEYHOLD_SERVER: server.url, XDG_CONFIG_HOME: aliceHome }, stdin);
+
+    expectCode(await asRoot(['auth', 'login', 'root', '--secret-stdin'], 'wrong\n'), 1, 'login with a wrong secret');
+    const loggedIn = expectCode(await asRoot(['auth', 'login', 'root', '--secret-stdin'], 'root-secret-1\n'), 0, 'root login');
+    assert.match(loggedIn.stdout, /logged in .* as root/);
+    assert.equal(statSync(credentialsPath({ XDG_CONFIG_HOME: rootHome })).mode & 0o777, 0o600, 'the saved token is readable by its owner only');
+
+    expectCode(await asRoot(['entity', 'create', 'alice', '--display-name', 'Alice Example']), 0, 'create alice');
+    expectCode(await asRoot(['entity', 'set-secret', 'alice', '--secret-stdin'], 'alice-secret\n'), 0, 'set secret');
+
+    expectCode(await asRoot(['auth', 'check', 'alice', '--secret-stdin'], 'alice-secret\n'), 0, 'check with the right secret');
+    const wrong = expectCode(await asRoot(['auth', 'check', 'alice', '--secret-stdin'], 'nope\n'), 1, 'check with a wrong secret');
+    assert.match(wrong.stderr, /KH_ERR_AUTH_FAILED/);
+
+    expectCode(await asRoot(['entity', 'lock', 'alice']), 0, 'lock');
+    const locked = expectCode(await asRoot(['auth', 'check', 'alice', '--secret-stdin'], 'alice-secret\n'), 1, 'check while locked');
+    assert.match(locked.stderr, /KH_ERR_ENTITY_LOCKED/);
+    expectCode(await asRoot(['entity', 'unlock', 'alice']), 0, 'unlock');
+    expectCode(await asRoot(['auth', 'check', 'alice', '--secret-stdin'], 'alice-secret\n'), 0, 'check after unlock');
+
+    // Before joining a group, alice may not create entities.
+    expectCode(await asAlice(['auth', 'login', 'alice', '--secret-stdin'], 'alice-secret\n'), 0, 'alice login');
+    const refused = expectCode(await asAlice(['entity', 'create', 'bob']), 1, 'alice creates without the capability');
+    assert.match(refused.stderr, /KH_ERR_FORBIDDEN/);
+
+    expectCode(await asRoot(['group', 'create', 'creators', '--display-name', 'Entity creators']), 0, 'create group');
+    expectCode(await asRoot(['group', 'caps', 'creators', 'add', 'CREATE_ENTITY']), 0, 'group capability');
+    expectCode(await asRoot(['group', 'add-member', 'creators', 'alice']), 0, 'add member');
+    const members = expectCode(await asRoot(['--json', 'group', 'members', 'creators']), 0, 'members');
+    assert.deepEqual(JSON.parse(members.stdout), ['alice']);
+
+    // Capabilities are in the token: alice logs in again to get the group's.
+    expectCode(await asAlice(['auth', 'login', 'alice', '--secret-stdin'], 'alice-secret\n'), 0, 'alice login again');
+    const caps = expectCode(await asAlice(['entity', 'caps', 'alice', '--json']), 0, 'effective caps');
+    assert.deepEqual(JSON.parse(caps.stdout).effective, ['CREATE_ENTITY']);
+    expectCode(await asAlice(['entity', 'create', 'bob']), 0, 'alice creates bob through the group capability');
+    expectCode(await asAlice(['group', 'create', 'nope']), 1, 'alice still may not create groups');
+    expectCode(await asRoot(['entity', 'create', 'carol']), 0, 'create carol');
+
+    expectCode(await asRoot(['entity', 'destroy', 'bob']), 0, 'destroy bob');
+    const gone = expectCode(await asRoot(['entity', 'info', 'bob']), 1, 'bob is gone');
+    assert.match(gone.stderr, /KH_ERR_ENTITY_NOT_FOUND/);
+
+    // Usage errors exit 2; help exits 0.
+    expectCode(await asRoot(['entity', 'caps', 'alice', 'add', 'NOT_A_CAPABILITY']), 2, 'unknown capability');
+    expectCode(await asRoot(['no-such-command']), 2, 'unknown command');
+    expectCode(await asRoot(['entity', 'set-secret', 'alice']), 2, 'no terminal and no --secret-stdin');
+    assert.match(expectCode(await asRoot(['entity', '--help']), 0, 'help').stdout, /set-secret/);
+
+    assert.equal(await server.stop(), 0, 'SIGTERM shuts the server down cleanly');
+
+    // The same port, so that the login saved for this server URL applies (and shows the signing key persisted).
+    server = await startServerProcess({ ...env, KEYHOLD_PORT: new URL(server.url).port });
+    const status = JSON.parse(expectCode(await asRoot(['--json', 'system', 'status']), 0, 'status after restart with the saved token').stdout);
+    assert.equal(status.entities, 3);
+    const alice = JSON.parse(expectCode(await asRoot(['--json', 'entity', 'info', 'alice']), 0, 'alice after restart').stdout);
+    assert.equal(alice.meta.displayName, 'Alice Example');
+    assert.deepEqual(alice.meta.groups, ['creators']);
+    assert.equal(alice.secret, undefined, 'the secret hash is never sent');
+    const group = JSON.parse(expectCode(await asRoot(['--json', 'group', 'info', 'creators']), 0, 'group after restart').stdout);
+    assert.deepEqual(group.capabilities, ['CREATE_ENTITY']);
+    expectCode(await asRoot(['auth', 'check', 'alice', '--secret-stdin'], 'alice-secret\n'), 0, 'alice secret after restart');
+    expectCode(await asRoot(['entity', 'info', 'bob']), 1, 'bob still gone');
+    const search = JSON.parse(expectCode(await asRoot(['--json', 'entity', 'search']), 0, 'search').stdout);
+    assert.deepEqual(search.map((e: { id: string }) => e.id), ['alice', 'carol', 'root']);
+    assert.equal(await server.stop(), 0);
+  });
+
+  it('prints a generated root secret once, on the first start only', async () => {
+    const dataDir = dir('e2e-boot');
+    const env = serverEnv(dataDir);
+    let server = await startServerProcess(env);
+    const secret = /secret: (\S+)/.exec(server.stdout())?.[1];
+    assert.ok(secret && secret.length >= 32, 'a strong secret is printed');
+    assert.match(server.stdout(), /keyhold auth login root/);
+    const home = dir('e2e-boot-home');
+    expectCode(await runCli(['auth', 'login', 'root', '--secret-stdin'], { KEYHOLD_SERVER: server.url, XDG_CONFIG_HOME: home }, `${secret}\n`), 0, 'login with the printed secret');
+    await server.stop();
+    server = await startServerProcess(env);
+    assert.doesNotMatch(server.stdout(), /secret:/);
+    await server.stop();
+  });
+});

@@ -1,0 +1,180 @@
+// Real keyhold servers and CLI runs for the API and end-to-end tests: servers on 127.0.0.1
+// port 0 (in-process, or as a child process found ready by its "listening" log line), fast
+// hash parameters, throwaway data and config directories, and every child killed at the end.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { importPKCS8, SignJWT } from 'jose';
+import { pino } from 'pino';
+import { SIGNING_KEY_FILE } from '../../src/api/tokens.js';
+import { startServer, type ServerHandle } from '../../src/server.js';
+
+export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+/** Environment for a test server: loopback, any free port, cheap hashing, no plugins. */
+export function serverEnv(dataDir: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return {
+    KEYHOLD_HOST: '127.0.0.1',
+    KEYHOLD_PORT: '0',
+    KEYHOLD_DATA_DIR: dataDir,
+    KEYHOLD_HASH_MEMORY_COST: '256',
+    KEYHOLD_HASH_TIME_COST: '1',
+    KEYHOLD_PLUGIN_DIR: join(dataDir, 'no-plugins'),
+    KEYHOLD_LOG_LEVEL: 'warn',
+    ...extra,
+  };
+}
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), `keyhold-${prefix}-`));
+}
+
+export interface TestServer {
+  url: string;
+  dataDir: string;
+  close(): Promise<void>;
+}
+
+/** An in-process server on a fresh data directory, bootstrapped with root:`rootSecret`. */
+export async function startTestServer(rootSecret: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<TestServer> {
+  const dataDir = tempDir('api');
+  let handle: ServerHandle;
+  try {
+    handle = await startServer({ env: serverEnv(dataDir, { KEYHOLD_BOOTSTRAP: `root:${rootSecret}`, ...extraEnv }), logger: pino({ level: 'silent' }) });
+  } catch (err) {
+    rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  }
+  return {
+    url: handle.url,
+    dataDir,
+    close: async () => {
+      await handle.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+const children = new Set<ChildProcess>();
+
+/** Kills every child a test started that is still running. */
+export function killChildren(): void {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  children.clear();
+}
+
+export interface ServerProcess {
+  url: string;
+  child: ChildProcess;
+  /** Everything the server wrote to stdout (log lines and the bootstrap notice). */
+  stdout(): string;
+  /** SIGTERM, then waits for the exit code. */
+  stop(): Promise<number | null>;
+}
+
+/** `keyhold serve` as a child process; resolves once its "listening" log line names the URL. */
+export function startServerProcess(env: NodeJS.ProcessEnv, timeoutMs = 15_000): Promise<ServerProcess> {
+  const child = spawn(process.execPath, [CLI, 'serve'], { env: { PATH: process.env.PATH, ...env, KEYHOLD_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  let output = '';
+  let errors = '';
+  child.stderr!.on('data', (chunk: Buffer) => (errors += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`the server did not become ready in ${timeoutMs} ms:\n${output}${errors}`));
+    }, timeoutMs);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`the server exited with ${code} before it was ready:\n${output}${errors}`));
+    });
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      output += `${line}\n`;
+      const url = /"msg":"keyhold listening on (https?:\/\/[^"]+)"/.exec(line)?.[1];
+      if (!url) return;
+      clearTimeout(timer);
+      resolve({
+        url,
+        child,
+        stdout: () => output,
+        stop: async () => {
+          child.kill('SIGTERM');
+          const code = await exited;
+          children.delete(child);
+          return code;
+        },
+      });
+    });
+  });
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real `keyhold` CLI with `args`, feeding `stdin`, in the given environment. */
+export function runCli(args: string[], env: NodeJS.ProcessEnv, stdin = ''): Promise<CliResult> {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  children.add(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stdin!.end(stdin);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`keyhold ${args.join(' ')} did not finish in time`));
+    }, 20_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      children.delete(child);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** A token signed with the server's own key but carrying whatever claims the test wants (e.g. already expired). */
+export async function forgeToken(dataDir: string, claims: { sub: string; caps: string[]; iat: number; exp: number }): Promise<string> {
+  const key = await importPKCS8(readFileSync(join(dataDir, SIGNING_KEY_FILE), 'utf8'), 'EdDSA');
+  return new SignJWT({ caps: claims.caps }).setProtectedHeader({ alg: 'EdDSA', typ: 'JWT' }).setIssuer('keyhold').setSubject(claims.sub).setIssuedAt(claims.iat).setExpirationTime(claims.exp).sign(key);
+}
+
+export interface ApiResponse {
+  status: number;
+  body: any;
+  text: string;
+}
+
+/** One HTTP request; `body` is sent as JSON unless it is already a string (raw, for malformed input). */
+export async function call(url: string, method: string, path: string, options: { token?: string; body?: unknown; headers?: Record<string, string> } = {}): Promise<ApiResponse> {
+  const headers: Record<string, string> = { ...options.headers };
+  if (options.token) headers.authorization = `Bearer ${options.token}`;
+  let body: string | undefined;
+  if (options.body !== undefined) {
+    body = typeof options.body === 'string' ? options.body : JSON.stringify(options.body);
+    headers['content-type'] ??= 'application/json';
+  }
+  const response = await fetch(url + path, { method, headers, ...(body !== undefined && { body }) });
+  const text = await response.text();
+  let parsed: unknown;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  return { status: response.status, body: parsed, text };
+}
+
+/** Logs in over the API and returns the token. */
+export async function login(url: string, id: string, secret: string): Promise<string> {
+  const response = await call(url, 'POST', '/v1/auth/token', { body: { id, secret } });
+  if (response.status !== 200) throw new Error(`login of ${id} failed: ${response.status} ${response.text}`);
+  return response.body.token as string;
+}
