@@ -1,46 +1,12 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { implementedHooks, Veto, type JsonObject } from 'keyhold-plugin-sdk';
 import { fakeEntity, PluginHarness } from 'keyhold-plugin-sdk/testing';
 import { Webhook } from '../../plugins/src/webhook.js';
-
-type Handler = (body: JsonObject, res: ServerResponse) => void;
-
-/** A loopback HTTP service whose answer each test sets; it keeps the bodies it received. */
-class Service {
-  handler: Handler = (_body, res) => res.end();
-  readonly received: JsonObject[] = [];
-  private readonly server: Server = createServer((req: IncomingMessage, res) => {
-    let text = '';
-    req.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
-    req.on('end', () => {
-      const body = JSON.parse(text) as JsonObject;
-      this.received.push(body);
-      this.handler(body, res);
-    });
-  });
-
-  async listen(): Promise<string> {
-    this.server.listen(0, '127.0.0.1');
-    await once(this.server, 'listening');
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/hook`;
-  }
-
-  close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
-  }
-}
-
-function reply(res: ServerResponse, status: number, body?: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json' }).end(body === undefined ? undefined : JSON.stringify(body));
-}
+import { HttpService, reply } from '../support/http-service.js';
 
 describe('webhook', () => {
-  const service = new Service();
+  const service = new HttpService();
   let url: string;
   before(async () => {
     url = await service.listen();
@@ -116,7 +82,7 @@ describe('webhook', () => {
   });
 
   it('gives up after its retries when nothing listens', async () => {
-    const closed = new Service();
+    const closed = new HttpService();
     const deadUrl = await closed.listen();
     await closed.close();
     const h = await PluginHarness.start(new Webhook(), { config: { url: deadUrl, hooks: ['preEntityCreate'], retries: 2, retryBaseInterval: '1ms' } });
