@@ -81,7 +81,7 @@ export async function resolveGroupsOf(reader: StoreReader, direct: readonly stri
 
 /**
  * Refuses expansions of `group` that name itself, name a target twice, name a group that does
- * not exist or would close a cycle (a target that already reaches `group` through expansions).
+ * not exist, or would close a cycle (a target that already reaches `group` through expansions).
  */
 export async function checkExpansions(reader: StoreReader, group: Group): Promise<void> {
   const seen = new Set<string>();
@@ -91,6 +91,7 @@ export async function checkExpansions(reader: StoreReader, group: Group): Promis
     seen.add(e.group);
   }
   const graph = new GroupGraph(reader);
+  for (const e of group.expansions) await graph.get(e.group);
   // Walks down from each target over the stored graph; meeting `group` closes a cycle.
   const reaches = expansionFold<string[] | undefined>(graph, (g, included, excluded) => {
     if (g.name === group.name) return [g.name];

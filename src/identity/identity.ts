@@ -178,7 +178,6 @@ async function loadGroup(reader: StoreReader, name: string): Promise<Group> {
 /** The data checks every stored group passes: managedBy names a group (or itself), expansions are sound. */
 async function checkGroup(tx: StoreTransaction, group: Group): Promise<void> {
   if (group.managedBy !== '' && group.managedBy !== group.name) await loadGroup(tx, group.managedBy);
-  for (const e of group.expansions) await loadGroup(tx, e.group);
   await checkExpansions(tx, group);
 }
 
@@ -239,17 +238,17 @@ export class Identity implements IdentityOperations {
     return (await this.store.reader.searchEntities(query)).map(withoutSecret);
   }
 
-  updateEntityMeta(info: RequestInfo, id: string, patch: EntityMetaPatch): Promise<Entity> {
+  async updateEntityMeta(info: RequestInfo, id: string, patch: EntityMetaPatch): Promise<Entity> {
     checkPatch(patch, ENTITY_META_FIELDS);
     return this.changeEntity(info, 'EntityUpdate', 'entity.update-meta', id, { patch }, (e) => ({ ...e, meta: { ...e.meta, ...patch } }));
   }
 
-  entityUntypedMeta(info: RequestInfo, id: string, change: UntypedMetaChange): Promise<Entity> {
+  async entityUntypedMeta(info: RequestInfo, id: string, change: UntypedMetaChange): Promise<Entity> {
     checkUntypedChange(change);
     return this.changeEntity(info, 'EntityUpdate', 'entity.untyped-meta', id, { change }, (e) => ({ ...e, meta: { ...e.meta, untypedMeta: applyUntyped(e.meta.untypedMeta, change) } }));
   }
 
-  entityKv(info: RequestInfo, id: string, change: KvChange): Promise<Entity> {
+  async entityKv(info: RequestInfo, id: string, change: KvChange): Promise<Entity> {
     checkKvChange(change);
     return this.changeEntity(info, 'EntityUpdate', 'entity.kv', id, { change }, (e) => ({ ...e, meta: { ...e.meta, kv: applyKv(e.meta.kv, change) } }));
   }
@@ -258,21 +257,21 @@ export class Identity implements IdentityOperations {
     return kvValue((await loadEntity(this.store.reader, id)).meta.kv, key);
   }
 
-  entityKeys(info: RequestInfo, id: string, change: SetChange<string>): Promise<Entity> {
+  async entityKeys(info: RequestInfo, id: string, change: SetChange<string>): Promise<Entity> {
     if (typeof change.value !== 'string' || change.value.trim() === '' || /\p{Cc}/u.test(change.value)) throw invalidInput('a key must be a non-empty line of text');
     return this.changeEntity(info, 'EntityUpdate', 'entity.keys', id, { change }, (e) => ({ ...e, meta: { ...e.meta, keys: applySet(e.meta.keys, change) } }));
   }
 
-  entityCapabilities(info: RequestInfo, id: string, change: SetChange<Capability>): Promise<Entity> {
+  async entityCapabilities(info: RequestInfo, id: string, change: SetChange<Capability>): Promise<Entity> {
     checkCapability(change.value);
     return this.changeEntity(info, 'EntityUpdate', 'entity.capabilities', id, { change }, (e) => ({ ...e, meta: { ...e.meta, capabilities: applySet(e.meta.capabilities, change) } }));
   }
 
-  lockEntity(info: RequestInfo, id: string): Promise<Entity> {
+  async lockEntity(info: RequestInfo, id: string): Promise<Entity> {
     return this.changeEntity(info, 'EntityLock', 'entity.lock', id, {}, (e) => ({ ...e, meta: { ...e.meta, locked: true } }));
   }
 
-  unlockEntity(info: RequestInfo, id: string): Promise<Entity> {
+  async unlockEntity(info: RequestInfo, id: string): Promise<Entity> {
     return this.changeEntity(info, 'EntityUnlock', 'entity.unlock', id, {}, (e) => ({ ...e, meta: { ...e.meta, locked: false } }));
   }
 
@@ -347,7 +346,7 @@ export class Identity implements IdentityOperations {
 
   // Groups
 
-  createGroup(info: RequestInfo, input: CreateGroupInput): Promise<Group> {
+  async createGroup(info: RequestInfo, input: CreateGroupInput): Promise<Group> {
     checkName('group name', input.name);
     checkNumber(input.number);
     if (input.managedBy) checkName('group name', input.managedBy);
@@ -370,7 +369,7 @@ export class Identity implements IdentityOperations {
     );
   }
 
-  groupInfo(name: string): Promise<Group> {
+  async groupInfo(name: string): Promise<Group> {
     return loadGroup(this.store.reader, name);
   }
 
@@ -378,17 +377,17 @@ export class Identity implements IdentityOperations {
     return this.store.reader.searchGroups(query);
   }
 
-  updateGroup(info: RequestInfo, name: string, patch: GroupPatch): Promise<Group> {
+  async updateGroup(info: RequestInfo, name: string, patch: GroupPatch): Promise<Group> {
     checkPatch(patch, ['displayName', 'managedBy']);
     return this.changeGroup(info, 'group.update', name, { patch }, (g) => ({ ...g, ...patch }));
   }
 
-  groupUntypedMeta(info: RequestInfo, name: string, change: UntypedMetaChange): Promise<Group> {
+  async groupUntypedMeta(info: RequestInfo, name: string, change: UntypedMetaChange): Promise<Group> {
     checkUntypedChange(change);
     return this.changeGroup(info, 'group.untyped-meta', name, { change }, (g) => ({ ...g, untypedMeta: applyUntyped(g.untypedMeta, change) }));
   }
 
-  groupKv(info: RequestInfo, name: string, change: KvChange): Promise<Group> {
+  async groupKv(info: RequestInfo, name: string, change: KvChange): Promise<Group> {
     checkKvChange(change);
     return this.changeGroup(info, 'group.kv', name, { change }, (g) => ({ ...g, kv: applyKv(g.kv, change) }));
   }
@@ -397,12 +396,12 @@ export class Identity implements IdentityOperations {
     return kvValue((await loadGroup(this.store.reader, name)).kv, key);
   }
 
-  groupCapabilities(info: RequestInfo, name: string, change: SetChange<Capability>): Promise<Group> {
+  async groupCapabilities(info: RequestInfo, name: string, change: SetChange<Capability>): Promise<Group> {
     checkCapability(change.value);
     return this.changeGroup(info, 'group.capabilities', name, { change }, (g) => ({ ...g, capabilities: applySet(g.capabilities, change) }));
   }
 
-  groupExpansions(info: RequestInfo, name: string, change: SetChange<Expansion>): Promise<Group> {
+  async groupExpansions(info: RequestInfo, name: string, change: SetChange<Expansion>): Promise<Group> {
     checkExpansionShape(change.value);
     const { mode, group: target } = change.value;
     return this.changeGroup(info, 'group.expansions', name, { change }, (g) => {
@@ -414,7 +413,7 @@ export class Identity implements IdentityOperations {
     });
   }
 
-  addMember(info: RequestInfo, group: string, entityId: string): Promise<Entity> {
+  async addMember(info: RequestInfo, group: string, entityId: string): Promise<Entity> {
     return this.changeMembership(info, 'MembershipAdd', group, entityId, async (tx, entity) => {
       if (entity.meta.groups.includes(group)) throw new KeyholdError('KH_ERR_ALREADY_MEMBER', `"${entityId}" is already a direct member of "${group}"`);
       await tx.addMembership(entityId, group);
@@ -422,7 +421,7 @@ export class Identity implements IdentityOperations {
     });
   }
 
-  removeMember(info: RequestInfo, group: string, entityId: string): Promise<Entity> {
+  async removeMember(info: RequestInfo, group: string, entityId: string): Promise<Entity> {
     return this.changeMembership(info, 'MembershipRemove', group, entityId, async (tx, entity) => {
       if (!entity.meta.groups.includes(group)) throw new KeyholdError('KH_ERR_NOT_A_MEMBER', `"${entityId}" is not a direct member of "${group}"`);
       await tx.removeMembership(entityId, group);
