@@ -57,11 +57,12 @@ function mapConstraintError(err: unknown): unknown {
   return err;
 }
 
-function sqlite<T>(run: () => T): T {
+/** Runs synchronous better-sqlite3 work as the interface's promise: errors reject (mapped), never throw. */
+function settle<T>(run: () => T): Promise<T> {
   try {
-    return run();
+    return Promise.resolve(run());
   } catch (err) {
-    throw mapConstraintError(err);
+    return Promise.reject(mapConstraintError(err));
   }
 }
 
@@ -88,7 +89,7 @@ class SqliteReader implements StoreReader {
 
   /** Runs several statements on one snapshot (a read transaction, or a savepoint inside a write one). */
   protected consistent<T>(read: () => T): Promise<T> {
-    return Promise.resolve(this.db.transaction(read)());
+    return settle(() => this.db.transaction(read)());
   }
 
   getEntity(id: string): Promise<Entity | undefined> {
@@ -116,7 +117,7 @@ class SqliteReader implements StoreReader {
   }
 
   countEntities(): Promise<number> {
-    return Promise.resolve(this.db.prepare<[], { n: number }>('SELECT count(*) AS n FROM entities').get()!.n);
+    return settle(() => this.db.prepare<[], { n: number }>('SELECT count(*) AS n FROM entities').get()!.n);
   }
 
   getGroup(name: string): Promise<Group | undefined> {
@@ -142,15 +143,15 @@ class SqliteReader implements StoreReader {
   }
 
   directMembers(group: string): Promise<string[]> {
-    return Promise.resolve(this.names('SELECT entity_id AS name FROM memberships WHERE group_name = ? ORDER BY entity_id', group));
+    return settle(() => this.names('SELECT entity_id AS name FROM memberships WHERE group_name = ? ORDER BY entity_id', group));
   }
 
   groupsExpanding(group: string): Promise<string[]> {
-    return Promise.resolve(this.expanding(group));
+    return settle(() => this.expanding(group));
   }
 
   groupsManagedBy(group: string): Promise<string[]> {
-    return Promise.resolve(this.managed(group));
+    return settle(() => this.managed(group));
   }
 
   protected expanding(group: string): string[] {
@@ -193,21 +194,19 @@ class SqliteTransaction extends SqliteReader implements StoreTransaction {
   }
 
   insertEntity(entity: Entity): Promise<Entity> {
-    return Promise.resolve(
-      sqlite(() => {
-        const db = this.writable();
-        const number = numberFor(db, 'entities', entity.number);
-        db.prepare('INSERT INTO entities (id, number, secret, display_name, legal_name, data) VALUES (?, ?, ?, ?, ?, ?)').run(
-          entity.id,
-          number,
-          entity.secret,
-          entity.meta.displayName,
-          entity.meta.legalName,
-          entityData(entity),
-        );
-        return { ...entity, number, meta: { ...entity.meta, groups: [] } };
-      }),
-    );
+    return settle(() => {
+      const db = this.writable();
+      const number = numberFor(db, 'entities', entity.number);
+      db.prepare('INSERT INTO entities (id, number, secret, display_name, legal_name, data) VALUES (?, ?, ?, ?, ?, ?)').run(
+        entity.id,
+        number,
+        entity.secret,
+        entity.meta.displayName,
+        entity.meta.legalName,
+        entityData(entity),
+      );
+      return { ...entity, number, meta: { ...entity.meta, groups: [] } };
+    });
   }
 
   updateEntity(entity: Entity): Promise<void> {
@@ -223,34 +222,30 @@ class SqliteTransaction extends SqliteReader implements StoreTransaction {
   }
 
   insertGroup(group: Group): Promise<Group> {
-    return Promise.resolve(
-      sqlite(() => {
-        const db = this.writable();
-        const number = numberFor(db, 'groups', group.number);
-        db.prepare('INSERT INTO groups (name, number, display_name, managed_by, data) VALUES (?, ?, ?, ?, ?)').run(
-          group.name,
-          number,
-          group.displayName,
-          group.managedBy || null,
-          groupData(group),
-        );
-        this.writeExpansions(group);
-        return { ...group, number };
-      }),
-    );
+    return settle(() => {
+      const db = this.writable();
+      const number = numberFor(db, 'groups', group.number);
+      db.prepare('INSERT INTO groups (name, number, display_name, managed_by, data) VALUES (?, ?, ?, ?, ?)').run(
+        group.name,
+        number,
+        group.displayName,
+        group.managedBy || null,
+        groupData(group),
+      );
+      this.writeExpansions(group);
+      return { ...group, number };
+    });
   }
 
   updateGroup(group: Group): Promise<void> {
-    return Promise.resolve(
-      sqlite(() => {
-        const result = this.writable()
-          .prepare('UPDATE groups SET display_name = ?, managed_by = ?, data = ? WHERE name = ?')
-          .run(group.displayName, group.managedBy || null, groupData(group), group.name);
-        if (result.changes === 0) throw new KeyholdError('KH_ERR_GROUP_NOT_FOUND', `no group "${group.name}"`);
-        this.db.prepare('DELETE FROM expansions WHERE group_name = ?').run(group.name);
-        this.writeExpansions(group);
-      }),
-    );
+    return settle(() => {
+      const result = this.writable()
+        .prepare('UPDATE groups SET display_name = ?, managed_by = ?, data = ? WHERE name = ?')
+        .run(group.displayName, group.managedBy || null, groupData(group), group.name);
+      if (result.changes === 0) throw new KeyholdError('KH_ERR_GROUP_NOT_FOUND', `no group "${group.name}"`);
+      this.db.prepare('DELETE FROM expansions WHERE group_name = ?').run(group.name);
+      this.writeExpansions(group);
+    });
   }
 
   /** Refused by the database (foreign keys) while other groups expand or are managed by this one. */
@@ -283,18 +278,16 @@ class SqliteTransaction extends SqliteReader implements StoreTransaction {
    * when a foreign key refuses it (otherwise a bug: the identity layer checks references first).
    */
   private change(sql: string, params: unknown[], missing?: () => Error, referenced?: () => Error): Promise<void> {
-    return Promise.resolve(
-      sqlite(() => {
-        let changes: number;
-        try {
-          changes = this.writable().prepare(sql).run(...params).changes;
-        } catch (err) {
-          if (referenced && err instanceof Database.SqliteError && err.code === 'SQLITE_CONSTRAINT_FOREIGNKEY') throw referenced();
-          throw err;
-        }
-        if (changes === 0 && missing) throw missing();
-      }),
-    );
+    return settle(() => {
+      let changes: number;
+      try {
+        changes = this.writable().prepare(sql).run(...params).changes;
+      } catch (err) {
+        if (referenced && err instanceof Database.SqliteError && err.code === 'SQLITE_CONSTRAINT_FOREIGNKEY') throw referenced();
+        throw err;
+      }
+      if (changes === 0 && missing) throw missing();
+    });
   }
 }
 
