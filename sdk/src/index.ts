@@ -1,4 +1,5 @@
 export * from './config.js';
+export * from './configured-plugin.js';
 export * from './duration.js';
 export * from './hooks.js';
 export * from './is-main.js';
