@@ -2,20 +2,7 @@
 // audit-log: one JSON line per accepted change (who, what, when, which request), appended to a
 // file and flushed to disk before the change is committed. Never records a secret.
 import { open, type FileHandle } from 'node:fs/promises';
-import {
-  HOOKS,
-  isMainModule,
-  NullPlugin,
-  readConfig,
-  serve,
-  setting,
-  type Entity,
-  type Group,
-  type HookContext,
-  type HookName,
-  type JsonObject,
-  type JsonValue,
-} from 'keyhold-plugin-sdk';
+import { ConfiguredPlugin, HOOKS, isMainModule, serve, setting, type Entity, type Group, type HookContext, type HookName, type JsonObject, type JsonValue } from 'keyhold-plugin-sdk';
 
 const schema = {
   /** The log file; created (mode 0600) if missing, only ever appended to. */
@@ -29,7 +16,7 @@ function withoutSecrets(value: JsonValue): JsonValue {
   return Object.fromEntries(Object.entries(value).flatMap(([k, v]) => (k === 'secret' ? [] : [[k, withoutSecrets(v)]])));
 }
 
-export class AuditLog extends NullPlugin {
+export class AuditLog extends ConfiguredPlugin(schema) {
   override readonly name = 'audit-log';
   override readonly version = '1.0.0';
   private file: FileHandle | undefined;
@@ -43,8 +30,8 @@ export class AuditLog extends NullPlugin {
   }
 
   override async configure(config: JsonObject): Promise<void> {
-    const { file } = readConfig(schema, config);
-    this.file = await open(file, 'a', 0o600);
+    await super.configure(config);
+    this.file = await open(this.settings.file, 'a', 0o600);
   }
 
   /** Appends the line and waits for it to reach the disk; a failure here aborts the request, so no change goes unrecorded. */

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // password-policy: refuses a new secret that is too short, too uniform, built from the entity's
 // own id or names, or a well-known password; the veto says everything to fix at once.
-import { isMainModule, NullPlugin, readConfig, serve, setting, Veto, type Entity, type JsonObject } from 'keyhold-plugin-sdk';
+import { ConfiguredPlugin, isMainModule, serve, setting, Veto, type Entity, type JsonObject } from 'keyhold-plugin-sdk';
 
 const schema = {
   minLength: setting.integer({ min: 1, max: 1024, default: 12 }),
@@ -33,15 +33,9 @@ function personalWords(entity: Entity): string[] {
   return names.flatMap((n) => n.toLowerCase().split(/[^\p{L}\p{Nd}]+/u)).filter((w) => w.length >= 3);
 }
 
-export class PasswordPolicy extends NullPlugin {
+export class PasswordPolicy extends ConfiguredPlugin(schema) {
   override readonly name = 'password-policy';
   override readonly version = '1.0.0';
-  settings = readConfig(schema, {});
-
-  override configure(config: JsonObject): void {
-    this.settings = readConfig(schema, config);
-  }
-
   /** Everything wrong with `secret` for `entity`, each as an instruction; empty when it passes. */
   problems(secret: string, entity: Entity): string[] {
     const { minLength, minClasses, forbiddenWords } = this.settings;

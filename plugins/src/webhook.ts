@@ -4,21 +4,7 @@
 // state), 4xx to veto with its message; a 5xx, a refused connection or a timeout is a failure,
 // which the host's failureMode for this plugin decides (closed: the request fails; open: skipped).
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  HOOK_NAMES,
-  isMainModule,
-  NullPlugin,
-  readConfig,
-  serve,
-  setting,
-  Veto,
-  type ConfigValues,
-  type Entity,
-  type Group,
-  type HookContext,
-  type HookName,
-  type JsonObject,
-} from 'keyhold-plugin-sdk';
+import { ConfiguredPlugin, HOOK_NAMES, isMainModule, serve, setting, Veto, type Entity, type Group, type HookContext, type HookName, type JsonObject } from 'keyhold-plugin-sdk';
 
 const schema = {
   url: setting.string({ nonEmpty: true }),
@@ -48,14 +34,11 @@ const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EHOST
 /** A service that could not take the call at all: worth a retry. */
 class Unavailable extends Error {}
 
-export class Webhook extends NullPlugin {
+export class Webhook extends ConfiguredPlugin(schema) {
   override readonly name = 'webhook';
   override readonly version = '1.0.0';
-  /** Set at initialize: `url` and `hooks` have no default. */
-  settings!: ConfigValues<typeof schema>;
-
-  override configure(config: JsonObject): void {
-    this.settings = readConfig(schema, config);
+  override async configure(config: JsonObject): Promise<void> {
+    await super.configure(config);
     for (const hook of this.settings.hooks) {
       Object.assign(this, { [hook]: (subject: Entity | Group, request: JsonObject, context: HookContext) => this.forward(hook, subject, request, context) });
     }

@@ -57,22 +57,16 @@ function files(name: string, sdk: string): Record<string, string> {
     '.gitignore': 'node_modules/\ndist/\n',
     [`src/${name}.ts`]: `#!/usr/bin/env node
 // ${name}: a keyhold plugin. Override the hooks you need; NullPlugin passes every other one through.
-import { isMainModule, NullPlugin, readConfig, serve, setting, type Entity, type JsonObject } from 'keyhold-plugin-sdk';
+import { ConfiguredPlugin, isMainModule, serve, setting, type Entity } from 'keyhold-plugin-sdk';
 
-/** The settings under \`plugins.plugins.${name}.config\` in the server's YAML. */
+/** The settings under \`plugins.plugins.${name}.config\` in the server's YAML; a value that does not fit is refused at start. */
 const schema = {
   defaultShell: setting.string({ default: '/bin/sh', nonEmpty: true }),
 };
 
-export class ${cls} extends NullPlugin {
+export class ${cls} extends ConfiguredPlugin(schema) {
   override readonly name = '${name}';
   override readonly version = '0.1.0';
-  settings = readConfig(schema, {});
-
-  /** Throwing here refuses the config: the server does not load the plugin and logs the message. */
-  override configure(config: JsonObject): void {
-    this.settings = readConfig(schema, config);
-  }
 
   /** Gives a new entity a login shell when the request names none. Throw \`new Veto("…")\` to refuse instead. */
   override preEntityCreate(entity: Entity): Entity {

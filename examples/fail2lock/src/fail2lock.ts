@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // fail2lock: "if there are X failures in Y minutes, refuse authentication" (NetAuth's example plugin).
-import { clearUntypedFuzzy, isMainModule, NullPlugin, readConfig, readUntyped, serve, setting, type Entity, type JsonObject } from 'keyhold-plugin-sdk';
+import { clearUntypedFuzzy, ConfiguredPlugin, isMainModule, readUntyped, serve, setting, type Entity } from 'keyhold-plugin-sdk';
 
 const schema = {
   allowedFails: setting.integer({ min: 1, default: 3 }),
@@ -9,18 +9,13 @@ const schema = {
   lockoutDuration: setting.duration({ default: 0 }),
 };
 
-export class Fail2Lock extends NullPlugin {
+export class Fail2Lock extends ConfiguredPlugin(schema) {
   override readonly name = 'fail2lock';
   override readonly version = '1.0.0';
-  settings = readConfig(schema, {});
   /** Entity id → times of its failures within the interval. In memory: a restart forgets them, as NetAuth's did. */
   readonly failures = new Map<string, number[]>();
   /** Entity id → end of its lockoutDuration. */
   readonly lockedUntil = new Map<string, number>();
-
-  override configure(config: JsonObject): void {
-    this.settings = readConfig(schema, config);
-  }
 
   override preAuthCheck(entity: Entity): Entity {
     const { allowedFails, interval, lockoutDuration } = this.settings;
