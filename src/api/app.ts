@@ -3,15 +3,16 @@
 // metrics and the OpenAPI document. The server (server.ts) builds it from its parts.
 import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
-import { fastify, type FastifyInstance } from 'fastify';
+import { fastify, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import { Counter, Histogram, type Registry } from 'prom-client';
+import { KeyholdError } from '../errors.js';
 import type { IdentityOperations } from '../identity/operations.js';
 import { VERSION } from '../version.js';
 import { Access } from './access.js';
 import { authRoutes } from './auth.js';
 import { entityRoutes } from './entities.js';
-import { installErrorHandling } from './error-mapping.js';
+import { installErrorHandling, toKeyholdError } from './error-mapping.js';
 import { groupRoutes } from './groups.js';
 import { systemRoutes, type PluginControl } from './system.js';
 import type { TokenService } from './tokens.js';
@@ -30,6 +31,22 @@ export interface ApiDeps {
   tls?: { cert: Buffer; key: Buffer };
   /** The plugin host, when one runs. */
   plugins?: PluginControl;
+}
+
+/** Lone UTF-16 surrogates survive JSON.parse but cannot be stored as UTF-8 text. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/** The path of the first string (value or key) in `value` that is not well-formed Unicode. */
+function malformedTextAt(value: unknown, path: string): string | undefined {
+  if (typeof value === 'string') return LONE_SURROGATE.test(value) ? path : undefined;
+  if (value === null || typeof value !== 'object') return undefined;
+  for (const [key, item] of Object.entries(value)) {
+    const here = path ? `${path}.${key}` : key;
+    if (LONE_SURROGATE.test(key)) return here;
+    const found = malformedTextAt(item, here);
+    if (found !== undefined) return found;
+  }
+  return undefined;
 }
 
 function requestMetrics(app: FastifyInstance, registry: Registry): void {
@@ -51,6 +68,11 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     ...(deps.tls && { https: deps.tls }),
     // Strict input: unknown fields are refused rather than silently dropped, and nothing is coerced.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } },
+    // A URL that cannot be decoded fails before routing; it gets the same error body as everything else.
+    frameworkErrors: (error, _request, reply) => {
+      const known = toKeyholdError(error) ?? new KeyholdError('KH_ERR_INVALID_INPUT', error.message);
+      void (reply as FastifyReply).code(known.status).send(known.toJSON());
+    },
   }) as unknown as FastifyInstance;
 
   app.decorateRequest('caller', null);
@@ -58,6 +80,10 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     reply.header(REQUEST_ID_HEADER, request.id);
   });
   installErrorHandling(app);
+  app.addHook('preValidation', async (request) => {
+    const at = malformedTextAt(request.body, '');
+    if (at !== undefined) throw new KeyholdError('KH_ERR_INVALID_INPUT', `body ${at}: not valid Unicode text (it has a lone surrogate)`, { in: 'body', problems: [{ path: at, problem: 'not valid Unicode text' }] });
+  });
   requestMetrics(app, deps.metrics);
 
   await app.register(swagger, {
