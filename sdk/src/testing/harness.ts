@@ -5,7 +5,7 @@ import { parseDuration } from '../duration.js';
 import { hookName, hookSpec, type HookName, type LifecyclePoint } from '../hooks.js';
 import { parseEntity, parseGroup, type Entity, type Group } from '../model.js';
 import { routeLogsToHost } from '../logger.js';
-import type { NullPlugin } from '../null-plugin.js';
+import { implementedHooks, type NullPlugin } from '../null-plugin.js';
 import type { HookContext, JsonObject, LogParams } from '../protocol.js';
 
 /** A clock that only moves when the test says so. */
@@ -79,9 +79,11 @@ export class PluginHarness<P extends NullPlugin> {
 
   /**
    * Calls one hook. A Veto or any other error the hook throws is passed through unchanged; a
-   * result that does not fit the schema rejects with the schema's message.
+   * result that does not fit the schema rejects with the schema's message. Like the host, it
+   * refuses to call a hook the plugin does not implement.
    */
   async call<S extends Subject>(hook: HookName, subject: S, request: JsonObject = {}, context: Partial<HookContext> = {}): Promise<HookOutcome<S>> {
+    if (!implementedHooks(this.plugin).includes(hook)) throw new Error(`the plugin does not implement ${hook}, so the host would never call it`);
     const ctx = wire(this.context(context));
     const fn = (this.plugin as unknown as Record<HookName, HookFn>)[hook];
     const result: unknown = wire(await fn.call(this.plugin, wire(subject), wire(request), ctx));
@@ -90,14 +92,19 @@ export class PluginHarness<P extends NullPlugin> {
   }
 
   /**
-   * Runs a whole lifecycle point as the engine does: PRE, then `change` (the built-in step: throw
-   * to refuse, e.g. when the entity is locked), then POST, with one state bag throughout.
+   * Runs a whole lifecycle point as the engine does: the PRE hook, then `change` (the built-in
+   * step: throw to refuse, e.g. when the entity is locked), then the POST hook, with one state bag
+   * throughout; a hook the plugin does not implement is skipped, as the host skips it.
    */
-  async run<S extends Subject>(point: LifecyclePoint, subject: S, options: { request?: JsonObject; operation?: string; change?: (subject: S) => S } = {}): Promise<S> {
+  async run<S extends Subject>(point: LifecyclePoint, subject: S, options: { request?: JsonObject; operation?: string; change?: (subject: S) => S | Promise<S> } = {}): Promise<S> {
     const { request = {}, operation = 'test', change = (s: S) => s } = options;
     const context = this.context({ operation });
-    const pre = await this.call(hookName('pre', point), subject, request, context);
-    const post = await this.call(hookName('post', point), change(pre.subject), request, { ...context, state: pre.state });
+    const pre = await this.callIfImplemented(hookName('pre', point), subject, request, context);
+    const post = await this.callIfImplemented(hookName('post', point), await change(pre.subject), request, { ...context, state: pre.state });
     return post.subject;
+  }
+
+  private callIfImplemented<S extends Subject>(hook: HookName, subject: S, request: JsonObject, context: HookContext): Promise<HookOutcome<S>> {
+    return implementedHooks(this.plugin).includes(hook) ? this.call(hook, subject, request, context) : Promise.resolve({ subject, state: context.state });
   }
 }
