@@ -61,6 +61,8 @@ export async function runHook<S extends Subject>(dispatcher: HookDispatcher, hoo
   for (const handler of dispatcher.handlersFor(hook)) {
     let result: unknown;
     try {
+      // The request's deadline: once it has passed, no further call is started (treated as a timeout).
+      if (Date.now() > context.deadline) throw new PluginCallError('timeout', "the request's deadline passed before this call");
       result = await handler.call({ hook, subject: current, request, context: { ...context } });
     } catch (err) {
       const failure = err instanceof PluginCallError ? err : new PluginCallError('crash', err instanceof Error ? err.message : String(err));

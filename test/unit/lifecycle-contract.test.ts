@@ -2,7 +2,8 @@
 // engine, identity operations and SQLite store.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { HOOK_NAMES, type Entity, type HookName, type HookParams, type JsonObject } from 'keyhold-plugin-sdk';
+import { HOOK_NAMES, parseEntity, type Entity, type HookName, type HookParams, type JsonObject } from 'keyhold-plugin-sdk';
+import { runHook } from '../../src/lifecycle/chain.js';
 import { PluginCallError } from '../../src/lifecycle/dispatcher.js';
 import { INFO, openHarness, refusedWithoutChange, rejectsWith, snapshot, TestDispatcher, veto, type Harness, type TestHook, type TestPlugin } from '../support/identity-harness.js';
 
@@ -307,5 +308,19 @@ describe('lifecycle contract', () => {
       await h.identity.authCheck(INFO, 'e', 'right');
       assert.deepEqual((await h.identity.entityInfo('e')).meta.untypedMeta, []);
     });
+  });
+});
+
+describe('request deadline', () => {
+  it('starts no hook call once the deadline has passed: a timeout naming the plugin, or a skip when open', async () => {
+    const dispatcher = new TestDispatcher([
+      { name: 'lenient', failureMode: 'open', hooks: { preEntityLock: pass } },
+      { name: 'strict', hooks: { preEntityLock: pass } },
+    ]);
+    const subject = parseEntity({ id: 'e' });
+    const context = { requestId: 'r', operation: 'entity.lock', caller: null, deadline: Date.now() - 1, state: {} };
+    await rejectsWith(runHook(dispatcher, 'preEntityLock', subject, {}, context), 'KH_ERR_PLUGIN_TIMEOUT', /plugin "strict" failed in preEntityLock: the request's deadline passed/);
+    assert.deepEqual(dispatcher.calls, []);
+    assert.deepEqual(dispatcher.skips, ['lenient:preEntityLock']);
   });
 });
