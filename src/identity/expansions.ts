@@ -59,11 +59,11 @@ export async function resolveMembers(reader: StoreReader, group: string): Promis
 }
 
 /**
- * Every group an entity whose direct groups are `direct` is in, expansions resolved, sorted.
+ * Every group an entity whose direct groups are `direct` is in, expansions resolved, sorted by name.
  * Only groups reachable upwards from a direct group through INCLUDE expansions can qualify; each
  * is then decided by the same rule as resolveMembers, without listing anyone else's membership.
  */
-export async function resolveGroupsOf(reader: StoreReader, direct: readonly string[]): Promise<string[]> {
+export async function resolveGroupsOf(reader: StoreReader, direct: readonly string[]): Promise<Group[]> {
   const graph = new GroupGraph(reader);
   const directSet = new Set(direct);
   const isMember = expansionFold<boolean>(graph, (g, included, excluded) => (directSet.has(g.name) || included.includes(true)) && !excluded.includes(true));
@@ -74,9 +74,9 @@ export async function resolveGroupsOf(reader: StoreReader, direct: readonly stri
       if (!candidates.has(parent) && (await graph.get(parent)).expansions.some((e) => e.group === name && e.mode === 'INCLUDE')) candidates.add(parent);
     }
   }
-  const groups: string[] = [];
-  for (const name of candidates) if (await isMember(name)) groups.push(name);
-  return groups.sort();
+  const groups: Group[] = [];
+  for (const name of [...candidates].sort()) if (await isMember(name)) groups.push(await graph.get(name));
+  return groups;
 }
 
 /**

@@ -68,7 +68,7 @@ function invalidInput(message: string): KeyholdError {
 /** kv and untyped-metadata keys follow the name rule; untyped keys also may not hold the ':' that ends them. */
 function checkKey(kind: 'kv key' | 'untyped metadata key', key: string): void {
   const problem = nameProblem(key) ?? (kind === 'untyped metadata key' && key.includes(':') ? "it contains ':'" : undefined);
-  if (problem) throw invalidInput(`invalid ${kind} ${JSON.stringify(key)}: ${problem}; keys are ${NAME_RULE}${kind === 'untyped metadata key' ? " and ':'" : ''}`);
+  if (problem) throw invalidInput(`invalid ${kind} ${JSON.stringify(key)}: ${problem}; keys are ${NAME_RULE}${kind === 'untyped metadata key' ? ", without ':'" : ''}`);
 }
 
 function checkNumber(number: number | undefined): void {
@@ -332,15 +332,13 @@ export class Identity implements IdentityOperations {
 
   async entityGroups(id: string, options: { indirect: boolean }): Promise<string[]> {
     const entity = await loadEntity(this.store.reader, id);
-    return options.indirect ? resolveGroupsOf(this.store.reader, entity.meta.groups) : entity.meta.groups;
+    return options.indirect ? (await resolveGroupsOf(this.store.reader, entity.meta.groups)).map((g) => g.name) : entity.meta.groups;
   }
 
   async effectiveCapabilities(id: string): Promise<Capability[]> {
     const entity = await loadEntity(this.store.reader, id);
     const capabilities = new Set(entity.meta.capabilities);
-    for (const name of await resolveGroupsOf(this.store.reader, entity.meta.groups)) {
-      for (const c of (await loadGroup(this.store.reader, name)).capabilities) capabilities.add(c);
-    }
+    for (const group of await resolveGroupsOf(this.store.reader, entity.meta.groups)) group.capabilities.forEach((c) => capabilities.add(c));
     return CAPABILITIES.filter((c) => capabilities.has(c));
   }
 
