@@ -90,10 +90,12 @@ describe('SqliteStore: entities', () => {
     await rejectsWith(
       store.write((tx) => tx.insertEntity(entity('dup'))),
       'KH_ERR_ENTITY_EXISTS',
+      /an entity "dup" already exists/,
     );
     await rejectsWith(
       store.write((tx) => tx.insertEntity(entity('other', { number: 9000 }))),
       'KH_ERR_NUMBER_TAKEN',
+      /entity number 9000 is already in use/,
     );
     assert.equal(await store.reader.getEntity('other'), undefined);
   });

@@ -2,7 +2,6 @@
 // runs one transaction at a time (BEGIN IMMEDIATE … COMMIT/ROLLBACK), queued so that a
 // transaction awaiting a plugin call never interleaves with another; the read connection only
 // ever sees committed data (WAL gives each read statement a snapshot of the last commit).
-import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -43,26 +42,32 @@ function searchParams(query: SearchQuery): SearchParams {
   return { after: query.after ?? '', pattern: `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`, limit: query.limit ?? DEFAULT_SEARCH_LIMIT };
 }
 
-/** Maps the constraint errors SQLite raises to the catalog; anything else passes through. */
-function mapConstraintError(err: unknown): unknown {
-  if (!(err instanceof Database.SqliteError)) return err;
+/** The object an insert was about, for the messages of uniqueness errors. */
+interface Inserted {
+  kind: 'entity' | 'group';
+  key: string;
+  number: number;
+}
+
+/** Maps the uniqueness errors SQLite raises to the catalog; anything else passes through. */
+function mapConstraintError(err: unknown, inserted?: Inserted): unknown {
+  if (!(err instanceof Database.SqliteError && (err.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || err.code === 'SQLITE_CONSTRAINT_UNIQUE'))) return err;
   const m = err.message;
-  if (err.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || err.code === 'SQLITE_CONSTRAINT_UNIQUE') {
-    if (m.includes('entities.id')) return new KeyholdError('KH_ERR_ENTITY_EXISTS', 'an entity with that id already exists');
-    if (m.includes('groups.name')) return new KeyholdError('KH_ERR_GROUP_EXISTS', 'a group with that name already exists');
-    if (m.includes('.number')) return new KeyholdError('KH_ERR_NUMBER_TAKEN', 'that number is already in use');
-    if (m.includes('memberships.')) return new KeyholdError('KH_ERR_ALREADY_MEMBER', 'the entity is already a direct member of the group');
-    if (m.includes('expansions.')) return new KeyholdError('KH_ERR_EXPANSION_EXISTS', 'the group already has an expansion of that target');
-  }
+  const name = inserted ? ` "${inserted.key}"` : '';
+  if (m.includes('entities.id')) return new KeyholdError('KH_ERR_ENTITY_EXISTS', `an entity${name} already exists`);
+  if (m.includes('groups.name')) return new KeyholdError('KH_ERR_GROUP_EXISTS', `a group${name} already exists`);
+  if (m.includes('.number')) return new KeyholdError('KH_ERR_NUMBER_TAKEN', inserted ? `${inserted.kind} number ${inserted.number} is already in use` : 'that number is already in use');
+  if (m.includes('memberships.')) return new KeyholdError('KH_ERR_ALREADY_MEMBER', 'the entity is already a direct member of the group');
+  if (m.includes('expansions.')) return new KeyholdError('KH_ERR_EXPANSION_EXISTS', 'the group already has an expansion of that target');
   return err;
 }
 
 /** Runs synchronous better-sqlite3 work as the interface's promise: errors reject (mapped), never throw. */
-function settle<T>(run: () => T): Promise<T> {
+function settle<T>(run: () => T, inserted?: Inserted): Promise<T> {
   try {
     return Promise.resolve(run());
   } catch (err) {
-    return Promise.reject(mapConstraintError(err));
+    return Promise.reject(mapConstraintError(err, inserted));
   }
 }
 
@@ -206,7 +211,7 @@ class SqliteTransaction extends SqliteReader implements StoreTransaction {
         entityData(entity),
       );
       return { ...entity, number, meta: { ...entity.meta, groups: [] } };
-    });
+    }, { kind: 'entity', key: entity.id, number: entity.number });
   }
 
   updateEntity(entity: Entity): Promise<void> {
@@ -234,7 +239,7 @@ class SqliteTransaction extends SqliteReader implements StoreTransaction {
       );
       this.writeExpansions(group);
       return { ...group, number };
-    });
+    }, { kind: 'group', key: group.name, number: group.number });
   }
 
   updateGroup(group: Group): Promise<void> {
@@ -319,7 +324,7 @@ export class SqliteStore implements Store {
    */
   static open(file: string): SqliteStore {
     const scratchDir = file === ':memory:' ? mkdtempSync(join(tmpdir(), 'keyhold-db-')) : undefined;
-    const path = scratchDir ? join(scratchDir, `${randomUUID()}.sqlite`) : file;
+    const path = scratchDir ? join(scratchDir, 'keyhold.sqlite') : file;
     const writer = connect(path);
     try {
       writer.pragma('journal_mode = WAL');
