@@ -22,7 +22,8 @@ import {
   type LifecyclePoint,
 } from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../errors.js';
-import type { LifecycleEngine, LifecycleStep, RequestInfo } from '../lifecycle/engine.js';
+import type { Subject } from '../lifecycle/chain.js';
+import type { LifecycleEngine, RequestInfo } from '../lifecycle/engine.js';
 import type { SearchQuery, Store, StoreReader, StoreTransaction } from '../store/store.js';
 import { checkExpansions, resolveGroupsOf, resolveMembers } from './expansions.js';
 import {
@@ -451,40 +452,40 @@ export class Identity implements IdentityOperations {
 
   // The shared shapes of the steps above.
 
-  /** Load an entity, apply `mutate` to PRE's output, save it; POST's edits are saved too. */
-  private changeEntity(info: RequestInfo, point: LifecyclePoint, operation: string, id: string, request: object, mutate: (entity: Entity) => Entity): Promise<Entity> {
+  /** Load, apply `mutate` to PRE's output and save it; POST's output is saved the same way. */
+  private updateStep<S extends Subject>(
+    info: RequestInfo,
+    point: LifecyclePoint,
+    operation: string,
+    request: object,
+    load: (tx: StoreTransaction) => Promise<S>,
+    mutate: (tx: StoreTransaction, subject: S) => S | Promise<S>,
+    save: (tx: StoreTransaction, subject: S) => Promise<void>,
+  ): Promise<S> {
     return this.engine.run(
       {
         point,
         operation,
         request: json(request),
-        load: (tx) => loadEntity(tx, id),
-        change: async (tx, entity) => {
-          const next = mutate(entity);
-          await saveEntity(tx, next);
+        load,
+        change: async (tx, subject) => {
+          const next = await mutate(tx, subject);
+          await save(tx, next);
           return next;
         },
-        save: saveEntity,
+        save,
       },
       info,
     );
   }
 
-  /** GroupUpdate: load a group, apply `mutate` to PRE's output, check and save it; POST's edits are checked and saved too. */
+  private changeEntity(info: RequestInfo, point: LifecyclePoint, operation: string, id: string, request: object, mutate: (entity: Entity) => Entity): Promise<Entity> {
+    return this.updateStep(info, point, operation, request, (tx) => loadEntity(tx, id), (_tx, entity) => mutate(entity), saveEntity);
+  }
+
+  /** GroupUpdate; the group is checked (managedBy, expansions) before each save. */
   private changeGroup(info: RequestInfo, operation: string, name: string, request: object, mutate: (group: Group) => Group): Promise<Group> {
-    const step: LifecycleStep<Group> = {
-      point: 'GroupUpdate',
-      operation,
-      request: json(request),
-      load: (tx) => loadGroup(tx, name),
-      change: async (tx, group) => {
-        const next = mutate(group);
-        await saveGroup(tx, next);
-        return next;
-      },
-      save: saveGroup,
-    };
-    return this.engine.run(step, info);
+    return this.updateStep(info, 'GroupUpdate', operation, request, (tx) => loadGroup(tx, name), (_tx, group) => mutate(group), saveGroup);
   }
 
   /** MembershipAdd/Remove: the entity is the subject, the group is in the request; `apply` returns the new direct groups. */
@@ -495,21 +496,18 @@ export class Identity implements IdentityOperations {
     entityId: string,
     apply: (tx: StoreTransaction, entity: Entity) => Promise<string[]>,
   ): Promise<Entity> {
-    return this.engine.run(
-      {
-        point,
-        operation: point === 'MembershipAdd' ? 'group.add-member' : 'group.remove-member',
-        request: { group },
-        load: (tx) => loadEntity(tx, entityId),
-        change: async (tx, entity) => {
-          await loadGroup(tx, group);
-          const next = { ...entity, meta: { ...entity.meta, groups: await apply(tx, entity) } };
-          await saveEntity(tx, next);
-          return next;
-        },
-        save: saveEntity,
-      },
+    const operation = point === 'MembershipAdd' ? 'group.add-member' : 'group.remove-member';
+    return this.updateStep(
       info,
+      point,
+      operation,
+      { group },
+      (tx) => loadEntity(tx, entityId),
+      async (tx, entity) => {
+        await loadGroup(tx, group);
+        return { ...entity, meta: { ...entity.meta, groups: await apply(tx, entity) } };
+      },
+      saveEntity,
     );
   }
 
