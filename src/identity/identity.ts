@@ -276,20 +276,8 @@ export class Identity implements IdentityOperations {
     return this.changeEntity(info, 'EntityUnlock', 'entity.unlock', id, {}, (e) => ({ ...e, meta: { ...e.meta, locked: false } }));
   }
 
-  async destroyEntity(info: RequestInfo, id: string): Promise<void> {
-    await this.engine.run(
-      {
-        point: 'EntityDestroy',
-        operation: 'entity.destroy',
-        request: {},
-        load: (tx) => loadEntity(tx, id),
-        change: async (tx, entity) => {
-          await tx.deleteEntity(entity.id);
-          return entity;
-        },
-      },
-      info,
-    );
+  destroyEntity(info: RequestInfo, id: string): Promise<void> {
+    return this.destroyStep(info, 'EntityDestroy', 'entity.destroy', (tx) => loadEntity(tx, id), (tx) => tx.deleteEntity(id));
   }
 
   async setSecret(info: RequestInfo, id: string, secret: string): Promise<void> {
@@ -433,21 +421,9 @@ export class Identity implements IdentityOperations {
     return resolveMembers(this.store.reader, name);
   }
 
-  async destroyGroup(info: RequestInfo, name: string): Promise<void> {
-    await this.engine.run(
-      {
-        point: 'GroupDestroy',
-        operation: 'group.destroy',
-        request: {},
-        load: (tx) => loadGroup(tx, name),
-        change: async (tx, group) => {
-          // The database refuses while other groups expand or are managed by this one (KH_ERR_GROUP_IN_USE naming them).
-          await tx.deleteGroup(name);
-          return group;
-        },
-      },
-      info,
-    );
+  destroyGroup(info: RequestInfo, name: string): Promise<void> {
+    // The database refuses while other groups expand or are managed by this one (KH_ERR_GROUP_IN_USE naming them).
+    return this.destroyStep(info, 'GroupDestroy', 'group.destroy', (tx) => loadGroup(tx, name), (tx) => tx.deleteGroup(name));
   }
 
   // The shared shapes of the steps above.
@@ -509,6 +485,21 @@ export class Identity implements IdentityOperations {
       },
       saveEntity,
     );
+  }
+
+  /** Load, then delete; POST hooks see the object as it was, and nothing of theirs is saved. */
+  private async destroyStep<S extends Subject>(
+    info: RequestInfo,
+    point: 'EntityDestroy' | 'GroupDestroy',
+    operation: string,
+    load: (tx: StoreTransaction) => Promise<S>,
+    remove: (tx: StoreTransaction) => Promise<void>,
+  ): Promise<void> {
+    const change = async (tx: StoreTransaction, subject: S) => {
+      await remove(tx);
+      return subject;
+    };
+    await this.engine.run({ point, operation, request: {}, load, change }, info);
   }
 
   /** Checks `secret` against the entity's hash, or against a dummy hash when there is none, so both cost the same. */
