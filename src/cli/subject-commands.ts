@@ -137,7 +137,7 @@ export function addCaps<S>(parent: Command, kind: SubjectKind<S>, list: (ctx: Co
 export function addDestroy(parent: Command, kind: SubjectKind<unknown>): void {
   parent
     .command('destroy')
-    .description(`destroy a ${kind.noun} (cannot be undone)`)
+    .description(`destroy ${kind.noun === 'entity' ? 'an entity' : 'a group'} (cannot be undone)`)
     .argument(`<${kind.key}>`)
     .action(async (name: string, _options, command: Command) => {
       const ctx = new CommandContext(command);
