@@ -1,0 +1,274 @@
+// The JSON-RPC connection to one plugin process: handshake, hook calls with a timeout and
+// `$/cancelRequest`, and the plugin's logs. When the process exits or its stream breaks,
+// every call in flight fails at once, not at its timeout.
+import type { Readable } from 'node:stream';
+import {
+  HookRequest,
+  InitializeRequest,
+  isHookName,
+  LogNotification,
+  MAX_MESSAGE_BYTES,
+  PingRequest,
+  PluginErrorCodes,
+  ShutdownRequest,
+  type HookParams,
+  type HookResult,
+  type InitializeParams,
+  type InitializeResult,
+  type JsonObject,
+  type LogLevel,
+} from 'keyhold-plugin-sdk';
+import { pino, type Logger } from 'pino';
+import { CancellationTokenSource, createMessageConnection, ResponseError, StreamMessageReader, StreamMessageWriter, type CancellationToken, type MessageConnection } from 'vscode-jsonrpc/node';
+import { PluginCallError } from '../lifecycle/dispatcher.js';
+import { settlesWithin, stopProcess, type ExitInfo, type PluginProcess } from './process.js';
+
+/** Stderr lines longer than this are cut: one runaway line must not fill the host's memory or log. */
+const MAX_LINE_CHARS = 8 * 1024;
+/** Stderr lines kept to explain a plugin that dies during start. */
+const TAIL_LINES = 5;
+const MAX_HEADER_CHARS = 1024;
+
+export function describeExit(info: ExitInfo): string {
+  if (info.spawnError !== undefined) return `could not be started: ${info.spawnError}`;
+  if (info.signal !== null) return `was killed by ${info.signal}`;
+  return `exited with code ${info.code}`;
+}
+
+/**
+ * Watches the bytes a plugin sends for anything that is not a Content-Length frame, or a frame
+ * over MAX_MESSAGE_BYTES, and reports it at the first bad byte. The JSON-RPC reader alone would
+ * wait forever for a header end that a stray print never sends. Bodies are only counted here.
+ */
+function watchFraming(stdout: Readable, onBroken: (reason: string) => void): void {
+  let header = '';
+  let bodyLeft = 0;
+  const broken = (reason: string) => {
+    stdout.off('data', onData);
+    onBroken(reason);
+  };
+  const onData = (chunk: Buffer) => {
+    let at = 0;
+    while (at < chunk.length) {
+      if (bodyLeft > 0) {
+        const n = Math.min(bodyLeft, chunk.length - at);
+        bodyLeft -= n;
+        at += n;
+        continue;
+      }
+      const before = header.length;
+      header += chunk.toString('latin1', at, Math.min(chunk.length, at + MAX_HEADER_CHARS));
+      const end = header.indexOf('\r\n\r\n');
+      if (end < 0) {
+        if (!'content-'.startsWith(header.slice(0, 8).toLowerCase()) || header.length >= MAX_HEADER_CHARS) {
+          return broken(`wrote bytes to stdout that are not a JSON-RPC message: ${JSON.stringify(header.slice(0, 80))}`);
+        }
+        return;
+      }
+      at += end + 4 - before;
+      const length = /(?:^|\r\n)content-length: *(\d+)(?:\r\n|$)/i.exec(header.slice(0, end))?.[1];
+      header = '';
+      if (length === undefined) return broken('sent a message without a Content-Length header');
+      bodyLeft = Number(length);
+      if (bodyLeft > MAX_MESSAGE_BYTES) return broken(`sent a message of ${bodyLeft} bytes, over the ${MAX_MESSAGE_BYTES}-byte limit`);
+    }
+  };
+  stdout.on('data', onData);
+}
+
+const LEVELS = new Set<string>(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
+
+function levelOf(value: unknown): LogLevel | undefined {
+  const label = typeof value === 'number' ? pino.levels.labels[value] : value;
+  return typeof label === 'string' && LEVELS.has(label) ? (label as LogLevel) : undefined;
+}
+
+export interface ClientOptions {
+  /** The name the host knows the plugin by. */
+  name: string;
+  logger: Logger;
+}
+
+export class PluginClient {
+  readonly pid: number | undefined;
+  /** Resolves with why the connection ended: the process exited or its stream broke. */
+  readonly closed: Promise<string>;
+  private readonly connection: MessageConnection;
+  private readonly log: Logger;
+  /** Calls in flight, each with the function that fails it. */
+  private readonly inFlight = new Map<Promise<unknown>, (err: PluginCallError) => void>();
+  private readonly stderrTail: string[] = [];
+  private readonly stderrDone: Promise<void>;
+  private closedReason: string | undefined;
+  /** Set by stop(): the process is expected to exit now, not killed for it. */
+  private stopping = false;
+  private markClosed!: (reason: string) => void;
+
+  constructor(
+    private readonly proc: PluginProcess,
+    options: ClientOptions,
+  ) {
+    this.pid = proc.pid;
+    this.log = options.logger.child({ plugin: options.name, pid: proc.pid });
+    this.closed = new Promise((resolve) => (this.markClosed = resolve));
+    this.stderrDone = this.forwardStderr(proc.stderr);
+    const reader = new StreamMessageReader(proc.stdout);
+    // Its "partial message" timer re-arms itself forever after a stream dies mid-message (and we never read those events).
+    reader.partialMessageTimeout = 0;
+    this.connection = createMessageConnection(reader, new StreamMessageWriter(proc.stdin));
+    this.connection.onNotification(LogNotification, ({ level, msg, fields }) => this.logRecord(level, msg, fields ?? {}));
+    this.connection.onError(([err]) => this.breakConnection(`broke the JSON-RPC stream: ${err.message}`));
+    // Output ends just before the exit is reported, usually: give the exit a moment, so that the reason names the exit code.
+    this.connection.onClose(() => void settlesWithin(proc.exited, 200).then((exited) => exited || this.breakConnection('closed its stdout but kept running')));
+    proc.stdin.on('error', (err) => this.breakConnection(`stopped reading its stdin: ${err.message}`));
+    watchFraming(proc.stdout, (reason) => this.breakConnection(reason));
+    void proc.exited.then((info) => this.close(`the plugin ${describeExit(info)}`));
+    this.connection.listen();
+  }
+
+  /** The handshake. Rejects with an Error whose message says exactly why the plugin cannot be loaded. */
+  async initialize(params: InitializeParams, timeoutMs: number): Promise<InitializeResult> {
+    let result: InitializeResult;
+    try {
+      result = await this.request((token) => this.connection.sendRequest(InitializeRequest, params, token), timeoutMs);
+    } catch (err) {
+      throw new Error(await this.initializeFailure(err, timeoutMs));
+    }
+    if (!params.protocolVersions.includes(result?.protocolVersion)) {
+      throw new Error(`protocol mismatch: the plugin chose protocol version ${result?.protocolVersion}, the host speaks ${params.protocolVersions.join(', ')}`);
+    }
+    const unknown = Array.isArray(result.hooks) ? result.hooks.filter((h) => !isHookName(h)) : ['(hooks is not a list)'];
+    if (unknown.length > 0) throw new Error(`the plugin reported hooks keyhold does not have: ${unknown.join(', ')}`);
+    return result;
+  }
+
+  private async initializeFailure(err: unknown, timeoutMs: number): Promise<string> {
+    if (err instanceof ResponseError) {
+      if (err.code === PluginErrorCodes.UnsupportedProtocol) return `protocol mismatch: ${err.message}`;
+      if (err.code === PluginErrorCodes.ConfigRejected) return `config rejected: ${err.message}`;
+      return `answered initialize with an error: ${err.message}`;
+    }
+    if (err instanceof PluginCallError && err.kind === 'timeout') return `did not complete the handshake within ${timeoutMs} ms (start timeout)`;
+    if (this.closedReason === undefined) return `failed the handshake: ${(err as Error).message}`;
+    // Let the last stderr lines arrive: they usually say why it died.
+    await settlesWithin(this.stderrDone, 1000);
+    const stderr = this.stderrTail.length > 0 ? `; its last stderr lines: ${this.stderrTail.join(' | ')}` : '';
+    return `${this.closedReason} before completing the handshake (is it a keyhold plugin? it must answer initialize when started with the cookie)${stderr}`;
+  }
+
+  /** One hook call. Rejects with PluginCallError: veto, timeout or crash. */
+  call(params: HookParams, timeoutMs: number): Promise<HookResult> {
+    return this.request((token) => this.connection.sendRequest(HookRequest, params, token), timeoutMs).catch((err: unknown) => {
+      throw toCallError(err);
+    });
+  }
+
+  ping(timeoutMs: number): Promise<unknown> {
+    return this.request((token) => this.connection.sendRequest(PingRequest, token), timeoutMs);
+  }
+
+  /** Waits for the calls in flight, then shutdown, close stdin, grace, SIGTERM, grace, SIGKILL. */
+  async stop(graceMs: number): Promise<ExitInfo> {
+    await Promise.allSettled(this.inFlight.keys());
+    this.stopping = true;
+    return stopProcess(this.proc, graceMs, async () => {
+      if (this.closedReason === undefined) await this.request((token) => this.connection.sendRequest(ShutdownRequest, token), graceMs);
+      this.proc.stdin.end();
+    });
+  }
+
+  /** Resolves once the process is gone. */
+  get exited(): Promise<ExitInfo> {
+    return this.proc.exited;
+  }
+
+  /** Kills the process at once (a hang or a broken stream: nothing polite would be heard). */
+  kill(): void {
+    this.proc.kill('SIGKILL');
+  }
+
+  /** Sends one request; rejects with PluginCallError (timeout, crash) or the plugin's ResponseError. */
+  private request<R>(send: (token: CancellationToken) => Promise<R>, timeoutMs: number): Promise<R> {
+    if (this.closedReason !== undefined) return Promise.reject(new PluginCallError('crash', this.closedReason));
+    const cancel = new CancellationTokenSource();
+    let timer: NodeJS.Timeout | undefined;
+    let fail!: (err: PluginCallError) => void;
+    const call = new Promise<R>((resolve, reject) => {
+      fail = reject;
+      // Cancelling sends `$/cancelRequest`; the plugin's late answer, if any, is dropped.
+      timer = setTimeout(() => {
+        cancel.cancel();
+        reject(new PluginCallError('timeout', `no answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      send(cancel.token).then(resolve, reject);
+    }).finally(() => {
+      clearTimeout(timer);
+      cancel.dispose();
+      this.inFlight.delete(call);
+    });
+    this.inFlight.set(call, fail);
+    return call;
+  }
+
+  private breakConnection(reason: string): void {
+    if (this.closedReason !== undefined || this.stopping) return;
+    this.close(`the plugin ${reason}`);
+    this.kill();
+  }
+
+  private close(reason: string): void {
+    if (this.closedReason !== undefined) return;
+    this.closedReason = reason;
+    for (const fail of this.inFlight.values()) fail(new PluginCallError('crash', reason));
+    this.connection.dispose();
+    this.markClosed(reason);
+  }
+
+  private logRecord(level: unknown, msg: unknown, fields: JsonObject): void {
+    // The host's own fields win: a plugin cannot log as another plugin.
+    const { plugin: _plugin, pid: _pid, ...rest } = fields;
+    this.log[levelOf(level) ?? 'info'](rest, typeof msg === 'string' ? msg : '');
+  }
+
+  /** Stderr lines become log records: JSON lines (e.g. pino output) keep their level and fields, others are logged as text. */
+  private forwardStderr(stderr: Readable): Promise<void> {
+    stderr.setEncoding('utf8');
+    let partial = '';
+    const line = (text: string) => {
+      const cut = text.length > MAX_LINE_CHARS ? `${text.slice(0, MAX_LINE_CHARS)}… (line cut at ${MAX_LINE_CHARS} characters)` : text.trimEnd();
+      if (cut === '') return;
+      this.stderrTail.push(cut);
+      if (this.stderrTail.length > TAIL_LINES) this.stderrTail.shift();
+      if (cut.startsWith('{')) {
+        try {
+          const { level, msg, time: _time, hostname: _hostname, ...fields } = JSON.parse(cut) as JsonObject;
+          return this.logRecord(level, msg, { ...fields, stream: 'stderr' });
+        } catch {
+          // Not JSON after all: logged as text below.
+        }
+      }
+      this.log.info({ stream: 'stderr' }, cut);
+    };
+    stderr.on('data', (chunk: string) => {
+      const lines = (partial + chunk).split('\n');
+      partial = lines.pop() ?? '';
+      for (const text of lines) line(text);
+      if (partial.length > MAX_LINE_CHARS) {
+        line(partial);
+        partial = '';
+      }
+    });
+    return new Promise((resolve) => {
+      stderr.once('close', () => {
+        line(partial);
+        resolve();
+      });
+      stderr.on('error', () => resolve());
+    });
+  }
+}
+
+function toCallError(err: unknown): PluginCallError {
+  if (err instanceof ResponseError) return new PluginCallError(err.code === PluginErrorCodes.Veto ? 'veto' : 'crash', err.message);
+  return err instanceof PluginCallError ? err : new PluginCallError('crash', err instanceof Error ? err.message : String(err));
+}

@@ -1,0 +1,48 @@
+// The HookDispatcher over one loaded plugin set: per hook, the plugins whose handshake listed it,
+// in order (`order`, then name). Built once per set, so a call is a map lookup; the chain rules
+// (output → input, validation, fail-open skipping) stay in src/lifecycle/chain.ts.
+import { performance } from 'node:perf_hooks';
+import { HOOK_NAMES, type HookName } from 'keyhold-plugin-sdk';
+import type { Logger } from 'pino';
+import { PluginCallError, type HookDispatcher, type HookHandler } from '../lifecycle/dispatcher.js';
+import type { PluginMetrics } from './metrics.js';
+import type { PluginSupervisor } from './supervisor.js';
+
+function handlerFor(plugin: PluginSupervisor, hook: HookName, logger: Logger, metrics: PluginMetrics): HookHandler {
+  const measured = metrics.forCall(plugin.name, hook);
+  return {
+    plugin: plugin.name,
+    failureMode: plugin.entry.failureMode,
+    async call(params) {
+      const start = performance.now();
+      try {
+        const result = await plugin.call(params);
+        measured.succeeded((performance.now() - start) / 1000);
+        return result;
+      } catch (err) {
+        measured.failed(err instanceof PluginCallError ? err.kind : 'crash', (performance.now() - start) / 1000);
+        throw err;
+      }
+    },
+    skipped(skippedHook, error) {
+      logger.warn({ plugin: plugin.name, hook: skippedHook, kind: error.kind, reason: error.message }, `skipped plugin "${plugin.name}" in ${skippedHook} because its failureMode is open: ${error.message}`);
+      metrics.skipped(plugin.name, skippedHook);
+    },
+  };
+}
+
+/** Call order: `order` ascending, then name (by code point, so it does not depend on the locale). */
+export function byCallOrder(a: PluginSupervisor, b: PluginSupervisor): number {
+  return a.entry.order - b.entry.order || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+}
+
+export function buildDispatcher(plugins: readonly PluginSupervisor[], logger: Logger, metrics: PluginMetrics): HookDispatcher {
+  const ordered = [...plugins].sort(byCallOrder);
+  const byHook = new Map<HookName, readonly HookHandler[]>();
+  for (const hook of HOOK_NAMES) {
+    const handlers = ordered.filter((p) => p.hooks.includes(hook)).map((p) => handlerFor(p, hook, logger, metrics));
+    if (handlers.length > 0) byHook.set(hook, handlers);
+  }
+  const none: readonly HookHandler[] = [];
+  return { handlersFor: (hook) => byHook.get(hook) ?? none };
+}

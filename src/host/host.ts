@@ -1,0 +1,196 @@
+// PluginHost: the server's plugin set. Starts every plugin in parallel, hands the engine a
+// dispatcher over the set, reloads without a restart (all-or-nothing: a new set replaces the
+// old only when every plugin in it loaded) and stops the set at shutdown.
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { Registry } from 'prom-client';
+import type { Logger } from 'pino';
+import { NO_PLUGINS, type HookDispatcher } from '../lifecycle/dispatcher.js';
+import { discoverPlugins } from './discover.js';
+import { buildDispatcher, byCallOrder } from './dispatch.js';
+import { PluginMetrics } from './metrics.js';
+import { pluginEntry, type PluginSettings } from './settings.js';
+import { PluginSupervisor, type PluginStatus } from './supervisor.js';
+
+export interface LoadFailure {
+  name: string;
+  path: string;
+  reason: string;
+}
+
+/** Thrown by PluginHost.start when a plugin cannot be loaded; nothing is left running then. */
+export class PluginLoadError extends Error {
+  constructor(readonly failures: readonly LoadFailure[]) {
+    super(`${failures.length} plugin(s) could not be loaded: ${failures.map((f) => `${f.name} (${f.path}): ${f.reason}`).join('; ')}`);
+    this.name = 'PluginLoadError';
+  }
+}
+
+export interface LoadOptions {
+  logger: Logger;
+  hostVersion: string;
+  /** Supervise with restarts (the server) or not (verify). */
+  restart: boolean;
+  metrics?: PluginMetrics | undefined;
+  onStateChange?: ((status: PluginStatus) => void) | undefined;
+}
+
+export interface LoadOutcome {
+  loaded: PluginSupervisor[];
+  failures: LoadFailure[];
+}
+
+/** Discovers the plugins in `paths` and starts every enabled one in parallel, each within the start timeout. */
+export async function loadPlugins(paths: readonly string[], settings: PluginSettings, options: LoadOptions): Promise<LoadOutcome> {
+  const { logger } = options;
+  const { found, refused } = await discoverPlugins(paths, logger);
+  const failures: LoadFailure[] = refused.map(({ name, path, reason }) => ({ name, path, reason }));
+  for (const name of Object.keys(settings.plugins)) {
+    if (!found.some((f) => f.name === name)) logger.warn({ plugin: name }, `the settings configure plugin "${name}", but no such plugin was found`);
+  }
+  const enabled = found.filter((file) => {
+    if (pluginEntry(settings, file.name).enabled) return true;
+    logger.info({ plugin: file.name, path: file.path }, 'plugin disabled in the settings: not started');
+    return false;
+  });
+  const supervisors = enabled.map((file) => new PluginSupervisor(file, { ...options, settings, entry: pluginEntry(settings, file.name) }));
+  const started = await Promise.allSettled(supervisors.map((s) => s.start()));
+  const loaded: PluginSupervisor[] = [];
+  started.forEach((result, i) => {
+    const supervisor = supervisors[i]!;
+    if (result.status === 'fulfilled') loaded.push(supervisor);
+    else failures.push({ name: supervisor.name, path: supervisor.file.path, reason: (result.reason as Error).message });
+  });
+  return { loaded, failures };
+}
+
+export function stopPlugins(plugins: readonly PluginSupervisor[]): Promise<unknown> {
+  return Promise.all(plugins.map((p) => p.stop()));
+}
+
+export interface PluginHostOptions {
+  settings: PluginSettings;
+  logger: Logger;
+  /** Where the plugin metrics are registered (default: a registry of the host's own). */
+  registry?: Registry;
+  /** Told to plugins at initialize. */
+  hostVersion?: string;
+  /** What relative `directory` and `list` paths are relative to (default: the working directory). */
+  baseDir?: string;
+  /** Called with the new dispatcher after start and after every reload that swapped the set. */
+  onSwap?: (dispatcher: HookDispatcher) => void;
+}
+
+export interface ReloadResult {
+  /** False when a plugin of the new set failed to load: the old set keeps serving. */
+  swapped: boolean;
+  failures: LoadFailure[];
+  /** The plugins serving after the reload. */
+  plugins: PluginStatus[];
+}
+
+export class PluginHost {
+  readonly metrics: PluginMetrics;
+  private settings: PluginSettings;
+  private plugins: PluginSupervisor[] = [];
+  private current: HookDispatcher = NO_PLUGINS;
+  /** start, reload and stop run one at a time (a SIGHUP during an API reload waits its turn). */
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly listeners = new Set<(status: PluginStatus) => void>();
+
+  constructor(private readonly options: PluginHostOptions) {
+    this.settings = options.settings;
+    this.metrics = new PluginMetrics(options.registry ?? new Registry(), () => this.status());
+  }
+
+  /** The dispatcher over the set currently serving; the engine keeps the one a request started with. */
+  get dispatcher(): HookDispatcher {
+    return this.current;
+  }
+
+  /** Starts the configured plugins. Rejects with PluginLoadError (and leaves nothing running) if any fails to load. */
+  start(): Promise<HookDispatcher> {
+    return this.serialised(async () => {
+      const { loaded, failures } = await this.load(this.settings);
+      if (failures.length > 0) {
+        await stopPlugins(loaded);
+        for (const f of failures) this.options.logger.error({ plugin: f.name, path: f.path, reason: f.reason }, `plugin "${f.name}" could not be loaded: ${f.reason}`);
+        throw new PluginLoadError(failures);
+      }
+      this.swap(loaded);
+      return this.current;
+    });
+  }
+
+  /**
+   * Starts a new set from the plugin directory and `settings` (default: the current ones). If every
+   * plugin loads, the new set replaces the old at once and the old processes are stopped after their
+   * calls in flight; otherwise the new set is stopped and the old one keeps serving.
+   */
+  reload(settings: PluginSettings = this.settings): Promise<ReloadResult> {
+    return this.serialised(async () => {
+      const { logger } = this.options;
+      const { loaded, failures } = await this.load(settings);
+      if (failures.length > 0) {
+        await stopPlugins(loaded);
+        logger.error({ failures }, `plugin reload failed, the current plugins keep serving: ${failures.map((f) => `${f.name}: ${f.reason}`).join('; ')}`);
+        return { swapped: false, failures, plugins: this.status() };
+      }
+      const old = this.plugins;
+      this.settings = settings;
+      this.swap(loaded);
+      await stopPlugins(old);
+      logger.info({ plugins: loaded.map((p) => p.name) }, `plugin set reloaded: ${loaded.length} plugin(s)`);
+      return { swapped: true, failures: [], plugins: this.status() };
+    });
+  }
+
+  /** Stops every plugin (after its calls in flight); calls made afterwards fail as unavailable. */
+  stop(): Promise<void> {
+    return this.serialised(() => stopPlugins(this.plugins).then(() => undefined));
+  }
+
+  /** Each plugin of the serving set, in call order. */
+  status(): PluginStatus[] {
+    return this.plugins.map((p) => p.status());
+  }
+
+  /** Tells `listener` about every state change of any plugin (also those of a set being loaded or stopped); returns the unsubscribe function. */
+  onStateChange(listener: (status: PluginStatus) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private load(settings: PluginSettings): Promise<LoadOutcome> {
+    return loadPlugins(this.pluginPaths(settings), settings, {
+      logger: this.options.logger,
+      hostVersion: this.options.hostVersion ?? '0.0.0',
+      restart: true,
+      metrics: this.metrics,
+      onStateChange: (status) => {
+        for (const listener of this.listeners) listener(status);
+      },
+    });
+  }
+
+  private pluginPaths(settings: PluginSettings): string[] {
+    const base = this.options.baseDir ?? process.cwd();
+    if (settings.list !== undefined) return settings.list.map((p) => resolve(base, p));
+    const directory = resolve(base, settings.directory);
+    if (existsSync(directory)) return [directory];
+    this.options.logger.warn({ directory }, 'the plugin directory does not exist: no plugins loaded');
+    return [];
+  }
+
+  private swap(loaded: PluginSupervisor[]): void {
+    this.plugins = loaded.sort(byCallOrder);
+    this.current = buildDispatcher(loaded, this.options.logger, this.metrics);
+    this.options.onSwap?.(this.current);
+  }
+
+  private serialised<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(task, task);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+}

@@ -1,0 +1,88 @@
+// Plugin metrics in the caller's prom-client Registry (served as Prometheus text on /metrics).
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { HookName } from 'keyhold-plugin-sdk';
+import type { PluginFailureKind } from '../lifecycle/dispatcher.js';
+
+/** The series of one plugin and hook, bound once so a call does no label lookups. */
+export interface CallMetrics {
+  /** Records a call that returned, with its duration in seconds. */
+  succeeded(seconds: number): void;
+  failed(kind: PluginFailureKind, seconds: number): void;
+}
+
+export class PluginMetrics {
+  private readonly calls: Counter<'plugin' | 'hook'>;
+  private readonly vetoes: Counter<'plugin' | 'hook'>;
+  private readonly errors: Counter<'plugin' | 'hook' | 'kind'>;
+  private readonly timeouts: Counter<'plugin' | 'hook'>;
+  private readonly latency: Histogram<'plugin' | 'hook'>;
+  private readonly restarts: Counter<'plugin'>;
+  private readonly skips: Counter<'plugin' | 'hook'>;
+
+  /** `states` is read at every scrape, so the up gauge always shows the plugin set currently loaded. */
+  constructor(registry: Registry, states: () => Iterable<{ name: string; state: string }>) {
+    const registers = [registry];
+    this.calls = new Counter({ name: 'keyhold_plugin_calls_total', help: 'Hook calls made to a plugin', labelNames: ['plugin', 'hook'], registers });
+    this.vetoes = new Counter({ name: 'keyhold_plugin_vetoes_total', help: 'Hook calls a plugin answered with a veto', labelNames: ['plugin', 'hook'], registers });
+    this.errors = new Counter({
+      name: 'keyhold_plugin_errors_total',
+      help: 'Hook calls that failed: the plugin crashed or errored (crash) or was down (unavailable)',
+      labelNames: ['plugin', 'hook', 'kind'],
+      registers,
+    });
+    this.timeouts = new Counter({ name: 'keyhold_plugin_timeouts_total', help: 'Hook calls a plugin did not answer in time', labelNames: ['plugin', 'hook'], registers });
+    this.latency = new Histogram({
+      name: 'keyhold_plugin_call_duration_seconds',
+      help: 'Duration of hook calls, answered or not',
+      labelNames: ['plugin', 'hook'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
+    this.restarts = new Counter({ name: 'keyhold_plugin_restarts_total', help: 'Times a plugin was restarted after a crash or hang', labelNames: ['plugin'], registers });
+    this.skips = new Counter({
+      name: 'keyhold_plugin_failopen_skips_total',
+      help: 'Hook calls skipped because a failureMode: open plugin crashed, timed out or was down',
+      labelNames: ['plugin', 'hook'],
+      registers,
+    });
+    new Gauge({
+      name: 'keyhold_plugin_up',
+      help: '1 when the plugin is ready, 0 when it is starting, restarting, failed or stopped',
+      labelNames: ['plugin'],
+      registers,
+      collect() {
+        this.reset();
+        for (const { name, state } of states()) this.set({ plugin: name }, state === 'ready' ? 1 : 0);
+      },
+    });
+  }
+
+  forCall(plugin: string, hook: HookName): CallMetrics {
+    const labels = { plugin, hook };
+    const calls = this.calls.labels(labels);
+    const latency = this.latency.labels(labels);
+    const vetoes = this.vetoes.labels(labels);
+    const timeouts = this.timeouts.labels(labels);
+    return {
+      succeeded(seconds) {
+        calls.inc();
+        latency.observe(seconds);
+      },
+      failed: (kind, seconds) => {
+        calls.inc();
+        latency.observe(seconds);
+        if (kind === 'veto') vetoes.inc();
+        else if (kind === 'timeout') timeouts.inc();
+        else this.errors.inc({ ...labels, kind });
+      },
+    };
+  }
+
+  restarted(plugin: string): void {
+    this.restarts.inc({ plugin });
+  }
+
+  skipped(plugin: string, hook: HookName): void {
+    this.skips.inc({ plugin, hook });
+  }
+}

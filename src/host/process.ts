@@ -1,0 +1,90 @@
+// Spawning and killing one plugin process. The child gets stdio pipes, the magic cookie and a
+// minimal environment: nothing of the host's (secrets, tokens, NODE_OPTIONS, extra CA files).
+import { execa } from 'execa';
+import { dirname } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE } from 'keyhold-plugin-sdk';
+import type { PluginFile } from './discover.js';
+
+export interface ExitInfo {
+  code: number | null;
+  signal: string | null;
+  /** Set when the process could not be started at all (e.g. EACCES, a bad interpreter line). */
+  spawnError?: string;
+}
+
+export interface PluginProcess {
+  /** Undefined when the spawn itself failed. */
+  readonly pid: number | undefined;
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  /** Resolves once the process is gone (or never started). */
+  readonly exited: Promise<ExitInfo>;
+  kill(signal: NodeJS.Signals): void;
+}
+
+/** Variables a plugin may need to run at all; everything else of the host's stays out. */
+const PASSED_THROUGH = ['PATH', 'HOME', 'LANG', 'TZ'] as const;
+
+export function pluginEnvironment(): Record<string, string> {
+  const env: Record<string, string> = { [MAGIC_COOKIE_KEY]: MAGIC_COOKIE_VALUE };
+  for (const key of PASSED_THROUGH) {
+    const value = process.env[key];
+    if (value !== undefined) env[key] = value;
+  }
+  return env;
+}
+
+/** Starts the plugin executable in its own directory. */
+export function spawnPlugin(file: PluginFile): PluginProcess {
+  const child = execa(file.path, [], {
+    stdio: 'pipe',
+    buffer: false,
+    reject: false,
+    env: pluginEnvironment(),
+    extendEnv: false,
+    cwd: dirname(file.path),
+    // The stop sequence below owns signals; execa's own delayed SIGKILL would race it.
+    forceKillAfterDelay: false,
+  });
+  const exited = new Promise<ExitInfo>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+    child.once('error', (err) => resolve({ code: null, signal: null, spawnError: err.message }));
+  });
+  // With reject: false execa's own promise never rejects; the events above carry everything.
+  void child.catch(() => undefined);
+  return {
+    pid: child.pid,
+    stdin: child.stdin,
+    stdout: child.stdout,
+    stderr: child.stderr,
+    exited,
+    kill: (signal) => void child.kill(signal),
+  };
+}
+
+/** True when `promise` settles within `ms`. */
+export async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(resolve, ms, false);
+  });
+  try {
+    return await Promise.race([promise.then(() => true, () => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Stops a plugin the polite way first: `askToExit` (the shutdown request and closing stdin), up to
+ * `graceMs` for it to exit, then SIGTERM and another grace period, then SIGKILL.
+ */
+export async function stopProcess(proc: PluginProcess, graceMs: number, askToExit: () => Promise<unknown>): Promise<ExitInfo> {
+  if (await settlesWithin(Promise.all([askToExit().catch(() => undefined), proc.exited]), graceMs)) return proc.exited;
+  proc.kill('SIGTERM');
+  if (await settlesWithin(proc.exited, graceMs)) return proc.exited;
+  proc.kill('SIGKILL');
+  return proc.exited;
+}

@@ -1,0 +1,240 @@
+// One plugin's life: starting → ready → (crash or hang) → restarting → ready … or → failed.
+// Restarts back off exponentially; too many crashes within a window and the plugin stays down
+// until the next reload. A periodic `$/ping` catches a plugin that hangs without dying.
+import { PROTOCOL_VERSIONS, type HookName, type HookParams, type HookResult, type InitializeResult, type LogLevel } from 'keyhold-plugin-sdk';
+import type { Logger } from 'pino';
+import { PluginCallError, type FailureMode } from '../lifecycle/dispatcher.js';
+import { PluginClient } from './client.js';
+import { checkChecksum, type PluginFile } from './discover.js';
+import type { PluginMetrics } from './metrics.js';
+import { spawnPlugin } from './process.js';
+import type { PluginEntry, PluginSettings } from './settings.js';
+
+export type PluginState = 'starting' | 'ready' | 'restarting' | 'failed' | 'stopped';
+
+/** What `keyhold plugin list`, the health endpoint and the API show for one plugin. */
+export interface PluginStatus {
+  name: string;
+  path: string;
+  state: PluginState;
+  pid: number | null;
+  version: string | null;
+  hooks: HookName[];
+  restarts: number;
+  lastError: string | null;
+  failureMode: FailureMode;
+  order: number;
+}
+
+export interface SupervisorOptions {
+  settings: PluginSettings;
+  entry: PluginEntry;
+  logger: Logger;
+  metrics?: PluginMetrics | undefined;
+  hostVersion: string;
+  /** Restart after a crash (false for `plugin verify`, which only wants to know whether it loads). */
+  restart: boolean;
+  onStateChange?: ((status: PluginStatus) => void) | undefined;
+}
+
+export class PluginSupervisor {
+  private state: PluginState = 'starting';
+  private client: PluginClient | undefined;
+  private version: string | null = null;
+  private implemented: HookName[] = [];
+  private restarts = 0;
+  private lastError: string | null = null;
+  /** Crash times within the current window. */
+  private crashTimes: number[] = [];
+  /** Crashes since the plugin last ran healthily for `resetAfter`: the backoff exponent. */
+  private crashesInARow = 0;
+  private readySince: number | undefined;
+  /** Why the host killed the process itself (a hang), reported instead of "killed by SIGKILL". */
+  private killReason: string | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private stopping = false;
+  /** The start in progress, which stop() lets finish so that no process is spawned behind its back. */
+  private launching: Promise<unknown> | undefined;
+  private readonly log: Logger;
+
+  constructor(
+    readonly file: PluginFile,
+    private readonly options: SupervisorOptions,
+  ) {
+    this.log = options.logger.child({ plugin: file.name });
+  }
+
+  get name(): string {
+    return this.file.name;
+  }
+
+  get entry(): PluginEntry {
+    return this.options.entry;
+  }
+
+  /** The hooks the plugin reported at its first handshake: the ones the dispatcher routes to it. */
+  get hooks(): readonly HookName[] {
+    return this.implemented;
+  }
+
+  /** The first start. Rejects with the exact reason when the plugin cannot be loaded (no restart then). */
+  async start(): Promise<void> {
+    try {
+      this.implemented = (await this.launch()).hooks;
+    } catch (err) {
+      this.lastError = (err as Error).message;
+      this.setState('failed');
+      throw err;
+    }
+  }
+
+  /** One hook call, or an immediate 'unavailable' when the plugin is not running. */
+  call(params: HookParams): Promise<HookResult> {
+    if (this.state !== 'ready' || this.client === undefined) return Promise.reject(new PluginCallError('unavailable', this.whyUnavailable()));
+    return this.client.call(params, this.options.entry.timeoutMs);
+  }
+
+  /** Stops the plugin after the calls in flight: shutdown request, grace, SIGTERM, grace, SIGKILL. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.timer);
+    await this.launching?.catch(() => undefined);
+    const client = this.client;
+    if (client !== undefined) {
+      const exit = await client.stop(this.options.settings.shutdownGraceMs);
+      this.log.debug({ exit }, 'plugin stopped');
+    }
+    this.setState('stopped');
+  }
+
+  status(): PluginStatus {
+    return {
+      name: this.name,
+      path: this.file.path,
+      state: this.state,
+      pid: this.state === 'ready' ? (this.client?.pid ?? null) : null,
+      version: this.version,
+      hooks: [...this.implemented],
+      restarts: this.restarts,
+      lastError: this.lastError,
+      failureMode: this.options.entry.failureMode,
+      order: this.options.entry.order,
+    };
+  }
+
+  private launch(): Promise<InitializeResult> {
+    const launching = this.spawnAndHandshake();
+    this.launching = launching;
+    return launching;
+  }
+
+  /** Checksum, spawn and handshake; on success the plugin is ready and watched. */
+  private async spawnAndHandshake(): Promise<InitializeResult> {
+    const { settings, entry } = this.options;
+    if (entry.sha256 !== undefined) await checkChecksum(this.file.path, entry.sha256);
+    if (this.stopping) throw new Error('the host is stopping the plugin');
+    const client = new PluginClient(spawnPlugin(this.file), { name: this.name, logger: this.options.logger });
+    this.client = client;
+    this.killReason = undefined;
+    let info;
+    try {
+      info = await client.initialize(
+        { protocolVersions: [...PROTOCOL_VERSIONS], hostVersion: this.options.hostVersion, pluginName: this.name, config: entry.config, logLevel: this.logLevel() },
+        settings.startTimeoutMs,
+      );
+    } catch (err) {
+      client.kill();
+      await client.exited;
+      throw err;
+    }
+    if (this.implemented.length > 0 && info.hooks.join() !== this.implemented.join()) {
+      this.log.warn({ reported: info.hooks, routed: this.implemented }, 'the restarted plugin reports other hooks than when it was loaded; run a reload to route calls by the new list');
+    }
+    this.version = info.version;
+    this.readySince = Date.now();
+    this.setState('ready');
+    this.log.info({ pid: client.pid, version: info.version, hooks: info.hooks, protocolVersion: info.protocolVersion }, 'plugin ready');
+    void client.closed.then((reason) => this.onClosed(client, reason));
+    this.schedulePing(client);
+    return info;
+  }
+
+  private logLevel(): LogLevel {
+    const level = this.options.logger.level;
+    return level === 'silent' ? 'fatal' : (level as LogLevel);
+  }
+
+  private onClosed(client: PluginClient, reason: string): void {
+    if (client !== this.client || this.stopping) return;
+    this.crashed(this.killReason ?? reason);
+  }
+
+  private crashed(reason: string): void {
+    const { restart: policy } = this.options.settings;
+    const now = Date.now();
+    if (this.readySince !== undefined && now - this.readySince >= policy.resetAfterMs) this.crashesInARow = 0;
+    this.readySince = undefined;
+    this.lastError = reason;
+    this.crashTimes = this.crashTimes.filter((t) => now - t < policy.windowMs);
+    this.crashTimes.push(now);
+    if (!this.options.restart || this.crashTimes.length >= policy.maxCrashes) {
+      this.setState('failed');
+      this.log.error(
+        { reason, crashes: this.crashTimes.length, windowMs: policy.windowMs },
+        this.options.restart
+          ? `plugin crashed ${this.crashTimes.length} times within ${policy.windowMs} ms; it stays down until a reload (fix it, then run keyhold plugin reload): ${reason}`
+          : `plugin crashed: ${reason}`,
+      );
+      return;
+    }
+    const delay = Math.min(policy.initialDelayMs * 2 ** this.crashesInARow, policy.maxDelayMs);
+    this.crashesInARow++;
+    this.setState('restarting');
+    this.log.error({ reason, restartInMs: delay }, `plugin crashed, restarting in ${delay} ms: ${reason}`);
+    this.timer = setTimeout(() => void this.restart(), delay).unref();
+  }
+
+  private async restart(): Promise<void> {
+    if (this.stopping) return;
+    this.restarts++;
+    this.options.metrics?.restarted(this.name);
+    try {
+      await this.launch();
+    } catch (err) {
+      if (!this.stopping) this.crashed(`restart failed: ${(err as Error).message}`);
+    }
+  }
+
+  /** Pings while ready, one at a time; an unanswered ping means the plugin hangs: kill it, which makes it restart. */
+  private schedulePing(client: PluginClient): void {
+    const { pingIntervalMs } = this.options.settings;
+    if (pingIntervalMs <= 0) return;
+    this.timer = setTimeout(async () => {
+      try {
+        await client.ping(this.options.entry.timeoutMs);
+      } catch (err) {
+        if (client !== this.client || this.state !== 'ready' || !(err instanceof PluginCallError) || err.kind !== 'timeout') return;
+        this.killReason = `the plugin hung: no answer to $/ping within ${this.options.entry.timeoutMs} ms, so it was killed`;
+        client.kill();
+        return;
+      }
+      if (client === this.client && this.state === 'ready' && !this.stopping) this.schedulePing(client);
+    }, pingIntervalMs).unref();
+  }
+
+  private whyUnavailable(): string {
+    switch (this.state) {
+      case 'restarting':
+        return `the plugin is restarting after a crash (${this.lastError})`;
+      case 'failed':
+        return `the plugin has failed and stays down until a reload (${this.lastError})`;
+      default:
+        return `the plugin is ${this.state}`;
+    }
+  }
+
+  private setState(state: PluginState): void {
+    this.state = state;
+    this.options.onStateChange?.(this.status());
+  }
+}
