@@ -60,8 +60,7 @@ export class ApiClient {
     if (!response.ok) {
       const error = parsed as { code?: unknown; message?: unknown } | undefined;
       if (error && typeof error.code === 'string' && typeof error.message === 'string') {
-        const hint = error.code === 'KH_ERR_UNAUTHENTICATED' || error.code === 'KH_ERR_TOKEN_EXPIRED' ? ' (log in with `keyhold auth login ID`)' : '';
-        throw new CliError(`${error.message} [${error.code}]${hint}`, 1, parsed as CliError['body']);
+        throw new CliError(`${error.message} [${error.code}]`, 1, parsed as CliError['body']);
       }
       throw new CliError(`the server answered ${response.status} ${response.statusText}`);
     }
