@@ -28,6 +28,7 @@ const RUN_BY_HAND =
  * the host keeps as log lines: a stray print can then never corrupt a message. Done when this
  * module is first imported, i.e. before the plugin's own top-level code runs, and only inside a
  * plugin process (the cookie is set), so that the server and tests importing the SDK keep their stdout.
+ * A plugin that speaks the protocol without serve() must therefore not import the SDK.
  */
 function claimStdout(): Writable {
   const stdout = process.stdout;
