@@ -42,8 +42,10 @@ export interface ServerHandle {
   close(): Promise<void>;
 }
 
+/** The URL clients on this machine use (a wildcard listen address is reached through loopback). */
 function urlOf(config: KeyholdConfig, port: number): string {
-  const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
+  const listen = config.listen.host === '0.0.0.0' ? '127.0.0.1' : config.listen.host === '::' ? '::1' : config.listen.host;
+  const host = listen.includes(':') ? `[${listen}]` : listen;
   return `${config.tls ? 'https' : 'http'}://${host}:${port}`;
 }
 
