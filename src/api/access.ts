@@ -4,7 +4,7 @@
 //   - each mutation needs one capability, and GLOBAL_ROOT satisfies every capability;
 //   - a few mutations also admit a second kind of caller: the entity itself (its own keys) or
 //     a member of the group named by the group's `managedBy` (that group's memberships).
-// `demand` is the single capability check; everything else here builds on it.
+// `allows` is the single capability rule; everything else here builds on it.
 import type { FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import type { Capability } from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../errors.js';
@@ -22,10 +22,18 @@ declare module 'fastify' {
 /** A second way to be allowed, checked only when the caller lacks the capability. */
 export type Alternative = 'self' | 'group-manager';
 
-/** Throws KH_ERR_FORBIDDEN unless the claims carry `capability` or GLOBAL_ROOT. */
+/** The capability rule: the claims carry `capability`, or GLOBAL_ROOT, which satisfies every one. */
+export function allows(caller: TokenClaims, capability: Capability): boolean {
+  return caller.caps.includes('GLOBAL_ROOT') || caller.caps.includes(capability);
+}
+
+function forbidden(caller: TokenClaims, capability: Capability): KeyholdError {
+  return new KeyholdError('KH_ERR_FORBIDDEN', `this needs the ${capability} capability, which ${caller.sub} does not have`, { needed: capability });
+}
+
+/** Throws KH_ERR_FORBIDDEN unless `allows(caller, capability)`. */
 export function demand(caller: TokenClaims, capability: Capability): void {
-  if (caller.caps.includes('GLOBAL_ROOT') || caller.caps.includes(capability)) return;
-  throw new KeyholdError('KH_ERR_FORBIDDEN', `this needs the ${capability} capability, which ${caller.sub} does not have`, { needed: capability });
+  if (!allows(caller, capability)) throw forbidden(caller, capability);
 }
 
 /** The request's identity for the lifecycle engine and hook contexts. */
@@ -57,8 +65,9 @@ export class Access {
     return async (request) => {
       const caller = await this.authenticate(request);
       request.caller = caller;
-      if (alternative && !caller.caps.includes('GLOBAL_ROOT') && !caller.caps.includes(capability) && (await this.admits(alternative, caller, request))) return;
-      demand(caller, capability);
+      if (allows(caller, capability)) return;
+      if (alternative && (await this.admits(alternative, caller, request))) return;
+      throw forbidden(caller, capability);
     };
   }
 

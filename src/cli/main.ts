@@ -65,8 +65,7 @@ async function main(): Promise<number> {
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
     if (err instanceof CliError) {
-      const json = program.opts<{ json?: boolean }>().json || process.argv.includes('--json');
-      process.stderr.write(json && err.body ? `${JSON.stringify(err.body)}\n` : `keyhold: ${err.message}\n`);
+      process.stderr.write(program.opts<{ json: boolean }>().json && err.body ? `${JSON.stringify(err.body)}\n` : `keyhold: ${err.message}\n`);
       return err.exitCode;
     }
     process.stderr.write(`keyhold: ${err instanceof Error ? err.message : String(err)}\n`);
