@@ -20,6 +20,7 @@ export function authRoutes(app: FastifyInstance, { identity, access, tokens }: R
     {
       schema: {
         tags,
+        security: [],
         summary: 'Log in: id + secret → a signed, short-lived token carrying the effective capabilities',
         body: s.credentials,
         response: s.responses({ 200: { type: 'object', properties: { token: { type: 'string' }, expiresAt: { type: 'string' }, id: { type: 'string' }, capabilities: { type: 'array', items: { type: 'string' } } } } }),
@@ -34,7 +35,7 @@ export function authRoutes(app: FastifyInstance, { identity, access, tokens }: R
 
   app.post<{ Body: Credentials }>(
     '/v1/auth/check',
-    { schema: { tags, summary: 'Check an id + secret without issuing a token', body: s.credentials, response: s.responses({ 200: { type: 'object', properties: { ok: { type: 'boolean' }, id: { type: 'string' } } } }) } },
+    { schema: { tags, security: [], summary: 'Check an id + secret without issuing a token', body: s.credentials, response: s.responses({ 200: { type: 'object', properties: { ok: { type: 'boolean' }, id: { type: 'string' } } } }) } },
     async (request) => {
       const entity = await identity.authCheck(requestInfo(request), request.body.id, request.body.secret);
       return { ok: true, id: entity.id };
@@ -43,7 +44,7 @@ export function authRoutes(app: FastifyInstance, { identity, access, tokens }: R
 
   app.post<{ Body: { id: string; oldSecret: string; newSecret: string } }>(
     '/v1/auth/change-secret',
-    { schema: { tags, summary: 'Self-service: change your own secret by proving the old one', body: s.changeSecretBody, response: s.responses({ 204: { type: 'null' } }) } },
+    { schema: { tags, security: [], summary: 'Self-service: change your own secret by proving the old one', body: s.changeSecretBody, response: s.responses({ 204: { type: 'null' } }) } },
     async (request, reply) => {
       const { id, oldSecret, newSecret } = request.body;
       const entity = await identity.authCheck(requestInfo(request), id, oldSecret);
@@ -54,7 +55,7 @@ export function authRoutes(app: FastifyInstance, { identity, access, tokens }: R
 
   app.post<{ Body: { token: string } }>(
     '/v1/auth/validate',
-    { schema: { tags, summary: 'Validate a token and return what it says (401 when invalid or expired)', body: s.validateTokenBody, response: s.responses({ 200: s.claims }) } },
+    { schema: { tags, security: [], summary: 'Validate a token and return what it says (401 when invalid or expired)', body: s.validateTokenBody, response: s.responses({ 200: s.claims }) } },
     async (request) => claimsView(await tokens.verify(request.body.token)),
   );
 
@@ -66,7 +67,7 @@ export function authRoutes(app: FastifyInstance, { identity, access, tokens }: R
 
   app.get(
     '/v1/auth/jwks',
-    { schema: { tags, summary: 'The public key tokens are signed with (JWKS), for services that verify tokens themselves' } },
+    { schema: { tags, security: [], summary: 'The public key tokens are signed with (JWKS), for services that verify tokens themselves' } },
     async () => ({ keys: [tokens.publicJwk] }),
   );
 }

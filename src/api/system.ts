@@ -28,7 +28,7 @@ export function systemRoutes(app: FastifyInstance, { access, metrics, storeCheck
   app.get(
     '/healthz',
     // Probed every few seconds by supervisors and load balancers: logged only when something is wrong.
-    { logLevel: 'warn', schema: { tags, summary: 'Liveness and store health (200 ok, 503 when the store does not answer), with plugin status', response: { 200: { type: 'object', additionalProperties: true }, 503: { type: 'object', additionalProperties: true } } } },
+    { logLevel: 'warn', schema: { tags, security: [], summary: 'Liveness and store health (200 ok, 503 when the store does not answer), with plugin status', response: { 200: { type: 'object', additionalProperties: true }, 503: { type: 'object', additionalProperties: true } } } },
     async (request, reply) => {
       const pluginStates = plugins?.status();
       const pluginPart = pluginStates ? { plugins: pluginStates } : {};
@@ -44,7 +44,7 @@ export function systemRoutes(app: FastifyInstance, { access, metrics, storeCheck
     },
   );
 
-  app.get('/metrics', { logLevel: 'warn', schema: { tags, summary: 'Prometheus metrics (text exposition format)' } }, async (_request, reply) => {
+  app.get('/metrics', { logLevel: 'warn', schema: { tags, security: [], summary: 'Prometheus metrics (text exposition format)' } }, async (_request, reply) => {
     return reply.type(metrics.contentType).send(await metrics.metrics());
   });
 
