@@ -251,7 +251,7 @@ export function isLoopback(host: string): boolean {
 export function checkListenSafety(config: KeyholdConfig): string | null {
   if (isLoopback(config.listen.host) || config.tls !== null) return null;
   if (!config.insecure) {
-    throw new ConfigError(config.file ?? 'settings', 'listen.host', `${config.listen.host} is reachable from other machines, so it needs tls.cert and tls.key; set insecure: true (KEYHOLD_INSECURE=true) to serve plain HTTP anyway`);
+    throw new ConfigError(config.file ?? 'environment', 'listen.host', `${config.listen.host} is reachable from other machines, so it needs tls.cert and tls.key; set insecure: true (KEYHOLD_INSECURE=true) to serve plain HTTP anyway`);
   }
   return `INSECURE: serving plain HTTP on ${config.listen.host}, reachable from other machines; secrets and tokens cross the network unencrypted. Configure tls.cert and tls.key.`;
 }
