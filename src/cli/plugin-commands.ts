@@ -1,0 +1,79 @@
+// keyhold plugin verify | list | reload. `verify` runs locally (discovery and the handshake, no
+// server); `list` and `reload` ask the running server (GET /v1/plugins, POST /v1/plugins/reload).
+import { Command } from 'commander';
+import type { ReloadResult } from '../host/host.js';
+import type { PluginSettings } from '../host/settings.js';
+import type { PluginStatus } from '../host/supervisor.js';
+import { CliError } from './client.js';
+import { CommandContext, line, table } from './context.js';
+
+export interface PluginCommandDeps {
+  /**
+   * The plugin settings `verify` applies (each plugin's config and sha256 pin). Default: the
+   * `plugins:` section of the server's settings file (--config, KEYHOLD_CONFIG or ./keyhold.yaml).
+   */
+  loadPluginSettings?: (configFile: string | undefined) => PluginSettings | Promise<PluginSettings>;
+}
+
+async function serverPluginSettings(configFile: string | undefined): Promise<PluginSettings> {
+  const { loadConfig } = await import('../config.js');
+  return loadConfig(configFile === undefined ? {} : { file: configFile }).plugins;
+}
+
+function statusTable(plugins: readonly PluginStatus[]): void {
+  if (plugins.length === 0) return line('no plugins loaded');
+  table(
+    ['PLUGIN', 'STATE', 'PID', 'VERSION', 'ORDER', 'FAILURE', 'RESTARTS', 'HOOKS', 'LAST ERROR'],
+    plugins.map((p) => [p.name, p.state, String(p.pid ?? '-'), p.version ?? '-', String(p.order), p.failureMode, String(p.restarts), p.hooks.join(',') || '-', p.lastError ?? '']),
+  );
+}
+
+/** Adds verify, list and reload under `keyhold plugin` (creating that command unless it exists). */
+export function registerPluginCommands(program: Command, deps: PluginCommandDeps = {}): Command {
+  const plugin =
+    program.commands.find((c) => c.name() === 'plugin') ?? program.command('plugin').description('plugins: check files before installing them; list and reload those of the server');
+
+  plugin
+    .command('verify')
+    .description('start each plugin, do the handshake and report: ok with name, version and hooks, or why it cannot load (exit 1 if any fails)')
+    .argument('[paths...]', 'plugin directories (scanned) or files (default: the plugin directory or list of the settings)')
+    .option('--config <file>', 'settings file whose plugins: section gives each plugin its config and sha256 pin')
+    .action(async (paths: string[], options: { config?: string }, command: Command) => {
+      const ctx = new CommandContext(command);
+      const settings = await (deps.loadPluginSettings ?? serverPluginSettings)(options.config);
+      const { verifyPlugins } = await import('../host/verify.js');
+      const results = await verifyPlugins(paths.length > 0 ? paths : (settings.list ?? [settings.directory]), settings);
+      ctx.print(results, () => {
+        if (results.length === 0) line('no plugins found');
+        for (const r of results) {
+          line(r.ok ? `ok    ${r.name} ${r.version}  hooks: ${r.hooks.join(', ') || 'none'}  (${r.path})` : `FAIL  ${r.name}  ${r.reason}  (${r.path})`);
+        }
+      });
+      const failed = results.filter((r) => !r.ok).length;
+      if (failed > 0) throw new CliError(`${failed} of ${results.length} plugin(s) cannot be loaded`);
+    });
+
+  plugin
+    .command('list')
+    .description("the server's plugins: state (starting, ready, restarting, failed), pid, version, order, failure mode, restarts, hooks, last error")
+    .action(async (_options, command: Command) => {
+      const ctx = new CommandContext(command);
+      const { plugins } = await ctx.client.get<{ plugins: PluginStatus[] }>('/v1/plugins');
+      ctx.print(plugins, () => statusTable(plugins));
+    });
+
+  plugin
+    .command('reload')
+    .description('start the plugin set again on the server; if any plugin fails to load, the old set keeps serving and the reasons are printed (exit 1)')
+    .action(async (_options, command: Command) => {
+      const ctx = new CommandContext(command);
+      const result = await ctx.client.post<ReloadResult>('/v1/plugins/reload');
+      if (!result.swapped) throw new CliError(`plugin reload failed, the previous plugins keep serving: ${result.failures.map((f) => `${f.name}: ${f.reason}`).join('; ')}`);
+      ctx.print(result, () => {
+        line(`plugins reloaded: ${result.plugins.length} plugin(s)`);
+        statusTable(result.plugins);
+      });
+    });
+
+  return plugin;
+}
