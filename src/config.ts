@@ -215,7 +215,7 @@ export function loadConfig(options: LoadConfigOptions = {}): KeyholdConfig {
     hash: KeyholdConfig['hash'];
     bodyLimit: number;
   };
-  if ((values.tls.cert === '') !== (values.tls.key === '')) throw new ConfigError(source, 'tls', 'set both cert and key, or neither');
+  if ((values.tls.cert === '') !== (values.tls.key === '')) throw new ConfigError(file ?? 'environment', 'tls', 'set both cert and key, or neither');
   let pluginSettings: PluginSettings;
   try {
     pluginSettings = parsePluginSettings(plugins);

@@ -8,6 +8,7 @@ import { CliError } from './client.js';
 import { defaultServer } from './context.js';
 import { entityCommands } from './entity-commands.js';
 import { groupCommands } from './group-commands.js';
+import { registerPluginCommands } from './plugin-commands.js';
 import { systemCommands } from './system-commands.js';
 
 /** Set once `serve` has started: the process then lives until a signal stops the server. */
@@ -48,6 +49,7 @@ function buildProgram(): Command {
     .option('--json', 'machine-readable output', false)
     .showHelpAfterError('(add --help for usage)');
   for (const command of [serveCommand(), authCommands(), entityCommands(), groupCommands(), systemCommands()]) program.addCommand(command);
+  registerPluginCommands(program);
   return program;
 }
 

@@ -70,12 +70,20 @@ it('reports, reloads (SIGHUP and API) and stops the plugin set of a server proce
   assert.deepEqual(refused.body.details.failures.map((f: { name: string }) => f.name), ['broken']);
   assert.deepEqual((await plugins()).map((p) => p.pid), reloaded.map((p) => p.pid), 'the old set keeps serving');
 
+  const cli = (args: string[]) => runCli(args, { KEYHOLD_SERVER: server.url, KEYHOLD_TOKEN: token });
+  const cliReload = await cli(['plugin', 'reload']);
+  assert.equal(cliReload.code, 1, cliReload.stderr);
+  assert.match(cliReload.stderr, /KH_ERR_PLUGIN_FAILED/);
+
   rmSync(join(pluginDir, 'broken'));
   const swapped = await call(server.url, 'POST', '/v1/plugins/reload', { token });
   assert.equal(swapped.status, 200, swapped.text);
   assert.equal(swapped.body.swapped, true);
 
-  const status = await runCli(['system', 'status'], { KEYHOLD_SERVER: server.url, KEYHOLD_TOKEN: token });
+  const listed = await cli(['--json', 'plugin', 'list']);
+  assert.equal(listed.code, 0, listed.stderr);
+  assert.deepEqual((JSON.parse(listed.stdout) as Status[]).map((p) => p.name).sort(), ['recorder', 'second']);
+  const status = await cli(['system', 'status']);
   assert.equal(status.code, 0, status.stderr);
   assert.match(status.stdout, /recorder\s+ready/);
   assert.match(status.stdout, /second\s+ready/);
