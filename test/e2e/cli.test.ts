@@ -72,6 +72,17 @@ describe('keyhold CLI against a server process', () => {
     expectCode(await asAlice(['group', 'create', 'nope']), 1, 'alice still may not create groups');
     expectCode(await asRoot(['entity', 'create', 'carol']), 0, 'create carol');
 
+    // Metadata, key/value, keys and expansions through the CLI.
+    expectCode(await asRoot(['entity', 'update', 'alice', '--shell', '/bin/zsh']), 0, 'update');
+    expectCode(await asRoot(['entity', 'meta', 'alice', 'upsert', 'dept', 'research']), 0, 'meta upsert');
+    assert.deepEqual(JSON.parse(expectCode(await asRoot(['--json', 'entity', 'meta', 'alice', 'read', 'dept']), 0, 'meta read').stdout), ['research']);
+    expectCode(await asRoot(['entity', 'kv', 'alice', 'add', 'phone', '+1 555', '+1 556']), 0, 'kv add');
+    assert.deepEqual(JSON.parse(expectCode(await asRoot(['--json', 'entity', 'kv', 'alice', 'get', 'phone']), 0, 'kv get').stdout).values, ['+1 555', '+1 556']);
+    expectCode(await asAlice(['entity', 'keys', 'alice', 'add', 'ssh-ed25519 AAAAC3Nza alice@laptop']), 0, 'alice adds her own key');
+    expectCode(await asRoot(['group', 'create', 'everyone']), 0, 'create everyone');
+    expectCode(await asRoot(['group', 'expansions', 'everyone', 'add', 'INCLUDE', 'creators']), 0, 'expansion');
+    assert.deepEqual(JSON.parse(expectCode(await asRoot(['--json', 'entity', 'groups', 'alice', '--indirect']), 0, 'indirect groups').stdout).sort(), ['creators', 'everyone']);
+
     expectCode(await asRoot(['entity', 'destroy', 'bob']), 0, 'destroy bob');
     const gone = expectCode(await asRoot(['entity', 'info', 'bob']), 1, 'bob is gone');
     assert.match(gone.stderr, /KH_ERR_ENTITY_NOT_FOUND/);
@@ -91,11 +102,19 @@ describe('keyhold CLI against a server process', () => {
     const alice = JSON.parse(expectCode(await asRoot(['--json', 'entity', 'info', 'alice']), 0, 'alice after restart').stdout);
     assert.equal(alice.meta.displayName, 'Alice Example');
     assert.deepEqual(alice.meta.groups, ['creators']);
+    assert.equal(alice.meta.shell, '/bin/zsh');
+    assert.deepEqual(alice.meta.untypedMeta, ['dept:research']);
+    assert.deepEqual(alice.meta.kv, { phone: { values: ['+1 555', '+1 556'] } });
+    assert.deepEqual(alice.meta.keys, ['ssh-ed25519 AAAAC3Nza alice@laptop']);
+    assert.deepEqual(JSON.parse(expectCode(await asRoot(['--json', 'group', 'members', 'everyone']), 0, 'members through the expansion').stdout), ['alice']);
     assert.equal(alice.secret, undefined, 'the secret hash is never sent');
     const group = JSON.parse(expectCode(await asRoot(['--json', 'group', 'info', 'creators']), 0, 'group after restart').stdout);
     assert.deepEqual(group.capabilities, ['CREATE_ENTITY']);
     expectCode(await asRoot(['auth', 'check', 'alice', '--secret-stdin'], 'alice-secret\n'), 0, 'alice secret after restart');
     expectCode(await asRoot(['entity', 'info', 'bob']), 1, 'bob still gone');
+    expectCode(await asAlice(['auth', 'change-secret', 'alice', '--secret-stdin'], 'alice-secret\nalice-secret-2\n'), 0, 'self-service secret change');
+    expectCode(await asRoot(['auth', 'check', 'alice', '--secret-stdin'], 'alice-secret\n'), 1, 'the old secret no longer works');
+    expectCode(await asRoot(['auth', 'check', 'alice', '--secret-stdin'], 'alice-secret-2\n'), 0, 'the new one does');
     const search = JSON.parse(expectCode(await asRoot(['--json', 'entity', 'search']), 0, 'search').stdout);
     assert.deepEqual(search.map((e: { id: string }) => e.id), ['alice', 'carol', 'root']);
     assert.equal(await server.stop(), 0);
