@@ -36,7 +36,7 @@ export function entityRoutes(app: FastifyInstance, { identity, access }: RouteCo
 
   app.patch<{ Params: IdParams; Body: EntityMetaPatch }>(
     '/v1/entities/:id',
-    { onRequest: access.need('MODIFY_ENTITY_META'), schema: { tags, summary: 'Change typed metadata fields', params: s.params.entity, body: s.entityMetaPatch, response: s.responses({ 200: s.entity }) } },
+    { onRequest: access.need('MODIFY_ENTITY_META'), schema: { tags, summary: 'Change typed metadata fields', params: s.params.entity, body: s.entityMetaUpdate, response: s.responses({ 200: s.entity }) } },
     async (request) => identity.updateEntityMeta(requestInfo(request), request.params.id, request.body),
   );
 

@@ -25,6 +25,8 @@ function object(properties: Record<string, unknown>, required: string[] = []) {
 // Inputs
 
 export const entityMetaPatch = object(Object.fromEntries(ENTITY_META_FIELDS.map((f) => [f, text])));
+/** An update must change something. */
+export const entityMetaUpdate = { ...entityMetaPatch, minProperties: 1 } as const;
 
 export const params = {
   entity: object({ id: name }, ['id']),
