@@ -120,6 +120,16 @@ describe('keyhold CLI against a server process', () => {
     assert.equal(await server.stop(), 0);
   });
 
+  it('refuses to serve with a bad configuration or an unprotected public address (exit 2)', async () => {
+    const dataDir = dir('e2e-badcfg');
+    const badPort = expectCode(await runCli(['serve'], serverEnv(dataDir, { KEYHOLD_PORT: 'eighty' })), 2, 'bad port');
+    assert.match(badPort.stderr, /bad configuration: KEYHOLD_PORT: listen\.port: expected an integer/);
+    const publicHost = expectCode(await runCli(['serve'], serverEnv(dataDir, { KEYHOLD_HOST: '0.0.0.0' })), 2, 'public address without TLS');
+    assert.match(publicHost.stderr, /0\.0\.0\.0 is reachable from other machines, so it needs tls\.cert and tls\.key/);
+    const missing = expectCode(await runCli(['serve', '--config', `${dataDir}/nope.yaml`], serverEnv(dataDir)), 2, 'missing config file');
+    assert.match(missing.stderr, /nope\.yaml: \(file\): cannot read it: ENOENT/);
+  });
+
   it('prints a generated root secret once, on the first start only', async () => {
     const dataDir = dir('e2e-boot');
     const env = serverEnv(dataDir);
