@@ -35,7 +35,11 @@ export class NullPlugin {
     return Date.now();
   }
 
-  /** Called once at initialize after `config` is set. Override to validate it: throwing rejects the config with the error's message. */
+  /**
+   * Called once at initialize after `config` is set. Override to validate it: throwing rejects the
+   * config with the error's message. It may also install hook methods on the instance: the hooks
+   * are reported to the host after it returns.
+   */
   configure(_config: JsonObject): void | Promise<void> {}
 
   preEntityCreate(subject: Entity, _request: JsonObject, _context: HookContext): Hooked<Entity> { return subject; }

@@ -60,7 +60,8 @@ export function serve(plugin: NullPlugin): void {
     process.stderr.write(`${RUN_BY_HAND}\n`);
     process.exit(1);
   }
-  const hooks = new Set<HookName>(implementedHooks(plugin));
+  // Known after configure(): a plugin may set up its hooks from its config.
+  let hooks = new Set<HookName>();
   const connection = createMessageConnection(new StreamMessageReader(process.stdin), new StreamMessageWriter(wire));
 
   connection.onRequest(InitializeRequest, async (params) => {
@@ -77,6 +78,7 @@ export function serve(plugin: NullPlugin): void {
     } catch (err) {
       throw new ResponseError(PluginErrorCodes.ConfigRejected, messageOf(err));
     }
+    hooks = new Set(implementedHooks(plugin));
     return { name: plugin.name || params.pluginName, version: plugin.version, protocolVersion, hooks: [...hooks] };
   });
 

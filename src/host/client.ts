@@ -117,10 +117,9 @@ export class PluginClient {
     reader.partialMessageTimeout = 0;
     this.connection = createMessageConnection(reader, new StreamMessageWriter(proc.stdin));
     this.connection.onNotification(LogNotification, ({ level, msg, fields }) => this.logRecord(level, msg, fields ?? {}));
-    this.connection.onError(([err]) => this.breakConnection(`broke the JSON-RPC stream: ${err.message}`));
-    // Output ends just before the exit is reported, usually: give the exit a moment, so that the reason names the exit code.
-    this.connection.onClose(() => void settlesWithin(proc.exited, 200).then((exited) => exited || this.breakConnection('closed its stdout but kept running')));
-    proc.stdin.on('error', (err) => this.breakConnection(`stopped reading its stdin: ${err.message}`));
+    this.connection.onError(([err]) => this.streamFailed(`broke the JSON-RPC stream: ${err.message}`));
+    this.connection.onClose(() => this.streamFailed('closed its stdout but kept running'));
+    proc.stdin.on('error', (err) => this.streamFailed(`stopped reading its stdin: ${err.message}`));
     watchFraming(proc.stdout, (reason) => this.breakConnection(reason));
     void proc.exited.then((info) => this.close(`the plugin ${describeExit(info)}`));
     this.connection.listen();
@@ -208,6 +207,15 @@ export class PluginClient {
     });
     this.inFlight.set(call, fail);
     return call;
+  }
+
+  /**
+   * A stream ended or failed. Usually the process is exiting (stdout closes, or a write meets
+   * EPIPE, just before the exit is reported): give the exit a moment so the reason names the
+   * exit code; a process still alive after that is broken and killed.
+   */
+  private streamFailed(reason: string): void {
+    void settlesWithin(this.proc.exited, 200).then((exited) => exited || this.breakConnection(reason));
   }
 
   private breakConnection(reason: string): void {
