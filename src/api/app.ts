@@ -14,7 +14,8 @@ import { authRoutes } from './auth.js';
 import { entityRoutes } from './entities.js';
 import { installErrorHandling, toKeyholdError } from './error-mapping.js';
 import { groupRoutes } from './groups.js';
-import { systemRoutes, type PluginControl } from './system.js';
+import { pluginRoutes, type PluginControl } from './plugins.js';
+import { systemRoutes } from './system.js';
 import type { TokenService } from './tokens.js';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
@@ -99,7 +100,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   entityRoutes(app, context);
   groupRoutes(app, context);
   authRoutes(app, { ...context, tokens: deps.tokens });
-  systemRoutes(app, { access, metrics: deps.metrics, storeCheck: deps.storeCheck, ...(deps.plugins && { plugins: deps.plugins }) });
+  const plugins = deps.plugins && { plugins: deps.plugins };
+  systemRoutes(app, { access, metrics: deps.metrics, storeCheck: deps.storeCheck, ...plugins });
+  pluginRoutes(app, { access, ...plugins });
 
   await app.ready();
   return app;

@@ -1,16 +1,11 @@
 // Operational routes: health (for load balancers and supervisors, no token), Prometheus
-// metrics, the OpenAPI document, server status, and the plugin control routes when a plugin
-// host is running.
+// metrics, the OpenAPI document and server status.
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
-import type { PluginHost } from '../host/host.js';
-import { KeyholdError } from '../errors.js';
 import { VERSION } from '../version.js';
 import type { Access } from './access.js';
+import type { PluginControl } from './plugins.js';
 import * as s from './schemas.js';
-
-/** What the API needs from the plugin host. */
-export type PluginControl = Pick<PluginHost, 'status' | 'reload'>;
 
 export interface SystemContext {
   access: Access;
@@ -61,25 +56,5 @@ export function systemRoutes(app: FastifyInstance, { access, metrics, storeCheck
       },
     },
     async () => ({ version: VERSION, uptimeSeconds: Math.floor((Date.now() - startedAt) / 1000), entities: await storeCheck(), plugins: plugins?.status() ?? [] }),
-  );
-
-  app.get(
-    '/v1/plugins',
-    { onRequest: access.token, schema: { tags: ['plugins'], summary: 'Loaded plugins and their state', response: s.responses({ 200: s.list('plugins', { type: 'object', additionalProperties: true }) }) } },
-    async () => ({ plugins: plugins?.status() ?? [] }),
-  );
-
-  app.post(
-    '/v1/plugins/reload',
-    { onRequest: access.need('GLOBAL_ROOT'), schema: { tags: ['plugins'], summary: 'Start the plugin set again; the old set stays when any new plugin fails to load', response: s.responses({ 200: { type: 'object', additionalProperties: true } }) } },
-    async () => {
-      if (!plugins) return { swapped: false, failures: [], plugins: [] };
-      const result = await plugins.reload();
-      if (!result.swapped) {
-        const reasons = result.failures.map((f) => `${f.name}: ${f.reason}`).join('; ');
-        throw new KeyholdError('KH_ERR_PLUGIN_FAILED', `plugin reload failed, the previous plugins keep serving: ${reasons}`, { failures: result.failures, plugins: result.plugins });
-      }
-      return result;
-    },
   );
 }

@@ -1,0 +1,34 @@
+// /v1/plugins: the plugin host's status and reload. The host is an optional dependency of the
+// API: without one, the list is empty and a reload has nothing to do.
+import type { FastifyInstance } from 'fastify';
+import { KeyholdError } from '../errors.js';
+import type { PluginHost } from '../host/host.js';
+import type { Access } from './access.js';
+import * as s from './schemas.js';
+
+/** What the API needs from the plugin host. */
+export type PluginControl = Pick<PluginHost, 'status' | 'reload'>;
+
+export function pluginRoutes(app: FastifyInstance, { access, plugins }: { access: Access; plugins?: PluginControl }): void {
+  const tags = ['plugins'];
+
+  app.get(
+    '/v1/plugins',
+    { onRequest: access.token, schema: { tags, summary: 'Loaded plugins and their state', response: s.responses({ 200: s.list('plugins', { type: 'object', additionalProperties: true }) }) } },
+    async () => ({ plugins: plugins?.status() ?? [] }),
+  );
+
+  app.post(
+    '/v1/plugins/reload',
+    { onRequest: access.need('GLOBAL_ROOT'), schema: { tags, summary: 'Start the plugin set again; the old set stays when any new plugin fails to load', response: s.responses({ 200: { type: 'object', additionalProperties: true } }) } },
+    async () => {
+      if (!plugins) return { swapped: false, failures: [], plugins: [] };
+      const result = await plugins.reload();
+      if (!result.swapped) {
+        const reasons = result.failures.map((f) => `${f.name}: ${f.reason}`).join('; ');
+        throw new KeyholdError('KH_ERR_PLUGIN_FAILED', `plugin reload failed, the previous plugins keep serving: ${reasons}`, { failures: result.failures, plugins: result.plugins });
+      }
+      return result;
+    },
+  );
+}
