@@ -157,6 +157,7 @@ export class PluginClient {
 
   /** One hook call. Rejects with PluginCallError: veto, timeout or crash. */
   call(params: HookParams, timeoutMs: number): Promise<HookResult> {
+    if (this.stopping) return Promise.reject(new PluginCallError('unavailable', 'the plugin is being stopped'));
     return this.request((token) => this.connection.sendRequest(HookRequest, params, token), timeoutMs).catch((err: unknown) => {
       throw toCallError(err);
     });
@@ -166,9 +167,10 @@ export class PluginClient {
     return this.request((token) => this.connection.sendRequest(PingRequest, token), timeoutMs);
   }
 
-  /** Waits for the calls in flight, then shutdown, close stdin, grace, SIGTERM, grace, SIGKILL. */
+  /** Waits for the calls in flight (also those made meanwhile), then shutdown, close stdin, grace, SIGTERM, grace, SIGKILL. */
   async stop(graceMs: number): Promise<ExitInfo> {
-    await Promise.allSettled(this.inFlight.keys());
+    // Bounded: every call has a timeout.
+    while (this.inFlight.size > 0) await Promise.allSettled(this.inFlight.keys());
     this.stopping = true;
     return stopProcess(this.proc, graceMs, async () => {
       if (this.closedReason === undefined) await this.request((token) => this.connection.sendRequest(ShutdownRequest, token), graceMs);

@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { NO_PLUGINS, type HookDispatcher } from '../lifecycle/dispatcher.js';
+import { VERSION } from '../version.js';
 import { discoverPlugins } from './discover.js';
 import { buildDispatcher, byCallOrder } from './dispatch.js';
 import { PluginMetrics } from './metrics.js';
@@ -73,7 +74,7 @@ export interface PluginHostOptions {
   logger: Logger;
   /** Where the plugin metrics are registered (default: a registry of the host's own). */
   registry?: Registry;
-  /** Told to plugins at initialize. */
+  /** Told to plugins at initialize (default: this keyhold's version). */
   hostVersion?: string;
   /** What relative `directory` and `list` paths are relative to (default: the working directory). */
   baseDir?: string;
@@ -164,7 +165,7 @@ export class PluginHost {
   private load(settings: PluginSettings): Promise<LoadOutcome> {
     return loadPlugins(this.pluginPaths(settings), settings, {
       logger: this.options.logger,
-      hostVersion: this.options.hostVersion ?? '0.0.0',
+      hostVersion: this.options.hostVersion ?? VERSION,
       restart: true,
       metrics: this.metrics,
       onStateChange: (status) => {

@@ -102,7 +102,7 @@ export class PluginSupervisor {
     const client = this.client;
     if (client !== undefined) {
       const exit = await client.stop(this.options.settings.shutdownGraceMs);
-      this.log.debug({ exit }, 'plugin stopped');
+      this.log.info({ exit }, 'plugin stopped');
     }
     this.setState('stopped');
   }
@@ -170,6 +170,7 @@ export class PluginSupervisor {
   }
 
   private crashed(reason: string): void {
+    clearTimeout(this.timer); // a pending ping of the dead process
     const { restart: policy } = this.options.settings;
     const now = Date.now();
     if (this.readySince !== undefined && now - this.readySince >= policy.resetAfterMs) this.crashesInARow = 0;

@@ -2,6 +2,7 @@
 // reported as loaded (name, version, hooks) or with the exact reason it cannot be, then stopped.
 import { pino, type Logger } from 'pino';
 import type { HookName } from 'keyhold-plugin-sdk';
+import { VERSION } from '../version.js';
 import { loadPlugins, stopPlugins } from './host.js';
 import type { PluginSettings } from './settings.js';
 
@@ -11,7 +12,7 @@ export type VerifyResult =
 
 /** Verifies the plugins in `paths` (directories are scanned, files taken as named) with the per-plugin settings of `settings`. */
 export async function verifyPlugins(paths: readonly string[], settings: PluginSettings, logger: Logger = pino({ level: 'silent' })): Promise<VerifyResult[]> {
-  const { loaded, failures } = await loadPlugins(paths, settings, { logger, hostVersion: '0.0.0', restart: false });
+  const { loaded, failures } = await loadPlugins(paths, settings, { logger, hostVersion: VERSION, restart: false });
   const results: VerifyResult[] = loaded.map((p) => {
     const { name, path, version, hooks } = p.status();
     return { ok: true, name, path, version: version ?? '', hooks };
