@@ -51,13 +51,20 @@ function fail(path: string, problem: string): never {
   throw new Error(`${path}: ${problem}`);
 }
 
-function section(value: unknown, path: string, keys: readonly string[]): Raw {
+/** An absent mapping is an empty one. */
+function mapping(value: unknown, path: string): Raw {
   if (value === undefined || value === null) return {};
   if (typeof value !== 'object' || Array.isArray(value)) fail(path, `expected a mapping, got ${JSON.stringify(value)}`);
-  for (const key of Object.keys(value)) {
+  return value as Raw;
+}
+
+/** A mapping with a fixed set of keys: a misspelt key is an error, not silently ignored. */
+function section(value: unknown, path: string, keys: readonly string[]): Raw {
+  const raw = mapping(value, path);
+  for (const key of Object.keys(raw)) {
     if (!keys.includes(key)) fail(`${path}.${key}`, `unknown key; expected one of ${keys.join(', ')}`);
   }
-  return value as Raw;
+  return raw;
 }
 
 function duration(raw: Raw, key: string, path: string, fallback: string | number): number {
@@ -91,8 +98,7 @@ function parseEntry(value: unknown, path: string, callTimeoutMs: number): Plugin
   if (failureMode !== 'closed' && failureMode !== 'open') fail(`${path}.failureMode`, `expected "closed" or "open", got ${JSON.stringify(failureMode)}`);
   const sha256 = string(raw, 'sha256', path)?.toLowerCase();
   if (sha256 !== undefined && !/^[0-9a-f]{64}$/.test(sha256)) fail(`${path}.sha256`, 'expected 64 hex digits (the output of sha256sum)');
-  const config = raw.config ?? {};
-  if (typeof config !== 'object' || config === null || Array.isArray(config)) fail(`${path}.config`, `expected a mapping, got ${JSON.stringify(config)}`);
+  const config = mapping(raw.config, `${path}.config`);
   return {
     enabled,
     order: integer(raw, 'order', path, DEFAULT_ORDER, Number.MIN_SAFE_INTEGER),
@@ -115,7 +121,7 @@ export function parsePluginSettings(raw: unknown, path = 'plugins'): PluginSetti
     fail(`${path}.list`, 'expected a list of plugin file paths');
   }
   const callTimeoutMs = duration(top, 'callTimeout', path, '2s');
-  const entries = section(top.plugins, `${path}.plugins`, Object.keys(top.plugins ?? {}));
+  const entries = mapping(top.plugins, `${path}.plugins`);
   const restartPath = `${path}.restart`;
   return {
     directory: string(top, 'directory', path) ?? 'plugins',
