@@ -112,6 +112,8 @@ export class PluginHost {
   /** Starts the configured plugins. Rejects with PluginLoadError (and leaves nothing running) if any fails to load. */
   start(): Promise<HookDispatcher> {
     return this.serialised(async () => {
+      // A second set would replace the first without stopping it.
+      if (this.plugins.length > 0) throw new Error('the plugin host is already started; use reload() to load the plugins again');
       const { loaded, failures } = await this.load(this.settings);
       if (failures.length > 0) {
         await stopPlugins(loaded);
