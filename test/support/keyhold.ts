@@ -52,8 +52,11 @@ export async function startTestServer(rootSecret: string, extraEnv: NodeJS.Proce
     url: handle.url,
     dataDir,
     close: async () => {
-      await handle.close();
-      rmSync(dataDir, { recursive: true, force: true });
+      try {
+        await handle.close();
+      } finally {
+        rmSync(dataDir, { recursive: true, force: true });
+      }
     },
   };
 }
