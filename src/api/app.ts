@@ -89,6 +89,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   await app.register(swagger, {
     openapi: {
+      // 3.1: the schemas use JSON Schema's if/then/else and const, which 3.0 lacks.
+      openapi: '3.1.0',
       info: { title: 'keyhold', version: VERSION, description: 'Entities, groups, secrets and tokens. Errors are {code, message, details?}; see docs/api.md.' },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
       security: [{ bearer: [] }],
