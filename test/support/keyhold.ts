@@ -79,7 +79,7 @@ export interface ServerProcess {
 }
 
 /** `keyhold serve` as a child process; resolves once its "listening" log line names the URL. */
-export function startServerProcess(env: NodeJS.ProcessEnv, timeoutMs = 15_000): Promise<ServerProcess> {
+export function startServerProcess(env: NodeJS.ProcessEnv, timeoutMs = 30_000): Promise<ServerProcess> {
   const child = spawn(process.execPath, [CLI, 'serve'], { env: { PATH: process.env.PATH, ...env, KEYHOLD_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   let output = '';
