@@ -16,18 +16,23 @@ export interface BootstrapOptions {
   countEntities(): Promise<number>;
   /** The KEYHOLD_BOOTSTRAP value, if set. */
   credentials: string | undefined;
-  /** The server URL, for the login hint. */
-  url: string;
   logger: Logger;
-  /** Where the generated secret is printed. */
-  print(text: string): void;
 }
 
-/** Creates the root entity when there are no entities; does nothing otherwise. */
-export async function bootstrapRoot({ identity, countEntities, credentials, url, logger, print }: BootstrapOptions): Promise<void> {
+/** Credentials the server made up, to be shown once. */
+export interface GeneratedRoot {
+  id: string;
+  secret: string;
+}
+
+/**
+ * Creates the root entity when there are no entities; does nothing otherwise. Returns the
+ * credentials when it generated them (no KEYHOLD_BOOTSTRAP), for bootstrapNotice.
+ */
+export async function bootstrapRoot({ identity, countEntities, credentials, logger }: BootstrapOptions): Promise<GeneratedRoot | null> {
   if ((await countEntities()) > 0) {
     if (credentials) logger.info(`${BOOTSTRAP_ENV} is ignored: the store already has entities`);
-    return;
+    return null;
   }
   let id = DEFAULT_ROOT_ID;
   let secret = randomBytes(24).toString('base64url');
@@ -41,20 +46,21 @@ export async function bootstrapRoot({ identity, countEntities, credentials, url,
   await identity.createEntity(info, { id, secret });
   await identity.entityCapabilities(info, id, { action: 'add', value: 'GLOBAL_ROOT' });
   logger.info({ entity: id }, 'bootstrap: created the first entity with GLOBAL_ROOT');
-  if (!credentials) {
-    const server = url === DEFAULT_SERVER_URL ? '' : ` --server ${url}`;
-    print(
-      [
-        '',
-        '  keyhold: first start, created the administrator entity.',
-        `    id:     ${id}`,
-        `    secret: ${secret}`,
-        '  This secret is shown only this once. Log in with:',
-        `    keyhold auth login ${id}${server}`,
-        `  (from this checkout, without installing the keyhold command: node dist/src/cli/main.js auth login ${id}${server})`,
-        `  then change it with: keyhold auth change-secret ${id}${server}`,
-        '',
-      ].join('\n'),
-    );
-  }
+  return credentials ? null : { id, secret };
+}
+
+/** The one-time message with the generated secret and how to log in to the server at `url`. */
+export function bootstrapNotice({ id, secret }: GeneratedRoot, url: string): string {
+  const server = url === DEFAULT_SERVER_URL ? '' : ` --server ${url}`;
+  return [
+    '',
+    '  keyhold: first start, created the administrator entity.',
+    `    id:     ${id}`,
+    `    secret: ${secret}`,
+    '  This secret is shown only this once. Log in with:',
+    `    keyhold auth login ${id}${server}`,
+    `  (from this checkout, without installing the keyhold command: node dist/src/cli/main.js auth login ${id}${server})`,
+    `  then change it with: keyhold auth change-secret ${id}${server}`,
+    '',
+  ].join('\n');
 }

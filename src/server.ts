@@ -1,13 +1,13 @@
 // The composition root: config → logger → store → lifecycle engine → identity → bootstrap →
-// plugin host → HTTP API. `startServer` returns a handle so tests can run a real server on
-// port 0 in-process; `keyhold serve` adds the signal handling (see installSignalHandlers).
+// plugin host → HTTP API, listening last. `startServer` returns a handle so tests can run a real
+// server on port 0 in-process; `keyhold serve` adds the signal handling (installSignalHandlers).
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { buildApi } from './api/app.js';
 import { TokenService } from './api/tokens.js';
-import { BOOTSTRAP_ENV, bootstrapRoot } from './bootstrap.js';
+import { BOOTSTRAP_ENV, bootstrapNotice, bootstrapRoot } from './bootstrap.js';
 import { checkListenSafety, loadConfig, type KeyholdConfig } from './config.js';
 import { PluginHost } from './host/host.js';
 import { Identity } from './identity/identity.js';
@@ -74,6 +74,11 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
     // Cleanups run in reverse: the HTTP server closes (waiting for requests in flight) before the plugins stop.
     cleanups.push(() => plugins.stop());
 
+    // Bootstrap runs before plugins load: the first administrator must not depend on site policy.
+    const generated = await bootstrapRoot({ identity, countEntities: () => store.reader.countEntities(), credentials: env[BOOTSTRAP_ENV], logger });
+    // Plugins start before the server listens, so no request is ever served without the site's policy.
+    await plugins.start();
+
     const app = await buildApi({
       identity,
       tokens,
@@ -88,10 +93,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
     await app.listen({ host: config.listen.host, port: config.listen.port });
     const address = app.server.address();
     const url = urlOf(config, typeof address === 'object' && address ? address.port : config.listen.port);
-
-    // Bootstrap runs before plugins load: the first administrator must not depend on site policy.
-    await bootstrapRoot({ identity, countEntities: () => store.reader.countEntities(), credentials: env[BOOTSTRAP_ENV], url, logger, print: options.print ?? ((text) => process.stdout.write(`${text}\n`)) });
-    await plugins.start();
+    if (generated) (options.print ?? ((text) => process.stdout.write(`${text}\n`)))(bootstrapNotice(generated, url));
     logger.info({ url, dataDir: config.dataDir, config: config.file ?? '(defaults)' }, `keyhold listening on ${url}`);
     return { url, config, logger, reloadPlugins: (settings) => plugins.reload(settings), close: closeAll };
   } catch (err) {
