@@ -25,8 +25,8 @@ import { settlesWithin, stopProcess, type ExitInfo, type PluginProcess } from '.
 
 /** Stderr lines longer than this are cut: one runaway line must not fill the host's memory or log. */
 const MAX_LINE_CHARS = 8 * 1024;
-/** Stderr lines kept to explain a plugin that dies during start. */
-const TAIL_LINES = 5;
+/** Stderr lines kept (the first and the last ones) to explain a plugin that dies during start: a stack trace says what at its head. */
+const KEPT_LINES = 5;
 const MAX_HEADER_CHARS = 1024;
 
 export function describeExit(info: ExitInfo): string {
@@ -97,7 +97,9 @@ export class PluginClient {
   private readonly log: Logger;
   /** Calls in flight, each with the function that fails it. */
   private readonly inFlight = new Map<Promise<unknown>, (err: PluginCallError) => void>();
+  private readonly stderrHead: string[] = [];
   private readonly stderrTail: string[] = [];
+  private stderrSkipped = 0;
   private readonly stderrDone: Promise<void>;
   private closedReason: string | undefined;
   /** Set by stop(): the process is expected to exit now, not killed for it. */
@@ -149,9 +151,10 @@ export class PluginClient {
     }
     if (err instanceof PluginCallError && err.kind === 'timeout') return `did not complete the handshake within ${timeoutMs} ms (start timeout)`;
     if (this.closedReason === undefined) return `failed the handshake: ${(err as Error).message}`;
-    // Let the last stderr lines arrive: they usually say why it died.
+    // Let the stderr lines arrive: they usually say why it died.
     await settlesWithin(this.stderrDone, 1000);
-    const stderr = this.stderrTail.length > 0 ? `; its last stderr lines: ${this.stderrTail.join(' | ')}` : '';
+    const lines = [...this.stderrHead, ...(this.stderrSkipped > 0 ? [`(${this.stderrSkipped} more)`] : []), ...this.stderrTail];
+    const stderr = lines.length > 0 ? `; its stderr: ${lines.map((l) => l.trim()).join(' | ')}` : '';
     return `${this.closedReason} before completing the handshake (is it a keyhold plugin? it must answer initialize when started with the cookie)${stderr}`;
   }
 
@@ -247,8 +250,11 @@ export class PluginClient {
     const line = (text: string) => {
       const cut = text.length > MAX_LINE_CHARS ? `${text.slice(0, MAX_LINE_CHARS)}… (line cut at ${MAX_LINE_CHARS} characters)` : text.trimEnd();
       if (cut === '') return;
-      this.stderrTail.push(cut);
-      if (this.stderrTail.length > TAIL_LINES) this.stderrTail.shift();
+      if (this.stderrHead.length < KEPT_LINES) this.stderrHead.push(cut);
+      else if (this.stderrTail.push(cut) > KEPT_LINES) {
+        this.stderrTail.shift();
+        this.stderrSkipped++;
+      }
       if (cut.startsWith('{')) {
         try {
           const { level, msg, time: _time, hostname: _hostname, ...fields } = JSON.parse(cut) as JsonObject;
