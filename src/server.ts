@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { buildApi } from './api/app.js';
 import { TokenService } from './api/tokens.js';
-import { BOOTSTRAP_ENV, bootstrapNotice, bootstrapRoot } from './bootstrap.js';
+import { BOOTSTRAP_ENV, bootstrapNotice, bootstrapRoot, type GeneratedRoot } from './bootstrap.js';
 import { checkListenSafety, loadConfig, type KeyholdConfig } from './config.js';
 import { PluginHost } from './host/host.js';
 import { Identity } from './identity/identity.js';
@@ -60,6 +60,9 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const store = SqliteStore.open(join(config.dataDir, DATABASE_FILE));
   const cleanups: (() => Promise<void>)[] = [() => store.close()];
+  const print = options.print ?? ((text: string) => process.stdout.write(`${text}\n`));
+  // Generated root credentials exist only here until printed: they are printed even if the start fails later.
+  let unprinted: GeneratedRoot | null = null;
   const closeAll = async () => {
     for (const cleanup of cleanups.reverse()) await cleanup().catch((err: unknown) => logger.error({ err }, 'error while shutting down'));
     cleanups.length = 0;
@@ -75,7 +78,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
     cleanups.push(() => plugins.stop());
 
     // Bootstrap runs before plugins load: the first administrator must not depend on site policy.
-    const generated = await bootstrapRoot({ identity, countEntities: () => store.reader.countEntities(), credentials: env[BOOTSTRAP_ENV], logger });
+    unprinted = await bootstrapRoot({ identity, countEntities: () => store.reader.countEntities(), credentials: env[BOOTSTRAP_ENV], logger });
     // Plugins start before the server listens, so no request is ever served without the site's policy.
     await plugins.start();
 
@@ -93,10 +96,12 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
     await app.listen({ host: config.listen.host, port: config.listen.port });
     const address = app.server.address();
     const url = urlOf(config, typeof address === 'object' && address ? address.port : config.listen.port);
-    if (generated) (options.print ?? ((text) => process.stdout.write(`${text}\n`)))(bootstrapNotice(generated, url));
+    if (unprinted) print(bootstrapNotice(unprinted, url));
+    unprinted = null;
     logger.info({ url, dataDir: config.dataDir, config: config.file ?? '(defaults)' }, `keyhold listening on ${url}`);
     return { url, config, logger, reloadPlugins: (settings) => plugins.reload(settings), close: closeAll };
   } catch (err) {
+    if (unprinted) print(bootstrapNotice(unprinted, urlOf(config, config.listen.port)));
     await closeAll();
     throw err;
   }

@@ -1,7 +1,9 @@
 // End to end: the real `keyhold` binary (child processes) against a real server process,
 // through the whole life of an entity, then a restart on the same data directory.
 import assert from 'node:assert/strict';
-import { rmSync, statSync } from 'node:fs';
+import { mkdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import { credentialsPath } from '../../src/cli/credentials.js';
 import { killChildren, runCli, serverEnv, startServerProcess, tempDir, type CliResult } from '../support/keyhold.js';
@@ -131,6 +133,23 @@ describe('keyhold CLI against a server process', () => {
     assert.match(publicHost.stderr, /0\.0\.0\.0 is reachable from other machines, so it needs tls\.cert and tls\.key/);
     const missing = expectCode(await runCli(['serve', '--config', `${dataDir}/nope.yaml`], serverEnv(dataDir)), 2, 'missing config file');
     assert.match(missing.stderr, /nope\.yaml: \(file\): cannot read it: ENOENT/);
+  });
+
+  it('shows the generated root secret even when the first start then fails on a plugin', async () => {
+    const dataDir = dir('e2e-brokenplugin');
+    const pluginDir = join(dataDir, 'plugins');
+    mkdirSync(pluginDir);
+    symlinkSync(fileURLToPath(new URL('../fixtures/plugins/exits-during-start.js', import.meta.url)), join(pluginDir, 'broken'));
+    const env = serverEnv(join(dataDir, 'data'), { KEYHOLD_PLUGIN_DIR: pluginDir });
+    const failed = expectCode(await runCli(['serve'], env), 1, 'a plugin fails to load');
+    assert.match(failed.stderr, /broken/);
+    const secret = /secret: (\S+)/.exec(failed.stdout)?.[1];
+    assert.ok(secret, 'the secret was shown before the start failed');
+    rmSync(join(pluginDir, 'broken'));
+    const server = await startServerProcess(env);
+    assert.doesNotMatch(server.stdout(), /secret:/);
+    expectCode(await runCli(['auth', 'check', 'root', '--secret-stdin'], { KEYHOLD_SERVER: server.url }, `${secret}\n`), 0, 'the shown secret works');
+    await server.stop();
   });
 
   it('prints a generated root secret once, on the first start only', async () => {
