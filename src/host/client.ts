@@ -19,7 +19,7 @@ import {
   type LogLevel,
 } from 'keyhold-plugin-sdk';
 import { pino, type Logger } from 'pino';
-import { CancellationTokenSource, createMessageConnection, ResponseError, StreamMessageReader, StreamMessageWriter, type CancellationToken, type MessageConnection } from 'vscode-jsonrpc/node';
+import { CancellationTokenSource, createMessageConnection, ErrorCodes, ResponseError, StreamMessageReader, StreamMessageWriter, type CancellationToken, type MessageConnection } from 'vscode-jsonrpc/node';
 import { PluginCallError } from '../lifecycle/dispatcher.js';
 import { settlesWithin, stopProcess, type ExitInfo, type PluginProcess } from './process.js';
 
@@ -204,7 +204,11 @@ export class PluginClient {
         cancel.cancel();
         reject(new PluginCallError('timeout', `no answer within ${timeoutMs} ms`));
       }, timeoutMs);
-      send(cancel.token).then(resolve, reject);
+      send(cancel.token).then(resolve, (err: unknown) => {
+        // Not an answer: the request could not be written (the process is going away). close() or the timer settles the call.
+        if (err instanceof ResponseError && err.code === ErrorCodes.MessageWriteError) this.streamFailed(`could not be written to: ${err.message}`);
+        else reject(err);
+      });
     }).finally(() => {
       clearTimeout(timer);
       cancel.dispose();

@@ -105,6 +105,12 @@ describe('plugins that misbehave in a hook', () => {
     assert.equal(host.status()[0]!.restarts, 0);
   });
 
+  it('a timed-out call is cancelled on the wire ($/cancelRequest)', async (t) => {
+    const { host, logs } = await startHost(t, { slow: 'cancel-aware' }, { plugins: { slow: { timeout: '200ms' } } });
+    await assert.rejects(update(host.dispatcher, {}), failsWith('KH_ERR_PLUGIN_TIMEOUT', 'slow', /no answer within 200 ms/));
+    await logs.waitFor((r) => r.plugin === 'slow' && r.msg === 'the host cancelled the hook call');
+  });
+
   it('a plugin that stops answering pings is killed as hung and restarted', async (t) => {
     const { host, logs } = await startHost(t, { faulty: 'faulty' }, { pingInterval: '50ms', plugins: { faulty: { timeout: '200ms' } } });
     await assert.rejects(update(host.dispatcher, { fault: 'spin' }), failsWith('KH_ERR_PLUGIN_TIMEOUT', 'faulty', /no answer within 200 ms/));
