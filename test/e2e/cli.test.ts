@@ -3,9 +3,9 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import { credentialsPath } from '../../src/cli/credentials.js';
+import { fixture } from '../fixtures/plugin-host.js';
 import { killChildren, runCli, serverEnv, startServerProcess, tempDir, type CliResult } from '../support/keyhold.js';
 
 const dirs: string[] = [];
@@ -139,7 +139,7 @@ describe('keyhold CLI against a server process', () => {
     const dataDir = dir('e2e-brokenplugin');
     const pluginDir = join(dataDir, 'plugins');
     mkdirSync(pluginDir);
-    symlinkSync(fileURLToPath(new URL('../fixtures/plugins/exits-during-start.js', import.meta.url)), join(pluginDir, 'broken'));
+    symlinkSync(fixture('exits-during-start'), join(pluginDir, 'broken'));
     const env = serverEnv(join(dataDir, 'data'), { KEYHOLD_PLUGIN_DIR: pluginDir });
     const failed = expectCode(await runCli(['serve'], env), 1, 'a plugin fails to load');
     assert.match(failed.stderr, /broken/);

@@ -5,11 +5,9 @@ import assert from 'node:assert/strict';
 import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { after, it } from 'node:test';
+import { fixture } from '../fixtures/plugin-host.js';
 import { call, killChildren, login, runCli, serverEnv, startServerProcess, tempDir } from '../support/keyhold.js';
-
-const fixture = (name: string) => fileURLToPath(new URL(`../fixtures/plugins/${name}.js`, import.meta.url));
 const dir = tempDir('plugins-api');
 
 after(() => {
