@@ -13,7 +13,8 @@ describe('webhook', () => {
   });
   after(() => service.close());
 
-  const start = (config: JsonObject = {}) => PluginHarness.start(new Webhook(), { config: { url, hooks: ['preEntityCreate'], ...config } });
+  // A generous timeout except where the timeout is the point: a process's first fetch loads the HTTP client, slow on a busy machine.
+  const start = (config: JsonObject = {}) => PluginHarness.start(new Webhook(), { config: { url, hooks: ['preEntityCreate'], timeout: '10s', ...config } });
   const alice = fakeEntity({ id: 'alice' });
 
   it('is called only for the configured hooks', async () => {
