@@ -1,6 +1,7 @@
 // The server's logger: pino, JSON lines (one record per line, for collectors) unless stdout is a
 // terminal, where pino-pretty makes it readable. Secrets are redacted wherever they appear in a
 // record (request bodies, headers, error details), so no code path has to remember to strip them.
+import { hostname } from 'node:os';
 import { pino, type DestinationStream, type Logger } from 'pino';
 import type { LogLevel } from './config.js';
 
@@ -29,7 +30,8 @@ export interface LoggerOptions {
 }
 
 export function createLogger({ level, destination }: LoggerOptions): Logger {
-  const options = { level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } };
+  // No `pid` in the base: plugin records carry the plugin's pid under that key, and a record must not hold it twice.
+  const options = { level, base: { hostname: hostname() }, redact: { paths: REDACT_PATHS, censor: '[redacted]' } };
   if (destination) return pino(options, destination);
   if (process.stdout.isTTY) return pino({ ...options, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } });
   return pino(options);
