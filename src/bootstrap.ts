@@ -43,8 +43,8 @@ export async function bootstrapRoot({ identity, countEntities, credentials, logg
     secret = credentials.slice(at + 1);
   }
   const info = { requestId: 'bootstrap', caller: null };
-  await identity.createEntity(info, { id, secret });
-  await identity.entityCapabilities(info, id, { action: 'add', value: 'GLOBAL_ROOT' });
+  // One operation, so a failure cannot leave a root without GLOBAL_ROOT (bootstrap never runs again once an entity exists).
+  await identity.createEntity(info, { id, secret, capabilities: ['GLOBAL_ROOT'] });
   logger.info({ entity: id }, 'bootstrap: created the first entity with GLOBAL_ROOT');
   return credentials ? null : { id, secret };
 }

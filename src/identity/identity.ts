@@ -23,7 +23,7 @@ import {
 } from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../errors.js';
 import type { Subject } from '../lifecycle/chain.js';
-import type { LifecycleEngine, RequestInfo } from '../lifecycle/engine.js';
+import type { LifecycleEngine, LifecycleStep, RequestInfo } from '../lifecycle/engine.js';
 import type { SearchQuery, Store, StoreReader, StoreTransaction } from '../store/store.js';
 import { checkExpansions, resolveGroupsOf, resolveMembers } from './expansions.js';
 import {
@@ -215,20 +215,21 @@ export class Identity implements IdentityOperations {
     checkNumber(input.number);
     checkPatch(input.meta ?? {}, ENTITY_META_FIELDS);
     if (input.secret !== undefined) checkSecret(input.secret);
-    const requested = parsed(parseEntity, { id: input.id, number: input.number ?? 0, meta: { ...input.meta } });
+    (input.capabilities ?? []).forEach(checkCapability);
+    const requested = parsed(parseEntity, { id: input.id, number: input.number ?? 0, meta: { ...input.meta, capabilities: input.capabilities ?? [] } });
+    const create: LifecycleStep<Entity> = {
+      point: 'EntityCreate',
+      operation: 'entity.create',
+      request: {},
+      load: () => Promise.resolve(requested),
+      change: (tx, entity) => tx.insertEntity(entity),
+      save: saveEntity,
+    };
+    if (input.secret === undefined) return this.engine.run(create, info);
+    // An initial secret is a SecretChange in the same transaction, so its hooks (a password policy) see it too.
     // Hashed before the transaction so that the ~40 ms hash does not hold the write lock.
-    const hash = input.secret === undefined ? '' : await hashSecret(input.secret, this.hashParams);
-    return this.engine.run(
-      {
-        point: 'EntityCreate',
-        operation: 'entity.create',
-        request: { initialSecret: hash !== '' },
-        load: () => Promise.resolve(requested),
-        change: (tx, entity) => tx.insertEntity({ ...entity, secret: hash }),
-        save: saveEntity,
-      },
-      info,
-    );
+    const setSecret = this.secretStep(input.id, input.secret, await hashSecret(input.secret, this.hashParams));
+    return (await this.engine.runAll([create, setSecret], info)) as Entity;
   }
 
   async entityInfo(id: string): Promise<Entity> {
@@ -282,9 +283,12 @@ export class Identity implements IdentityOperations {
 
   async setSecret(info: RequestInfo, id: string, secret: string): Promise<void> {
     checkSecret(secret);
-    const hash = await hashSecret(secret, this.hashParams);
-    // The plain text goes to SecretChange hooks only (a password policy needs it), never further.
-    await this.changeEntity(info, 'SecretChange', 'entity.set-secret', id, { secret }, (e) => ({ ...e, secret: hash }));
+    await this.engine.run(this.secretStep(id, secret, await hashSecret(secret, this.hashParams)), info);
+  }
+
+  /** SecretChange: the plain text goes to its hooks only (a password policy needs it), never further. */
+  private secretStep(id: string, secret: string, hash: string): LifecycleStep<Entity> {
+    return this.updateStep('SecretChange', 'entity.set-secret', { secret }, (tx) => loadEntity(tx, id), (_tx, e) => ({ ...e, secret: hash }), saveEntity);
   }
 
   async authCheck(info: RequestInfo, id: string, secret: string): Promise<Entity> {
@@ -430,38 +434,34 @@ export class Identity implements IdentityOperations {
 
   /** Load, apply `mutate` to PRE's output and save it; POST's output is saved the same way. */
   private updateStep<S extends Subject>(
-    info: RequestInfo,
     point: LifecyclePoint,
     operation: string,
     request: object,
     load: (tx: StoreTransaction) => Promise<S>,
     mutate: (tx: StoreTransaction, subject: S) => S | Promise<S>,
     save: (tx: StoreTransaction, subject: S) => Promise<void>,
-  ): Promise<S> {
-    return this.engine.run(
-      {
-        point,
-        operation,
-        request: json(request),
-        load,
-        change: async (tx, subject) => {
-          const next = await mutate(tx, subject);
-          await save(tx, next);
-          return next;
-        },
-        save,
+  ): LifecycleStep<S> {
+    return {
+      point,
+      operation,
+      request: json(request),
+      load,
+      change: async (tx, subject) => {
+        const next = await mutate(tx, subject);
+        await save(tx, next);
+        return next;
       },
-      info,
-    );
+      save,
+    };
   }
 
   private changeEntity(info: RequestInfo, point: LifecyclePoint, operation: string, id: string, request: object, mutate: (entity: Entity) => Entity): Promise<Entity> {
-    return this.updateStep(info, point, operation, request, (tx) => loadEntity(tx, id), (_tx, entity) => mutate(entity), saveEntity);
+    return this.engine.run(this.updateStep(point, operation, request, (tx) => loadEntity(tx, id), (_tx, entity) => mutate(entity), saveEntity), info);
   }
 
   /** GroupUpdate; the group is checked (managedBy, expansions) before each save. */
   private changeGroup(info: RequestInfo, operation: string, name: string, request: object, mutate: (group: Group) => Group): Promise<Group> {
-    return this.updateStep(info, 'GroupUpdate', operation, request, (tx) => loadGroup(tx, name), (_tx, group) => mutate(group), saveGroup);
+    return this.engine.run(this.updateStep('GroupUpdate', operation, request, (tx) => loadGroup(tx, name), (_tx, group) => mutate(group), saveGroup), info);
   }
 
   /** MembershipAdd/Remove: the entity is the subject, the group is in the request; `apply` returns the new direct groups. */
@@ -473,8 +473,7 @@ export class Identity implements IdentityOperations {
     apply: (tx: StoreTransaction, entity: Entity) => Promise<string[]>,
   ): Promise<Entity> {
     const operation = point === 'MembershipAdd' ? 'group.add-member' : 'group.remove-member';
-    return this.updateStep(
-      info,
+    const step = this.updateStep(
       point,
       operation,
       { group },
@@ -485,6 +484,7 @@ export class Identity implements IdentityOperations {
       },
       saveEntity,
     );
+    return this.engine.run(step, info);
   }
 
   /** Load, then delete; POST hooks see the object as it was, and nothing of theirs is saved. */

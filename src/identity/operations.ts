@@ -14,9 +14,11 @@ export interface CreateEntityInput {
   id: string;
   /** 0 or absent: the next free number. */
   number?: number;
-  /** Plain-text initial secret; when given, it is hashed and set as part of EntityCreate. */
+  /** Plain-text initial secret: when given, a SecretChange runs after EntityCreate in the same transaction. */
   secret?: string;
   meta?: EntityMetaPatch;
+  /** Initial capabilities (the API allows this to GLOBAL_ROOT callers only; bootstrap uses it for root). */
+  capabilities?: Capability[];
 }
 
 export interface CreateGroupInput {

@@ -55,24 +55,43 @@ export class LifecycleEngine {
 
   /** Runs one operation through every stage and returns the object as committed (without its secret hash). */
   run<S extends Subject>(step: LifecycleStep<S>, info: RequestInfo): Promise<S> {
+    return this.runAll([step], info) as Promise<S>;
+  }
+
+  /**
+   * Runs several operations as one request: in one transaction, with one state bag, each step's
+   * load seeing the steps before it (e.g. EntityCreate then SecretChange for a create with a secret).
+   * Returns the last step's object.
+   */
+  runAll(steps: readonly LifecycleStep<Subject>[], info: RequestInfo): Promise<Subject> {
     const dispatcher = this.dispatcher;
     const context: HookContext = {
       requestId: info.requestId,
-      operation: step.operation,
+      operation: '',
       caller: info.caller,
       deadline: Date.now() + REQUEST_DEADLINE_MS,
       state: {},
     };
     return this.store.write(async (tx) => {
-      const loaded = await step.load(tx);
-      let secret = secretOf(loaded);
-      const pre = await runHook(dispatcher, hookName('pre', step.point), withSecret(loaded, secret === undefined ? undefined : ''), step.request, context);
-      const changed = await step.change(tx, withSecret(pre, secret));
-      secret = secretOf(changed);
-      const afterChange = withSecret(changed, secret === undefined ? undefined : '');
-      const post = await runHook(dispatcher, hookName('post', step.point), afterChange, step.request, context);
-      if (step.save && post !== afterChange) await step.save(tx, withSecret(post, secret));
-      return post;
+      let last: Subject | undefined;
+      for (const step of steps) {
+        context.operation = step.operation;
+        last = await runStages(dispatcher, tx, step, context);
+      }
+      if (!last) throw new Error('LifecycleEngine.runAll needs at least one step');
+      return last;
     });
   }
+}
+
+async function runStages<S extends Subject>(dispatcher: HookDispatcher, tx: StoreTransaction, step: LifecycleStep<S>, context: HookContext): Promise<S> {
+  const loaded = await step.load(tx);
+  let secret = secretOf(loaded);
+  const pre = await runHook(dispatcher, hookName('pre', step.point), withSecret(loaded, secret === undefined ? undefined : ''), step.request, context);
+  const changed = await step.change(tx, withSecret(pre, secret));
+  secret = secretOf(changed);
+  const afterChange = withSecret(changed, secret === undefined ? undefined : '');
+  const post = await runHook(dispatcher, hookName('post', step.point), afterChange, step.request, context);
+  if (step.save && post !== afterChange) await step.save(tx, withSecret(post, secret));
+  return post;
 }

@@ -190,6 +190,8 @@ describe('lifecycle contract', () => {
       assert.equal(vetoed.status, 422);
       const crashed = await refusedWithoutChange(h.store, () => h.identity.lockEntity(INFO, 'e'), 'KH_ERR_PLUGIN_FAILED', /plugin "policy" failed in preEntityLock: bug/);
       assert.equal(crashed.status, 502);
+      // A create with a secret the policy refuses creates nothing: both points run in one transaction.
+      await refusedWithoutChange(h.store, () => h.identity.createEntity(INFO, { id: 'weak', secret: 'pw' }), 'KH_ERR_PLUGIN_VETO', /preSecretChange: too short/);
     });
   });
 
@@ -240,10 +242,15 @@ describe('lifecycle contract', () => {
         const wire = JSON.stringify(p);
         assert.equal((p.subject as Entity).secret, '', `${p.hook} got a secret`);
         assert.ok(!wire.includes(hash) && !wire.includes('$argon2'), `${p.hook} saw the hash`);
-        assert.ok(!wire.includes('first-plain') && !wire.includes('wrong-plain'), `${p.hook} saw a plain secret it should not`);
-        if (p.hook.endsWith('SecretChange')) assert.deepEqual(p.request, { secret: 'second-plain' });
-        else assert.ok(!wire.includes('second-plain'), `${p.hook} saw the new secret`);
+        assert.ok(!wire.includes('wrong-plain'), `${p.hook} saw the secret of an auth check`);
+        if (!p.hook.endsWith('SecretChange')) assert.ok(!wire.includes('first-plain') && !wire.includes('second-plain'), `${p.hook} saw a new secret`);
       }
+      // A secret given at create is a SecretChange of the same request, so a password policy sees it too.
+      const secretChanges = params.filter((p) => p.hook === 'preSecretChange').map((p) => ({ request: p.request, requestId: p.context.requestId }));
+      assert.deepEqual(secretChanges, [
+        { request: { secret: 'first-plain' }, requestId: INFO.requestId },
+        { request: { secret: 'second-plain' }, requestId: INFO.requestId },
+      ]);
       const update = params.find((p) => p.hook === 'preEntityUpdate')!;
       assert.deepEqual(update.request, { patch: { shell: '/bin/sh' } });
       assert.deepEqual({ operation: update.context.operation, caller: update.context.caller, requestId: update.context.requestId }, { operation: 'entity.update-meta', caller: null, requestId: INFO.requestId });
