@@ -105,44 +105,44 @@ describe('plugins in a running server', () => {
   });
 
   it('fail2lock: 3 wrong secrets lock out the 4th attempt, RESET and the interval let it in, a success clears the count', async () => {
-    await createEntity('alice', 'Alice-Right-Secret-1');
+    await createEntity('alice', 'Glass-Harbor-Secret-1');
     for (let i = 0; i < 3; i++) assert.equal((await authCheck('alice', 'wrong')).status, 401);
-    const refused = await authCheck('alice', 'Alice-Right-Secret-1');
+    const refused = await authCheck('alice', 'Glass-Harbor-Secret-1');
     assert.equal(refused.status, 403);
     assert.equal(refused.body.code, 'KH_ERR_ENTITY_LOCKED');
     assert.ok(logs.some((r) => r.plugin === 'fail2lock' && r.entity === 'alice' && r.fails === 3 && r.allowed === 3), 'the warning names the entity and the counts');
 
     const reset = await api('POST', '/v1/entities/alice/untyped-meta', { action: 'upsert', key: 'fail2lock', value: 'RESET' });
     assert.equal(reset.status, 200, JSON.stringify(reset.body));
-    assert.equal((await authCheck('alice', 'Alice-Right-Secret-1')).status, 200);
+    assert.equal((await authCheck('alice', 'Glass-Harbor-Secret-1')).status, 200);
     const info = await api('GET', '/v1/entities/alice');
     assert.deepEqual((info.body.meta as { untypedMeta: string[] }).untypedMeta, [], 'fail2lock:RESET was consumed');
 
     for (let i = 0; i < 3; i++) assert.equal((await authCheck('alice', 'wrong')).status, 401);
-    assert.equal((await authCheck('alice', 'Alice-Right-Secret-1')).status, 403);
+    assert.equal((await authCheck('alice', 'Glass-Harbor-Secret-1')).status, 403);
     // Refused attempts are not counted, so polling with the right secret does not extend the lock.
-    await eventually('accepted once the failures are older than the interval', async () => (await authCheck('alice', 'Alice-Right-Secret-1')).status === 200);
+    await eventually('accepted once the failures are older than the interval', async () => (await authCheck('alice', 'Glass-Harbor-Secret-1')).status === 200);
 
     for (let round = 0; round < 2; round++) {
       for (let i = 0; i < 2; i++) assert.equal((await authCheck('alice', 'wrong')).status, 401);
-      assert.equal((await authCheck('alice', 'Alice-Right-Secret-1')).status, 200, 'a success clears the count');
+      assert.equal((await authCheck('alice', 'Glass-Harbor-Secret-1')).status, 200, 'a success clears the count');
     }
   });
 
   it('password-policy: a weak secret is vetoed with what to fix, and nothing is written', async () => {
-    await createEntity('bob', 'Bob-Initial-Secret-1');
+    await createEntity('bob', 'Copper-Kettle-Secret-1');
     const vetoed = await api('PUT', '/v1/entities/bob/secret', { secret: 'bob2026' });
     assert.equal(vetoed.status, 422);
     assert.equal(vetoed.body.code, 'KH_ERR_PLUGIN_VETO');
     assert.match(vetoed.body.message as string, /plugin "password-policy" refused the request in preSecretChange: the new secret is too weak: use at least 12 characters/);
     assert.equal((await authCheck('bob', 'bob2026')).status, 401);
-    assert.equal((await authCheck('bob', 'Bob-Initial-Secret-1')).status, 200);
+    assert.equal((await authCheck('bob', 'Copper-Kettle-Secret-1')).status, 200);
     assert.equal((await api('PUT', '/v1/entities/bob/secret', { secret: 'Glass-Tortoise-41' })).status, 204);
     assert.equal((await authCheck('bob', 'Glass-Tortoise-41')).status, 200);
   });
 
   it('audit-log: one line per accepted change, none for a vetoed request, never a secret', async () => {
-    await createEntity('carol', 'Carol-Initial-Secret-1');
+    await createEntity('carol', 'Violet-Lantern-Secret-1');
     const before = (await auditLines()).length;
 
     const updated = await api('PATCH', '/v1/entities/carol', { displayName: 'Carol Ann' });
@@ -160,7 +160,7 @@ describe('plugins in a running server', () => {
 
     assert.equal((await api('PUT', '/v1/entities/carol/secret', { secret: 'Amber-Walrus-Secret-9' })).status, 204);
     assert.equal((await auditLines()).at(-1)!.hook, 'postSecretChange');
-    assert.doesNotMatch(await readFile(auditFile, 'utf8'), /Carol-Initial-Secret-1|Amber-Walrus-Secret-9|Alice-Right-Secret-1/);
+    assert.doesNotMatch(await readFile(auditFile, 'utf8'), /Violet-Lantern-Secret-1|Amber-Walrus-Secret-9|Glass-Harbor-Secret-1/);
   });
 
   it("python-deny: the Python plugin's veto reaches the client and its $/log record the server log", async () => {
