@@ -22,6 +22,11 @@ export class SchemaError extends Error {
   }
 }
 
+/** Text with a lone UTF-16 surrogate survives JSON.parse but cannot be stored as UTF-8. */
+export function isWellFormedText(text: string): boolean {
+  return !/\p{Cs}/u.test(text);
+}
+
 const INT32_MIN = -2147483648;
 const INT32_MAX = 2147483647;
 
@@ -49,6 +54,7 @@ function checkScalar(field: protobuf.Field, value: unknown, path: string): unkno
   switch (field.type) {
     case 'string':
       if (typeof value !== 'string') throw new SchemaError(path, `expected a string, got ${describe(value)}`);
+      if (!isWellFormedText(value)) throw new SchemaError(path, 'not valid Unicode text (it has a lone surrogate)');
       return value;
     case 'bool':
       if (typeof value !== 'boolean') throw new SchemaError(path, `expected true or false, got ${describe(value)}`);
@@ -92,7 +98,10 @@ function checkMessage(type: protobuf.Type, value: unknown, path: string): Record
     } else if (field.map) {
       if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new SchemaError(here, `expected an object map, got ${describe(v)}`);
       const m: Record<string, unknown> = {};
-      for (const [k, item] of Object.entries(v)) m[k] = checkScalar(field, item, `${here}[${JSON.stringify(k)}]`);
+      for (const [k, item] of Object.entries(v)) {
+        if (!isWellFormedText(k)) throw new SchemaError(here, 'a key is not valid Unicode text (it has a lone surrogate)');
+        m[k] = checkScalar(field, item, `${here}[${JSON.stringify(k)}]`);
+      }
       out[field.name] = m;
     } else if (field.repeated) {
       if (!Array.isArray(v)) throw new SchemaError(here, `expected an array, got ${describe(v)}`);

@@ -6,6 +6,7 @@ import swagger from '@fastify/swagger';
 import { fastify, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import { Counter, Histogram, type Registry } from 'prom-client';
+import { isWellFormedText } from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../errors.js';
 import type { IdentityOperations } from '../identity/operations.js';
 import { VERSION } from '../version.js';
@@ -34,16 +35,13 @@ export interface ApiDeps {
   plugins?: PluginControl;
 }
 
-/** Lone UTF-16 surrogates survive JSON.parse but cannot be stored as UTF-8 text. */
-const LONE_SURROGATE = /\p{Cs}/u;
-
 /** The path of the first string (value or key) in `value` that is not well-formed Unicode. */
 function malformedTextAt(value: unknown, path: string): string | undefined {
-  if (typeof value === 'string') return LONE_SURROGATE.test(value) ? path : undefined;
+  if (typeof value === 'string') return isWellFormedText(value) ? undefined : path;
   if (value === null || typeof value !== 'object') return undefined;
   for (const [key, item] of Object.entries(value)) {
     const here = path ? `${path}.${key}` : key;
-    if (LONE_SURROGATE.test(key)) return here;
+    if (!isWellFormedText(key)) return here;
     const found = malformedTextAt(item, here);
     if (found !== undefined) return found;
   }

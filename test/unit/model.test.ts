@@ -30,6 +30,8 @@ describe('schema', () => {
     assert.throws(() => parseEntity({ id: 'a', number: 1.5 }), /number: expected a 32-bit integer/);
     assert.throws(() => parseGroup({ name: 'g', expansions: [{ group: 'h' }] }), /expansions\[0\]\.mode: is required/);
     assert.throws(() => parseGroup([]), /expected a Group object, got an array/);
+    assert.throws(() => parseEntity({ id: 'a\ud800' }), /id: not valid Unicode text/);
+    assert.throws(() => parseEntity({ id: 'a', meta: { kv: { '\udc00': { values: [] } } } }), /meta\.kv: a key is not valid Unicode/);
   });
 
   it('round-trips through the protobuf encoding', () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -25,6 +25,7 @@ describe('SqliteStore: schema and file', () => {
     await store.write((tx) => tx.insertEntity(entity('alice', { displayName: 'Alice' })));
     await store.close();
 
+    assert.equal(statSync(file).mode & 0o777, 0o600, 'the file with the secret hashes is owner-only');
     const raw = new Database(file, { readonly: true });
     assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
     assert.equal(raw.pragma('user_version', { simple: true }), MIGRATIONS.length);

@@ -2,7 +2,7 @@
 // runs one transaction at a time (BEGIN IMMEDIATE … COMMIT/ROLLBACK), queued so that a
 // transaction awaiting a plugin call never interleaves with another; the read connection only
 // ever sees committed data (WAL gives each read statement a snapshot of the last commit).
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -325,6 +325,8 @@ export class SqliteStore implements Store {
   static open(file: string): SqliteStore {
     const scratchDir = file === ':memory:' ? mkdtempSync(join(tmpdir(), 'keyhold-db-')) : undefined;
     const path = scratchDir ? join(scratchDir, 'keyhold.sqlite') : file;
+    // The file holds secret hashes: created owner-only (SQLite gives its -wal and -shm files the same mode).
+    closeSync(openSync(path, 'a', 0o600));
     const writer = connect(path);
     try {
       writer.pragma('journal_mode = WAL');
