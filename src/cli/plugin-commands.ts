@@ -1,5 +1,6 @@
-// keyhold plugin verify | list | reload. `verify` runs locally (discovery and the handshake, no
-// server); `list` and `reload` ask the running server (GET /v1/plugins, POST /v1/plugins/reload).
+// keyhold plugin new | verify | list | reload. `new` and `verify` run locally (a project on disk;
+// discovery and the handshake, no server); `list` and `reload` ask the running server
+// (GET /v1/plugins, POST /v1/plugins/reload).
 import { Command } from 'commander';
 import type { ReloadResult } from '../host/host.js';
 import type { PluginSettings } from '../host/settings.js';
@@ -28,10 +29,29 @@ function statusTable(plugins: readonly PluginStatus[]): void {
   );
 }
 
-/** Adds verify, list and reload under `keyhold plugin` (creating that command unless it exists). */
+/** Adds new, verify, list and reload under `keyhold plugin` (creating that command unless it exists). */
 export function registerPluginCommands(program: Command, deps: PluginCommandDeps = {}): Command {
   const plugin =
     program.commands.find((c) => c.name() === 'plugin') ?? program.command('plugin').description('plugins: check files before installing them; list and reload those of the server');
+
+  plugin
+    .command('new')
+    .description('write a ready TypeScript plugin project (one hook, a test, a build to one executable file)')
+    .argument('<name>', 'the plugin name: lower-case letters, digits and dashes')
+    .option('--dir <dir>', 'where to write the project (default: ./<name>)')
+    .action(async (name: string, options: { dir?: string }, command: Command) => {
+      const ctx = new CommandContext(command);
+      const { scaffoldPlugin } = await import('./plugin-scaffold.js');
+      const dir = options.dir ?? name;
+      const written = await scaffoldPlugin(dir, name).catch((err: Error) => {
+        throw new CliError(err.message, 2);
+      });
+      ctx.print({ dir, files: written }, () => {
+        line(`wrote plugin project "${name}" in ${dir}:`);
+        for (const file of written) line(`  ${file}`);
+        line(`next: cd ${dir} && npm install && npm test, then link dist/${name}.js into the server's plugins/ as ${name} (see its README)`);
+      });
+    });
 
   plugin
     .command('verify')
