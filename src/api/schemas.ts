@@ -4,9 +4,9 @@
 // Inputs refuse unknown fields; types are never coerced (a number is not a string).
 import { CAPABILITIES, EXPANSION_MODES } from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../errors.js';
+import { MAX_NAME_LENGTH } from '../identity/identity.js';
 import { ENTITY_META_FIELDS } from '../identity/operations.js';
 
-export const MAX_NAME_LENGTH = 255;
 export const MAX_TEXT_LENGTH = 4096;
 
 const name = { type: 'string', minLength: 1, maxLength: MAX_NAME_LENGTH } as const;
