@@ -10,3 +10,4 @@ export * from './protocol.js';
 export * from './serve.js';
 export * from './untyped-meta.js';
 export * from './veto.js';
+export * from './wire.js';

@@ -1,11 +1,12 @@
 // serve(plugin): the plugin side of the wire. Checks the magic cookie, answers the handshake,
 // dispatches hook requests to the plugin's methods and keeps stdout for the wire alone.
 import { Writable } from 'node:stream';
-import { createMessageConnection, ErrorCodes, ResponseError, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
+import { createMessageConnection, ErrorCodes, ResponseError, StreamMessageReader } from 'vscode-jsonrpc/node';
 import type { HookName } from './hooks.js';
 import { routeLogsToHost } from './logger.js';
 import type { Entity, Group } from './model.js';
 import { implementedHooks, type NullPlugin } from './null-plugin.js';
+import { FramedMessageWriter } from './wire.js';
 import {
   HookRequest,
   InitializeRequest,
@@ -62,7 +63,7 @@ export function serve(plugin: NullPlugin): void {
   }
   // Known after configure(): a plugin may set up its hooks from its config.
   let hooks = new Set<HookName>();
-  const connection = createMessageConnection(new StreamMessageReader(process.stdin), new StreamMessageWriter(wire));
+  const connection = createMessageConnection(new StreamMessageReader(process.stdin), new FramedMessageWriter(wire));
 
   connection.onRequest(InitializeRequest, async (params) => {
     let protocolVersion: number;

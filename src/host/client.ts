@@ -3,6 +3,7 @@
 // every call in flight fails at once, not at its timeout.
 import type { Readable } from 'node:stream';
 import {
+  FramedMessageWriter,
   HookRequest,
   InitializeRequest,
   isHookName,
@@ -19,7 +20,7 @@ import {
   type LogLevel,
 } from 'keyhold-plugin-sdk';
 import { pino, type Logger } from 'pino';
-import { CancellationTokenSource, createMessageConnection, ErrorCodes, ResponseError, StreamMessageReader, StreamMessageWriter, type CancellationToken, type MessageConnection } from 'vscode-jsonrpc/node';
+import { CancellationTokenSource, createMessageConnection, ErrorCodes, ResponseError, StreamMessageReader, type CancellationToken, type MessageConnection } from 'vscode-jsonrpc/node';
 import { PluginCallError } from '../lifecycle/dispatcher.js';
 import { settlesWithin, stopProcess, type ExitInfo, type PluginProcess } from './process.js';
 
@@ -117,7 +118,7 @@ export class PluginClient {
     const reader = new StreamMessageReader(proc.stdout);
     // Its "partial message" timer re-arms itself forever after a stream dies mid-message (and we never read those events).
     reader.partialMessageTimeout = 0;
-    this.connection = createMessageConnection(reader, new StreamMessageWriter(proc.stdin));
+    this.connection = createMessageConnection(reader, new FramedMessageWriter(proc.stdin));
     this.connection.onNotification(LogNotification, ({ level, msg, fields }) => this.logRecord(level, msg, fields ?? {}));
     this.connection.onError(([err]) => this.streamFailed(`broke the JSON-RPC stream: ${err.message}`));
     this.connection.onClose(() => this.streamFailed('closed its stdout but kept running'));
