@@ -98,7 +98,12 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
     const url = urlOf(config, typeof address === 'object' && address ? address.port : config.listen.port);
     if (unprinted) print(bootstrapNotice(unprinted, url));
     unprinted = null;
-    logger.info({ url, dataDir: config.dataDir, config: config.file ?? '(defaults)' }, `keyhold listening on ${url}`);
+    const loaded = plugins.status().map((p) => p.name);
+    const pluginSource = config.plugins.list ? 'the settings list' : config.plugins.directory;
+    logger.info(
+      { url, dataDir: config.dataDir, config: config.file ?? '(defaults)', plugins: loaded },
+      `keyhold listening on ${url} with ${loaded.length} plugin(s) from ${pluginSource}${loaded.length ? `: ${loaded.join(', ')}` : ''}`,
+    );
     return { url, config, logger, reloadPlugins: (settings) => plugins.reload(settings), close: closeAll };
   } catch (err) {
     if (unprinted) print(bootstrapNotice(unprinted, urlOf(config, config.listen.port)));

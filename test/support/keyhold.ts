@@ -97,7 +97,7 @@ export function startServerProcess(env: NodeJS.ProcessEnv, timeoutMs = 30_000): 
     });
     createInterface({ input: child.stdout! }).on('line', (line) => {
       output += `${line}\n`;
-      const url = /"msg":"keyhold listening on (https?:\/\/[^"]+)"/.exec(line)?.[1];
+      const url = /"msg":"keyhold listening on (https?:\/\/[^"\s]+)/.exec(line)?.[1];
       if (!url) return;
       clearTimeout(timer);
       resolve({
