@@ -36,7 +36,14 @@ export function byCallOrder(a: PluginSupervisor, b: PluginSupervisor): number {
   return a.entry.order - b.entry.order || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 }
 
-export function buildDispatcher(plugins: readonly PluginSupervisor[], logger: Logger, metrics: PluginMetrics): HookDispatcher {
+/** The dispatcher of one plugin set, which also knows when the requests leasing it are done. */
+export interface PluginSetDispatcher extends HookDispatcher {
+  lease(): () => void;
+  /** Resolves once no request holds a lease (at once when none does). */
+  drained(): Promise<void>;
+}
+
+export function buildDispatcher(plugins: readonly PluginSupervisor[], logger: Logger, metrics: PluginMetrics): PluginSetDispatcher {
   const ordered = [...plugins].sort(byCallOrder);
   const byHook = new Map<HookName, readonly HookHandler[]>();
   for (const hook of HOOK_NAMES) {
@@ -44,5 +51,21 @@ export function buildDispatcher(plugins: readonly PluginSupervisor[], logger: Lo
     if (handlers.length > 0) byHook.set(hook, handlers);
   }
   const none: readonly HookHandler[] = [];
-  return { handlersFor: (hook) => byHook.get(hook) ?? none };
+  let leases = 0;
+  let waiters: (() => void)[] = [];
+  return {
+    handlersFor: (hook) => byHook.get(hook) ?? none,
+    lease() {
+      leases++;
+      let released = false;
+      return () => {
+        if (released) return;
+        released = true;
+        if (--leases > 0) return;
+        for (const wake of waiters) wake();
+        waiters = [];
+      };
+    },
+    drained: () => (leases === 0 ? Promise.resolve() : new Promise<void>((wake) => waiters.push(wake))),
+  };
 }

@@ -5,10 +5,11 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Registry } from 'prom-client';
 import type { Logger } from 'pino';
-import { NO_PLUGINS, type HookDispatcher } from '../lifecycle/dispatcher.js';
+import type { HookDispatcher } from '../lifecycle/dispatcher.js';
+import { REQUEST_DEADLINE_MS } from '../lifecycle/engine.js';
 import { VERSION } from '../version.js';
 import { discoverPlugins } from './discover.js';
-import { buildDispatcher, byCallOrder } from './dispatch.js';
+import { buildDispatcher, byCallOrder, type PluginSetDispatcher } from './dispatch.js';
 import { PluginMetrics } from './metrics.js';
 import { pluginEntry, type PluginSettings } from './settings.js';
 import { PluginSupervisor, type PluginStatus } from './supervisor.js';
@@ -94,7 +95,7 @@ export class PluginHost {
   readonly metrics: PluginMetrics;
   private settings: PluginSettings;
   private plugins: PluginSupervisor[] = [];
-  private current: HookDispatcher = NO_PLUGINS;
+  private current: PluginSetDispatcher;
   /** start, reload and stop run one at a time (a SIGHUP during an API reload waits its turn). */
   private queue: Promise<unknown> = Promise.resolve();
   private readonly listeners = new Set<(status: PluginStatus) => void>();
@@ -102,6 +103,7 @@ export class PluginHost {
   constructor(private readonly options: PluginHostOptions) {
     this.settings = options.settings;
     this.metrics = new PluginMetrics(options.registry ?? new Registry(), () => this.status());
+    this.current = buildDispatcher([], options.logger, this.metrics);
   }
 
   /** The dispatcher over the set currently serving; the engine keeps the one a request started with. */
@@ -127,8 +129,8 @@ export class PluginHost {
 
   /**
    * Starts a new set from the plugin directory and `settings` (default: the current ones). If every
-   * plugin loads, the new set replaces the old at once and the old processes are stopped after their
-   * calls in flight; otherwise the new set is stopped and the old one keeps serving.
+   * plugin loads, the new set replaces the old at once and the old processes are stopped once the
+   * requests that started on the old set are done; otherwise the new set is stopped and the old one keeps serving.
    */
   reload(settings: PluginSettings = this.settings): Promise<ReloadResult> {
     return this.serialised(async () => {
@@ -140,8 +142,12 @@ export class PluginHost {
         return { swapped: false, failures, plugins: this.status() };
       }
       const old = this.plugins;
+      const oldSet = this.current;
       this.settings = settings;
       this.swap(loaded);
+      // A request that started on the old set may still reach its POST hooks: the old processes
+      // stay until such requests are done (bounded by how long any request may run).
+      await drainedWithin(oldSet, REQUEST_DEADLINE_MS);
       await stopPlugins(old);
       logger.info({ plugins: loaded.map((p) => p.name) }, `plugin set reloaded: ${loaded.length} plugin(s)`);
       return { swapped: true, failures: [], plugins: this.status() };
@@ -196,4 +202,14 @@ export class PluginHost {
     this.queue = run.catch(() => undefined);
     return run;
   }
+}
+
+/** Waits until no request holds a lease on `set`, or `ms` at most. */
+async function drainedWithin(set: PluginSetDispatcher, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<void>((wake) => {
+    timer = setTimeout(wake, ms);
+  });
+  await Promise.race([set.drained(), timedOut]);
+  clearTimeout(timer);
 }

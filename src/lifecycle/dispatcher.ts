@@ -33,6 +33,11 @@ export interface HookHandler {
 export interface HookDispatcher {
   /** The plugins that implement `hook`, in call order. Empty means the hook costs nothing. */
   handlersFor(hook: HookName): readonly HookHandler[];
+  /**
+   * Marks one request as using this set until the returned function is called, so that a set
+   * replaced by a reload keeps its processes until the requests that started on it are done.
+   */
+  lease?(): () => void;
 }
 
 /** The dispatcher of a server with no plugins loaded. */

@@ -32,7 +32,7 @@ export interface LifecycleStep<S extends Subject> {
 }
 
 /** How long a whole request may take before its remaining hook calls are not started. */
-const REQUEST_DEADLINE_MS = 30_000;
+export const REQUEST_DEADLINE_MS = 30_000;
 
 function secretOf(subject: Subject): string | undefined {
   return 'secret' in subject ? subject.secret : undefined;
@@ -72,7 +72,8 @@ export class LifecycleEngine {
       deadline: Date.now() + REQUEST_DEADLINE_MS,
       state: {},
     };
-    return this.store.write(async (tx) => {
+    const release = dispatcher.lease?.();
+    const done = this.store.write(async (tx) => {
       let last: Subject | undefined;
       for (const step of steps) {
         context.operation = step.operation;
@@ -81,6 +82,7 @@ export class LifecycleEngine {
       if (!last) throw new Error('LifecycleEngine.runAll needs at least one step');
       return last;
     });
+    return release ? done.finally(release) : done;
   }
 }
 

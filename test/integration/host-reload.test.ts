@@ -56,6 +56,29 @@ describe('plugin reload', () => {
     assert.ok(processGone(oldPid));
   });
 
+  it('keeps a replaced set until the requests that started on it are done, so their POST hooks still run', async (t) => {
+    const dir = pluginDir(t, { rec: 'recorder' });
+    const { host, swaps } = hostWithSwaps(t, dir);
+    const oldDispatcher = await host.start();
+    const oldPid = host.status()[0]!.pid!;
+    // A request between its PRE and POST hooks: no call in flight, but it holds the old set.
+    const release = oldDispatcher.lease!();
+    const reloaded = host.reload();
+    // The swap happens once the new set has loaded; the old set's stop then waits for the lease.
+    const giveUp = Date.now() + 20_000;
+    while (swaps.length < 2) {
+      assert.ok(Date.now() < giveUp, 'the reload never swapped');
+      await new Promise((wake) => setTimeout(wake, 10));
+    }
+    assert.notEqual(host.dispatcher, oldDispatcher);
+    assert.equal((await runHook(oldDispatcher, 'preEntityCreate', alice, {}, context())).meta.displayName, 'Alice', 'the old process still answers');
+    assert.ok(!processGone(oldPid));
+    release();
+    assert.equal((await reloaded).swapped, true);
+    await waitForExit(oldPid);
+    assert.ok(processGone(oldPid));
+  });
+
   it('brings a failed plugin back and applies the new settings', async (t) => {
     const dir = pluginDir(t, { faulty: 'faulty' });
     const { host } = hostWithSwaps(t, dir);

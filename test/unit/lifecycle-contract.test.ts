@@ -331,3 +331,27 @@ describe('request deadline', () => {
     assert.deepEqual(dispatcher.skips, ['lenient:preEntityLock']);
   });
 });
+
+describe('plugin set leases', () => {
+  it('holds a lease on the plugin set for the whole request, released when it succeeds or fails', async () => {
+    let held = 0;
+    let leases = 0;
+    const dispatcher = new TestDispatcher([{ name: 'policy', hooks: { preEntityLock: veto('no') } }]);
+    const leasing = Object.assign(dispatcher, {
+      lease: () => {
+        held++;
+        leases++;
+        return () => held--;
+      },
+    });
+    const h = openHarness(leasing);
+    try {
+      await h.identity.createEntity(INFO, { id: 'e' });
+      await rejectsWith(h.identity.lockEntity(INFO, 'e'), 'KH_ERR_PLUGIN_VETO');
+      assert.equal(leases, 2);
+      assert.equal(held, 0);
+    } finally {
+      await h.close();
+    }
+  });
+});
