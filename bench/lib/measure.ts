@@ -1,0 +1,34 @@
+// Measures a call function: sequential latency and throughput with a fixed number in flight.
+import { mean, microsSince, percentile } from './stats.js';
+
+export interface LatencyFigures {
+  p50: number;
+  p99: number;
+  mean: number;
+}
+
+/** Sequential round trips after a warm-up: latency in microseconds. */
+export async function measureLatency(call: () => Promise<unknown>, count: number, warmup = Math.min(2000, count)): Promise<LatencyFigures> {
+  for (let i = 0; i < warmup; i++) await call();
+  const samples: number[] = new Array(count);
+  for (let i = 0; i < count; i++) {
+    const start = process.hrtime.bigint();
+    await call();
+    samples[i] = microsSince(start);
+  }
+  return { p50: percentile(samples, 50), p99: percentile(samples, 99), mean: mean(samples) };
+}
+
+/** Calls per second with `inFlight` calls outstanding at all times, over `count` calls. */
+export async function measureThroughput(call: () => Promise<unknown>, count: number, inFlight: number): Promise<number> {
+  let started = 0;
+  const start = process.hrtime.bigint();
+  const lane = async () => {
+    while (started < count) {
+      started++;
+      await call();
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, lane));
+  return count / (microsSince(start) / 1e6);
+}
