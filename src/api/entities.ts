@@ -2,9 +2,10 @@
 // capability named in its hook (see access.ts).
 import type { FastifyInstance } from 'fastify';
 import type { Capability } from 'keyhold-plugin-sdk';
-import type { CreateEntityInput, EntityMetaPatch, IdentityOperations, KvChange, SetChange, UntypedMetaChange } from '../identity/operations.js';
+import type { CreateEntityInput, EntityMetaPatch, IdentityOperations, SetChange } from '../identity/operations.js';
 import { requestInfo, type Access } from './access.js';
 import * as s from './schemas.js';
+import { subjectRoutes } from './subject-routes.js';
 
 export interface RouteContext {
   identity: IdentityOperations;
@@ -15,6 +16,23 @@ type IdParams = { id: string };
 
 export function entityRoutes(app: FastifyInstance, { identity, access }: RouteContext): void {
   const tags = ['entities'];
+  subjectRoutes(app, access, {
+    path: '/v1/entities/:id',
+    param: 'id',
+    listKey: 'entities',
+    tags,
+    schema: s.entity,
+    params: s.params.entity,
+    keyParams: s.params.entityKey,
+    searchSummary: 'Search entities by id, display name or legal name',
+    infoSummary: 'An entity',
+    metaCapability: 'MODIFY_ENTITY_META',
+    search: (query) => identity.searchEntities(query),
+    info: (id) => identity.entityInfo(id),
+    untypedMeta: (info, id, change) => identity.entityUntypedMeta(info, id, change),
+    kv: (info, id, change) => identity.entityKv(info, id, change),
+    kvGet: (id, key) => identity.entityKvGet(id, key),
+  });
 
   app.post<{ Body: CreateEntityInput }>(
     '/v1/entities',
@@ -22,40 +40,10 @@ export function entityRoutes(app: FastifyInstance, { identity, access }: RouteCo
     async (request, reply) => reply.code(201).send(await identity.createEntity(requestInfo(request), request.body)),
   );
 
-  app.get<{ Querystring: s.SearchParams }>(
-    '/v1/entities',
-    { onRequest: access.token, schema: { tags, summary: 'Search entities by id, display name or legal name', querystring: s.searchQuery, response: s.responses({ 200: s.list('entities', s.entity) }) } },
-    async (request) => ({ entities: await identity.searchEntities(s.toSearchQuery(request.query)) }),
-  );
-
-  app.get<{ Params: IdParams }>(
-    '/v1/entities/:id',
-    { onRequest: access.token, schema: { tags, summary: 'An entity', params: s.params.entity, response: s.responses({ 200: s.entity }) } },
-    async (request) => identity.entityInfo(request.params.id),
-  );
-
   app.patch<{ Params: IdParams; Body: EntityMetaPatch }>(
     '/v1/entities/:id',
     { onRequest: access.need('MODIFY_ENTITY_META'), schema: { tags, summary: 'Change typed metadata fields', params: s.params.entity, body: s.entityMetaUpdate, response: s.responses({ 200: s.entity }) } },
     async (request) => identity.updateEntityMeta(requestInfo(request), request.params.id, request.body),
-  );
-
-  app.post<{ Params: IdParams; Body: UntypedMetaChange }>(
-    '/v1/entities/:id/untyped-meta',
-    { onRequest: access.need('MODIFY_ENTITY_META'), schema: { tags, summary: 'Upsert or clear untyped "key:value" metadata', params: s.params.entity, body: s.untypedMetaChange, response: s.responses({ 200: s.entity }) } },
-    async (request) => identity.entityUntypedMeta(requestInfo(request), request.params.id, request.body),
-  );
-
-  app.post<{ Params: IdParams; Body: KvChange }>(
-    '/v1/entities/:id/kv',
-    { onRequest: access.need('MODIFY_ENTITY_META'), schema: { tags, summary: 'Add, replace or delete a typed key/value entry', params: s.params.entity, body: s.kvChange, response: s.responses({ 200: s.entity }) } },
-    async (request) => identity.entityKv(requestInfo(request), request.params.id, request.body),
-  );
-
-  app.get<{ Params: IdParams & { key: string } }>(
-    '/v1/entities/:id/kv/:key',
-    { onRequest: access.token, schema: { tags, summary: 'The values of one key/value entry', params: s.params.entityKey, response: s.responses({ 200: s.kvValues }) } },
-    async (request) => ({ key: request.params.key, values: (await identity.entityKvGet(request.params.id, request.params.key)).values }),
   );
 
   app.post<{ Params: IdParams; Body: SetChange<string> }>(

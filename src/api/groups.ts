@@ -2,16 +2,34 @@
 // group's managedBy group; capability grants are GLOBAL_ROOT's alone (see entities.ts).
 import type { FastifyInstance } from 'fastify';
 import type { Capability, ExpansionMode } from 'keyhold-plugin-sdk';
-import type { CreateGroupInput, GroupPatch, KvChange, SetChange, UntypedMetaChange } from '../identity/operations.js';
+import type { CreateGroupInput, GroupPatch, SetChange } from '../identity/operations.js';
 import { demand, requestInfo } from './access.js';
 import type { RouteContext } from './entities.js';
 import * as s from './schemas.js';
+import { subjectRoutes } from './subject-routes.js';
 
 type NameParams = { name: string };
 type ExpansionChange = { action: 'add' | 'remove'; mode: ExpansionMode; group: string };
 
 export function groupRoutes(app: FastifyInstance, { identity, access }: RouteContext): void {
   const tags = ['groups'];
+  subjectRoutes(app, access, {
+    path: '/v1/groups/:name',
+    param: 'name',
+    listKey: 'groups',
+    tags,
+    schema: s.group,
+    params: s.params.group,
+    keyParams: s.params.groupKey,
+    searchSummary: 'Search groups by name or display name',
+    infoSummary: 'A group',
+    metaCapability: 'MODIFY_GROUP_META',
+    search: (query) => identity.searchGroups(query),
+    info: (name) => identity.groupInfo(name),
+    untypedMeta: (info, name, change) => identity.groupUntypedMeta(info, name, change),
+    kv: (info, name, change) => identity.groupKv(info, name, change),
+    kvGet: (name, key) => identity.groupKvGet(name, key),
+  });
 
   app.post<{ Body: CreateGroupInput }>(
     '/v1/groups',
@@ -22,40 +40,10 @@ export function groupRoutes(app: FastifyInstance, { identity, access }: RouteCon
     },
   );
 
-  app.get<{ Querystring: s.SearchParams }>(
-    '/v1/groups',
-    { onRequest: access.token, schema: { tags, summary: 'Search groups by name or display name', querystring: s.searchQuery, response: s.responses({ 200: s.list('groups', s.group) }) } },
-    async (request) => ({ groups: await identity.searchGroups(s.toSearchQuery(request.query)) }),
-  );
-
-  app.get<{ Params: NameParams }>(
-    '/v1/groups/:name',
-    { onRequest: access.token, schema: { tags, summary: 'A group', params: s.params.group, response: s.responses({ 200: s.group }) } },
-    async (request) => identity.groupInfo(request.params.name),
-  );
-
   app.patch<{ Params: NameParams; Body: GroupPatch }>(
     '/v1/groups/:name',
     { onRequest: access.need('MODIFY_GROUP_META'), schema: { tags, summary: 'Change display name or managedBy', params: s.params.group, body: s.groupPatch, response: s.responses({ 200: s.group }) } },
     async (request) => identity.updateGroup(requestInfo(request), request.params.name, request.body),
-  );
-
-  app.post<{ Params: NameParams; Body: UntypedMetaChange }>(
-    '/v1/groups/:name/untyped-meta',
-    { onRequest: access.need('MODIFY_GROUP_META'), schema: { tags, summary: 'Upsert or clear untyped "key:value" metadata', params: s.params.group, body: s.untypedMetaChange, response: s.responses({ 200: s.group }) } },
-    async (request) => identity.groupUntypedMeta(requestInfo(request), request.params.name, request.body),
-  );
-
-  app.post<{ Params: NameParams; Body: KvChange }>(
-    '/v1/groups/:name/kv',
-    { onRequest: access.need('MODIFY_GROUP_META'), schema: { tags, summary: 'Add, replace or delete a typed key/value entry', params: s.params.group, body: s.kvChange, response: s.responses({ 200: s.group }) } },
-    async (request) => identity.groupKv(requestInfo(request), request.params.name, request.body),
-  );
-
-  app.get<{ Params: NameParams & { key: string } }>(
-    '/v1/groups/:name/kv/:key',
-    { onRequest: access.token, schema: { tags, summary: 'The values of one key/value entry', params: s.params.groupKey, response: s.responses({ 200: s.kvValues }) } },
-    async (request) => ({ key: request.params.key, values: (await identity.groupKvGet(request.params.name, request.params.key)).values }),
   );
 
   app.post<{ Params: NameParams; Body: SetChange<Capability> }>(
