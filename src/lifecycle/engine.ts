@@ -27,7 +27,7 @@ export interface LifecycleStep<S extends Subject> {
   load(tx: StoreTransaction): Promise<S>;
   /** Built-in checks and the change itself, applied to PRE's output; returns the changed object. */
   change(tx: StoreTransaction, subject: S): Promise<S>;
-  /** Persists the output of POST hooks; called only when at least one POST hook ran. */
+  /** Persists the output of POST hooks; called only when they changed the object (the chain keeps an unchanged one as the same object). */
   save?(tx: StoreTransaction, subject: S): Promise<void>;
 }
 
