@@ -56,7 +56,7 @@ export async function operations(report: Report, options: BenchOptions): Promise
   await hashCost(report, options, low, LOW_HASH);
   await hashCost(report, options, def, DEFAULT_HASH_PARAMS);
 
-  const n = count(options, 10_000);
+  const n = count(options, 3_000);
   for (const config of configurations()) {
     const set = config.plugins();
     try {
