@@ -1,15 +1,32 @@
 // The Entity/Group schema at run time: the .proto reflected by protobufjs, used to check and
 // normalise every object that crosses a trust boundary (API input, plugin output).
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import protobuf from 'protobufjs';
+import type * as Protobuf from 'protobufjs';
 import type { Entity, Group } from './generated/model.js';
 
 export * from './generated/model.js';
 
-const root = protobuf.loadSync(fileURLToPath(new URL('../proto/keyhold.proto', import.meta.url)));
+interface Schemas {
+  protobuf: typeof Protobuf;
+  entity: Protobuf.Type;
+  group: Protobuf.Type;
+}
 
-export const EntitySchema = root.lookupType('keyhold.v1.Entity');
-export const GroupSchema = root.lookupType('keyhold.v1.Group');
+let schemas: Schemas | undefined;
+
+/**
+ * The reflected .proto, loaded on first use: a plugin that never checks or encodes an object (the
+ * host checks its results) starts without paying for protobufjs and the schema parse (~50 ms).
+ */
+function loadSchemas(): Schemas {
+  if (!schemas) {
+    const protobuf = createRequire(import.meta.url)('protobufjs') as typeof Protobuf;
+    const root = protobuf.loadSync(fileURLToPath(new URL('../proto/keyhold.proto', import.meta.url)));
+    schemas = { protobuf, entity: root.lookupType('keyhold.v1.Entity'), group: root.lookupType('keyhold.v1.Group') };
+  }
+  return schemas;
+}
 
 /** Thrown when a value does not fit the schema; `path` says where (e.g. `meta.capabilities[2]`). */
 export class SchemaError extends Error {
@@ -41,7 +58,8 @@ function describe(value: unknown): string {
   return typeof value === 'object' ? 'an object' : `${typeof value} ${String(value)}`;
 }
 
-function checkScalar(field: protobuf.Field, value: unknown, path: string): unknown {
+function checkScalar(field: Protobuf.Field, value: unknown, path: string): unknown {
+  const { protobuf } = loadSchemas();
   const type = field.resolvedType;
   if (type instanceof protobuf.Enum) {
     const names = Object.keys(type.values).filter((n) => !n.endsWith('_UNSPECIFIED'));
@@ -69,7 +87,8 @@ function checkScalar(field: protobuf.Field, value: unknown, path: string): unkno
   }
 }
 
-function defaultFor(field: protobuf.Field): unknown {
+function defaultFor(field: Protobuf.Field): unknown {
+  const { protobuf } = loadSchemas();
   if (field.map) return {};
   if (field.repeated) return [];
   const type = field.resolvedType;
@@ -77,7 +96,8 @@ function defaultFor(field: protobuf.Field): unknown {
   return field.type === 'string' ? '' : field.type === 'bool' ? false : 0;
 }
 
-function checkMessage(type: protobuf.Type, value: unknown, path: string): Record<string, unknown> {
+function checkMessage(type: Protobuf.Type, value: unknown, path: string): Record<string, unknown> {
+  const { protobuf } = loadSchemas();
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new SchemaError(path, `expected a ${type.name} object, got ${describe(value)}`);
   }
@@ -115,30 +135,34 @@ function checkMessage(type: protobuf.Type, value: unknown, path: string): Record
 
 /** Checks `value` against the Entity schema: unknown fields and wrong types are refused, absent fields get their defaults. */
 export function parseEntity(value: unknown, path = ''): Entity {
-  return checkMessage(EntitySchema, value, path) as unknown as Entity;
+  return checkMessage(loadSchemas().entity, value, path) as unknown as Entity;
 }
 
 /** Checks `value` against the Group schema, as parseEntity does for entities. */
 export function parseGroup(value: unknown, path = ''): Group {
-  return checkMessage(GroupSchema, value, path) as unknown as Group;
+  return checkMessage(loadSchemas().group, value, path) as unknown as Group;
 }
 
 /** Protobuf binary encoding of an entity (used by the store and for size limits). */
 export function encodeEntity(entity: Entity): Uint8Array {
-  return EntitySchema.encode(EntitySchema.fromObject(entity)).finish();
+  const { entity: schema } = loadSchemas();
+  return schema.encode(schema.fromObject(entity)).finish();
 }
 
 /** Protobuf binary encoding of a group. */
 export function encodeGroup(group: Group): Uint8Array {
-  return GroupSchema.encode(GroupSchema.fromObject(group)).finish();
+  const { group: schema } = loadSchemas();
+  return schema.encode(schema.fromObject(group)).finish();
 }
 
-const toObjectOptions: protobuf.IConversionOptions = { enums: String, longs: Number, defaults: true, arrays: true, objects: true };
+const toObjectOptions: Protobuf.IConversionOptions = { enums: String, longs: Number, defaults: true, arrays: true, objects: true };
 
 export function decodeEntity(bytes: Uint8Array): Entity {
-  return EntitySchema.toObject(EntitySchema.decode(bytes), toObjectOptions) as unknown as Entity;
+  const { entity: schema } = loadSchemas();
+  return schema.toObject(schema.decode(bytes), toObjectOptions) as unknown as Entity;
 }
 
 export function decodeGroup(bytes: Uint8Array): Group {
-  return GroupSchema.toObject(GroupSchema.decode(bytes), toObjectOptions) as unknown as Group;
+  const { group: schema } = loadSchemas();
+  return schema.toObject(schema.decode(bytes), toObjectOptions) as unknown as Group;
 }
