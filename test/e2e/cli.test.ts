@@ -6,19 +6,9 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { credentialsPath } from '../../src/cli/credentials.js';
 import { fixture } from '../fixtures/plugin-host.js';
-import { killChildren, runCli, serverEnv, startServerProcess, tempDir, type CliResult } from '../support/keyhold.js';
+import { killChildren, runCli, scratchDir, serverEnv, startServerProcess, type CliResult } from '../support/keyhold.js';
 
-const dirs: string[] = [];
-function dir(prefix: string): string {
-  const d = tempDir(prefix);
-  dirs.push(d);
-  return d;
-}
-
-after(() => {
-  killChildren();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+after(killChildren);
 
 function expectCode(result: CliResult, code: number, what: string): CliResult {
   assert.equal(result.code, code, `${what}: exit ${result.code}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`);
@@ -27,14 +17,14 @@ function expectCode(result: CliResult, code: number, what: string): CliResult {
 
 describe('keyhold CLI against a server process', () => {
   it('bootstraps, manages entities and groups, enforces capabilities and keeps everything across a restart', async () => {
-    const dataDir = dir('e2e-data');
+    const dataDir = scratchDir('e2e-data');
     const env = serverEnv(dataDir);
     let server = await startServerProcess({ ...env, KEYHOLD_BOOTSTRAP: 'root:root-secret-1' });
     assert.doesNotMatch(server.stdout(), /shown only this once/, 'a bootstrap from KEYHOLD_BOOTSTRAP prints no secret');
 
-    const rootHome = dir('e2e-root');
+    const rootHome = scratchDir('e2e-root');
     const asRoot = (args: string[], stdin = '') => runCli(args, { KEYHOLD_SERVER: server.url, XDG_CONFIG_HOME: rootHome }, stdin);
-    const aliceHome = dir('e2e-alice');
+    const aliceHome = scratchDir('e2e-alice');
     const asAlice = (args: string[], stdin = '') => runCli(args, { KEYHOLD_SERVER: server.url, XDG_CONFIG_HOME: aliceHome }, stdin);
 
     expectCode(await asRoot(['auth', 'login', 'root', '--secret-stdin'], 'wrong\n'), 1, 'login with a wrong secret');
@@ -126,7 +116,7 @@ describe('keyhold CLI against a server process', () => {
   });
 
   it('refuses to serve with a bad configuration or an unprotected public address (exit 2)', async () => {
-    const dataDir = dir('e2e-badcfg');
+    const dataDir = scratchDir('e2e-badcfg');
     const badPort = expectCode(await runCli(['serve'], serverEnv(dataDir, { KEYHOLD_PORT: 'eighty' })), 2, 'bad port');
     assert.match(badPort.stderr, /bad configuration: KEYHOLD_PORT: listen\.port: expected an integer/);
     const publicHost = expectCode(await runCli(['serve'], serverEnv(dataDir, { KEYHOLD_HOST: '0.0.0.0' })), 2, 'public address without TLS');
@@ -136,7 +126,7 @@ describe('keyhold CLI against a server process', () => {
   });
 
   it('shows the generated root secret even when the first start then fails on a plugin', async () => {
-    const dataDir = dir('e2e-brokenplugin');
+    const dataDir = scratchDir('e2e-brokenplugin');
     const pluginDir = join(dataDir, 'plugins');
     mkdirSync(pluginDir);
     symlinkSync(fixture('exits-during-start'), join(pluginDir, 'broken'));
@@ -153,13 +143,13 @@ describe('keyhold CLI against a server process', () => {
   });
 
   it('prints a generated root secret once, on the first start only', async () => {
-    const dataDir = dir('e2e-boot');
+    const dataDir = scratchDir('e2e-boot');
     const env = serverEnv(dataDir);
     let server = await startServerProcess(env);
     const secret = /secret: (\S+)/.exec(server.stdout())?.[1];
     assert.ok(secret && secret.length >= 32, 'a strong secret is printed');
     assert.match(server.stdout(), /keyhold auth login root/);
-    const home = dir('e2e-boot-home');
+    const home = scratchDir('e2e-boot-home');
     expectCode(await runCli(['auth', 'login', 'root', '--secret-stdin'], { KEYHOLD_SERVER: server.url, XDG_CONFIG_HOME: home }, `${secret}\n`), 0, 'login with the printed secret');
     await server.stop();
     server = await startServerProcess(env);

@@ -1,24 +1,14 @@
 // The server around the routes: configuration (file, environment, errors naming source and key),
 // safe listen defaults, request ids, secret redaction in logs, health, metrics and OpenAPI.
 import assert from 'node:assert/strict';
-import { rmSync, statSync, writeFileSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { pino } from 'pino';
 import { checkListenSafety, ConfigError, loadConfig } from '../../src/config.js';
 import { startServer } from '../../src/server.js';
-import { call, login, serverEnv, tempDir } from '../support/keyhold.js';
-
-const dirs: string[] = [];
-function dir(prefix: string): string {
-  const d = tempDir(prefix);
-  dirs.push(d);
-  return d;
-}
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+import { call, login, scratchDir, serverEnv } from '../support/keyhold.js';
 
 function configError(fn: () => unknown): ConfigError {
   try {
@@ -32,7 +22,7 @@ function configError(fn: () => unknown): ConfigError {
 
 describe('configuration', () => {
   it('has a default for everything', () => {
-    const cwd = dir('cfg');
+    const cwd = scratchDir('cfg');
     const config = loadConfig({ env: {}, cwd });
     assert.equal(config.file, null);
     assert.deepEqual(config.listen, { host: '127.0.0.1', port: 8470 });
@@ -47,7 +37,7 @@ describe('configuration', () => {
   });
 
   it('reads ./keyhold.yaml, and the environment overrides it', () => {
-    const cwd = dir('cfg');
+    const cwd = scratchDir('cfg');
     writeFileSync(join(cwd, 'keyhold.yaml'), 'listen:\n  port: 9000\ntokenTtl: 2m\nlogLevel: debug\nbodyLimit: 1mb\nplugins:\n  directory: my-plugins\n');
     const fromFile = loadConfig({ env: {}, cwd });
     assert.equal(fromFile.file, join(cwd, 'keyhold.yaml'));
@@ -63,7 +53,7 @@ describe('configuration', () => {
   });
 
   it('names the file, the key path and the problem', () => {
-    const cwd = dir('cfg');
+    const cwd = scratchDir('cfg');
     const file = join(cwd, 'custom.yaml');
     const cases: [string, string, RegExp][] = [
       ['listen:\n  prot: 1\n', 'listen.prot', /unknown key; expected one of host, port/],
@@ -91,7 +81,7 @@ describe('configuration', () => {
   });
 
   it('refuses a non-loopback address without TLS unless told it is insecure', () => {
-    const cwd = dir('cfg');
+    const cwd = scratchDir('cfg');
     assert.equal(checkListenSafety(loadConfig({ env: {}, cwd })), null);
     assert.equal(checkListenSafety(loadConfig({ env: { KEYHOLD_HOST: '::1' }, cwd })), null);
     assert.match(configError(() => checkListenSafety(loadConfig({ env: { KEYHOLD_HOST: '0.0.0.0' }, cwd }))).problem, /needs tls\.cert and tls\.key/);
@@ -109,7 +99,7 @@ describe('server', () => {
         done();
       },
     });
-    const dataDir = dir('srv');
+    const dataDir = scratchDir('srv');
     const handle = await startServer({ env: serverEnv(dataDir, { KEYHOLD_BOOTSTRAP: 'root:bootstrap-secret-xyz' }), logger: pino({ level: 'debug' }, sink) });
     try {
       const token = await login(handle.url, 'root', 'bootstrap-secret-xyz');
@@ -133,7 +123,7 @@ describe('server', () => {
   });
 
   it('serves health, metrics and the OpenAPI document', async () => {
-    const dataDir = dir('srv');
+    const dataDir = scratchDir('srv');
     const handle = await startServer({ env: serverEnv(dataDir, { KEYHOLD_BOOTSTRAP: 'root:pw' }), logger: pino({ level: 'silent' }) });
     try {
       const health = await call(handle.url, 'GET', '/healthz');
@@ -156,7 +146,7 @@ describe('server', () => {
   });
 
   it('keeps tokens valid across a restart (the signing key is kept, mode 0600)', async () => {
-    const dataDir = dir('srv');
+    const dataDir = scratchDir('srv');
     const env = serverEnv(dataDir, { KEYHOLD_BOOTSTRAP: 'root:pw' });
     let handle = await startServer({ env, logger: pino({ level: 'silent' }) });
     const token = await login(handle.url, 'root', 'pw');
@@ -171,7 +161,7 @@ describe('server', () => {
   });
 
   it('expires tokens after the configured lifetime', async () => {
-    const dataDir = dir('srv');
+    const dataDir = scratchDir('srv');
     const handle = await startServer({ env: serverEnv(dataDir, { KEYHOLD_BOOTSTRAP: 'root:pw', KEYHOLD_TOKEN_TTL: '1s' }), logger: pino({ level: 'silent' }) });
     try {
       const response = await call(handle.url, 'POST', '/v1/auth/token', { body: { id: 'root', secret: 'pw' } });

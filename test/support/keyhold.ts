@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { importPKCS8, SignJWT } from 'jose';
 import { pino } from 'pino';
@@ -30,6 +31,18 @@ export function serverEnv(dataDir: string, extra: NodeJS.ProcessEnv = {}): NodeJ
 
 export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `keyhold-${prefix}-`));
+}
+
+const scratchDirs: string[] = [];
+after(() => {
+  for (const dir of scratchDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A temporary directory removed once every test of the file has run. */
+export function scratchDir(prefix: string): string {
+  const dir = tempDir(prefix);
+  scratchDirs.push(dir);
+  return dir;
 }
 
 export interface TestServer {
