@@ -4,7 +4,7 @@
 // state), 4xx to veto with its message; a 5xx, a refused connection or a timeout is a failure,
 // which the host's failureMode for this plugin decides (closed: the request fails; open: skipped).
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ConfiguredPlugin, HOOK_NAMES, isMainModule, serve, setting, Veto, type Entity, type Group, type HookContext, type HookName, type JsonObject } from 'keyhold-plugin-sdk';
+import { ConfiguredPlugin, HOOK_NAMES, isMainModule, serve, setting, Veto, type Entity, type Group, type HookName, type JsonObject, type PluginContext } from 'keyhold-plugin-sdk';
 
 const schema = {
   url: setting.string({ nonEmpty: true }),
@@ -40,40 +40,45 @@ export class Webhook extends ConfiguredPlugin(schema) {
   override async configure(config: JsonObject): Promise<void> {
     await super.configure(config);
     for (const hook of this.settings.hooks) {
-      Object.assign(this, { [hook]: (subject: Entity | Group, request: JsonObject, context: HookContext) => this.forward(hook, subject, request, context) });
+      Object.assign(this, { [hook]: (subject: Entity | Group, request: JsonObject, context: PluginContext) => this.forward(hook, subject, request, context) });
     }
   }
 
-  async forward<S extends Entity | Group>(hook: HookName, subject: S, request: JsonObject, context: HookContext): Promise<S> {
+  async forward<S extends Entity | Group>(hook: HookName, subject: S, request: JsonObject, context: PluginContext): Promise<S> {
     const { includeSecret, custom } = this.settings;
     const { secret: _secret, ...withoutSecret } = request;
-    const body = JSON.stringify({ hook, subject, request: includeSecret ? request : withoutSecret, context, config: custom });
-    const answer = await this.post(body, context.deadline);
+    const { signal, ...wireContext } = context;
+    const body = JSON.stringify({ hook, subject, request: includeSecret ? request : withoutSecret, context: wireContext, config: custom });
+    const answer = await this.post(body, context.deadline, signal);
     if (answer.subject !== undefined) subject = answer.subject as S;
     if (answer.state !== undefined) context.state = answer.state;
     return subject;
   }
 
-  /** Posts `body`, retrying while the service is unavailable, within the retry budget and the host's deadline. */
-  private async post(body: string, deadline: number): Promise<Allow> {
+  /**
+   * Posts `body`, retrying while the service is unavailable, within the retry budget and the host's
+   * deadline; `cancelled` (the host gave up on the call) stops the request and any wait at once.
+   */
+  private async post(body: string, deadline: number, cancelled: AbortSignal): Promise<Allow> {
     const { retries, retryBaseInterval, retryMaxInterval } = this.settings;
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.attempt(body);
+        return await this.attempt(body, cancelled);
       } catch (err) {
         const wait = Math.min(retryBaseInterval * 2 ** attempt, retryMaxInterval);
         if (!(err instanceof Unavailable) || attempt >= retries || this.now() + wait >= deadline) throw err;
         this.logger.warn({ attempt: attempt + 1, wait, reason: err.message }, 'webhook unavailable, retrying');
-        await sleep(wait);
+        await sleep(wait, undefined, { signal: cancelled });
       }
     }
   }
 
-  private async attempt(body: string): Promise<Allow> {
+  private async attempt(body: string, cancelled: AbortSignal): Promise<Allow> {
     const { url, timeout } = this.settings;
     let response: Response;
     try {
-      response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(timeout) });
+      const signal = AbortSignal.any([cancelled, AbortSignal.timeout(timeout)]);
+      response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal });
     } catch (err) {
       if (err instanceof Error && err.name === 'TimeoutError') throw new Error(`${url} did not answer within ${timeout} ms`);
       const code = (err as { cause?: { code?: string } }).cause?.code;

@@ -12,12 +12,21 @@ type PointOf<H extends HookName> = H extends `${Phase}${infer P extends Lifecycl
 /** What a hook receives and returns: the entity or group its lifecycle point is about. */
 export type HookSubject<H extends HookName> = SubjectOf<PointOf<H>>;
 
+/** The request context as a hook receives it: the wire's HookContext plus a cancellation signal. */
+export interface PluginContext extends HookContext {
+  /**
+   * Aborted when the host gives up on this call (it timed out): pass it to fetch and other waits
+   * so their work stops too. The hook's answer after that is ignored.
+   */
+  signal: AbortSignal;
+}
+
 /**
  * A hook: gets the object as it stands, the request's data and the request context, and returns
  * the object (possibly changed). `context.state` may be changed in place; it flows to the next
  * hook of the same request. Throw `Veto` to refuse the request; any other error is a plugin failure.
  */
-export type HookMethod<H extends HookName> = (subject: HookSubject<H>, request: JsonObject, context: HookContext) => HookSubject<H> | Promise<HookSubject<H>>;
+export type HookMethod<H extends HookName> = (subject: HookSubject<H>, request: JsonObject, context: PluginContext) => HookSubject<H> | Promise<HookSubject<H>>;
 
 type Hooked<S> = S | Promise<S>;
 
@@ -42,30 +51,30 @@ export class NullPlugin {
    */
   configure(_config: JsonObject): void | Promise<void> {}
 
-  preEntityCreate(subject: Entity, _request: JsonObject, _context: HookContext): Hooked<Entity> { return subject; }
-  postEntityCreate(subject: Entity, _request: JsonObject, _context: HookContext): Hooked<Entity> { return subject; }
-  preEntityUpdate(subject: Entity, _request: JsonObject, _context: HookContext): Hooked<Entity> { return subject; }
-  postEntityUpdate(subject: Entity, _request: JsonObject, _context: HookContext): Hooked<Entity> { return subject; }
-  preEntityLock(subject: Entity, _request: JsonObject, _context: HookContext): Hooked<Entity> { return subject; }
-  postEntityLock(subject: Entity, _request: JsonObject, _context: HookContext): Hooked<Entity> { return subject; }
-  preEntityUnlock(subject: Entity, _request: JsonObject, _context: HookContext): Hooked<Entity> { return subject; }
-  postEntityUnlock(subject: Entity, _request: JsonObject, _context: HookContext): Hooked<Entity> { return subject; }
-  preEntityDestroy(subject: Entity, _request: JsonObject, _context: HookContext): Hooked<Entity> { return subject; }
-  postEntityDestroy(subject: Entity, _request: JsonObject, _context: HookContext): Hooked<Entity> { return subject; }
-  preSecretChange(subject: Entity, _request: JsonObject, _context: HookContext): Hooked<Entity> { return subject; }
-  postSecretChange(subject: Entity, _request: JsonObject, _context: HookContext): Hooked<Entity> { return subject; }
-  preAuthCheck(subject: Entity, _request: JsonObject, _context: HookContext): Hooked<Entity> { return subject; }
-  postAuthCheck(subject: Entity, _request: JsonObject, _context: HookContext): Hooked<Entity> { return subject; }
-  preGroupCreate(subject: Group, _request: JsonObject, _context: HookContext): Hooked<Group> { return subject; }
-  postGroupCreate(subject: Group, _request: JsonObject, _context: HookContext): Hooked<Group> { return subject; }
-  preGroupUpdate(subject: Group, _request: JsonObject, _context: HookContext): Hooked<Group> { return subject; }
-  postGroupUpdate(subject: Group, _request: JsonObject, _context: HookContext): Hooked<Group> { return subject; }
-  preGroupDestroy(subject: Group, _request: JsonObject, _context: HookContext): Hooked<Group> { return subject; }
-  postGroupDestroy(subject: Group, _request: JsonObject, _context: HookContext): Hooked<Group> { return subject; }
-  preMembershipAdd(subject: Entity, _request: JsonObject, _context: HookContext): Hooked<Entity> { return subject; }
-  postMembershipAdd(subject: Entity, _request: JsonObject, _context: HookContext): Hooked<Entity> { return subject; }
-  preMembershipRemove(subject: Entity, _request: JsonObject, _context: HookContext): Hooked<Entity> { return subject; }
-  postMembershipRemove(subject: Entity, _request: JsonObject, _context: HookContext): Hooked<Entity> { return subject; }
+  preEntityCreate(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
+  postEntityCreate(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
+  preEntityUpdate(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
+  postEntityUpdate(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
+  preEntityLock(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
+  postEntityLock(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
+  preEntityUnlock(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
+  postEntityUnlock(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
+  preEntityDestroy(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
+  postEntityDestroy(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
+  preSecretChange(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
+  postSecretChange(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
+  preAuthCheck(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
+  postAuthCheck(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
+  preGroupCreate(subject: Group, _request: JsonObject, _context: PluginContext): Hooked<Group> { return subject; }
+  postGroupCreate(subject: Group, _request: JsonObject, _context: PluginContext): Hooked<Group> { return subject; }
+  preGroupUpdate(subject: Group, _request: JsonObject, _context: PluginContext): Hooked<Group> { return subject; }
+  postGroupUpdate(subject: Group, _request: JsonObject, _context: PluginContext): Hooked<Group> { return subject; }
+  preGroupDestroy(subject: Group, _request: JsonObject, _context: PluginContext): Hooked<Group> { return subject; }
+  postGroupDestroy(subject: Group, _request: JsonObject, _context: PluginContext): Hooked<Group> { return subject; }
+  preMembershipAdd(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
+  postMembershipAdd(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
+  preMembershipRemove(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
+  postMembershipRemove(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
 }
 
 // The compiler checks here that NullPlugin has every hook of the one list, each typed for its lifecycle point.

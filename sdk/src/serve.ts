@@ -5,7 +5,7 @@ import { createMessageConnection, ErrorCodes, ResponseError, StreamMessageReader
 import type { HookName } from './hooks.js';
 import { routeLogsToHost } from './logger.js';
 import type { Entity, Group } from './model.js';
-import { implementedHooks, type NullPlugin } from './null-plugin.js';
+import { implementedHooks, type NullPlugin, type PluginContext } from './null-plugin.js';
 import { FramedMessageWriter } from './wire.js';
 import {
   HookRequest,
@@ -83,16 +83,23 @@ export function serve(plugin: NullPlugin): void {
     return { name: plugin.name || params.pluginName, version: plugin.version, protocolVersion, hooks: [...hooks] };
   });
 
-  connection.onRequest(HookRequest, async ({ hook, subject, request, context }): Promise<HookResult> => {
+  connection.onRequest(HookRequest, async ({ hook, subject, request, context }, token): Promise<HookResult> => {
     if (!hooks.has(hook)) throw new ResponseError(PluginErrorCodes.UnknownHook, `this plugin does not implement ${hook}`);
+    // $/cancelRequest (the host timed out) aborts the signal the hook was given.
+    const cancellation = new AbortController();
+    const onCancel = token.onCancellationRequested(() => cancellation.abort(new Error(`the host cancelled ${hook}: it stopped waiting for the answer`)));
+    const pluginContext: PluginContext = Object.assign(context, { signal: cancellation.signal });
     try {
       // The host sends each hook the kind of object its point is about (checked on the host side).
-      const method = plugin[hook] as unknown as (s: Entity | Group, r: typeof request, c: typeof context) => Entity | Group | Promise<Entity | Group>;
-      return { subject: await method.call(plugin, subject, request, context), state: context.state };
+      const method = plugin[hook] as unknown as (s: Entity | Group, r: typeof request, c: PluginContext) => Entity | Group | Promise<Entity | Group>;
+      return { subject: await method.call(plugin, subject, request, pluginContext), state: pluginContext.state };
     } catch (err) {
       if (isVeto(err)) throw new ResponseError(PluginErrorCodes.Veto, messageOf(err));
-      plugin.logger.error({ err, hook }, `${hook} failed`);
+      // After a cancellation nobody waits for the answer: a hook ending on the aborted signal is no failure to log.
+      if (!cancellation.signal.aborted) plugin.logger.error({ err, hook }, `${hook} failed`);
       throw new ResponseError(ErrorCodes.InternalError, messageOf(err));
+    } finally {
+      onCancel.dispose();
     }
   });
 

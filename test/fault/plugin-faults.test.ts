@@ -98,9 +98,11 @@ describe('plugins that misbehave in a hook', () => {
     assert.equal((await update(host.dispatcher, {})).meta.displayName, 'Alice+faulty');
   });
 
-  it('a hang times out with 504 and the call is cancelled; the plugin keeps serving', async (t) => {
-    const { host } = await startHost(t, { faulty: 'faulty' }, { plugins: { faulty: { timeout: '200ms' } } });
+  it('a hang times out with 504 and the call is cancelled, aborting the hook\'s signal; the plugin keeps serving', async (t) => {
+    const { host, logs } = await startHost(t, { faulty: 'faulty' }, { plugins: { faulty: { timeout: '200ms' } } });
     await assert.rejects(update(host.dispatcher, { fault: 'hang' }), failsWith('KH_ERR_PLUGIN_TIMEOUT', 'faulty', /no answer within 200 ms/));
+    const aborted = await logs.waitFor((r) => r.plugin === 'faulty' && r.msg === 'hook call aborted');
+    assert.match(String(aborted.reason), /the host cancelled preEntityUpdate/);
     assert.equal((await update(host.dispatcher, {})).meta.displayName, 'Alice+faulty');
     assert.equal(host.status()[0]!.restarts, 0);
   });

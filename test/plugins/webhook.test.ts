@@ -73,6 +73,14 @@ describe('webhook', () => {
     assert.equal(calls, 1);
   });
 
+  it('stops its HTTP call when the host cancels the hook, and sends no signal on the wire', async () => {
+    const cancel = new AbortController();
+    service.handler = () => cancel.abort(new Error('host timed out')); // never answers; the host gives up meanwhile
+    const h = await start();
+    await assert.rejects(h.call('preEntityCreate', alice, {}, { signal: cancel.signal }), (e: unknown) => !(e instanceof Veto) && /could not be called: .*host timed out/.test((e as Error).message));
+    assert.deepEqual(Object.keys(service.received.at(-1)!.context as JsonObject).sort(), ['caller', 'deadline', 'operation', 'requestId', 'state']);
+  });
+
   it('retries an unavailable service with backoff, then succeeds', async () => {
     let calls = 0;
     service.handler = (_body, res) => (++calls < 3 ? reply(res, 503, { message: 'warming up' }) : reply(res, 200));

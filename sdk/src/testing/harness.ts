@@ -5,7 +5,7 @@ import { parseDuration } from '../duration.js';
 import { hookName, hookSpec, type HookName, type LifecyclePoint } from '../hooks.js';
 import { parseEntity, parseGroup, type Entity, type Group } from '../model.js';
 import { routeLogsToHost } from '../logger.js';
-import { implementedHooks, type NullPlugin } from '../null-plugin.js';
+import { implementedHooks, type NullPlugin, type PluginContext } from '../null-plugin.js';
 import type { HookContext, JsonObject, LogParams } from '../protocol.js';
 
 /** A clock that only moves when the test says so. */
@@ -37,7 +37,7 @@ export interface HookOutcome<S> {
 }
 
 type Subject = Entity | Group;
-type HookFn = (subject: Subject, request: JsonObject, context: HookContext) => Subject | Promise<Subject>;
+type HookFn = (subject: Subject, request: JsonObject, context: PluginContext) => Subject | Promise<Subject>;
 
 /** A JSON copy, so a plugin sees what it would see on the wire and cannot keep references into the test's objects. */
 function wire<T>(value: T): T {
@@ -82,9 +82,11 @@ export class PluginHarness<P extends NullPlugin> {
    * result that does not fit the schema rejects with the schema's message. Like the host, it
    * refuses to call a hook the plugin does not implement.
    */
-  async call<S extends Subject>(hook: HookName, subject: S, request: JsonObject = {}, context: Partial<HookContext> = {}): Promise<HookOutcome<S>> {
+  async call<S extends Subject>(hook: HookName, subject: S, request: JsonObject = {}, context: Partial<PluginContext> = {}): Promise<HookOutcome<S>> {
     if (!implementedHooks(this.plugin).includes(hook)) throw new Error(`the plugin does not implement ${hook}, so the host would never call it`);
-    const ctx = wire(this.context(context));
+    // `signal` lets a test play the host cancelling the call; it is not JSON, so it is kept out of the copy.
+    const { signal = new AbortController().signal, ...fields } = context;
+    const ctx: PluginContext = { ...wire(this.context(fields)), signal };
     const fn = (this.plugin as unknown as Record<HookName, HookFn>)[hook];
     const result: unknown = wire(await fn.call(this.plugin, wire(subject), wire(request), ctx));
     const parsed = hookSpec(hook).subject === 'entity' ? parseEntity(result, 'subject') : parseGroup(result, 'subject');
