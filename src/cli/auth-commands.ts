@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import { usageError } from './client.js';
 import { CommandContext, fields, line } from './context.js';
 import { credentialsPath, forgetLogin, loadLogin, saveLogin } from './credentials.js';
-import { readSecrets } from './secret-input.js';
+import { readSecrets, SECRET_STDIN_OPTION } from './secret-input.js';
 
 interface TokenResponse {
   token: string;
@@ -20,8 +20,6 @@ interface Claims {
   issuedAt: string;
 }
 
-const stdinOption = ['--secret-stdin', 'read the secret from the first line of stdin instead of prompting'] as const;
-
 export function authCommands(): Command {
   const auth = new Command('auth').description('log in, check credentials, manage your token and secret');
 
@@ -29,7 +27,7 @@ export function authCommands(): Command {
     .command('login')
     .description('get a token for ID and save it for this server (until it expires)')
     .argument('<id>')
-    .option(...stdinOption)
+    .option(...SECRET_STDIN_OPTION)
     .action(async (id: string, options: { secretStdin?: boolean }, command: Command) => {
       const ctx = new CommandContext(command);
       const [secret] = await readSecrets([{ label: `secret for ${id}` }], Boolean(options.secretStdin));
@@ -44,7 +42,7 @@ export function authCommands(): Command {
     .command('check')
     .description('check an id and secret (exit 0 when right, 1 when refused); no token is saved')
     .argument('<id>')
-    .option(...stdinOption)
+    .option(...SECRET_STDIN_OPTION)
     .action(async (id: string, options: { secretStdin?: boolean }, command: Command) => {
       const ctx = new CommandContext(command);
       const [secret] = await readSecrets([{ label: `secret for ${id}` }], Boolean(options.secretStdin));
@@ -77,7 +75,7 @@ export function authCommands(): Command {
     .command('change-secret')
     .description('change your own secret by giving the old one (with --secret-stdin: old on line 1, new on line 2)')
     .argument('[id]', 'the entity (default: the one logged in)')
-    .option(...stdinOption)
+    .option(...SECRET_STDIN_OPTION)
     .action(async (id: string | undefined, options: { secretStdin?: boolean }, command: Command) => {
       const ctx = new CommandContext(command);
       const entity = id ?? loadLogin(ctx.server)?.id;

@@ -4,7 +4,7 @@ import type { Entity } from 'keyhold-plugin-sdk';
 import { ENTITY_META_FIELDS } from '../identity/operations.js';
 import { usageError } from './client.js';
 import { CommandContext, line, table } from './context.js';
-import { readSecrets } from './secret-input.js';
+import { readSecrets, SECRET_STDIN_OPTION } from './secret-input.js';
 import { addCaps, addDestroy, addFieldOptions, addInfo, addKv, addMeta, addSearch, ENTITY, pickFields, subjectPath } from './subject-commands.js';
 
 const entityPath = (id: string, rest = '') => subjectPath(ENTITY, id, rest);
@@ -19,7 +19,7 @@ export function entityCommands(): Command {
       .argument('<id>')
       .option('--number <n>', 'a specific number')
       .option('--with-secret', 'prompt for an initial secret')
-      .option('--secret-stdin', 'read the initial secret from the first line of stdin'),
+      .option(...SECRET_STDIN_OPTION),
     ENTITY_META_FIELDS,
   ).action(async (id: string, options: Record<string, unknown>, command: Command) => {
     const ctx = new CommandContext(command);
@@ -91,7 +91,7 @@ export function entityCommands(): Command {
     .command('set-secret')
     .description("set an entity's secret (needs CHANGE_ENTITY_SECRET; to change your own, use auth change-secret)")
     .argument('<id>')
-    .option('--secret-stdin', 'read the secret from the first line of stdin')
+    .option(...SECRET_STDIN_OPTION)
     .action(async (id: string, options: { secretStdin?: boolean }, command: Command) => {
       const ctx = new CommandContext(command);
       const [secret] = await readSecrets([{ label: `new secret for ${id}`, confirm: true }], Boolean(options.secretStdin));

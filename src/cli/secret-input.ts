@@ -40,6 +40,9 @@ export interface SecretRequest {
   confirm?: boolean;
 }
 
+/** The option of every command that reads secrets: `.option(...SECRET_STDIN_OPTION)`, then `readSecrets(…, options.secretStdin)`. */
+export const SECRET_STDIN_OPTION = ['--secret-stdin', 'read the secret(s) from stdin, one a line in the order prompted, instead of prompting'] as const;
+
 /** Reads the secrets asked for, in order: from stdin lines when `fromStdin`, otherwise from prompts. */
 export async function readSecrets(requests: SecretRequest[], fromStdin: boolean): Promise<string[]> {
   if (fromStdin) {
