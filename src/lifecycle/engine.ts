@@ -42,6 +42,11 @@ function withSecret<S extends Subject>(subject: S, secret: string | undefined): 
   return secret === undefined ? subject : ({ ...(subject as Entity), secret } as S);
 }
 
+/** The object as hooks see it: an entity's secret hash blanked. */
+function hookView<S extends Subject>(subject: S): S {
+  return withSecret(subject, secretOf(subject) === undefined ? undefined : '');
+}
+
 export class LifecycleEngine {
   constructor(
     private readonly store: Store,
@@ -88,11 +93,10 @@ export class LifecycleEngine {
 
 async function runStages<S extends Subject>(dispatcher: HookDispatcher, tx: StoreTransaction, step: LifecycleStep<S>, context: HookContext): Promise<S> {
   const loaded = await step.load(tx);
-  let secret = secretOf(loaded);
-  const pre = await runHook(dispatcher, hookName('pre', step.point), withSecret(loaded, secret === undefined ? undefined : ''), step.request, context);
-  const changed = await step.change(tx, withSecret(pre, secret));
-  secret = secretOf(changed);
-  const afterChange = withSecret(changed, secret === undefined ? undefined : '');
+  const pre = await runHook(dispatcher, hookName('pre', step.point), hookView(loaded), step.request, context);
+  const changed = await step.change(tx, withSecret(pre, secretOf(loaded)));
+  const secret = secretOf(changed);
+  const afterChange = hookView(changed);
   const post = await runHook(dispatcher, hookName('post', step.point), afterChange, step.request, context);
   if (step.save && post !== afterChange) await step.save(tx, withSecret(post, secret));
   return post;
