@@ -1,12 +1,12 @@
 // serve(plugin): the plugin side of the wire. Checks the magic cookie, answers the handshake,
 // dispatches hook requests to the plugin's methods and keeps stdout for the wire alone.
 import { Writable } from 'node:stream';
-import { createMessageConnection, ErrorCodes, ResponseError, StreamMessageReader } from 'vscode-jsonrpc/node';
+import { createMessageConnection, ErrorCodes, ResponseError } from 'vscode-jsonrpc/node';
 import type { HookName } from './hooks.js';
 import { routeLogsToHost } from './logger.js';
 import type { Entity, Group } from './model.js';
 import { implementedHooks, type NullPlugin, type PluginContext } from './null-plugin.js';
-import { FramedMessageWriter } from './wire.js';
+import { FramedMessageReader, FramedMessageWriter, FramingError } from './wire.js';
 import {
   HookRequest,
   InitializeRequest,
@@ -63,7 +63,7 @@ export function serve(plugin: NullPlugin): void {
   }
   // Known after configure(): a plugin may set up its hooks from its config.
   let hooks = new Set<HookName>();
-  const connection = createMessageConnection(new StreamMessageReader(process.stdin), new FramedMessageWriter(wire));
+  const connection = createMessageConnection(new FramedMessageReader(process.stdin), new FramedMessageWriter(wire));
 
   connection.onRequest(InitializeRequest, async (params) => {
     let protocolVersion: number;
@@ -108,6 +108,12 @@ export function serve(plugin: NullPlugin): void {
   connection.onRequest(ShutdownRequest, () => null);
   // stdin closed: the host stopped us, or died (even by SIGKILL). Either way there is no one left to serve.
   connection.onClose(() => process.exit(0));
+  // The host's stream cannot be read any further (a broken host): stop, saying why.
+  connection.onError(([err]) => {
+    if (!(err instanceof FramingError)) return;
+    process.stderr.write(`keyhold plugin: stopping: the host ${err.message}\n`);
+    process.exit(1);
+  });
 
   routeLogsToHost((record) => void connection.sendNotification(LogNotification, record));
   connection.listen();

@@ -3,12 +3,13 @@
 // every call in flight fails at once, not at its timeout.
 import type { Readable } from 'node:stream';
 import {
+  FramedMessageReader,
   FramedMessageWriter,
+  FramingError,
   HookRequest,
   InitializeRequest,
   isHookName,
   LogNotification,
-  MAX_MESSAGE_BYTES,
   PingRequest,
   PluginErrorCodes,
   ShutdownRequest,
@@ -20,7 +21,7 @@ import {
   type LogLevel,
 } from 'keyhold-plugin-sdk';
 import { pino, type Logger } from 'pino';
-import { CancellationTokenSource, createMessageConnection, ErrorCodes, ResponseError, StreamMessageReader, type CancellationToken, type MessageConnection } from 'vscode-jsonrpc/node';
+import { CancellationTokenSource, createMessageConnection, ErrorCodes, ResponseError, type CancellationToken, type MessageConnection } from 'vscode-jsonrpc/node';
 import { PluginCallError } from '../lifecycle/dispatcher.js';
 import { settlesWithin, stopProcess, type ExitInfo, type PluginProcess } from './process.js';
 
@@ -28,53 +29,11 @@ import { settlesWithin, stopProcess, type ExitInfo, type PluginProcess } from '.
 const MAX_LINE_CHARS = 8 * 1024;
 /** Stderr lines kept (the first and the last ones) to explain a plugin that dies during start: a stack trace says what at its head. */
 const KEPT_LINES = 5;
-const MAX_HEADER_CHARS = 1024;
 
 export function describeExit(info: ExitInfo): string {
   if (info.spawnError !== undefined) return `could not be started: ${info.spawnError}`;
   if (info.signal !== null) return `was killed by ${info.signal}`;
   return `exited with code ${info.code}`;
-}
-
-/**
- * Watches the bytes a plugin sends for anything that is not a Content-Length frame, or a frame
- * over MAX_MESSAGE_BYTES, and reports it at the first bad byte. The JSON-RPC reader alone would
- * wait forever for a header end that a stray print never sends. Bodies are only counted here.
- */
-function watchFraming(stdout: Readable, onBroken: (reason: string) => void): void {
-  let header = '';
-  let bodyLeft = 0;
-  const broken = (reason: string) => {
-    stdout.off('data', onData);
-    onBroken(reason);
-  };
-  const onData = (chunk: Buffer) => {
-    let at = 0;
-    while (at < chunk.length) {
-      if (bodyLeft > 0) {
-        const n = Math.min(bodyLeft, chunk.length - at);
-        bodyLeft -= n;
-        at += n;
-        continue;
-      }
-      const before = header.length;
-      header += chunk.toString('latin1', at, Math.min(chunk.length, at + MAX_HEADER_CHARS));
-      const end = header.indexOf('\r\n\r\n');
-      if (end < 0) {
-        if (!'content-'.startsWith(header.slice(0, 8).toLowerCase()) || header.length >= MAX_HEADER_CHARS) {
-          return broken(`wrote bytes to stdout that are not a JSON-RPC message: ${JSON.stringify(header.slice(0, 80))}`);
-        }
-        return;
-      }
-      at += end + 4 - before;
-      const length = /(?:^|\r\n)content-length: *(\d+)(?:\r\n|$)/i.exec(header.slice(0, end))?.[1];
-      header = '';
-      if (length === undefined) return broken('sent a message without a Content-Length header');
-      bodyLeft = Number(length);
-      if (bodyLeft > MAX_MESSAGE_BYTES) return broken(`sent a message of ${bodyLeft} bytes, over the ${MAX_MESSAGE_BYTES}-byte limit`);
-    }
-  };
-  stdout.on('data', onData);
 }
 
 const LEVELS = new Set<string>(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
@@ -115,15 +74,12 @@ export class PluginClient {
     this.log = options.logger.child({ plugin: options.name, pid: proc.pid });
     this.closed = new Promise((resolve) => (this.markClosed = resolve));
     this.stderrDone = this.forwardStderr(proc.stderr);
-    const reader = new StreamMessageReader(proc.stdout);
-    // Its "partial message" timer re-arms itself forever after a stream dies mid-message (and we never read those events).
-    reader.partialMessageTimeout = 0;
-    this.connection = createMessageConnection(reader, new FramedMessageWriter(proc.stdin));
+    this.connection = createMessageConnection(new FramedMessageReader(proc.stdout), new FramedMessageWriter(proc.stdin));
     this.connection.onNotification(LogNotification, ({ level, msg, fields }) => this.logRecord(level, msg, fields ?? {}));
-    this.connection.onError(([err]) => this.streamFailed(`broke the JSON-RPC stream: ${err.message}`));
+    // Bad framing is reported at the first bad byte: the rest of the stream cannot be read.
+    this.connection.onError(([err]) => (err instanceof FramingError ? this.breakConnection(err.message) : this.streamFailed(`broke the JSON-RPC stream: ${err.message}`)));
     this.connection.onClose(() => this.streamFailed('closed its stdout but kept running'));
     proc.stdin.on('error', (err) => this.streamFailed(`stopped reading its stdin: ${err.message}`));
-    watchFraming(proc.stdout, (reason) => this.breakConnection(reason));
     void proc.exited.then((info) => this.close(`the plugin ${describeExit(info)}`));
     this.connection.listen();
   }

@@ -126,7 +126,7 @@ describe('plugins that misbehave in a hook', () => {
   it('garbage on stdout from a plugin without the SDK is a crash, at once', async (t) => {
     const { host, logs } = await startHost(t, { garbage: 'garbage' }, { callTimeout: '20s' });
     const started = Date.now();
-    await assert.rejects(update(host.dispatcher, {}), failsWith('KH_ERR_PLUGIN_FAILED', 'garbage', /wrote bytes to stdout that are not a JSON-RPC message: "debug: got a hook call/));
+    await assert.rejects(update(host.dispatcher, {}), failsWith('KH_ERR_PLUGIN_FAILED', 'garbage', /wrote bytes that are not a JSON-RPC message: "debug: got a hook call/));
     assert.ok(Date.now() - started < 5000);
     await waitForState(host, 'garbage', 'ready');
     assert.ok(logs.find((r) => r.plugin === 'garbage' && /plugin crashed, restarting/.test(r.msg)));
