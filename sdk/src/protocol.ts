@@ -85,8 +85,11 @@ export interface HookParams {
 }
 
 export interface HookResult {
-  /** The object, possibly modified; the next plugin's input. */
-  subject: Entity | Group;
+  /**
+   * The object, possibly modified; the next plugin's input. Left out when the hook did not change
+   * it: the host then keeps the object it sent, with no copy to read back or to check.
+   */
+  subject?: Entity | Group;
   /** The state bag as this plugin leaves it. */
   state: JsonObject;
 }

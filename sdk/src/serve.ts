@@ -1,7 +1,7 @@
 // serve(plugin): the plugin side of the wire. Checks the magic cookie, answers the handshake,
 // dispatches hook requests to the plugin's methods and keeps stdout for the wire alone.
 import { Writable } from 'node:stream';
-import { createMessageConnection, ErrorCodes, ResponseError } from 'vscode-jsonrpc/node';
+import { createMessageConnection, ErrorCodes, ResponseError, type CancellationToken, type Disposable } from 'vscode-jsonrpc/node';
 import type { HookName } from './hooks.js';
 import { routeLogsToHost } from './logger.js';
 import type { Entity, Group } from './model.js';
@@ -18,6 +18,7 @@ import {
   PluginErrorCodes,
   PROTOCOL_VERSIONS,
   ShutdownRequest,
+  type HookContext,
   type HookResult,
 } from './protocol.js';
 
@@ -45,6 +46,38 @@ function claimStdout(): Writable {
 }
 
 const wire = process.env[MAGIC_COOKIE_KEY] === MAGIC_COOKIE_VALUE ? claimStdout() : undefined;
+
+/**
+ * `context.signal` for one hook call: aborted when the host sends `$/cancelRequest` (it timed out).
+ * Made only when the hook reads it: most hooks never do, and a signal per call is not free.
+ */
+class HookCancellation {
+  private controller: AbortController | undefined;
+  private listener: Disposable | undefined;
+
+  constructor(
+    private readonly hook: HookName,
+    private readonly token: CancellationToken,
+  ) {}
+
+  addSignalTo(context: HookContext): PluginContext {
+    return Object.defineProperty(context, 'signal', { get: () => this.signal() }) as PluginContext;
+  }
+
+  private signal(): AbortSignal {
+    if (!this.controller) {
+      const controller = (this.controller = new AbortController());
+      const abort = () => controller.abort(new Error(`the host cancelled ${this.hook}: it stopped waiting for the answer`));
+      if (this.token.isCancellationRequested) abort();
+      else this.listener = this.token.onCancellationRequested(abort);
+    }
+    return this.controller.signal;
+  }
+
+  dispose(): void {
+    this.listener?.dispose();
+  }
+}
 
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -85,21 +118,22 @@ export function serve(plugin: NullPlugin): void {
 
   connection.onRequest(HookRequest, async ({ hook, subject, request, context }, token): Promise<HookResult> => {
     if (!hooks.has(hook)) throw new ResponseError(PluginErrorCodes.UnknownHook, `this plugin does not implement ${hook}`);
-    // $/cancelRequest (the host timed out) aborts the signal the hook was given.
-    const cancellation = new AbortController();
-    const onCancel = token.onCancellationRequested(() => cancellation.abort(new Error(`the host cancelled ${hook}: it stopped waiting for the answer`)));
-    const pluginContext: PluginContext = Object.assign(context, { signal: cancellation.signal });
+    // As sent, to tell whether the hook changed it: an unchanged subject is not sent back.
+    const sent = JSON.stringify(subject);
+    const cancellation = new HookCancellation(hook, token);
+    const pluginContext: PluginContext = cancellation.addSignalTo(context);
     try {
       // The host sends each hook the kind of object its point is about (checked on the host side).
       const method = plugin[hook] as unknown as (s: Entity | Group, r: typeof request, c: PluginContext) => Entity | Group | Promise<Entity | Group>;
-      return { subject: await method.call(plugin, subject, request, pluginContext), state: pluginContext.state };
+      const result = await method.call(plugin, subject, request, pluginContext);
+      return JSON.stringify(result) === sent ? { state: pluginContext.state } : { subject: result, state: pluginContext.state };
     } catch (err) {
       if (isVeto(err)) throw new ResponseError(PluginErrorCodes.Veto, messageOf(err));
       // After a cancellation nobody waits for the answer: a hook ending on the aborted signal is no failure to log.
-      if (!cancellation.signal.aborted) plugin.logger.error({ err, hook }, `${hook} failed`);
+      if (!token.isCancellationRequested) plugin.logger.error({ err, hook }, `${hook} failed`);
       throw new ResponseError(ErrorCodes.InternalError, messageOf(err));
     } finally {
-      onCancel.dispose();
+      cancellation.dispose();
     }
   });
 

@@ -40,6 +40,8 @@ function checkResult(handler: HookHandler, hook: HookName, before: Subject, resu
   if (result === null || typeof result !== 'object') throw invalid('the result is not an object with subject and state');
   const { subject, state } = result as { subject?: unknown; state?: unknown };
   if (state === null || typeof state !== 'object' || Array.isArray(state)) throw invalid('the result has no state object');
+  // No subject: the plugin did not change it (docs/protocol.md section 5).
+  if (subject === undefined) return { subject: before, state: state as JsonObject };
   let parsed: Subject;
   try {
     parsed = hookSpec(hook).subject === 'entity' ? parseEntity(subject, 'subject') : parseGroup(subject, 'subject');
@@ -76,7 +78,7 @@ export async function runHook<S extends Subject>(dispatcher: HookDispatcher, hoo
     const checked = checkResult(handler, hook, current, result);
     // An unchanged object stays the same object: the engine saves POST's output only when it is a
     // new one, so a pass-through POST hook (most are) costs no write and no fsync.
-    if (!isDeepStrictEqual(checked.subject, current)) current = checked.subject;
+    if (checked.subject !== current && !isDeepStrictEqual(checked.subject, current)) current = checked.subject;
     context.state = checked.state;
   }
   return current as S;

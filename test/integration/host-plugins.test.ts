@@ -53,6 +53,15 @@ describe('loading and calling plugins', () => {
     assert.deepEqual(ctx.state.seen, ['preEntityCreate', 'postGroupUpdate', 'preEntityCreate']);
   });
 
+  it('an unchanged object is not sent back (the host keeps its own); one changed in place is', async (t) => {
+    const { host } = await startHost(t, { rec: 'recorder', faulty: 'faulty' });
+    // recorder's postGroupUpdate returns its subject as it came.
+    assert.equal(await runHook(host.dispatcher, 'postGroupUpdate', staff, {}, context()), staff);
+    const changed = await runHook(host.dispatcher, 'preEntityUpdate', alice, { fault: 'in-place' }, context());
+    assert.equal(changed.meta.displayName, 'changed in place');
+    assert.equal(alice.meta.displayName, 'Alice', 'the host\'s object itself is untouched');
+  });
+
   it('calls plugins by order, then by name, each output the next one\'s input', async (t) => {
     const { host } = await startHost(t, { a: 'recorder', b: 'recorder', c: 'recorder' }, {
       plugins: { a: { order: 20, config: { tag: '-a' } }, b: { order: 20, config: { tag: '-b' } }, c: { order: 10, config: { tag: '-c' } } },
