@@ -3,6 +3,7 @@ export * from './configured-plugin.js';
 export * from './duration.js';
 export * from './hooks.js';
 export * from './is-main.js';
+export * from './json.js';
 export * from './logger.js';
 export * from './model.js';
 export * from './null-plugin.js';

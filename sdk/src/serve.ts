@@ -3,6 +3,7 @@
 import { Writable } from 'node:stream';
 import { createMessageConnection, ErrorCodes, ResponseError, type CancellationToken, type Disposable } from 'vscode-jsonrpc/node';
 import type { HookName } from './hooks.js';
+import { copyJson, jsonEqual } from './json.js';
 import { routeLogsToHost } from './logger.js';
 import type { Entity, Group } from './model.js';
 import { implementedHooks, type NullPlugin, type PluginContext } from './null-plugin.js';
@@ -39,8 +40,10 @@ function claimStdout(): Writable {
   // The host is gone when its end of the pipe is: nothing left to do.
   stdout.on('error', () => process.exit(0));
   return new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      writeToPipe(chunk, done);
+    // Strings pass through as they are: no copy into a Buffer on the way.
+    decodeStrings: false,
+    write(chunk: string | Buffer, encoding, done) {
+      writeToPipe(chunk, encoding, done);
     },
   });
 }
@@ -118,15 +121,15 @@ export function serve(plugin: NullPlugin): void {
 
   connection.onRequest(HookRequest, async ({ hook, subject, request, context }, token): Promise<HookResult> => {
     if (!hooks.has(hook)) throw new ResponseError(PluginErrorCodes.UnknownHook, `this plugin does not implement ${hook}`);
-    // As sent, to tell whether the hook changed it: an unchanged subject is not sent back.
-    const sent = JSON.stringify(subject);
+    // As sent, to tell whether the hook changed it (even in place): an unchanged subject is not sent back.
+    const sent = copyJson(subject);
     const cancellation = new HookCancellation(hook, token);
     const pluginContext: PluginContext = cancellation.addSignalTo(context);
     try {
       // The host sends each hook the kind of object its point is about (checked on the host side).
       const method = plugin[hook] as unknown as (s: Entity | Group, r: typeof request, c: PluginContext) => Entity | Group | Promise<Entity | Group>;
       const result = await method.call(plugin, subject, request, pluginContext);
-      return JSON.stringify(result) === sent ? { state: pluginContext.state } : { subject: result, state: pluginContext.state };
+      return jsonEqual(result, sent) ? { state: pluginContext.state } : { subject: result, state: pluginContext.state };
     } catch (err) {
       if (isVeto(err)) throw new ResponseError(PluginErrorCodes.Veto, messageOf(err));
       // After a cancellation nobody waits for the answer: a hook ending on the aborted signal is no failure to log.

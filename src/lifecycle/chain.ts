@@ -1,7 +1,6 @@
 // Runs one hook through every plugin that implements it: in order, each plugin's output the
 // next one's input, the state bag threaded through, every result checked before it is used.
-import { isDeepStrictEqual } from 'node:util';
-import { hookSpec, parseEntity, parseGroup, SchemaError, type Entity, type Group, type HookContext, type HookName, type JsonObject } from 'keyhold-plugin-sdk';
+import { hookSpec, jsonEqual, parseEntity, parseGroup, SchemaError, type Entity, type Group, type HookContext, type HookName, type JsonObject } from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../errors.js';
 import { PluginCallError, type HookDispatcher, type HookHandler } from './dispatcher.js';
 
@@ -78,7 +77,7 @@ export async function runHook<S extends Subject>(dispatcher: HookDispatcher, hoo
     const checked = checkResult(handler, hook, current, result);
     // An unchanged object stays the same object: the engine saves POST's output only when it is a
     // new one, so a pass-through POST hook (most are) costs no write and no fsync.
-    if (checked.subject !== current && !isDeepStrictEqual(checked.subject, current)) current = checked.subject;
+    if (!jsonEqual(checked.subject, current)) current = checked.subject;
     context.state = checked.state;
   }
   return current as S;
