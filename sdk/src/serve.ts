@@ -1,13 +1,13 @@
 // serve(plugin): the plugin side of the wire. Checks the magic cookie, answers the handshake,
 // dispatches hook requests to the plugin's methods and keeps stdout for the wire alone.
 import { Writable } from 'node:stream';
-import { createMessageConnection, ErrorCodes, ResponseError, type CancellationToken, type Disposable } from 'vscode-jsonrpc/node';
+import { ErrorCodes, ResponseError, type CancellationToken, type Disposable } from 'vscode-jsonrpc/node';
 import type { HookName } from './hooks.js';
 import { copyJson, jsonEqual } from './json.js';
 import { routeLogsToHost } from './logger.js';
 import type { Entity, Group } from './model.js';
 import { implementedHooks, type NullPlugin, type PluginContext } from './null-plugin.js';
-import { FramedMessageReader, FramedMessageWriter, FramingError } from './wire.js';
+import { createWireConnection, FramingError } from './wire.js';
 import {
   HookRequest,
   InitializeRequest,
@@ -99,7 +99,7 @@ export function serve(plugin: NullPlugin): void {
   }
   // Known after configure(): a plugin may set up its hooks from its config.
   let hooks = new Set<HookName>();
-  const connection = createMessageConnection(new FramedMessageReader(process.stdin), new FramedMessageWriter(wire));
+  const connection = createWireConnection(process.stdin, wire);
 
   connection.onRequest(InitializeRequest, async (params) => {
     let protocolVersion: number;

@@ -1,15 +1,70 @@
-// The framing both ends of the wire use instead of vscode-jsonrpc's stream reader and writer
-// (docs/protocol.md section 2; docs/performance.md says what each change saved).
-// - Writer: a message is serialised once into one string, header and body together, and handed to
-//   the stream at once; the stream keeps the order, so messages do not wait for each other's
+// The wire both ends use: vscode-jsonrpc's connection over a framing and a dispatch path of our
+// own (docs/protocol.md section 2; docs/performance.md says what each part saved).
+// - Writer: a message is serialised once into one string, header and body together, and handed
+//   to the stream at once; the stream keeps the order, so messages do not wait for each other's
 //   completion (the stock writer makes two writes per message and awaits each).
-// - Reader: frames are cut from the chunks and parsed as they arrive, and each message goes to
-//   the connection at once. The stock reader parses each body in a later turn of the event loop,
-//   behind an async lock, which adds a turn per message on each side; it also cannot tell bytes
-//   that are no frame at all from a frame still arriving, and waits forever for the rest.
+// - Reader: frames are cut from the chunks and parsed as they arrive. The stock reader parses each
+//   body in a later event-loop turn behind an async lock; it also cannot tell bytes that are no
+//   frame at all from a frame still arriving, and waits forever for the rest.
+// - Dispatch: the connection queues every message it is given and handles one per event-loop turn
+//   (setImmediate). On a busy wire that turn, not the work, was most of a call's cost, so once the
+//   queue is empty the reader hands messages straight to the connection's handler (QueueBypass).
 import type { Readable, Writable } from 'node:stream';
-import { AbstractMessageReader, AbstractMessageWriter, type DataCallback, type Disposable, type Message, type MessageReader, type MessageWriter } from 'vscode-jsonrpc';
+import {
+  AbstractMessageReader,
+  AbstractMessageWriter,
+  createMessageConnection,
+  type DataCallback,
+  type Disposable,
+  type Message,
+  type MessageConnection,
+  type MessageReader,
+  type MessageStrategy,
+  type MessageWriter,
+} from 'vscode-jsonrpc';
 import { MAX_MESSAGE_BYTES } from './protocol.js';
+
+/** The connection both ends speak over: `input` carries the peer's messages, `output` ours. */
+export function createWireConnection(input: Readable, output: Writable): MessageConnection {
+  const bypass = new QueueBypass();
+  return createMessageConnection(new FramedMessageReader(input, MAX_MESSAGE_BYTES, bypass), new FramedMessageWriter(output), undefined, { messageStrategy: bypass });
+}
+
+type Handle = Parameters<MessageStrategy['handleMessage']>[1];
+
+function isCancel(message: Message): boolean {
+  return (message as { method?: unknown }).method === '$/cancelRequest';
+}
+
+/**
+ * Lets the reader hand a message straight to the connection's handler instead of its queue. As
+ * the connection's MessageStrategy it is given that handler with the first message the connection
+ * dispatches; from then on, whenever no message waits in the queue (so the order is kept), the
+ * reader calls it in the turn the message arrives. `$/cancelRequest` always takes the connection's
+ * own entry: that is where a running request is cancelled.
+ */
+export class QueueBypass implements MessageStrategy {
+  private handle: Handle | undefined;
+  /** Messages given to the connection's queue and not yet dispatched from it. */
+  private queued = 0;
+
+  handleMessage(message: Message, next: Handle): ReturnType<Handle> {
+    this.handle = next;
+    if (!isCancel(message)) this.queued--;
+    return next(message);
+  }
+
+  /** Delivers one message read: to the handler directly when it may, else to the connection. */
+  deliver(message: Message, enqueue: DataCallback, onError: (err: Error) => void): void {
+    if (isCancel(message)) return enqueue(message);
+    if (this.handle === undefined || this.queued > 0) {
+      this.queued++;
+      return enqueue(message);
+    }
+    // Handling errors are answered to the peer inside the handler; a rejection here is a fault of the connection itself.
+    void Promise.resolve(this.handle(message)).catch(onError);
+  }
+}
 
 export class FramedMessageWriter extends AbstractMessageWriter implements MessageWriter {
   private errorCount = 0;
@@ -61,6 +116,7 @@ export class FramedMessageReader extends AbstractMessageReader implements Messag
   constructor(
     private readonly stream: Readable,
     private readonly maxBodyBytes = MAX_MESSAGE_BYTES,
+    private readonly bypass?: QueueBypass,
   ) {
     super();
   }
@@ -118,7 +174,8 @@ export class FramedMessageReader extends AbstractMessageReader implements Messag
       } catch (err) {
         return this.broken(`sent a message that is not JSON (${(err as Error).message}): ${JSON.stringify(body.slice(0, 80))}`);
       }
-      callback(message);
+      if (this.bypass) this.bypass.deliver(message, callback, (err) => this.fireError(err));
+      else callback(message);
     }
     if (this.stopped) return;
     this.chunks = at < data.length ? [data.subarray(at)] : [];

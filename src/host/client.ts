@@ -3,8 +3,7 @@
 // every call in flight fails at once, not at its timeout.
 import type { Readable } from 'node:stream';
 import {
-  FramedMessageReader,
-  FramedMessageWriter,
+  createWireConnection,
   FramingError,
   HookRequest,
   InitializeRequest,
@@ -21,7 +20,7 @@ import {
   type LogLevel,
 } from 'keyhold-plugin-sdk';
 import { pino, type Logger } from 'pino';
-import { CancellationTokenSource, createMessageConnection, ErrorCodes, ResponseError, type CancellationToken, type MessageConnection } from 'vscode-jsonrpc/node';
+import { CancellationTokenSource, ErrorCodes, ResponseError, type CancellationToken, type MessageConnection } from 'vscode-jsonrpc/node';
 import { PluginCallError } from '../lifecycle/dispatcher.js';
 import { settlesWithin, stopProcess, type ExitInfo, type PluginProcess } from './process.js';
 
@@ -74,7 +73,7 @@ export class PluginClient {
     this.log = options.logger.child({ plugin: options.name, pid: proc.pid });
     this.closed = new Promise((resolve) => (this.markClosed = resolve));
     this.stderrDone = this.forwardStderr(proc.stderr);
-    this.connection = createMessageConnection(new FramedMessageReader(proc.stdout), new FramedMessageWriter(proc.stdin));
+    this.connection = createWireConnection(proc.stdout, proc.stdin);
     this.connection.onNotification(LogNotification, ({ level, msg, fields }) => this.logRecord(level, msg, fields ?? {}));
     // Bad framing is reported at the first bad byte: the rest of the stream cannot be read.
     this.connection.onError(([err]) => (err instanceof FramingError ? this.breakConnection(err.message) : this.streamFailed(`broke the JSON-RPC stream: ${err.message}`)));

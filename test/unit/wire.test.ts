@@ -1,10 +1,10 @@
-// The framing both ends of the wire use (sdk/src/wire.ts): messages out of any split of the byte
-// stream, and a clear FramingError at the first byte that breaks the framing.
+// The wire both ends use (sdk/src/wire.ts): messages out of any split of the byte stream, a clear
+// FramingError at the first byte that breaks the framing, and dispatch without a turn per message.
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
-import { FramedMessageReader, FramedMessageWriter, FramingError } from 'keyhold-plugin-sdk';
-import type { Message } from 'vscode-jsonrpc';
+import { createWireConnection, FramedMessageReader, FramedMessageWriter, FramingError } from 'keyhold-plugin-sdk';
+import { RequestType, type CancellationToken, type Message } from 'vscode-jsonrpc';
 
 function frame(body: string): Buffer {
   return Buffer.from(`Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
@@ -88,5 +88,60 @@ describe('FramedMessageWriter', () => {
     for (const message of MESSAGES) await writer.write(message as Message);
     assert.equal(writes.length, MESSAGES.length);
     assert.deepEqual(Buffer.concat(writes), STREAM);
+  });
+});
+
+describe('createWireConnection', () => {
+  const Echo = new RequestType<{ n: number }, number, void>('echo');
+
+  /** A connection reading `input`, its `echo` handler recording each n it is called with. */
+  function server(input: PassThrough, handled: number[], handler: (p: { n: number }, token?: CancellationToken) => Promise<number> = async ({ n }) => n) {
+    const connection = createWireConnection(input, new PassThrough());
+    connection.onRequest(Echo, (params, token) => {
+      handled.push(params.n);
+      return handler(params, token);
+    });
+    connection.listen();
+    return connection;
+  }
+
+  const request = (id: number, n: number) => frame(JSON.stringify({ jsonrpc: '2.0', id, method: 'echo', params: { n } }));
+  const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+
+  it('handles messages in arrival order, and once the queue is empty in the turn they arrive', async (t) => {
+    const input = new PassThrough();
+    const handled: number[] = [];
+    const connection = server(input, handled);
+    t.after(() => connection.dispose());
+    // Before the connection has dispatched anything, messages wait in its queue, which it empties one per turn.
+    input.emit('data', Buffer.concat([request(1, 1), request(2, 2), request(3, 3)]));
+    assert.deepEqual(handled, []);
+    for (let turn = 0; turn < 10 && handled.length < 1; turn++) await nextTurn();
+    assert.deepEqual(handled, [1]);
+    // 2 and 3 still wait: 4 must not overtake them.
+    input.emit('data', request(4, 4));
+    for (let turn = 0; turn < 10 && handled.length < 4; turn++) await nextTurn();
+    assert.deepEqual(handled, [1, 2, 3, 4]);
+    // Now the queue is empty: the next message is handled within the data event itself.
+    input.emit('data', request(5, 5));
+    assert.deepEqual(handled, [1, 2, 3, 4, 5]);
+  });
+
+  it('still cancels a running request on $/cancelRequest', async (t) => {
+    const input = new PassThrough();
+    const handled: number[] = [];
+    let cancelled!: () => void;
+    const wasCancelled = new Promise<void>((resolve) => (cancelled = resolve));
+    const connection = server(input, handled, (params, token) => {
+      if (params.n === 2) token!.onCancellationRequested(() => cancelled());
+      return new Promise(() => {});
+    });
+    t.after(() => connection.dispose());
+    input.emit('data', request(1, 1));
+    for (let turn = 0; turn < 10 && handled.length < 1; turn++) await nextTurn();
+    input.emit('data', request(2, 2));
+    assert.deepEqual(handled, [1, 2]);
+    input.emit('data', frame(JSON.stringify({ jsonrpc: '2.0', method: '$/cancelRequest', params: { id: 2 } })));
+    await wasCancelled;
   });
 });
