@@ -1,9 +1,8 @@
 // The base class of every SDK plugin: all 24 hooks return the object unchanged. A plugin extends
 // it and overrides only the hooks it needs; serve() reports exactly those to the host, which then
 // never calls the others.
-import type { Logger } from 'pino';
 import { HOOK_NAMES, type HookName, type LifecyclePoint, type Phase, type SubjectOf } from './hooks.js';
-import { createPluginLogger } from './logger.js';
+import { createPluginLogger, type PluginLogger } from './logger.js';
 import type { Entity, Group } from './model.js';
 import type { HookContext, JsonObject } from './protocol.js';
 
@@ -37,7 +36,7 @@ export class NullPlugin {
   /** This plugin's settings from the server's YAML; set at initialize, before configure() runs. */
   config: JsonObject = {};
   /** Records reach the host's log with this plugin's name attached. */
-  readonly logger: Logger = createPluginLogger();
+  readonly logger: PluginLogger = createPluginLogger();
 
   /** The time in epoch ms, for plugins that count time; the test harness swaps in a clock the test moves. */
   now(): number {

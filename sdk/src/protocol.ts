@@ -97,7 +97,7 @@ export interface HookResult {
 export interface LogParams {
   level: LogLevel;
   msg: string;
-  /** Structured fields of the record (pino's merging object). */
+  /** Structured fields of the record (the object given before the message). */
   fields?: JsonObject;
 }
 
