@@ -2,7 +2,7 @@
 // stdin/stdout with vscode-jsonrpc's Content-Length framing. Declared once, imported by
 // the host (src/host/) and the SDK (serve). docs/protocol.md describes the same contract
 // for authors in other languages.
-import { NotificationType, RequestType, RequestType0 } from 'vscode-jsonrpc';
+import { NotificationType, RequestType, RequestType0 } from './jsonrpc.js';
 import type { HookName } from './hooks.js';
 import type { Entity, Group } from './model.js';
 

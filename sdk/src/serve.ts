@@ -1,7 +1,7 @@
 // serve(plugin): the plugin side of the wire. Checks the magic cookie, answers the handshake,
 // dispatches hook requests to the plugin's methods and keeps stdout for the wire alone.
 import { Writable } from 'node:stream';
-import { ErrorCodes, ResponseError, type CancellationToken, type Disposable } from 'vscode-jsonrpc/node';
+import { ErrorCodes, ResponseError, type CancellationToken, type Disposable } from './jsonrpc.js';
 import type { HookName } from './hooks.js';
 import { copyJson, jsonEqual } from './json.js';
 import { routeLogsToHost } from './logger.js';

@@ -21,7 +21,7 @@ import {
   type MessageReader,
   type MessageStrategy,
   type MessageWriter,
-} from 'vscode-jsonrpc';
+} from './jsonrpc.js';
 import { MAX_MESSAGE_BYTES } from './protocol.js';
 
 /** The connection both ends speak over: `input` carries the peer's messages, `output` ours. */
