@@ -1,8 +1,10 @@
-// Plugin logs: structured records that travel to the host as `$/log` notifications; the host logs
-// them through its own logger with the plugin's name and pid. Until serve() is connected (and when
-// a plugin is unit-tested without a host) records go to stderr as JSON lines, which the host parses
-// into records as well. The calls follow pino's convention, `logger.warn({ fields }, 'message')`;
-// it is not pino itself because importing pino took about half of a plugin's start-up time.
+// Plugin logs: pino records that travel to the host as `$/log` notifications; the host logs them
+// through its own logger with the plugin's name and pid. Until serve() is connected (and when a
+// plugin is unit-tested without a host) records go to stderr as JSON lines, which the host parses
+// into records as well. pino is loaded with the first record written, not at start: loading it
+// was about a fifth of a plugin's start-up time and memory, and many plugins log rarely.
+import { createRequire } from 'node:module';
+import type { Logger, pino as createPino } from 'pino';
 import type { JsonObject, LogLevel, LogParams } from './protocol.js';
 
 const LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
@@ -14,12 +16,29 @@ export function routeLogsToHost(send: ((record: LogParams) => void) | undefined)
   sendToHost = send;
 }
 
-/** `(message)`, `(fields, message?)` or `(error, message?)`: an Error is logged as `err` and is the default message. */
-export interface LogMethod {
-  (msg: string): void;
-  (fields: object, msg?: string): void;
+const destination = {
+  write(line: string): void {
+    if (!sendToHost) {
+      process.stderr.write(line);
+      return;
+    }
+    const { level, msg, ...fields } = JSON.parse(line) as { level: LogLevel; msg?: string } & JsonObject;
+    sendToHost({ level, msg: msg ?? '', fields });
+  },
+};
+
+function createPinoLogger(level: LogLevel): Logger {
+  const { pino } = createRequire(import.meta.url)('pino') as { pino: typeof createPino };
+  return pino({ level, base: undefined, timestamp: false, formatters: { level: (label) => ({ level: label }) } }, destination);
 }
 
+/** pino's calling convention: `(message)`, `(fields, message?)`, or `(error, message?)`, which logs the error as `err`. */
+export interface LogMethod {
+  (msg: string, ...args: unknown[]): void;
+  (fields: object, msg?: string, ...args: unknown[]): void;
+}
+
+/** The plugin logger: pino's methods and level; `child(bindings)` adds fields to each record. */
 export interface PluginLogger {
   /** The lowest level written; serve() sets it to the host's at initialize. */
   level: LogLevel;
@@ -29,64 +48,53 @@ export interface PluginLogger {
   warn: LogMethod;
   error: LogMethod;
   fatal: LogMethod;
-  /** A logger adding `bindings` to each record; it shares this logger's level. */
+  /** A logger adding `bindings` to each record, starting at this logger's level. */
   child(bindings: object): PluginLogger;
 }
 
-/** Errors as { type, message, stack } (what pino's serializer makes of them); the rest as JSON. */
-function jsonFields(fields: object): JsonObject {
-  try {
-    const json = JSON.stringify(fields, (_key, value: unknown) => (value instanceof Error ? { type: value.name, message: value.message, stack: value.stack } : value));
-    return json === undefined ? {} : (JSON.parse(json) as JsonObject);
-  } catch (err) {
-    // A cycle or a BigInt: the record still goes out, saying why its fields did not.
-    return { fieldsDropped: `the fields could not be written as JSON: ${(err as Error).message}` };
-  }
-}
-
-function write(level: LogLevel, bindings: object, first: string | object, msg: string | undefined): void {
-  const given = typeof first === 'string' ? {} : first instanceof Error ? { err: first } : first;
-  const text = typeof first === 'string' ? first : (msg ?? (first instanceof Error ? first.message : ''));
-  const fields = jsonFields({ ...bindings, ...given });
-  if (sendToHost) sendToHost({ level, msg: text, fields });
-  else process.stderr.write(`${JSON.stringify({ level, msg: text, ...fields })}\n`);
-}
-
-class Logger implements PluginLogger {
+/** Stands in for a pino logger until the first record at or above its level, then passes everything to it. */
+class LazyLogger implements PluginLogger {
   declare trace: LogMethod;
   declare debug: LogMethod;
   declare info: LogMethod;
   declare warn: LogMethod;
   declare error: LogMethod;
   declare fatal: LogMethod;
+  private logger: Logger | undefined;
 
   constructor(
-    private readonly threshold: { level: LogLevel },
-    private readonly bindings: object,
+    private currentLevel: LogLevel,
+    private readonly make: (level: LogLevel) => Logger,
   ) {
     for (const level of LEVELS) {
       const rank = LEVELS.indexOf(level);
-      this[level] = (first: string | object, msg?: string) => {
-        if (rank >= LEVELS.indexOf(this.threshold.level)) write(level, this.bindings, first, msg);
+      this[level] = (...args: unknown[]) => {
+        if (rank < LEVELS.indexOf(this.currentLevel)) return;
+        this.logger ??= this.make(this.currentLevel);
+        (this.logger[level] as (...a: unknown[]) => void)(...args);
       };
     }
   }
 
   get level(): LogLevel {
-    return this.threshold.level;
+    return this.currentLevel;
   }
 
   set level(level: LogLevel) {
     if (!LEVELS.includes(level)) throw new Error(`unknown log level ${JSON.stringify(level)}: expected one of ${LEVELS.join(', ')}`);
-    this.threshold.level = level;
+    this.currentLevel = level;
+    if (this.logger) this.logger.level = level;
   }
 
   child(bindings: object): PluginLogger {
-    return new Logger(this.threshold, { ...this.bindings, ...bindings });
+    return new LazyLogger(this.currentLevel, (level) => {
+      this.logger ??= this.make(this.currentLevel);
+      return this.logger.child(bindings, { level });
+    });
   }
 }
 
 /** A logger for plugin code, at `level` until serve() sets the host's. */
 export function createPluginLogger(level: LogLevel = 'info'): PluginLogger {
-  return new Logger({ level }, {});
+  return new LazyLogger(level, createPinoLogger);
 }
