@@ -4,6 +4,7 @@ export * from './duration.js';
 export * from './hooks.js';
 export * from './is-main.js';
 export * from './json.js';
+export * as jsonrpc from './jsonrpc.js';
 export * from './logger.js';
 export * from './model.js';
 export * from './null-plugin.js';

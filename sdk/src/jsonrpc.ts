@@ -1,14 +1,27 @@
-// vscode-jsonrpc for the SDK, loaded with require() rather than import: importing a CommonJS
-// package from ES modules makes Node scan its sources for their export names first, which cost
-// every plugin process about 8 ms and 1.5 MiB at start (docs/performance.md). It is the same
-// module instance the host gets from its own imports (one CommonJS cache).
+// vscode-jsonrpc as the SDK and the host use it: one copy, bundled into a single CommonJS file at
+// build (scripts/bundle-jsonrpc.mjs) and loaded with require(). Every plugin process loads it at
+// start, and its ~20 files imported from ES modules (which makes Node scan each for export names)
+// cost about 20 ms and 6 MiB more (docs/performance.md). The host takes these exports from here
+// too (`jsonrpc` in the SDK's index), so that classes like ResponseError are one class, not two.
 import { createRequire } from 'node:module';
 import type * as JsonRpc from 'vscode-jsonrpc/node';
 
-const jsonrpc = createRequire(import.meta.url)('vscode-jsonrpc/node') as typeof JsonRpc;
+const jsonrpc = createRequire(import.meta.url)('./vendor/vscode-jsonrpc.cjs') as typeof JsonRpc;
 
-export const { AbstractMessageReader, AbstractMessageWriter, createMessageConnection, ErrorCodes, NotificationType, RequestType, RequestType0, ResponseError } = jsonrpc;
+export const {
+  AbstractMessageReader,
+  AbstractMessageWriter,
+  CancellationTokenSource,
+  createMessageConnection,
+  ErrorCodes,
+  NotificationType,
+  RequestType,
+  RequestType0,
+  ResponseError,
+} = jsonrpc;
 export type ResponseError<D = void> = JsonRpc.ResponseError<D>;
+export type CancellationTokenSource = JsonRpc.CancellationTokenSource;
+export type RequestType<P, R, E> = JsonRpc.RequestType<P, R, E>;
 export type {
   CancellationToken,
   DataCallback,

@@ -8,6 +8,7 @@ import {
   HookRequest,
   InitializeRequest,
   isHookName,
+  jsonrpc,
   LogNotification,
   PingRequest,
   PluginErrorCodes,
@@ -20,9 +21,12 @@ import {
   type LogLevel,
 } from 'keyhold-plugin-sdk';
 import { pino, type Logger } from 'pino';
-import { CancellationTokenSource, ErrorCodes, ResponseError, type CancellationToken, type MessageConnection } from 'vscode-jsonrpc/node';
 import { PluginCallError } from '../lifecycle/dispatcher.js';
 import { settlesWithin, stopProcess, type ExitInfo, type PluginProcess } from './process.js';
+
+// The SDK's copy of vscode-jsonrpc, the one its connection is made of (sdk/src/jsonrpc.ts).
+const { CancellationTokenSource, ErrorCodes, ResponseError } = jsonrpc;
+type CancellationToken = jsonrpc.CancellationToken;
 
 /** Stderr lines longer than this are cut: one runaway line must not fill the host's memory or log. */
 const MAX_LINE_CHARS = 8 * 1024;
@@ -52,7 +56,7 @@ export class PluginClient {
   readonly pid: number | undefined;
   /** Resolves with why the connection ended: the process exited or its stream broke. */
   readonly closed: Promise<string>;
-  private readonly connection: MessageConnection;
+  private readonly connection: jsonrpc.MessageConnection;
   private readonly log: Logger;
   /** Calls in flight, each with the function that fails it. */
   private readonly inFlight = new Map<Promise<unknown>, (err: PluginCallError) => void>();

@@ -3,8 +3,11 @@
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
-import { createWireConnection, FramedMessageReader, FramedMessageWriter, FramingError } from 'keyhold-plugin-sdk';
-import { RequestType, type CancellationToken, type Message } from 'vscode-jsonrpc';
+import { createWireConnection, FramedMessageReader, FramedMessageWriter, FramingError, jsonrpc } from 'keyhold-plugin-sdk';
+
+const { RequestType } = jsonrpc;
+type CancellationToken = jsonrpc.CancellationToken;
+type Message = jsonrpc.Message;
 
 function frame(body: string): Buffer {
   return Buffer.from(`Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
