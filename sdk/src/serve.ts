@@ -128,8 +128,10 @@ export function serve(plugin: NullPlugin): void {
     try {
       // The host sends each hook the kind of object its point is about (checked on the host side).
       const method = plugin[hook] as unknown as (s: Entity | Group, r: typeof request, c: PluginContext) => Entity | Group | Promise<Entity | Group>;
-      const result = await method.call(plugin, subject, request, pluginContext);
-      return jsonEqual(result, sent) ? { state: pluginContext.state } : { subject: result, state: pluginContext.state };
+      const result: unknown = await method.call(plugin, subject, request, pluginContext);
+      // Without this, a hook that forgot its return would pass for "unchanged" and an edit in place be lost.
+      if (result === null || typeof result !== 'object') throw new Error(`${hook} returned ${result === null ? 'null' : typeof result}: return the object it was given, changed or not`);
+      return jsonEqual(result, sent) ? { state: pluginContext.state } : { subject: result as Entity | Group, state: pluginContext.state };
     } catch (err) {
       if (isVeto(err)) throw new ResponseError(PluginErrorCodes.Veto, messageOf(err));
       // After a cancellation nobody waits for the answer: a hook ending on the aborted signal is no failure to log.

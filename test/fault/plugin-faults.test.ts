@@ -146,6 +146,12 @@ describe('plugins that misbehave in a hook', () => {
     assert.equal(host.status()[0]!.state, 'ready');
   });
 
+  it('a hook returning nothing is a plugin failure (502) saying what to return, not an unchanged object', async (t) => {
+    const { host } = await startHost(t, { faulty: 'faulty' });
+    await assert.rejects(update(host.dispatcher, { fault: 'no-return' }), failsWith('KH_ERR_PLUGIN_FAILED', 'faulty', /preEntityUpdate returned undefined: return the object it was given, changed or not/));
+    assert.equal(host.status()[0]!.state, 'ready');
+  });
+
   it('a 10 MB result is over the message limit: a crash, and a restart', async (t) => {
     const { host } = await startHost(t, { faulty: 'faulty' });
     await assert.rejects(update(host.dispatcher, { fault: 'huge' }), failsWith('KH_ERR_PLUGIN_FAILED', 'faulty', /sent a message of \d+ bytes, over the 4194304-byte limit/));
