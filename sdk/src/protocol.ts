@@ -10,7 +10,7 @@ import type { Entity, Group } from './model.js';
 export const PROTOCOL_VERSIONS: readonly number[] = [1];
 
 /**
- * The largest message (JSON body) the host reads from a plugin. A bigger one is treated as a
+ * The largest message (JSON body) either side reads. From a plugin, a bigger one is treated as a
  * broken plugin: the call fails and the process is restarted, since the rest of its stream is lost.
  */
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;

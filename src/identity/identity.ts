@@ -3,12 +3,12 @@
 // checks against the data (exists, member, cycles) happen in `change`, after PRE hooks, as the
 // contract says. Every step's `change` persists PRE's output together with the change itself.
 import { randomBytes } from 'node:crypto';
-import { isDeepStrictEqual } from 'node:util';
 import {
   CAPABILITIES,
   clearUntypedExact,
   clearUntypedFuzzy,
   EXPANSION_MODES,
+  jsonEqual,
   parseEntity,
   parseGroup,
   SchemaError,
@@ -314,7 +314,7 @@ export class Identity implements IdentityOperations {
           // Stored with weaker parameters than today's: upgraded now that the plain text is known.
           const next = unchanged && rehashed ? { ...entity, secret: rehashed } : entity;
           // Written only when something changed (a PRE hook's edit, a new hash): most logins write nothing.
-          if (!isDeepStrictEqual(next, loaded)) await saveEntity(tx, next);
+          if (!jsonEqual(next, loaded)) await saveEntity(tx, next);
           return next;
         },
         save: saveEntity,
