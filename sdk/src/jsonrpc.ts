@@ -19,9 +19,6 @@ export const {
   RequestType0,
   ResponseError,
 } = jsonrpc;
-export type ResponseError<D = void> = JsonRpc.ResponseError<D>;
-export type CancellationTokenSource = JsonRpc.CancellationTokenSource;
-export type RequestType<P, R, E> = JsonRpc.RequestType<P, R, E>;
 export type {
   CancellationToken,
   DataCallback,
