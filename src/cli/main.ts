@@ -5,6 +5,7 @@ import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.js';
 import { authCommands } from './auth-commands.js';
 import { CliError } from './client.js';
+import { completionCommands } from './completion-commands.js';
 import { defaultServer } from './context.js';
 import { entityCommands } from './entity-commands.js';
 import { groupCommands } from './group-commands.js';
@@ -48,7 +49,7 @@ function buildProgram(): Command {
     .option('--server <url>', 'the keyhold server (env KEYHOLD_SERVER)', defaultServer())
     .option('--json', 'machine-readable output', false)
     .showHelpAfterError('(add --help for usage)');
-  for (const command of [serveCommand(), authCommands(), entityCommands(), groupCommands(), systemCommands()]) program.addCommand(command);
+  for (const command of [serveCommand(), authCommands(), entityCommands(), groupCommands(), systemCommands(), ...completionCommands()]) program.addCommand(command);
   registerPluginCommands(program);
   return program;
 }
@@ -58,20 +59,33 @@ function everyCommand(command: Command): Command[] {
   return [command, ...command.commands.flatMap(everyCommand)];
 }
 
+/**
+ * An error as --json prints it: the server's error body when the server refused, otherwise the
+ * same shape with a code of the CLI's own (KH_CLI_USAGE for exit 2, KH_CLI_FAILED for exit 1).
+ */
+function jsonError(message: string, exitCode: number, body?: CliError['body']): string {
+  return `${JSON.stringify(body ?? { code: exitCode === 2 ? 'KH_CLI_USAGE' : 'KH_CLI_FAILED', message })}\n`;
+}
+
 async function main(): Promise<number> {
   const program = buildProgram();
-  for (const command of everyCommand(program)) command.exitOverride();
+  // Read before parsing, so that commander's own usage errors honour it too.
+  const json = process.argv.includes('--json');
+  for (const command of everyCommand(program)) {
+    command.exitOverride().configureHelp({ showGlobalOptions: true });
+    if (json) command.configureOutput({ outputError: (text, write) => write(jsonError(text.trim().replace(/^error: /, ''), 2)) });
+  }
+  const report = (message: string, exitCode: number, body?: CliError['body']) => {
+    process.stderr.write(json ? jsonError(message, exitCode, body) : `keyhold: ${message}\n`);
+    return exitCode;
+  };
   try {
     await program.parseAsync(process.argv);
     return 0;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
-    if (err instanceof CliError) {
-      process.stderr.write(program.opts<{ json: boolean }>().json && err.body ? `${JSON.stringify(err.body)}\n` : `keyhold: ${err.message}\n`);
-      return err.exitCode;
-    }
-    process.stderr.write(`keyhold: ${err instanceof Error ? err.message : String(err)}\n`);
-    return 1;
+    if (err instanceof CliError) return report(err.message, err.exitCode, err.body);
+    return report(err instanceof Error ? err.message : String(err), 1);
   }
 }
 
