@@ -3,15 +3,8 @@
 import { Command } from 'commander';
 import { usageError } from './client.js';
 import { CommandContext, fields, line } from './context.js';
-import { credentialsPath, forgetLogin, loadLogin, saveLogin } from './credentials.js';
+import { credentialsPath, forgetLogin, loadLogin } from './credentials.js';
 import { readSecrets, SECRET_STDIN_OPTION } from './secret-input.js';
-
-interface TokenResponse {
-  token: string;
-  expiresAt: string;
-  id: string;
-  capabilities: string[];
-}
 
 interface Claims {
   sub: string;
@@ -31,8 +24,7 @@ export function authCommands(): Command {
     .action(async (id: string, options: { secretStdin?: boolean }, command: Command) => {
       const ctx = new CommandContext(command);
       const [secret] = await readSecrets([{ label: `secret for ${id}` }], Boolean(options.secretStdin));
-      const result = await ctx.client.post<TokenResponse>('/v1/auth/token', { id, secret });
-      saveLogin(ctx.server, { id: result.id, token: result.token, expiresAt: result.expiresAt });
+      const result = await ctx.login(id, secret!);
       ctx.print({ id: result.id, expiresAt: result.expiresAt, capabilities: result.capabilities }, () =>
         line(`logged in to ${ctx.server} as ${result.id} until ${result.expiresAt}${result.capabilities.length ? ` (${result.capabilities.join(', ')})` : ''}`),
       );
@@ -61,9 +53,10 @@ export function authCommands(): Command {
       if (!token) throw usageError(`no saved login for ${ctx.server}; run keyhold auth login ID`);
       const claims = await ctx.client.post<Claims>('/v1/auth/validate', { token });
       if (options.raw) return line(token);
-      ctx.print(claims, () =>
+      // Named `id` as `auth login` names it.
+      ctx.print({ id: claims.sub, capabilities: claims.capabilities, issuedAt: claims.issuedAt, expiresAt: claims.expiresAt }, () =>
         fields([
-          ['entity', claims.sub],
+          ['id', claims.sub],
           ['capabilities', claims.capabilities],
           ['issued', claims.issuedAt],
           ['expires', claims.expiresAt],

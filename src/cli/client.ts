@@ -18,10 +18,17 @@ export function usageError(message: string): CliError {
   return new CliError(message, 2);
 }
 
+/** What the client does when the server says the token has run out: a new token to retry with, or an error to throw. */
+export type ExpiredTokenHandler = (refusal: CliError) => Promise<string>;
+
+/** The codes with which the server refuses a token that was once good: a new login fixes them. */
+const EXPIRED_CODES: readonly string[] = ['KH_ERR_TOKEN_EXPIRED', 'KH_ERR_TOKEN_REVOKED'];
+
 export class ApiClient {
   constructor(
     readonly server: string,
-    private readonly token: string | undefined,
+    private token: string | undefined,
+    private readonly onExpired?: ExpiredTokenHandler,
   ) {}
 
   get<T>(path: string): Promise<T> {
@@ -45,6 +52,16 @@ export class ApiClient {
   }
 
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    try {
+      return await this.send<T>(method, path, body);
+    } catch (err) {
+      if (!(this.token && this.onExpired && err instanceof CliError && EXPIRED_CODES.includes(err.body?.code ?? ''))) throw err;
+      this.token = await this.onExpired(err);
+      return this.send<T>(method, path, body);
+    }
+  }
+
+  private async send<T>(method: string, path: string, body?: unknown): Promise<T> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';

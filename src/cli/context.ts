@@ -3,12 +3,21 @@
 import type { Command } from 'commander';
 import type { Entity, Group } from 'keyhold-plugin-sdk';
 import { DEFAULT_SERVER_URL } from '../bootstrap.js';
-import { ApiClient } from './client.js';
-import { loadLogin } from './credentials.js';
+import { serverUrl } from './arguments.js';
+import { ApiClient, CliError, type ExpiredTokenHandler } from './client.js';
+import { loadLogin, saveLogin, type SavedLogin } from './credentials.js';
+import { readSecrets } from './secret-input.js';
 
 export interface GlobalOptions {
   server: string;
   json: boolean;
+}
+
+export interface TokenResponse {
+  token: string;
+  expiresAt: string;
+  id: string;
+  capabilities: string[];
 }
 
 export class CommandContext {
@@ -18,9 +27,33 @@ export class CommandContext {
 
   constructor(command: Command) {
     const { server, json } = command.optsWithGlobals<GlobalOptions>();
-    this.server = normaliseServer(server);
+    this.server = serverUrl(server);
     this.json = json;
-    this.client = new ApiClient(this.server, process.env.KEYHOLD_TOKEN || loadLogin(this.server)?.token);
+    const saved = process.env.KEYHOLD_TOKEN ? undefined : loadLogin(this.server);
+    this.client = new ApiClient(this.server, process.env.KEYHOLD_TOKEN || saved?.token, this.expired(saved));
+  }
+
+  /** Gets a token for `id` and saves it for this server. */
+  async login(id: string, secret: string): Promise<TokenResponse> {
+    const result = await this.client.post<TokenResponse>('/v1/auth/token', { id, secret });
+    saveLogin(this.server, { id: result.id, token: result.token, expiresAt: result.expiresAt });
+    return result;
+  }
+
+  /**
+   * A token that ran out: at a terminal, with a saved login, the secret is asked for and the
+   * command goes on; otherwise the error names the command that logs in again.
+   */
+  private expired(saved: SavedLogin | undefined): ExpiredTokenHandler {
+    return async (refusal) => {
+      const server = this.server === DEFAULT_SERVER_URL ? '' : ` --server ${this.server}`;
+      const again = `keyhold auth login ${saved?.id ?? 'ID'}${server}`;
+      const reason = refusal.body?.message ?? refusal.message;
+      if (!saved || this.json || !process.stdin.isTTY || !process.stderr.isTTY) throw new CliError(`${reason}: ${again} [${refusal.body?.code}]`, 1, refusal.body);
+      process.stderr.write(`keyhold: ${reason}; logging in again as ${saved.id}\n`);
+      const [secret] = await readSecrets([{ label: `secret for ${saved.id}` }], false);
+      return (await this.login(saved.id, secret!)).token;
+    };
   }
 
   /** Prints `value` as JSON with --json, otherwise runs `human`. */
@@ -37,10 +70,6 @@ export class CommandContext {
 
 export function defaultServer(): string {
   return process.env.KEYHOLD_SERVER || DEFAULT_SERVER_URL;
-}
-
-function normaliseServer(server: string): string {
-  return server.replace(/\/+$/, '');
 }
 
 export function line(text = ''): void {

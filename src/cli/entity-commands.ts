@@ -2,6 +2,7 @@
 import { Argument, Command } from 'commander';
 import type { Entity } from 'keyhold-plugin-sdk';
 import { ENTITY_META_FIELDS } from '../identity/operations.js';
+import { wholeNumber } from './arguments.js';
 import { usageError } from './client.js';
 import { CommandContext, line, table } from './context.js';
 import { readSecrets, SECRET_STDIN_OPTION } from './secret-input.js';
@@ -17,14 +18,13 @@ export function entityCommands(): Command {
       .command('create')
       .description('create an entity (its number is assigned when not given)')
       .argument('<id>')
-      .option('--number <n>', 'a specific number')
+      .option('--number <n>', 'a specific number (1 to 2147483647)', wholeNumber(1, 2147483647))
       .option('--with-secret', 'prompt for an initial secret')
       .option(...SECRET_STDIN_OPTION),
     ENTITY_META_FIELDS,
   ).action(async (id: string, options: Record<string, unknown>, command: Command) => {
     const ctx = new CommandContext(command);
-    const number = options.number === undefined ? undefined : Number(options.number);
-    if (number !== undefined && !Number.isInteger(number)) throw usageError('--number must be an integer');
+    const number = options.number as number | undefined;
     const wantsSecret = Boolean(options.withSecret || options.secretStdin);
     const [secret] = wantsSecret ? await readSecrets([{ label: `secret for ${id}`, confirm: true }], Boolean(options.secretStdin)) : [];
     const meta = pickFields(options, ENTITY_META_FIELDS);

@@ -1,6 +1,7 @@
 // keyhold group …: the group operations over the API.
 import { Argument, Command } from 'commander';
 import { EXPANSION_MODES, type Entity, type Group } from 'keyhold-plugin-sdk';
+import { wholeNumber } from './arguments.js';
 import { seg, usageError } from './client.js';
 import { CommandContext, line } from './context.js';
 import { addCaps, addDestroy, addInfo, addKv, addMeta, addSearch, GROUP, subjectPath } from './subject-commands.js';
@@ -14,13 +15,12 @@ export function groupCommands(): Command {
     .command('create')
     .description('create a group (its number is assigned when not given)')
     .argument('<name>')
-    .option('--number <n>', 'a specific number')
+    .option('--number <n>', 'a specific number (1 to 2147483647)', wholeNumber(1, 2147483647))
     .option('--display-name <text>')
     .option('--managed-by <group>', 'members of this group may add and remove members')
-    .action(async (name: string, options: { number?: string; displayName?: string; managedBy?: string }, command: Command) => {
+    .action(async (name: string, options: { number?: number; displayName?: string; managedBy?: string }, command: Command) => {
       const ctx = new CommandContext(command);
-      const number = options.number === undefined ? undefined : Number(options.number);
-      if (number !== undefined && !Number.isInteger(number)) throw usageError('--number must be an integer');
+      const { number } = options;
       const body = { name, ...(number !== undefined && { number }), ...(options.displayName !== undefined && { displayName: options.displayName }), ...(options.managedBy !== undefined && { managedBy: options.managedBy }) };
       const created = await ctx.client.post<Group>('/v1/groups', body);
       ctx.print(created, () => line(`group ${created.name} created (number ${created.number})`));

@@ -2,6 +2,7 @@
 // and parameterised by the kind of object.
 import { Argument, Option, type Command } from 'commander';
 import { CAPABILITIES, readUntyped, type Entity, type Group } from 'keyhold-plugin-sdk';
+import { wholeNumber } from './arguments.js';
 import { seg, usageError } from './client.js';
 import { CommandContext, line, printEntity, printGroup, table } from './context.js';
 
@@ -59,11 +60,11 @@ export function addSearch<S>(parent: Command, kind: SubjectKind<S>): void {
     .command('search')
     .description(`list ${kind.collection} whose ${kind.key} or names contain TEXT (all when omitted)`)
     .argument('[text]')
-    .option('--limit <n>', 'at most this many (1-1000)', '100')
+    .option('--limit <n>', 'at most this many (1-1000)', wholeNumber(1, 1000), 100)
     .option('--after <key>', `continue after this ${kind.key} (paging)`)
-    .action(async (text: string | undefined, options: { limit: string; after?: string }, command: Command) => {
+    .action(async (text: string | undefined, options: { limit: number; after?: string }, command: Command) => {
       const ctx = new CommandContext(command);
-      const query = new URLSearchParams({ limit: options.limit, ...(text && { text }), ...(options.after && { after: options.after }) });
+      const query = new URLSearchParams({ limit: String(options.limit), ...(text && { text }), ...(options.after && { after: options.after }) });
       const result = await ctx.client.get<Record<string, S[]>>(`/v1/${kind.collection}?${query}`);
       const items = result[kind.collection] ?? [];
       ctx.print(items, () => table(kind.headers, items.map(kind.row)));
@@ -148,7 +149,10 @@ export function addDestroy(parent: Command, kind: SubjectKind<unknown>): void {
 
 /** Adds one --flag per field (e.g. displayName → --display-name <value>). */
 export function addFieldOptions(command: Command, fieldNames: readonly string[]): Command {
-  for (const field of fieldNames) command.addOption(new Option(`--${field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} <value>`));
+  for (const field of fieldNames) {
+    const words = field.replace(/[A-Z]/g, (c) => ` ${c.toLowerCase()}`);
+    command.addOption(new Option(`--${words.replaceAll(' ', '-')} <value>`, `the ${words} field`));
+  }
   return command;
 }
 

@@ -109,7 +109,7 @@ describe('keyhold CLI against a server process', () => {
     expectCode(await asRoot(['auth', 'check', 'alice', '--secret-stdin'], 'alice-secret-2\n'), 0, 'the new one does');
     const search = JSON.parse(expectCode(await asRoot(['--json', 'entity', 'search']), 0, 'search').stdout);
     assert.deepEqual(search.map((e: { id: string }) => e.id), ['alice', 'carol', 'root']);
-    assert.equal(JSON.parse(expectCode(await asRoot(['--json', 'auth', 'token']), 0, 'token').stdout).sub, 'root');
+    assert.equal(JSON.parse(expectCode(await asRoot(['--json', 'auth', 'token']), 0, 'token').stdout).id, 'root');
     expectCode(await asRoot(['auth', 'logout']), 0, 'logout');
     assert.match(expectCode(await asRoot(['entity', 'info', 'alice']), 1, 'logged out').stderr, /KH_ERR_UNAUTHENTICATED/);
     assert.equal(await server.stop(), 0);
