@@ -1,7 +1,7 @@
 // The composition root: config → logger → store → lifecycle engine → identity → bootstrap →
 // plugin host → HTTP API, listening last. `startServer` returns a handle so tests can run a real
 // server on port 0 in-process; `keyhold serve` adds the signal handling (installSignalHandlers).
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
@@ -14,6 +14,7 @@ import { Identity } from './identity/identity.js';
 import { LifecycleEngine } from './lifecycle/engine.js';
 import { NO_PLUGINS } from './lifecycle/dispatcher.js';
 import { createLogger } from './logging.js';
+import { checkListenAddress, listenError, makeDataDir } from './startup-checks.js';
 import { SqliteStore } from './store/sqlite/sqlite-store.js';
 import { VERSION } from './version.js';
 
@@ -57,7 +58,8 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
   if (insecureWarning) logger.warn(insecureWarning);
   const tls = config.tls ? { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) } : undefined;
 
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  await checkListenAddress(config);
+  makeDataDir(config);
   const store = SqliteStore.open(join(config.dataDir, DATABASE_FILE));
   const cleanups: (() => Promise<void>)[] = [() => store.close()];
   const print = options.print ?? ((text: string) => process.stdout.write(`${text}\n`));
@@ -93,7 +95,9 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
       ...(tls && { tls }),
     });
     cleanups.push(() => app.close());
-    await app.listen({ host: config.listen.host, port: config.listen.port });
+    await app.listen({ host: config.listen.host, port: config.listen.port }).catch((err: unknown) => {
+      throw listenError(err, config);
+    });
     const address = app.server.address();
     const url = urlOf(config, typeof address === 'object' && address ? address.port : config.listen.port);
     if (unprinted) print(bootstrapNotice(unprinted, url));

@@ -31,12 +31,13 @@ Often used environment variables:
     )
     .action(async (options: { config?: string }) => {
       // Loaded here so that client commands do not pay for the server's modules at every run.
-      const [{ installSignalHandlers, startServer }, { ConfigError }] = await Promise.all([import('../server.js'), import('../config.js')]);
+      const [{ installSignalHandlers, startServer }, { ConfigError }, { PluginLoadError }] = await Promise.all([import('../server.js'), import('../config.js'), import('../host/host.js')]);
       try {
         installSignalHandlers(await startServer({ ...(options.config !== undefined && { configFile: options.config }) }));
         serving = true;
       } catch (err) {
-        if (err instanceof ConfigError) throw new CliError(`bad configuration: ${err.message}`, 2);
+        // A plugin that cannot load (refused config, bad file, protocol mismatch) is a deployment to fix, like a bad setting.
+        if (err instanceof ConfigError || err instanceof PluginLoadError) throw new CliError(`bad configuration: ${err.message}`, 2);
         throw err;
       }
     });
