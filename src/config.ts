@@ -8,6 +8,7 @@ import { parseDuration } from 'keyhold-plugin-sdk';
 import YAML from 'yaml';
 import { parsePluginSettings, type PluginSettings } from './host/settings.js';
 import { DEFAULT_HASH_PARAMS, type HashParams } from './identity/secrets.js';
+import { didYouMean } from './suggest.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -130,12 +131,16 @@ function isMapping(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
+/** The top-level keys: the settings read here, and `plugins`, which the plugin host reads. */
+const TOP_LEVEL_KEYS = [...Object.keys(SETTINGS), 'plugins'];
+
 /** Reads one level of the tree: unknown keys refused, each setting from env, file or default. */
 function readTree(tree: SettingsTree, raw: unknown, path: string, file: string, env: NodeJS.ProcessEnv): Record<string, unknown> {
   if (raw !== undefined && raw !== null && !isMapping(raw)) throw new ConfigError(file, path, `expected a mapping, got ${describe(raw)}`);
   const given = raw ?? {};
+  const known = path === '' ? TOP_LEVEL_KEYS : Object.keys(tree);
   for (const key of Object.keys(given)) {
-    if (!Object.hasOwn(tree, key)) throw new ConfigError(file, path ? `${path}.${key}` : key, `unknown key; expected one of ${Object.keys(tree).join(', ')}`);
+    if (!Object.hasOwn(tree, key)) throw new ConfigError(file, path ? `${path}.${key}` : key, `unknown key${didYouMean(key, known)}; expected one of ${known.join(', ')}`);
   }
   const out: Record<string, unknown> = {};
   for (const [key, node] of Object.entries(tree)) {
@@ -192,13 +197,18 @@ export function loadConfig(options: LoadConfigOptions = {}): KeyholdConfig {
     try {
       text = readFileSync(file, 'utf8');
     } catch (err) {
-      throw new ConfigError(file, '(file)', `cannot read it: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      const code = (err as NodeJS.ErrnoException).code;
+      const given = options.file !== undefined ? '--config' : 'KEYHOLD_CONFIG';
+      const problem = code === 'ENOENT' ? `no such file; check the path given to ${given}` : code === 'EACCES' ? "permission denied; the server's user must be able to read it" : code === 'EISDIR' ? 'it is a directory; name the settings file in it' : `cannot read it: ${code ?? (err as Error).message}`;
+      throw new ConfigError(file, '(file)', problem);
     }
     const doc = YAML.parseDocument(text, { uniqueKeys: true });
     if (doc.errors.length > 0) {
       const first = doc.errors[0]!;
       const line = first.linePos?.[0];
-      throw new ConfigError(line ? `${file}:${line.line}:${line.col}` : file, '(file)', `not valid YAML: ${first.message.split('\n')[0]}`);
+      // The parser's first line ends in "at line L, column C:", which the source already says.
+      const message = first.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+      throw new ConfigError(line ? `${file}:${line.line}:${line.col}` : file, '(file)', `not valid YAML: ${message}`);
     }
     raw = doc.toJS();
   }

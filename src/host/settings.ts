@@ -2,6 +2,7 @@
 // Every error names the key path and what is wrong, so an admin can fix the file from the message.
 import { parseDuration, type JsonObject } from 'keyhold-plugin-sdk';
 import type { FailureMode } from '../lifecycle/dispatcher.js';
+import { didYouMean } from '../suggest.js';
 
 export interface RestartPolicy {
   /** Delay before the first restart after a crash; doubles with every crash in a row. */
@@ -62,7 +63,7 @@ function mapping(value: unknown, path: string): Raw {
 function section(value: unknown, path: string, keys: readonly string[]): Raw {
   const raw = mapping(value, path);
   for (const key of Object.keys(raw)) {
-    if (!keys.includes(key)) fail(`${path}.${key}`, `unknown key; expected one of ${keys.join(', ')}`);
+    if (!keys.includes(key)) fail(`${path}.${key}`, `unknown key${didYouMean(key, keys)}; expected one of ${keys.join(', ')}`);
   }
   return raw;
 }

@@ -56,14 +56,16 @@ describe('configuration', () => {
     const cwd = scratchDir('cfg');
     const file = join(cwd, 'custom.yaml');
     const cases: [string, string, RegExp][] = [
-      ['listen:\n  prot: 1\n', 'listen.prot', /unknown key; expected one of host, port/],
+      ['listen:\n  prot: 1\n', 'listen.prot', /unknown key \(did you mean "port"\?\); expected one of host, port/],
+      ['loglevel: warn\n', 'loglevel', /unknown key \(did you mean "logLevel"\?\); expected one of listen, .*, plugins$/],
+      ['pluginz:\n  directory: x\n', 'pluginz', /did you mean "plugins"/],
       ['listen:\n  port: "http"\n', 'listen.port', /integer from 0 to 65535/],
       ['tokenTtl: soon\n', 'tokenTtl', /duration/],
       ['hash:\n  timeCost: 0\n', 'hash.timeCost', /from 1 to 100/],
       ['logLevel: loud\n', 'logLevel', /one of trace/],
       ['tls:\n  cert: a.pem\n', 'tls', /both cert and key/],
       ['plugins:\n  direktory: x\n', 'plugins.direktory', /unknown key/],
-      ['mystery: 1\n', 'mystery', /unknown key/],
+      ['mystery: 1\n', 'mystery', /^unknown key; expected one of /],
     ];
     for (const [yaml, path, problem] of cases) {
       writeFileSync(file, yaml);
@@ -74,10 +76,15 @@ describe('configuration', () => {
     }
     writeFileSync(file, 'listen: [\n');
     assert.match(configError(() => loadConfig({ file, env: {}, cwd })).message, /custom\.yaml:\d+:\d+: \(file\): not valid YAML/);
+    writeFileSync(file, 'listen: port: 1\n');
+    const badYaml = configError(() => loadConfig({ file, env: {}, cwd }));
+    assert.match(badYaml.message, /^.*custom\.yaml:1:\d+: \(file\): not valid YAML: \S.*[^:]$/, 'no dangling "at line …, column …:"');
+    assert.doesNotMatch(badYaml.message, /column \d+:?$/);
     const fromEnv = configError(() => loadConfig({ env: { KEYHOLD_PORT: 'eighty' }, cwd }));
     assert.equal(fromEnv.source, 'KEYHOLD_PORT');
     assert.equal(fromEnv.path, 'listen.port');
-    assert.match(configError(() => loadConfig({ file: join(cwd, 'missing.yaml'), env: {}, cwd })).message, /cannot read it: ENOENT/);
+    assert.match(configError(() => loadConfig({ file: join(cwd, 'missing.yaml'), env: {}, cwd })).problem, /^no such file; check the path given to --config$/);
+    assert.match(configError(() => loadConfig({ env: { KEYHOLD_CONFIG: join(cwd, 'missing.yaml') }, cwd })).problem, /KEYHOLD_CONFIG/);
   });
 
   it('refuses a non-loopback address without TLS unless told it is insecure', () => {
