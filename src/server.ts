@@ -95,9 +95,16 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
       ...(tls && { tls }),
     });
     cleanups.push(() => app.close());
-    await app.listen({ host: config.listen.host, port: config.listen.port }).catch((err: unknown) => {
-      throw listenError(err, config);
-    });
+    // fastify logs its own "Server listening at" line(s) at info; the start line below is the one
+    // record that says the server is up (with the port chosen for port 0), so fastify's is muted.
+    const level = app.log.level;
+    app.log.level = 'warn';
+    await app
+      .listen({ host: config.listen.host, port: config.listen.port })
+      .catch((err: unknown) => {
+        throw listenError(err, config);
+      })
+      .finally(() => (app.log.level = level));
     const address = app.server.address();
     const url = urlOf(config, typeof address === 'object' && address ? address.port : config.listen.port);
     if (unprinted) print(bootstrapNotice(unprinted, url));

@@ -7,7 +7,7 @@ import { createServer, type AddressInfo, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fixture } from '../fixtures/plugin-host.js';
-import { killChildren, runCli, scratchDir, serverEnv, type CliResult } from '../support/keyhold.js';
+import { killChildren, runCli, scratchDir, serverEnv, startServerProcess, type CliResult } from '../support/keyhold.js';
 
 after(killChildren);
 
@@ -22,6 +22,19 @@ async function occupiedPort(): Promise<{ port: number; server: Server }> {
   await new Promise<void>((resolve) => server.listen({ host: '127.0.0.1', port: 0 }, resolve));
   return { port: (server.address() as AddressInfo).port, server };
 }
+
+describe('keyhold serve starting', () => {
+  it('logs one start line: where it listens (the chosen port for port 0), with how many plugins', async () => {
+    const server = await startServerProcess(serverEnv(join(scratchDir('start-line'), 'data')));
+    try {
+      const starts = server.stdout().split('\n').filter((l) => /listening/i.test(l));
+      assert.equal(starts.length, 1, starts.join('\n'));
+      assert.match(starts[0]!, new RegExp(`"msg":"keyhold listening on ${server.url.replace(/[.]/g, '\\.')} with 0 plugin\\(s\\)`));
+    } finally {
+      await server.stop();
+    }
+  });
+});
 
 describe('keyhold serve refuses a bad start with exit 2 and the setting to change', () => {
   it('a port in use: refused before the store is created or a root secret printed', async () => {
