@@ -85,7 +85,7 @@ export function authCommands(): Command {
       if (!entity) throw usageError('which entity? give its ID or log in first');
       const [oldSecret, newSecret] = await readSecrets([{ label: `current secret for ${entity}` }, { label: 'new secret', confirm: true }], Boolean(options.secretStdin));
       await ctx.client.post('/v1/auth/change-secret', { id: entity, oldSecret, newSecret });
-      ctx.done(`secret of ${entity} changed`);
+      ctx.done(`secret of ${entity} changed; every token of ${entity} was revoked, so log in again`);
     });
 
   auth
