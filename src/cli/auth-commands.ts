@@ -106,10 +106,10 @@ export function authCommands(): Command {
       const forgotten = forgetLogin(ctx.server);
       if (!refusal) return ctx.done(`logged out of ${ctx.server}: every session of ${saved?.id ?? 'the entity'} has ended`, { ok: true, revoked: true, forgotten });
       if (refusal.body && TOKEN_NO_LONGER_VALID.includes(refusal.body.code)) {
-        return ctx.done(`logged out of ${ctx.server}: the saved token was no longer valid (${refusal.body.code}), so it was only forgotten; to end other sessions, log in and log out again`, { ok: true, revoked: false, forgotten });
+        return ctx.done(`logged out of ${ctx.server}: the token was no longer valid (${refusal.body.code}), so there was nothing to revoke with it; to end other sessions, log in and log out again`, { ok: true, revoked: false, forgotten });
       }
       const until = saved ? `until ${saved.expiresAt}` : 'until it expires';
-      throw new CliError(`forgot the saved token, but the server did not revoke it (${refusal.message}): it stays valid ${until}`);
+      throw new CliError(`the server did not revoke the token (${refusal.message}): it stays valid ${until}${forgotten ? '; the saved login was forgotten anyway' : ''}`);
     });
 
   return auth;
