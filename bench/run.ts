@@ -7,6 +7,7 @@ import { operations } from './suites/operations.js';
 import { roundTrip } from './suites/round-trip.js';
 import { scale } from './suites/scale.js';
 import { startAndRecovery } from './suites/start.js';
+import { tokens } from './suites/tokens.js';
 
 const SUITES = {
   'round-trip': roundTrip,
@@ -14,6 +15,7 @@ const SUITES = {
   start: startAndRecovery,
   memory,
   scale,
+  tokens,
 } as const;
 
 type SuiteName = keyof typeof SUITES;

@@ -6,6 +6,7 @@ export const ERRORS = {
   KH_ERR_INVALID_NAME: { status: 400, summary: 'an id or group name is empty, too long or has forbidden characters' },
   KH_ERR_UNAUTHENTICATED: { status: 401, summary: 'no valid token was presented' },
   KH_ERR_TOKEN_EXPIRED: { status: 401, summary: 'the token has expired; log in again' },
+  KH_ERR_TOKEN_REVOKED: { status: 401, summary: 'the token has been revoked; log in again' },
   KH_ERR_AUTH_FAILED: { status: 401, summary: 'unknown entity or wrong secret' },
   KH_ERR_ENTITY_LOCKED: { status: 403, summary: 'the entity is locked' },
   KH_ERR_FORBIDDEN: { status: 403, summary: 'the caller lacks the capability this needs' },

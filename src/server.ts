@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { buildApi } from './api/app.js';
+import { TokenRevocation } from './api/revocation.js';
 import { TokenService } from './api/tokens.js';
 import { BOOTSTRAP_ENV, bootstrapNotice, bootstrapRoot, type GeneratedRoot } from './bootstrap.js';
 import { checkListenSafety, loadConfig, type KeyholdConfig } from './config.js';
@@ -87,6 +88,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
     const app = await buildApi({
       identity,
       tokens,
+      revocation: new TokenRevocation(store, (id) => identity.effectiveCapabilities(id)),
       logger,
       metrics,
       bodyLimitBytes: config.bodyLimitBytes,

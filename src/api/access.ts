@@ -10,6 +10,7 @@ import type { Capability } from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../errors.js';
 import type { IdentityOperations } from '../identity/operations.js';
 import type { RequestInfo } from '../lifecycle/engine.js';
+import type { TokenRevocation } from './revocation.js';
 import type { TokenClaims, TokenService } from './tokens.js';
 
 declare module 'fastify' {
@@ -45,14 +46,22 @@ export class Access {
   constructor(
     private readonly tokens: TokenService,
     private readonly identity: IdentityOperations,
+    private readonly revocation: TokenRevocation,
   ) {}
 
-  /** Verifies the bearer token and returns its claims; throws KH_ERR_UNAUTHENTICATED / KH_ERR_TOKEN_EXPIRED. */
+  /** The claims of a token valid now: by itself and not revoked; throws KH_ERR_UNAUTHENTICATED / KH_ERR_TOKEN_EXPIRED / KH_ERR_TOKEN_REVOKED. */
+  async verifyToken(token: string): Promise<TokenClaims> {
+    const claims = await this.tokens.verify(token);
+    await this.revocation.check(claims);
+    return claims;
+  }
+
+  /** Verifies the bearer token and returns its claims (see verifyToken). */
   async authenticate(request: FastifyRequest): Promise<TokenClaims> {
     const header = request.headers.authorization;
     const match = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!match) throw new KeyholdError('KH_ERR_UNAUTHENTICATED', 'this needs a token (Authorization: Bearer …); get one with `keyhold auth login` or POST /v1/auth/token');
-    return this.tokens.verify(match[1]!);
+    return this.verifyToken(match[1]!);
   }
 
   /** Route hook: any valid token. */

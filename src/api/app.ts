@@ -16,6 +16,7 @@ import { entityRoutes } from './entities.js';
 import { installErrorHandling, toKeyholdError } from './error-mapping.js';
 import { groupRoutes } from './groups.js';
 import { pluginRoutes, type PluginControl } from './plugins.js';
+import type { TokenRevocation } from './revocation.js';
 import { systemRoutes } from './system.js';
 import type { TokenService } from './tokens.js';
 
@@ -24,6 +25,8 @@ export const REQUEST_ID_HEADER = 'x-request-id';
 export interface ApiDeps {
   identity: IdentityOperations;
   tokens: TokenService;
+  /** The per-request check that a token was not revoked, and logout. */
+  revocation: TokenRevocation;
   logger: Logger;
   metrics: Registry;
   bodyLimitBytes: number;
@@ -95,11 +98,11 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     },
   });
 
-  const access = new Access(deps.tokens, deps.identity);
+  const access = new Access(deps.tokens, deps.identity, deps.revocation);
   const context = { identity: deps.identity, access };
   entityRoutes(app, context);
   groupRoutes(app, context);
-  authRoutes(app, { ...context, tokens: deps.tokens });
+  authRoutes(app, { ...context, tokens: deps.tokens, revocation: deps.revocation });
   const plugins = deps.plugins && { plugins: deps.plugins };
   systemRoutes(app, { access, metrics: deps.metrics, storeCheck: deps.storeCheck, ...plugins });
   pluginRoutes(app, { access, ...plugins });

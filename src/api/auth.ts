@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { requestInfo } from './access.js';
 import type { RouteContext } from './entities.js';
 import * as s from './schemas.js';
+import type { TokenRevocation } from './revocation.js';
 import type { TokenClaims, TokenService } from './tokens.js';
 
 type Credentials = { id: string; secret: string };
@@ -12,7 +13,7 @@ function claimsView(claims: TokenClaims) {
   return { sub: claims.sub, capabilities: claims.caps, expiresAt: new Date(claims.exp * 1000).toISOString(), issuedAt: new Date(claims.iat * 1000).toISOString() };
 }
 
-export function authRoutes(app: FastifyInstance, { identity, access, tokens }: RouteContext & { tokens: TokenService }): void {
+export function authRoutes(app: FastifyInstance, { identity, access, tokens, revocation }: RouteContext & { tokens: TokenService; revocation: TokenRevocation }): void {
   const tags = ['auth'];
 
   app.post<{ Body: Credentials }>(
@@ -27,9 +28,12 @@ export function authRoutes(app: FastifyInstance, { identity, access, tokens }: R
       },
     },
     async (request) => {
+      // Read before the check: a logout, lock or secret change committed after it replaces the
+      // generation, so a token racing one is refused rather than spared ('' fits no entity).
+      const generation = (await revocation.generationOf(request.body.id)) ?? '';
       const entity = await identity.authCheck(requestInfo(request), request.body.id, request.body.secret);
       const capabilities = await identity.effectiveCapabilities(entity.id);
-      return { ...(await tokens.issue(entity.id, capabilities)), id: entity.id, capabilities };
+      return { ...(await tokens.issue(entity.id, capabilities, generation)), id: entity.id, capabilities };
     },
   );
 
@@ -55,8 +59,17 @@ export function authRoutes(app: FastifyInstance, { identity, access, tokens }: R
 
   app.post<{ Body: { token: string } }>(
     '/v1/auth/validate',
-    { schema: { tags, security: [], summary: 'Validate a token and return what it says (401 when invalid or expired)', body: s.validateTokenBody, response: s.responses({ 200: s.claims }) } },
-    async (request) => claimsView(await tokens.verify(request.body.token)),
+    { schema: { tags, security: [], summary: 'Validate a token and return what it says (401 when invalid, expired or revoked)', body: s.validateTokenBody, response: s.responses({ 200: s.claims }) } },
+    async (request) => claimsView(await access.verifyToken(request.body.token)),
+  );
+
+  app.post(
+    '/v1/auth/logout',
+    { onRequest: access.token, schema: { tags, summary: "Log out: revoke every token of the caller's entity (every session of it ends)", response: s.responses({ 204: { type: 'null' } }) } },
+    async (request, reply) => {
+      await revocation.revokeAll(request.caller!.sub);
+      return reply.code(204).send();
+    },
   );
 
   app.get(

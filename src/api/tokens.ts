@@ -1,8 +1,10 @@
-// Access tokens: EdDSA (Ed25519) JWTs, short-lived, carrying the entity id (`sub`) and its
-// effective capabilities (`caps`) at the time of login. The signing key is created in the data
-// directory on first start (mode 0600) and reused, so tokens survive a restart.
-// Tokens are checked by signature and expiry only: a capability removed, or an entity locked,
-// takes effect on that entity's next login, at most one token lifetime later.
+// Access tokens: EdDSA (Ed25519) JWTs, short-lived, carrying the entity id (`sub`), its
+// effective capabilities (`caps`) and its token generation (`gen`) at the time of login. The
+// signing key is created in the data directory on first start (mode 0600) and reused, so tokens
+// survive a restart. This file checks what the token says by itself (signature, issuer, audience,
+// expiry, a plausible issue time); whether it still holds against the store (revoked by a logout,
+// a lock, a secret or capability change, or its entity gone) is checked per request by
+// revocation.ts.
 import { createPrivateKey, createPublicKey, generateKeyPairSync, randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,6 +14,10 @@ import { KeyholdError } from '../errors.js';
 
 const ALGORITHM = 'EdDSA';
 const ISSUER = 'keyhold';
+/** Who tokens are for: this API. A JWT the same key signed for anything else is refused. */
+const AUDIENCE = 'keyhold';
+/** How far in the future a token's issue time may be (clocks of several servers on one database drift a little). */
+export const ISSUED_AT_SKEW_SECONDS = 60;
 export const SIGNING_KEY_FILE = 'token-signing-key.pem';
 
 /** What a valid token says about its bearer. */
@@ -19,6 +25,8 @@ export interface TokenClaims {
   /** The entity id. */
   sub: string;
   caps: Capability[];
+  /** The entity's token generation at login; a logout, a lock or a secret change replaces it. */
+  gen: string;
   /** Expiry, seconds since the epoch. */
   exp: number;
   iat: number;
@@ -48,6 +56,10 @@ function loadOrCreateKeyPem(dataDir: string): string {
   return privateKey;
 }
 
+function invalid(): KeyholdError {
+  return new KeyholdError('KH_ERR_UNAUTHENTICATED', 'the token is not valid');
+}
+
 function isCapabilityList(value: unknown): value is Capability[] {
   return Array.isArray(value) && value.every((c) => (CAPABILITIES as readonly unknown[]).includes(c));
 }
@@ -69,12 +81,13 @@ export class TokenService {
     return new TokenService(privateKey, publicKey, { ...(await exportJWK(publicKey)), alg: ALGORITHM, use: 'sig' }, ttlMs);
   }
 
-  async issue(entityId: string, caps: readonly Capability[]): Promise<IssuedToken> {
+  async issue(entityId: string, caps: readonly Capability[], generation: string): Promise<IssuedToken> {
     const now = Date.now();
     const expires = Math.floor((now + this.ttlMs) / 1000);
-    const token = await new SignJWT({ caps: [...caps] })
+    const token = await new SignJWT({ caps: [...caps], gen: generation })
       .setProtectedHeader({ alg: ALGORITHM, typ: 'JWT' })
       .setIssuer(ISSUER)
+      .setAudience(AUDIENCE)
       .setSubject(entityId)
       .setJti(randomUUID())
       .setIssuedAt(Math.floor(now / 1000))
@@ -83,16 +96,24 @@ export class TokenService {
     return { token, expiresAt: new Date(expires * 1000).toISOString() };
   }
 
-  /** Returns the claims of a valid token; throws KH_ERR_TOKEN_EXPIRED or KH_ERR_UNAUTHENTICATED. */
+  /**
+   * Returns the claims of a token that is valid by itself (not whether it was revoked since);
+   * throws KH_ERR_TOKEN_EXPIRED or KH_ERR_UNAUTHENTICATED.
+   */
   async verify(token: string): Promise<TokenClaims> {
     let payload;
     try {
-      ({ payload } = await jwtVerify(token, this.publicKey, { issuer: ISSUER, algorithms: [ALGORITHM], requiredClaims: ['sub', 'exp', 'iat'] }));
+      ({ payload } = await jwtVerify(token, this.publicKey, { issuer: ISSUER, audience: AUDIENCE, algorithms: [ALGORITHM], requiredClaims: ['sub', 'exp', 'iat', 'jti'] }));
     } catch (err) {
       if (err instanceof joseErrors.JWTExpired) throw new KeyholdError('KH_ERR_TOKEN_EXPIRED', 'the token has expired; log in again');
-      throw new KeyholdError('KH_ERR_UNAUTHENTICATED', 'the token is not valid');
+      throw invalid();
     }
-    if (typeof payload.sub !== 'string' || !isCapabilityList(payload.caps)) throw new KeyholdError('KH_ERR_UNAUTHENTICATED', 'the token is not valid');
-    return { sub: payload.sub, caps: payload.caps, exp: payload.exp!, iat: payload.iat! };
+    const { sub, caps, gen, exp, iat } = payload;
+    if (typeof sub !== 'string' || !isCapabilityList(caps) || typeof gen !== 'string' || gen === '') throw invalid();
+    // Bounds this server would never have issued: issued in the future, or living longer than tokenTtl
+    // (a token signed for longer, or under a longer tokenTtl than today's, is refused).
+    const now = Math.floor(Date.now() / 1000);
+    if (iat! > now + ISSUED_AT_SKEW_SECONDS || exp! - iat! > Math.ceil(this.ttlMs / 1000)) throw invalid();
+    return { sub, caps, gen, exp: exp!, iat: iat! };
   }
 }

@@ -1,7 +1,7 @@
 // keyhold auth …: log in (the token is saved per server), check credentials, show the token,
 // change your own secret, log out.
 import { Command } from 'commander';
-import { usageError } from './client.js';
+import { CliError, usageError } from './client.js';
 import { CommandContext, fields, line } from './context.js';
 import { credentialsPath, forgetLogin, loadLogin } from './credentials.js';
 import { readSecrets, SECRET_STDIN_OPTION } from './secret-input.js';
@@ -12,6 +12,9 @@ interface Claims {
   expiresAt: string;
   issuedAt: string;
 }
+
+/** The server's answers to a token it no longer accepts: logging out with it has nothing left to revoke. */
+const TOKEN_NO_LONGER_VALID = ['KH_ERR_UNAUTHENTICATED', 'KH_ERR_TOKEN_EXPIRED', 'KH_ERR_TOKEN_REVOKED'];
 
 export function authCommands(): Command {
   const auth = new Command('auth').description('log in, check credentials, manage your token and secret');
@@ -75,16 +78,31 @@ export function authCommands(): Command {
       if (!entity) throw usageError('which entity? give its ID or log in first');
       const [oldSecret, newSecret] = await readSecrets([{ label: `current secret for ${entity}` }, { label: 'new secret', confirm: true }], Boolean(options.secretStdin));
       await ctx.client.post('/v1/auth/change-secret', { id: entity, oldSecret, newSecret });
-      ctx.done(`secret of ${entity} changed`);
+      ctx.done(`secret of ${entity} changed; every token of ${entity} was revoked, so log in again`);
     });
 
   auth
     .command('logout')
-    .description('forget the saved token for this server')
+    .description('end every session of the logged-in entity on this server (all its tokens are revoked), then forget the saved token')
     .action(async (_options, command: Command) => {
       const ctx = new CommandContext(command);
+      const saved = loadLogin(ctx.server);
+      if (!(process.env.KEYHOLD_TOKEN || saved)) return ctx.done(`no saved login for ${ctx.server} (in ${credentialsPath()})`, { ok: true, revoked: false, forgotten: false });
+      const refusal = await ctx.client.post('/v1/auth/logout').then(
+        () => undefined,
+        (err: unknown) => {
+          if (err instanceof CliError) return err;
+          throw err;
+        },
+      );
+      // Forgotten in every case: a token the server could not revoke is still no longer wanted here.
       const forgotten = forgetLogin(ctx.server);
-      ctx.done(forgotten ? `logged out of ${ctx.server}` : `no saved login for ${ctx.server} (in ${credentialsPath()})`, { ok: true, forgotten });
+      if (!refusal) return ctx.done(`logged out of ${ctx.server}: every session of ${saved?.id ?? 'the entity'} has ended`, { ok: true, revoked: true, forgotten });
+      if (refusal.body && TOKEN_NO_LONGER_VALID.includes(refusal.body.code)) {
+        return ctx.done(`logged out of ${ctx.server}: the token was no longer valid (${refusal.body.code}), so there was nothing to revoke with it; to end other sessions, log in and log out again`, { ok: true, revoked: false, forgotten });
+      }
+      const until = saved ? `until ${saved.expiresAt}` : 'until it expires';
+      throw new CliError(`the server did not revoke the token (${refusal.message}): it stays valid ${until}${forgotten ? '; the saved login was forgotten anyway' : ''}`);
     });
 
   return auth;

@@ -187,7 +187,15 @@ async function saveGroup(tx: StoreTransaction, group: Group): Promise<void> {
   await tx.updateGroup(group);
 }
 
-const saveEntity = (tx: StoreTransaction, entity: Entity): Promise<void> => tx.updateEntity(entity);
+/**
+ * Saving a locked entity also replaces its token generation, so that its tokens are revoked and do
+ * not come back on unlock, whatever locked it (the lock operation or a plugin's hook). No token
+ * can be issued while it is locked, so none is lost that should live.
+ */
+async function saveEntity(tx: StoreTransaction, entity: Entity): Promise<void> {
+  await tx.updateEntity(entity);
+  if (entity.meta.locked) await tx.renewTokenGeneration(entity.id);
+}
 
 const AUTH_FAILED = 'unknown entity or wrong secret';
 
@@ -288,7 +296,9 @@ export class Identity implements IdentityOperations {
 
   /** SecretChange: the plain text goes to its hooks only (a password policy needs it), never further. */
   private secretStep(id: string, secret: string, hash: string): LifecycleStep<Entity> {
-    return this.updateStep('SecretChange', 'entity.set-secret', { secret }, (tx) => loadEntity(tx, id), (_tx, e) => ({ ...e, secret: hash }), saveEntity);
+    // A new secret revokes every token issued under the old one (same transaction: both or neither).
+    const change = async (tx: StoreTransaction, e: Entity) => (await tx.renewTokenGeneration(id), { ...e, secret: hash });
+    return this.updateStep('SecretChange', 'entity.set-secret', { secret }, (tx) => loadEntity(tx, id), change, saveEntity);
   }
 
   async authCheck(info: RequestInfo, id: string, secret: string): Promise<Entity> {

@@ -26,6 +26,8 @@ export interface StoreReader {
   groupsExpanding(group: string): Promise<string[]>;
   /** Names of the groups whose managedBy is `group`, sorted. */
   groupsManagedBy(group: string): Promise<string[]>;
+  /** The entity's token generation (what its tokens must carry), or undefined when there is no such entity. */
+  tokenGeneration(entityId: string): Promise<string | undefined>;
 }
 
 /**
@@ -33,12 +35,18 @@ export interface StoreReader {
  * id/name/number rejects with KeyholdError KH_ERR_ENTITY_EXISTS / KH_ERR_GROUP_EXISTS / KH_ERR_NUMBER_TAKEN.
  */
 export interface StoreTransaction extends StoreReader {
-  /** Inserts the entity; a `number` of 0 is replaced by the next free number. Returns it as stored. */
+  /**
+   * Inserts the entity with a new random token generation (so that no token of an earlier entity
+   * with the same id or number fits it); a `number` of 0 is replaced by the next free number.
+   * Returns it as stored.
+   */
   insertEntity(entity: Entity): Promise<Entity>;
   /** Replaces the entity's secret hash and metadata (meta.groups is ignored: memberships are separate). */
   updateEntity(entity: Entity): Promise<void>;
-  /** Deletes the entity and its memberships. */
+  /** Deletes the entity, its memberships and its token generation. */
   deleteEntity(id: string): Promise<void>;
+  /** Replaces the entity's token generation with a new random one: every token issued before is refused. */
+  renewTokenGeneration(entityId: string): Promise<void>;
   insertGroup(group: Group): Promise<Group>;
   /** Replaces the group's data, expansions included. */
   updateGroup(group: Group): Promise<void>;
@@ -56,5 +64,11 @@ export interface Store {
    * resolves, rolls back (nothing written) when it rejects.
    */
   write<T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T>;
+  /**
+   * A number that differs from the one read before whenever anything has been committed in
+   * between, by this process or any other on the same database: caches of committed data compare
+   * it to know they are still current.
+   */
+  changeCounter(): Promise<number>;
   close(): Promise<void>;
 }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { credentialsPath } from '../../src/cli/credentials.js';
 import { fixture } from '../fixtures/plugin-host.js';
-import { killChildren, runCli, scratchDir, serverEnv, startServerProcess, type CliResult } from '../support/keyhold.js';
+import { call, killChildren, login, runCli, scratchDir, serverEnv, startServerProcess, startTestServer, type CliResult } from '../support/keyhold.js';
 
 after(killChildren);
 
@@ -113,6 +113,35 @@ describe('keyhold CLI against a server process', () => {
     expectCode(await asRoot(['auth', 'logout']), 0, 'logout');
     assert.match(expectCode(await asRoot(['entity', 'info', 'alice']), 1, 'logged out').stderr, /KH_ERR_UNAUTHENTICATED/);
     assert.equal(await server.stop(), 0);
+  });
+
+  it('auth logout ends every session on the server, and forgets the token even when the server cannot revoke it', async () => {
+    const server = await startTestServer('root-secret');
+    try {
+      const env = { KEYHOLD_SERVER: server.url, XDG_CONFIG_HOME: scratchDir('e2e-logout') };
+      const cli = (args: string[], stdin = '') => runCli(args, env, stdin);
+      const whoami = (token: string) => call(server.url, 'GET', '/v1/auth/whoami', { token });
+      expectCode(await cli(['auth', 'login', 'root', '--secret-stdin'], 'root-secret\n'), 0, 'login');
+      const saved = expectCode(await cli(['auth', 'token', '--raw']), 0, 'raw token').stdout.trim();
+      const otherSession = await login(server.url, 'root', 'root-secret');
+      assert.match(expectCode(await cli(['auth', 'logout']), 0, 'logout').stdout, /logged out of .*: every session of root has ended/);
+      assert.equal((await whoami(saved)).body.code, 'KH_ERR_TOKEN_REVOKED', 'the saved token was revoked on the server');
+      assert.equal((await whoami(otherSession)).body.code, 'KH_ERR_TOKEN_REVOKED', 'and every other session of root');
+      assert.match(expectCode(await cli(['auth', 'logout']), 0, 'logout again').stdout, /no saved login/);
+
+      // Revoked meanwhile (a logout elsewhere): nothing left to revoke, the token is forgotten.
+      expectCode(await cli(['auth', 'login', 'root', '--secret-stdin'], 'root-secret\n'), 0, 'login again');
+      assert.equal((await call(server.url, 'POST', '/v1/auth/logout', { token: await login(server.url, 'root', 'root-secret') })).status, 204);
+      assert.match(expectCode(await cli(['auth', 'logout']), 0, 'logout with a revoked token').stdout, /no longer valid \(KH_ERR_TOKEN_REVOKED\)/);
+
+      expectCode(await cli(['auth', 'login', 'root', '--secret-stdin'], 'root-secret\n'), 0, 'login before the server stops');
+      await server.close();
+      const unreachable = expectCode(await cli(['auth', 'logout']), 1, 'logout without a server');
+      assert.match(unreachable.stderr, /the server did not revoke the token \(cannot reach the keyhold server .*\): it stays valid until \d{4}-.*; the saved login was forgotten anyway/);
+      assert.match(expectCode(await cli(['auth', 'logout']), 0, 'forgotten locally').stdout, /no saved login/);
+    } finally {
+      await server.close();
+    }
   });
 
   it('refuses to serve with a bad configuration or an unprotected public address (exit 2)', async () => {

@@ -10,6 +10,8 @@ import { call, login, startTestServer, type ApiResponse, type TestServer } from 
 const BODY_LIMIT = 16 * 1024;
 let server: TestServer;
 let root: string;
+/** The tokens of the entities routes are sent `as`. */
+const tokens = new Map<string, string>();
 
 interface RouteSample {
   method: string;
@@ -17,6 +19,8 @@ interface RouteSample {
   path: string;
   /** A valid body, when the route takes one. */
   body?: Record<string, unknown>;
+  /** Sent with the token of this entity (created for it) instead of root's: a route that would end root's session. */
+  as?: string;
 }
 
 // One valid request per route; the test below checks this list against the OpenAPI document.
@@ -53,6 +57,7 @@ const ROUTES: Record<string, RouteSample> = {
   'POST /v1/auth/check': { method: 'POST', path: '/v1/auth/check', body: { id: 'alice', secret: 'alice-secret' } },
   'POST /v1/auth/change-secret': { method: 'POST', path: '/v1/auth/change-secret', body: { id: 'alice', oldSecret: 'alice-secret', newSecret: 'alice-secret' } },
   'POST /v1/auth/validate': { method: 'POST', path: '/v1/auth/validate', body: { token: 'x.y.z' } },
+  'POST /v1/auth/logout': { method: 'POST', path: '/v1/auth/logout', as: 'leaver' },
   'GET /v1/auth/whoami': { method: 'GET', path: '/v1/auth/whoami' },
   'GET /v1/auth/jwks': { method: 'GET', path: '/v1/auth/jwks' },
   'GET /healthz': { method: 'GET', path: '/healthz' },
@@ -92,7 +97,7 @@ function wrongTypeFor(value: unknown): unknown[] {
 }
 
 function send(route: RouteSample, body: unknown, headers: Record<string, string> = {}): Promise<ApiResponse> {
-  return call(server.url, route.method, route.path, { token: root, body, headers });
+  return call(server.url, route.method, route.path, { token: route.as === undefined ? root : tokens.get(route.as)!, body, headers });
 }
 
 before(async () => {
@@ -108,6 +113,10 @@ before(async () => {
   for (const [method, path, body] of setup) {
     const response = await call(server.url, method, path, { token: root, ...(body !== undefined && { body }) });
     assert.ok(response.status < 300, `setup ${method} ${path}: ${response.text}`);
+  }
+  for (const id of new Set(Object.values(ROUTES).flatMap((r) => r.as ?? []))) {
+    await call(server.url, 'POST', '/v1/entities', { token: root, body: { id, secret: `${id}-secret` } });
+    tokens.set(id, await login(server.url, id, `${id}-secret`));
   }
 });
 

@@ -2,13 +2,14 @@
 // port 0 (in-process, or as a child process found ready by its "listening" log line), fast
 // hash parameters, throwaway data and config directories, and every child killed at the end.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { importPKCS8, SignJWT } from 'jose';
+import { decodeJwt, importPKCS8, SignJWT } from 'jose';
 import { pino } from 'pino';
 import { SIGNING_KEY_FILE } from '../../src/api/tokens.js';
 import { startServer, type ServerHandle } from '../../src/server.js';
@@ -156,10 +157,34 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv, stdin = ''): Prom
   });
 }
 
-/** A token signed with the server's own key but carrying whatever claims the test wants (e.g. already expired). */
-export async function forgeToken(dataDir: string, claims: { sub: string; caps: string[]; iat: number; exp: number }): Promise<string> {
+export interface ForgedClaims {
+  sub: string;
+  caps: string[];
+  iat: number;
+  exp: number;
+  /** The token generation; absent: none (a token the server refuses unless it fails earlier, e.g. expired). */
+  gen?: string;
+  /** The audience: "keyhold" by default, as the server issues; null: none. */
+  aud?: string | null;
+}
+
+/** A token signed with the server's own key but carrying whatever claims the test wants (e.g. already expired); otherwise shaped as the server issues them. */
+export async function forgeToken(dataDir: string, claims: ForgedClaims): Promise<string> {
   const key = await importPKCS8(readFileSync(join(dataDir, SIGNING_KEY_FILE), 'utf8'), 'EdDSA');
-  return new SignJWT({ caps: claims.caps }).setProtectedHeader({ alg: 'EdDSA', typ: 'JWT' }).setIssuer('keyhold').setSubject(claims.sub).setIssuedAt(claims.iat).setExpirationTime(claims.exp).sign(key);
+  const jwt = new SignJWT({ caps: claims.caps, ...(claims.gen !== undefined && { gen: claims.gen }) })
+    .setProtectedHeader({ alg: 'EdDSA', typ: 'JWT' })
+    .setIssuer('keyhold')
+    .setSubject(claims.sub)
+    .setJti(randomUUID())
+    .setIssuedAt(claims.iat)
+    .setExpirationTime(claims.exp);
+  const aud = claims.aud === undefined ? 'keyhold' : claims.aud;
+  return (aud === null ? jwt : jwt.setAudience(aud)).sign(key);
+}
+
+/** What a token says, unverified (e.g. to forge one that differs from a real one in one claim). */
+export function tokenClaims(token: string): ForgedClaims {
+  return decodeJwt(token) as unknown as ForgedClaims;
 }
 
 export interface ApiResponse {

@@ -57,6 +57,17 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX expansions_by_target ON expansions (target, group_name);
     `,
   },
+  {
+    description: 'token generations: one random value per entity that its tokens must carry',
+    sql: `
+      -- Replaced on a secret change, a lock and a logout; new for every created entity, gone with it.
+      CREATE TABLE token_generations (
+        entity_id TEXT PRIMARY KEY REFERENCES entities (id) ON DELETE CASCADE,
+        generation TEXT NOT NULL
+      ) STRICT, WITHOUT ROWID;
+      INSERT INTO token_generations (entity_id, generation) SELECT id, lower(hex(randomblob(16))) FROM entities;
+    `,
+  },
 ];
 
 /** Brings the database up to the latest schema version; refuses a database from a newer keyhold. */

@@ -15,6 +15,8 @@ const DEFAULT_SEARCH_LIMIT = 100;
 /** How long a connection waits for another process's lock before SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 5000;
 const INT32_MAX = 2147483647;
+/** A new token generation: 128 random bits, as the migration that created the table made them. */
+const NEW_GENERATION = 'lower(hex(randomblob(16)))';
 
 interface EntityRow {
   id: string;
@@ -159,6 +161,10 @@ class SqliteReader implements StoreReader {
     return settle(() => this.managed(group));
   }
 
+  tokenGeneration(entityId: string): Promise<string | undefined> {
+    return settle(() => this.db.prepare<[string], { generation: string }>('SELECT generation FROM token_generations WHERE entity_id = ?').get(entityId)?.generation);
+  }
+
   protected expanding(group: string): string[] {
     return this.names('SELECT group_name AS name FROM expansions WHERE target = ? ORDER BY group_name', group);
   }
@@ -210,6 +216,7 @@ class SqliteTransaction extends SqliteReader implements StoreTransaction {
         entity.meta.legalName,
         entityData(entity),
       );
+      db.prepare(`INSERT INTO token_generations (entity_id, generation) VALUES (?, ${NEW_GENERATION})`).run(entity.id);
       return { ...entity, number, meta: { ...entity.meta, groups: [] } };
     }, { kind: 'entity', key: entity.id, number: entity.number });
   }
@@ -224,6 +231,10 @@ class SqliteTransaction extends SqliteReader implements StoreTransaction {
 
   deleteEntity(id: string): Promise<void> {
     return this.change('DELETE FROM entities WHERE id = ?', [id], () => new KeyholdError('KH_ERR_ENTITY_NOT_FOUND', `no entity "${id}"`));
+  }
+
+  renewTokenGeneration(entityId: string): Promise<void> {
+    return this.change(`UPDATE token_generations SET generation = ${NEW_GENERATION} WHERE entity_id = ?`, [entityId]);
   }
 
   insertGroup(group: Group): Promise<Group> {
@@ -307,6 +318,8 @@ export class SqliteStore implements Store {
   readonly reader: StoreReader;
   /** The tail of the write queue: each write starts when the one before it has settled. */
   private queue: Promise<unknown> = Promise.resolve();
+  /** Read per authenticated request, so prepared once. */
+  private readonly dataVersion: Database.Statement<[], number>;
 
   private constructor(
     private readonly writer: Database.Database,
@@ -315,6 +328,7 @@ export class SqliteStore implements Store {
     private readonly scratchDir: string | undefined,
   ) {
     this.reader = new SqliteReader(readerDb);
+    this.dataVersion = readerDb.prepare<[], number>('PRAGMA data_version').pluck();
   }
 
   /**
@@ -362,6 +376,14 @@ export class SqliteStore implements Store {
       if (this.writer.inTransaction) this.writer.exec('ROLLBACK');
       throw err;
     }
+  }
+
+  /**
+   * SQLite's data_version on the read connection, which never writes itself: it changes whenever
+   * any other connection (the write connection, another process) has committed since it was last read.
+   */
+  changeCounter(): Promise<number> {
+    return settle(() => this.dataVersion.get()!);
   }
 
   /** Waits for queued writes, then closes both connections. */
