@@ -85,7 +85,7 @@ export function authCommands(): Command {
     .command('logout')
     .description('end every session of the logged-in entity on this server (all its tokens are revoked), then forget the saved token')
     .action(async (_options, command: Command) => {
-      const ctx = new CommandContext(command);
+      const ctx = new CommandContext(command, { renewLogin: false });
       const saved = loadLogin(ctx.server);
       if (!(process.env.KEYHOLD_TOKEN || saved)) return ctx.done(`no saved login for ${ctx.server} (in ${credentialsPath()})`, { ok: true, revoked: false, forgotten: false });
       const refusal = await ctx.client.post('/v1/auth/logout').then(

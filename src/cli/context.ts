@@ -25,12 +25,13 @@ export class CommandContext {
   readonly server: string;
   readonly json: boolean;
 
-  constructor(command: Command) {
+  /** `renewLogin: false`: a refused token is an answer to report, not a reason to ask for the secret (logout). */
+  constructor(command: Command, { renewLogin = true }: { renewLogin?: boolean } = {}) {
     const { server, json } = command.optsWithGlobals<GlobalOptions>();
     this.server = serverUrl(server);
     this.json = json;
     const saved = process.env.KEYHOLD_TOKEN ? undefined : loadLogin(this.server);
-    this.client = new ApiClient(this.server, process.env.KEYHOLD_TOKEN || saved?.token, this.expired(saved));
+    this.client = new ApiClient(this.server, process.env.KEYHOLD_TOKEN || saved?.token, renewLogin ? this.expired(saved) : undefined);
   }
 
   /** Gets a token for `id` and saves it for this server. */
