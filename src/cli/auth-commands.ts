@@ -50,7 +50,7 @@ export function authCommands(): Command {
     .description('show what the saved token says (validated by the server); --raw prints the token itself')
     .option('--raw', 'print the token (for Authorization: Bearer …)')
     .action(async (options: { raw?: boolean }, command: Command) => {
-      const ctx = new CommandContext(command);
+      const ctx = new CommandContext(command, { renewLogin: false });
       const saved = loadLogin(ctx.server);
       const token = process.env.KEYHOLD_TOKEN || saved?.token;
       if (!token) throw usageError(`no saved login for ${ctx.server}; run keyhold auth login ID`);
