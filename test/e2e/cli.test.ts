@@ -151,7 +151,7 @@ describe('keyhold CLI against a server process', () => {
     const publicHost = expectCode(await runCli(['serve'], serverEnv(dataDir, { KEYHOLD_HOST: '0.0.0.0' })), 2, 'public address without TLS');
     assert.match(publicHost.stderr, /0\.0\.0\.0 is reachable from other machines, so it needs tls\.cert and tls\.key/);
     const missing = expectCode(await runCli(['serve', '--config', `${dataDir}/nope.yaml`], serverEnv(dataDir)), 2, 'missing config file');
-    assert.match(missing.stderr, /nope\.yaml: \(file\): cannot read it: ENOENT/);
+    assert.match(missing.stderr, /nope\.yaml: \(file\): no such file; check the path given to --config/);
   });
 
   it('shows the generated root secret even when the first start then fails on a plugin', async () => {
@@ -160,7 +160,7 @@ describe('keyhold CLI against a server process', () => {
     mkdirSync(pluginDir);
     symlinkSync(fixture('exits-during-start'), join(pluginDir, 'broken'));
     const env = serverEnv(join(dataDir, 'data'), { KEYHOLD_PLUGIN_DIR: pluginDir });
-    const failed = expectCode(await runCli(['serve'], env), 1, 'a plugin fails to load');
+    const failed = expectCode(await runCli(['serve'], env), 2, 'a plugin fails to load (a deployment to fix: exit 2)');
     assert.match(failed.stderr, /broken/);
     const secret = /secret: (\S+)/.exec(failed.stdout)?.[1];
     assert.ok(secret, 'the secret was shown before the start failed');
