@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { KeyholdError } from './errors.js';
 import type { IdentityOperations } from './identity/operations.js';
+import { serverRequest } from './lifecycle/engine.js';
 
 export const BOOTSTRAP_ENV = 'KEYHOLD_BOOTSTRAP';
 export const DEFAULT_ROOT_ID = 'root';
@@ -42,9 +43,8 @@ export async function bootstrapRoot({ identity, countEntities, credentials, logg
     id = credentials.slice(0, at);
     secret = credentials.slice(at + 1);
   }
-  const info = { requestId: 'bootstrap', caller: null };
   // One operation, so a failure cannot leave a root without GLOBAL_ROOT (bootstrap never runs again once an entity exists).
-  await identity.createEntity(info, { id, secret, capabilities: ['GLOBAL_ROOT'] });
+  await identity.createEntity(serverRequest('bootstrap'), { id, secret, capabilities: ['GLOBAL_ROOT'] });
   logger.info({ entity: id }, 'bootstrap: created the first entity with GLOBAL_ROOT');
   return credentials ? null : { id, secret };
 }

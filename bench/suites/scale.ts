@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Identity } from '../../src/identity/identity.js';
 import { NO_PLUGINS } from '../../src/lifecycle/dispatcher.js';
-import { LifecycleEngine } from '../../src/lifecycle/engine.js';
+import { LifecycleEngine, serverRequest } from '../../src/lifecycle/engine.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { measureLatency, measureThroughput } from '../lib/measure.js';
 import { count, type BenchOptions } from '../lib/options.js';
@@ -14,7 +14,7 @@ import type { Report } from '../lib/report.js';
 import { LOW_HASH } from '../lib/server.js';
 
 const SUITE = 'scale';
-const INFO = { requestId: 'bench', caller: null };
+const INFO = serverRequest('bench');
 
 export async function scale(report: Report, options: BenchOptions): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'keyhold-bench-scale-'));

@@ -11,7 +11,7 @@ import { TokenRevocation } from '../../src/api/revocation.js';
 import { TokenService } from '../../src/api/tokens.js';
 import { Identity } from '../../src/identity/identity.js';
 import { NO_PLUGINS } from '../../src/lifecycle/dispatcher.js';
-import { LifecycleEngine } from '../../src/lifecycle/engine.js';
+import { LifecycleEngine, serverRequest } from '../../src/lifecycle/engine.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { measureLatency, measureThroughput, type LatencyFigures } from '../lib/measure.js';
 import { count, type BenchOptions } from '../lib/options.js';
@@ -22,7 +22,7 @@ import { median, microsSince, percentile } from '../lib/stats.js';
 
 const SUITE = 'tokens';
 const IN_FLIGHT = 8;
-const INFO = { requestId: 'bench', caller: null };
+const INFO = serverRequest('bench');
 const TTL_MS = 600_000;
 
 /** The realistic entity (5 groups, one of them giving a capability, plus its own) and a token of it. */

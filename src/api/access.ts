@@ -4,7 +4,9 @@
 //   - each mutation needs one capability, and GLOBAL_ROOT satisfies every capability;
 //   - a few mutations also admit a second kind of caller: the entity itself (its own keys) or
 //     a member of the group named by the group's `managedBy` (that group's memberships).
-// `allows` is the single capability rule; everything else here builds on it.
+// `allows` is the single capability rule; everything else here builds on it. The rules that
+// depend on the data (protected subjects, the last GLOBAL_ROOT holder) are the identity layer's,
+// checked inside the write transaction (src/identity/protection.ts), alternatives included.
 import type { FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import type { Capability } from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../errors.js';
@@ -29,7 +31,7 @@ export function allows(caller: TokenClaims, capability: Capability): boolean {
 }
 
 function forbidden(caller: TokenClaims, capability: Capability): KeyholdError {
-  return new KeyholdError('KH_ERR_FORBIDDEN', `this needs the ${capability} capability, which ${caller.sub} does not have`, { needed: capability });
+  return new KeyholdError('KH_ERR_FORBIDDEN', `this needs the ${capability} capability, which ${caller.sub} does not have`, { needed: [capability] });
 }
 
 /** Throws KH_ERR_FORBIDDEN unless `allows(caller, capability)`. */
@@ -37,9 +39,9 @@ export function demand(caller: TokenClaims, capability: Capability): void {
   if (!allows(caller, capability)) throw forbidden(caller, capability);
 }
 
-/** The request's identity for the lifecycle engine and hook contexts. */
+/** The request's identity for the lifecycle engine, hook contexts and the identity layer's rules (what its token carries). */
 export function requestInfo(request: FastifyRequest): RequestInfo {
-  return { requestId: request.id, caller: request.caller?.sub ?? null };
+  return { requestId: request.id, caller: request.caller?.sub ?? null, capabilities: request.caller?.caps ?? [] };
 }
 
 export class Access {

@@ -52,7 +52,8 @@ export function authRoutes(app: FastifyInstance, { identity, access, tokens, rev
     async (request, reply) => {
       const { id, oldSecret, newSecret } = request.body;
       const entity = await identity.authCheck(requestInfo(request), id, oldSecret);
-      await identity.setSecret({ requestId: request.id, caller: entity.id }, entity.id, newSecret);
+      // Proving the old secret grants no capability: enough to change one's own secret, nothing else.
+      await identity.setSecret({ requestId: request.id, caller: entity.id, capabilities: [] }, entity.id, newSecret);
       return reply.code(204).send();
     },
   );

@@ -2,7 +2,7 @@
 // group it INCLUDEs, minus the members of every group it EXCLUDEs (an exclusion also removes
 // direct members). Expansions form a graph without cycles (checked on every write); each walk
 // here still carries its path, so a cycle that got into the data anyway is reported, not looped on.
-import type { Group } from 'keyhold-plugin-sdk';
+import { CAPABILITIES, type Capability, type Entity, type Group } from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../errors.js';
 import type { StoreReader } from '../store/store.js';
 
@@ -77,6 +77,13 @@ export async function resolveGroupsOf(reader: StoreReader, direct: readonly stri
   const groups: Group[] = [];
   for (const name of [...candidates].sort()) if (await isMember(name)) groups.push(await graph.get(name));
   return groups;
+}
+
+/** What `entity` may do: its own capabilities plus those of every group it is in, expansions resolved, in catalog order. */
+export async function capabilitiesHeld(reader: StoreReader, entity: Entity): Promise<Capability[]> {
+  const held = new Set(entity.meta.capabilities);
+  for (const group of await resolveGroupsOf(reader, entity.meta.groups)) group.capabilities.forEach((c) => held.add(c));
+  return CAPABILITIES.filter((c) => held.has(c));
 }
 
 /**

@@ -1,7 +1,8 @@
 // The identity operations on the lifecycle engine and the store. Each mutating operation is one
 // LifecycleStep: request checks that need no data (names, shapes) happen before the step starts;
-// checks against the data (exists, member, cycles) happen in `change`, after PRE hooks, as the
-// contract says. Every step's `change` persists PRE's output together with the change itself.
+// checks against the data (exists, member, cycles, and the authorization rules of protection.ts)
+// happen in `change`, after PRE hooks, as the contract says. Every step's `change` persists PRE's
+// output together with the change itself.
 import { randomBytes } from 'node:crypto';
 import {
   CAPABILITIES,
@@ -25,7 +26,7 @@ import { KeyholdError } from '../errors.js';
 import type { Subject } from '../lifecycle/chain.js';
 import type { LifecycleEngine, LifecycleStep, RequestInfo } from '../lifecycle/engine.js';
 import type { SearchQuery, Store, StoreReader, StoreTransaction } from '../store/store.js';
-import { checkExpansions, resolveGroupsOf, resolveMembers } from './expansions.js';
+import { capabilitiesHeld, checkExpansions, resolveGroupsOf, resolveMembers } from './expansions.js';
 import {
   ENTITY_META_FIELDS,
   type CreateEntityInput,
@@ -37,6 +38,7 @@ import {
   type SetChange,
   type UntypedMetaChange,
 } from './operations.js';
+import { checkManagedBy, guardChange, type ChangeGuard, type ProtectedSubject } from './protection.js';
 import { hashSecret, needsRehash, resolveHashParams, verifySecret, type HashParams } from './secrets.js';
 
 /** Longest entity id or group name, in characters: room for e.g. e-mail-like ids, short enough for paths and logs. */
@@ -176,9 +178,11 @@ async function loadGroup(reader: StoreReader, name: string): Promise<Group> {
   return group;
 }
 
-/** The data checks every stored group passes: managedBy names a group (or itself), expansions are sound. */
+/** The data checks every stored group passes: managedBy names another group and leads back to none, expansions are sound. */
 async function checkGroup(tx: StoreTransaction, group: Group): Promise<void> {
+  // A group naming itself (not stored yet when created) is refused as a managedBy cycle instead.
   if (group.managedBy !== '' && group.managedBy !== group.name) await loadGroup(tx, group.managedBy);
+  await checkManagedBy(tx, group);
   await checkExpansions(tx, group);
 }
 
@@ -198,6 +202,9 @@ async function saveEntity(tx: StoreTransaction, entity: Entity): Promise<void> {
 }
 
 const AUTH_FAILED = 'unknown entity or wrong secret';
+
+/** Marks an operation that changes what its subject can do: protection.ts's rules apply. */
+const PROTECTED = true;
 
 export interface IdentityOptions {
   hash?: Partial<HashParams>;
@@ -236,7 +243,7 @@ export class Identity implements IdentityOperations {
     if (input.secret === undefined) return this.engine.run(create, info);
     // An initial secret is a SecretChange in the same transaction, so its hooks (a password policy) see it too.
     // Hashed before the transaction so that the ~40 ms hash does not hold the write lock.
-    const setSecret = this.secretStep(input.id, input.secret, await hashSecret(input.secret, this.hashParams));
+    const setSecret = this.secretStep(info, input.id, input.secret, await hashSecret(input.secret, this.hashParams));
     return (await this.engine.runAll([create, setSecret], info)) as Entity;
   }
 
@@ -269,36 +276,36 @@ export class Identity implements IdentityOperations {
 
   async entityKeys(info: RequestInfo, id: string, change: SetChange<string>): Promise<Entity> {
     if (typeof change.value !== 'string' || change.value.trim() === '' || /\p{Cc}/u.test(change.value)) throw invalidInput('a key must be a non-empty line of text');
-    return this.changeEntity(info, 'EntityUpdate', 'entity.keys', id, { change }, (e) => ({ ...e, meta: { ...e.meta, keys: applySet(e.meta.keys, change) } }));
+    return this.changeEntity(info, 'EntityUpdate', 'entity.keys', id, { change }, (e) => ({ ...e, meta: { ...e.meta, keys: applySet(e.meta.keys, change) } }), PROTECTED);
   }
 
   async entityCapabilities(info: RequestInfo, id: string, change: SetChange<Capability>): Promise<Entity> {
     checkCapability(change.value);
-    return this.changeEntity(info, 'EntityUpdate', 'entity.capabilities', id, { change }, (e) => ({ ...e, meta: { ...e.meta, capabilities: applySet(e.meta.capabilities, change) } }));
+    return this.changeEntity(info, 'EntityUpdate', 'entity.capabilities', id, { change }, (e) => ({ ...e, meta: { ...e.meta, capabilities: applySet(e.meta.capabilities, change) } }), PROTECTED);
   }
 
   async lockEntity(info: RequestInfo, id: string): Promise<Entity> {
-    return this.changeEntity(info, 'EntityLock', 'entity.lock', id, {}, (e) => ({ ...e, meta: { ...e.meta, locked: true } }));
+    return this.changeEntity(info, 'EntityLock', 'entity.lock', id, {}, (e) => ({ ...e, meta: { ...e.meta, locked: true } }), PROTECTED);
   }
 
   async unlockEntity(info: RequestInfo, id: string): Promise<Entity> {
-    return this.changeEntity(info, 'EntityUnlock', 'entity.unlock', id, {}, (e) => ({ ...e, meta: { ...e.meta, locked: false } }));
+    return this.changeEntity(info, 'EntityUnlock', 'entity.unlock', id, {}, (e) => ({ ...e, meta: { ...e.meta, locked: false } }), PROTECTED);
   }
 
   destroyEntity(info: RequestInfo, id: string): Promise<void> {
-    return this.destroyStep(info, 'EntityDestroy', 'entity.destroy', (tx) => loadEntity(tx, id), (tx) => tx.deleteEntity(id));
+    return this.destroyStep(info, 'EntityDestroy', 'entity.destroy', { entity: id }, (tx) => loadEntity(tx, id), (tx) => tx.deleteEntity(id));
   }
 
   async setSecret(info: RequestInfo, id: string, secret: string): Promise<void> {
     checkSecret(secret);
-    await this.engine.run(this.secretStep(id, secret, await hashSecret(secret, this.hashParams)), info);
+    await this.engine.run(this.secretStep(info, id, secret, await hashSecret(secret, this.hashParams)), info);
   }
 
   /** SecretChange: the plain text goes to its hooks only (a password policy needs it), never further. */
-  private secretStep(id: string, secret: string, hash: string): LifecycleStep<Entity> {
+  private secretStep(info: RequestInfo, id: string, secret: string, hash: string): LifecycleStep<Entity> {
     // A new secret revokes every token issued under the old one (same transaction: both or neither).
     const change = async (tx: StoreTransaction, e: Entity) => (await tx.renewTokenGeneration(id), { ...e, secret: hash });
-    return this.updateStep('SecretChange', 'entity.set-secret', { secret }, (tx) => loadEntity(tx, id), change, saveEntity);
+    return this.updateStep('SecretChange', 'entity.set-secret', { secret }, (tx) => loadEntity(tx, id), change, saveEntity, guardChange(info, [{ entity: id }]));
   }
 
   async authCheck(info: RequestInfo, id: string, secret: string): Promise<Entity> {
@@ -339,10 +346,7 @@ export class Identity implements IdentityOperations {
   }
 
   async effectiveCapabilities(id: string): Promise<Capability[]> {
-    const entity = await loadEntity(this.store.reader, id);
-    const capabilities = new Set(entity.meta.capabilities);
-    for (const group of await resolveGroupsOf(this.store.reader, entity.meta.groups)) group.capabilities.forEach((c) => capabilities.add(c));
-    return CAPABILITIES.filter((c) => capabilities.has(c));
+    return capabilitiesHeld(this.store.reader, await loadEntity(this.store.reader, id));
   }
 
   // Groups
@@ -380,7 +384,8 @@ export class Identity implements IdentityOperations {
 
   async updateGroup(info: RequestInfo, name: string, patch: GroupPatch): Promise<Group> {
     checkPatch(patch, ['displayName', 'managedBy']);
-    return this.changeGroup(info, 'group.update', name, { patch }, (g) => ({ ...g, ...patch }));
+    // Who manages a group decides its membership: a protected change; its display name is not.
+    return this.changeGroup(info, 'group.update', name, { patch }, (g) => ({ ...g, ...patch }), patch.managedBy !== undefined);
   }
 
   async groupUntypedMeta(info: RequestInfo, name: string, change: UntypedMetaChange): Promise<Group> {
@@ -399,19 +404,20 @@ export class Identity implements IdentityOperations {
 
   async groupCapabilities(info: RequestInfo, name: string, change: SetChange<Capability>): Promise<Group> {
     checkCapability(change.value);
-    return this.changeGroup(info, 'group.capabilities', name, { change }, (g) => ({ ...g, capabilities: applySet(g.capabilities, change) }));
+    return this.changeGroup(info, 'group.capabilities', name, { change }, (g) => ({ ...g, capabilities: applySet(g.capabilities, change) }), PROTECTED);
   }
 
   async groupExpansions(info: RequestInfo, name: string, change: SetChange<Expansion>): Promise<Group> {
     checkExpansionShape(change.value);
     const { mode, group: target } = change.value;
-    return this.changeGroup(info, 'group.expansions', name, { change }, (g) => {
+    const expand = (g: Group): Group => {
       if (change.action === 'add') return { ...g, expansions: [...g.expansions, { mode, group: target }] };
       if (!g.expansions.some((e) => e.mode === mode && e.group === target)) {
         throw new KeyholdError('KH_ERR_EXPANSION_NOT_FOUND', `group "${name}" has no ${mode} expansion of "${target}"`);
       }
       return { ...g, expansions: g.expansions.filter((e) => !(e.mode === mode && e.group === target)) };
-    });
+    };
+    return this.changeGroup(info, 'group.expansions', name, { change }, expand, PROTECTED);
   }
 
   async addMember(info: RequestInfo, group: string, entityId: string): Promise<Entity> {
@@ -437,12 +443,15 @@ export class Identity implements IdentityOperations {
 
   destroyGroup(info: RequestInfo, name: string): Promise<void> {
     // The database refuses while other groups expand or are managed by this one (KH_ERR_GROUP_IN_USE naming them).
-    return this.destroyStep(info, 'GroupDestroy', 'group.destroy', (tx) => loadGroup(tx, name), (tx) => tx.deleteGroup(name));
+    return this.destroyStep(info, 'GroupDestroy', 'group.destroy', { group: name }, (tx) => loadGroup(tx, name), (tx) => tx.deleteGroup(name));
   }
 
   // The shared shapes of the steps above.
 
-  /** Load, apply `mutate` to PRE's output and save it; POST's output is saved the same way. */
+  /**
+   * Load, apply `mutate` to PRE's output and save it; POST's output is saved the same way. With a
+   * `guard` (a change to what the subjects can do), its rules hold before the change and after each save.
+   */
   private updateStep<S extends Subject>(
     point: LifecyclePoint,
     operation: string,
@@ -450,31 +459,40 @@ export class Identity implements IdentityOperations {
     load: (tx: StoreTransaction) => Promise<S>,
     mutate: (tx: StoreTransaction, subject: S) => S | Promise<S>,
     save: (tx: StoreTransaction, subject: S) => Promise<void>,
+    guard?: ChangeGuard,
   ): LifecycleStep<S> {
+    const guardedSave = async (tx: StoreTransaction, subject: S) => {
+      await save(tx, subject);
+      await guard?.after(tx);
+    };
     return {
       point,
       operation,
       request: json(request),
       load,
       change: async (tx, subject) => {
+        await guard?.before(tx);
         const next = await mutate(tx, subject);
-        await save(tx, next);
+        await guardedSave(tx, next);
         return next;
       },
-      save,
+      save: guardedSave,
     };
   }
 
-  private changeEntity(info: RequestInfo, point: LifecyclePoint, operation: string, id: string, request: object, mutate: (entity: Entity) => Entity): Promise<Entity> {
-    return this.engine.run(this.updateStep(point, operation, request, (tx) => loadEntity(tx, id), (_tx, entity) => mutate(entity), saveEntity), info);
+  /** EntityUpdate/Lock/Unlock; `protect`: the operation changes what the entity can do (protection.ts). */
+  private changeEntity(info: RequestInfo, point: LifecyclePoint, operation: string, id: string, request: object, mutate: (entity: Entity) => Entity, protect = false): Promise<Entity> {
+    const guard = protect ? guardChange(info, [{ entity: id }]) : undefined;
+    return this.engine.run(this.updateStep(point, operation, request, (tx) => loadEntity(tx, id), (_tx, entity) => mutate(entity), saveEntity, guard), info);
   }
 
-  /** GroupUpdate; the group is checked (managedBy, expansions) before each save. */
-  private changeGroup(info: RequestInfo, operation: string, name: string, request: object, mutate: (group: Group) => Group): Promise<Group> {
-    return this.engine.run(this.updateStep('GroupUpdate', operation, request, (tx) => loadGroup(tx, name), (_tx, group) => mutate(group), saveGroup), info);
+  /** GroupUpdate; the group is checked (managedBy, expansions) before each save; `protect` as for changeEntity. */
+  private changeGroup(info: RequestInfo, operation: string, name: string, request: object, mutate: (group: Group) => Group, protect = false): Promise<Group> {
+    const guard = protect ? guardChange(info, [{ group: name }]) : undefined;
+    return this.engine.run(this.updateStep('GroupUpdate', operation, request, (tx) => loadGroup(tx, name), (_tx, group) => mutate(group), saveGroup, guard), info);
   }
 
-  /** MembershipAdd/Remove: the entity is the subject, the group is in the request; `apply` returns the new direct groups. */
+  /** MembershipAdd/Remove: the entity is the subject, the group is in the request; `apply` returns the new direct groups. Both are protected. */
   private changeMembership(
     info: RequestInfo,
     point: 'MembershipAdd' | 'MembershipRemove',
@@ -493,21 +511,26 @@ export class Identity implements IdentityOperations {
         return { ...entity, meta: { ...entity.meta, groups: await apply(tx, entity) } };
       },
       saveEntity,
+      guardChange(info, [{ entity: entityId }, { group }]),
     );
     return this.engine.run(step, info);
   }
 
-  /** Load, then delete; POST hooks see the object as it was, and nothing of theirs is saved. */
+  /** Load, then delete (a protected change of `subject`); POST hooks see the object as it was, and nothing of theirs is saved. */
   private async destroyStep<S extends Subject>(
     info: RequestInfo,
     point: 'EntityDestroy' | 'GroupDestroy',
     operation: string,
+    subject: ProtectedSubject,
     load: (tx: StoreTransaction) => Promise<S>,
     remove: (tx: StoreTransaction) => Promise<void>,
   ): Promise<void> {
-    const change = async (tx: StoreTransaction, subject: S) => {
+    const guard = guardChange(info, [subject]);
+    const change = async (tx: StoreTransaction, loaded: S) => {
+      await guard.before(tx);
       await remove(tx);
-      return subject;
+      await guard.after(tx);
+      return loaded;
     };
     await this.engine.run({ point, operation, request: {}, load, change }, info);
   }

@@ -4,16 +4,27 @@
 //
 // all inside one store transaction, so a failure at any stage writes nothing.
 // Plugins never see the secret hash: it is held aside here and put back before saving.
-import { hookName, type Entity, type HookContext, type JsonObject, type LifecyclePoint } from 'keyhold-plugin-sdk';
+import { hookName, type Capability, type Entity, type HookContext, type JsonObject, type LifecyclePoint } from 'keyhold-plugin-sdk';
 import type { Store, StoreTransaction } from '../store/store.js';
 import { runHook, type Subject } from './chain.js';
 import type { HookDispatcher } from './dispatcher.js';
 
-/** Who asked, for hook contexts and logs. */
+/** Who asked, for hook contexts, logs and the authorization rules that depend on the data. */
 export interface RequestInfo {
   requestId: string;
-  /** The authenticated entity id, or null for the server itself (bootstrap, tests). */
+  /** The authenticated entity id, or null for the server itself (bootstrap, tests) and for anonymous requests (login). */
   caller: string | null;
+  /**
+   * What the caller may do: its effective capabilities as its token carries them (none for an
+   * anonymous request); the server itself acts with GLOBAL_ROOT (serverRequest). The identity
+   * layer checks protected subjects against these (src/identity/protection.ts).
+   */
+  capabilities: readonly Capability[];
+}
+
+/** A request made by the server itself (bootstrap, maintenance): it may do everything. */
+export function serverRequest(requestId: string): RequestInfo {
+  return { requestId, caller: null, capabilities: ['GLOBAL_ROOT'] };
 }
 
 /** One operation, described as the stages the engine runs. */

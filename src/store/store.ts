@@ -1,7 +1,7 @@
 // The narrow storage interface the engine and the operations use. SQLite (sqlite/) is the
 // embedded default; a PostgreSQL store can implement the same interface for multi-replica sites.
 // Every method is async so that a networked store fits without changing callers.
-import type { Entity, Group } from 'keyhold-plugin-sdk';
+import type { Capability, Entity, Group } from 'keyhold-plugin-sdk';
 
 export interface SearchQuery {
   /** Case-insensitive substring of the id/name, display name or legal name; empty matches all. */
@@ -28,6 +28,10 @@ export interface StoreReader {
   groupsManagedBy(group: string): Promise<string[]>;
   /** The entity's token generation (what its tokens must carry), or undefined when there is no such entity. */
   tokenGeneration(entityId: string): Promise<string | undefined>;
+  /** Ids of the entities holding `capability` directly (not through groups), sorted. */
+  entitiesWithCapability(capability: Capability): Promise<string[]>;
+  /** Names of the groups carrying `capability` themselves (not through expansions), sorted. */
+  groupsWithCapability(capability: Capability): Promise<string[]>;
 }
 
 /**

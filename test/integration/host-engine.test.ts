@@ -36,7 +36,7 @@ describe('plugins in the lifecycle engine', () => {
     });
     t.after(() => host.stop());
     await host.start();
-    const info = { requestId: 'r1', caller: 'root' };
+    const info = { requestId: 'r1', caller: 'root', capabilities: ['GLOBAL_ROOT'] as const };
     const displayName = async () => (await store.reader.getEntity('alice'))!.meta.displayName;
 
     await assert.rejects(engine.run(renameAlice({ displayName: 'Vetoed', fault: 'veto' }), info), { code: 'KH_ERR_PLUGIN_VETO', status: 422 });

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import type { HookName, HookParams, HookResult, JsonObject } from 'keyhold-plugin-sdk';
 import { isKeyholdError, type ErrorCode, type KeyholdError } from '../../src/errors.js';
 import { NO_PLUGINS, PluginCallError, type FailureMode, type HookDispatcher, type HookHandler } from '../../src/lifecycle/dispatcher.js';
-import { LifecycleEngine, type RequestInfo } from '../../src/lifecycle/engine.js';
+import { LifecycleEngine, serverRequest, type RequestInfo } from '../../src/lifecycle/engine.js';
 import { Identity } from '../../src/identity/identity.js';
 import type { HashParams } from '../../src/identity/secrets.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
@@ -13,7 +13,8 @@ import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 /** Far below OWASP's setting: tests hash many secrets and only need argon2id's behaviour, not its cost. */
 export const FAST_HASH: HashParams = { memoryCost: 1024, timeCost: 1, parallelism: 1 };
 
-export const INFO: RequestInfo = { requestId: 'test-request', caller: null };
+/** The server itself asking: it may do everything (GLOBAL_ROOT). */
+export const INFO: RequestInfo = serverRequest('test-request');
 
 export interface Harness {
   store: SqliteStore;

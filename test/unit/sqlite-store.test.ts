@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { parseEntity, parseGroup, type Entity } from 'keyhold-plugin-sdk';
+import { encodeEntity, encodeGroup, parseEntity, parseGroup, type Entity } from 'keyhold-plugin-sdk';
 import { MIGRATIONS } from '../../src/store/sqlite/migrations.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { rejectsWith } from '../support/identity-harness.js';
@@ -42,6 +42,58 @@ describe('SqliteStore: schema and file', () => {
     raw.pragma(`user_version = ${MIGRATIONS.length + 1}`);
     raw.close();
     assert.throws(() => SqliteStore.open(file), new RegExp(`schema version ${MIGRATIONS.length + 1}, newer than this keyhold knows \\(${MIGRATIONS.length}\\)`));
+  });
+});
+
+describe('SqliteStore: holders of a capability', () => {
+  it('follows every write of an entity or group, and deletes with it', async () => {
+    const store = SqliteStore.open(':memory:');
+    try {
+      const root = parseEntity({ id: 'root', meta: { capabilities: ['GLOBAL_ROOT', 'LOCK_ENTITY'] } });
+      await store.write(async (tx) => {
+        await tx.insertEntity(root);
+        await tx.insertEntity(parseEntity({ id: 'plain' }));
+        await tx.insertGroup(parseGroup({ name: 'admins', capabilities: ['GLOBAL_ROOT'] }));
+        await tx.insertGroup(parseGroup({ name: 'lockers', capabilities: ['LOCK_ENTITY'] }));
+      });
+      assert.deepEqual(await store.reader.entitiesWithCapability('GLOBAL_ROOT'), ['root']);
+      assert.deepEqual(await store.reader.entitiesWithCapability('LOCK_ENTITY'), ['root']);
+      assert.deepEqual(await store.reader.groupsWithCapability('GLOBAL_ROOT'), ['admins']);
+      await store.write(async (tx) => {
+        await tx.updateEntity({ ...root, meta: { ...root.meta, capabilities: ['LOCK_ENTITY'] } });
+        await tx.updateGroup(parseGroup({ name: 'lockers', capabilities: ['GLOBAL_ROOT'] }));
+      });
+      assert.deepEqual(await store.reader.entitiesWithCapability('GLOBAL_ROOT'), []);
+      assert.deepEqual(await store.reader.groupsWithCapability('GLOBAL_ROOT'), ['admins', 'lockers']);
+      assert.deepEqual(await store.reader.groupsWithCapability('LOCK_ENTITY'), []);
+      await store.write(async (tx) => {
+        await tx.deleteEntity('root');
+        await tx.deleteGroup('admins');
+      });
+      assert.deepEqual(await store.reader.entitiesWithCapability('LOCK_ENTITY'), []);
+      assert.deepEqual(await store.reader.groupsWithCapability('GLOBAL_ROOT'), ['lockers']);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('are filled from the stored objects when a database made before this index is opened', async () => {
+    const file = join(dir, 'before-capability-index.sqlite');
+    const raw = new Database(file);
+    raw.exec(MIGRATIONS[0]!.sql);
+    raw.pragma('user_version = 1');
+    const encoded = (bytes: Uint8Array) => Buffer.from(bytes);
+    raw.prepare('INSERT INTO entities (id, number, secret, display_name, legal_name, data) VALUES (?, ?, ?, ?, ?, ?)').run('root', 1, '', '', '', encoded(encodeEntity(parseEntity({ id: 'root', meta: { capabilities: ['GLOBAL_ROOT'] } }))));
+    raw.prepare('INSERT INTO entities (id, number, secret, display_name, legal_name, data) VALUES (?, ?, ?, ?, ?, ?)').run('plain', 2, '', '', '', encoded(encodeEntity(parseEntity({ id: 'plain' }))));
+    raw.prepare('INSERT INTO groups (name, number, display_name, managed_by, data) VALUES (?, ?, ?, ?, ?)').run('lockers', 1, '', null, encoded(encodeGroup(parseGroup({ name: 'lockers', capabilities: ['LOCK_ENTITY'] }))));
+    raw.close();
+    const store = SqliteStore.open(file);
+    try {
+      assert.deepEqual(await store.reader.entitiesWithCapability('GLOBAL_ROOT'), ['root']);
+      assert.deepEqual(await store.reader.groupsWithCapability('LOCK_ENTITY'), ['lockers']);
+    } finally {
+      await store.close();
+    }
   });
 });
 

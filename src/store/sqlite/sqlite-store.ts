@@ -6,7 +6,7 @@ import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { decodeEntity, decodeGroup, encodeEntity, encodeGroup, type Entity, type ExpansionMode, type Group } from 'keyhold-plugin-sdk';
+import { decodeEntity, decodeGroup, encodeEntity, encodeGroup, type Capability, type Entity, type ExpansionMode, type Group } from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../../errors.js';
 import type { SearchQuery, Store, StoreReader, StoreTransaction } from '../store.js';
 import { migrate } from './migrations.js';
@@ -165,6 +165,14 @@ class SqliteReader implements StoreReader {
     return settle(() => this.db.prepare<[string], { generation: string }>('SELECT generation FROM token_generations WHERE entity_id = ?').get(entityId)?.generation);
   }
 
+  entitiesWithCapability(capability: Capability): Promise<string[]> {
+    return settle(() => this.names('SELECT entity_id AS name FROM entity_capabilities WHERE capability = ? ORDER BY entity_id', capability));
+  }
+
+  groupsWithCapability(capability: Capability): Promise<string[]> {
+    return settle(() => this.names('SELECT group_name AS name FROM group_capabilities WHERE capability = ? ORDER BY group_name', capability));
+  }
+
   protected expanding(group: string): string[] {
     return this.names('SELECT group_name AS name FROM expansions WHERE target = ? ORDER BY group_name', group);
   }
@@ -217,16 +225,18 @@ class SqliteTransaction extends SqliteReader implements StoreTransaction {
         entityData(entity),
       );
       db.prepare(`INSERT INTO token_generations (entity_id, generation) VALUES (?, ${NEW_GENERATION})`).run(entity.id);
+      this.writeCapabilities('entity', entity.id, entity.meta.capabilities);
       return { ...entity, number, meta: { ...entity.meta, groups: [] } };
     }, { kind: 'entity', key: entity.id, number: entity.number });
   }
 
-  updateEntity(entity: Entity): Promise<void> {
-    return this.change(
+  async updateEntity(entity: Entity): Promise<void> {
+    await this.change(
       'UPDATE entities SET secret = ?, display_name = ?, legal_name = ?, data = ? WHERE id = ?',
       [entity.secret, entity.meta.displayName, entity.meta.legalName, entityData(entity), entity.id],
       () => new KeyholdError('KH_ERR_ENTITY_NOT_FOUND', `no entity "${entity.id}"`),
     );
+    this.writeCapabilities('entity', entity.id, entity.meta.capabilities);
   }
 
   deleteEntity(id: string): Promise<void> {
@@ -249,6 +259,7 @@ class SqliteTransaction extends SqliteReader implements StoreTransaction {
         groupData(group),
       );
       this.writeExpansions(group);
+      this.writeCapabilities('group', group.name, group.capabilities);
       return { ...group, number };
     }, { kind: 'group', key: group.name, number: group.number });
   }
@@ -261,6 +272,7 @@ class SqliteTransaction extends SqliteReader implements StoreTransaction {
       if (result.changes === 0) throw new KeyholdError('KH_ERR_GROUP_NOT_FOUND', `no group "${group.name}"`);
       this.db.prepare('DELETE FROM expansions WHERE group_name = ?').run(group.name);
       this.writeExpansions(group);
+      this.writeCapabilities('group', group.name, group.capabilities);
     });
   }
 
@@ -282,6 +294,14 @@ class SqliteTransaction extends SqliteReader implements StoreTransaction {
       [entityId, group],
       () => new KeyholdError('KH_ERR_NOT_A_MEMBER', `"${entityId}" is not a direct member of "${group}"`),
     );
+  }
+
+  /** Replaces the by-capability copy of what the subject's blob says it holds. */
+  private writeCapabilities(kind: 'entity' | 'group', key: string, capabilities: readonly Capability[]): void {
+    const [table, column] = kind === 'entity' ? ['entity_capabilities', 'entity_id'] : ['group_capabilities', 'group_name'];
+    this.db.prepare(`DELETE FROM ${table} WHERE ${column} = ?`).run(key);
+    const insert = this.db.prepare(`INSERT INTO ${table} (${column}, capability) VALUES (?, ?)`);
+    for (const capability of new Set(capabilities)) insert.run(key, capability);
   }
 
   private writeExpansions(group: Group): void {
