@@ -1,5 +1,7 @@
 // Spawning and killing one plugin process. The child gets stdio pipes, the magic cookie and a
 // minimal environment: nothing of the host's (secrets, tokens, NODE_OPTIONS, extra CA files).
+// Each plugin leads a process group of its own, and signals go to the whole group: processes a
+// plugin starts end with it (stop, crash, reload), instead of living on as orphans.
 import { execa } from 'execa';
 import { dirname } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -19,8 +21,9 @@ export interface PluginProcess {
   readonly stdin: Writable;
   readonly stdout: Readable;
   readonly stderr: Readable;
-  /** Resolves once the process is gone (or never started). */
+  /** Resolves once the process is gone (or never started); what was left of its group has been sent SIGKILL by then. */
   readonly exited: Promise<ExitInfo>;
+  /** Signals the plugin's process group: the plugin and the processes it started. */
   kill(signal: NodeJS.Signals): void;
 }
 
@@ -36,7 +39,20 @@ export function pluginEnvironment(): Record<string, string> {
   return env;
 }
 
-/** Starts the plugin executable in its own directory. */
+/** Sends `signal` to the process group led by `pid`; a group that is already empty is no error. */
+function signalGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // ESRCH: nothing left in the group.
+  }
+}
+
+/** The groups of plugins still running: a host that exits without stopping them (a second Ctrl-C, a fatal error) ends them on its way out. */
+const runningGroups = new Set<number>();
+let endGroupsOnExit = false;
+
+/** Starts the plugin executable in its own directory, as the leader of a new process group. */
 export function spawnPlugin(file: PluginFile): PluginProcess {
   const child = execa(file.path, [], {
     stdio: 'pipe',
@@ -45,11 +61,26 @@ export function spawnPlugin(file: PluginFile): PluginProcess {
     env: pluginEnvironment(),
     extendEnv: false,
     cwd: dirname(file.path),
+    // setsid(): the plugin's pid is its group's id, so the group can be signalled as one.
+    detached: true,
     // The stop sequence below owns signals; execa's own delayed SIGKILL would race it.
     forceKillAfterDelay: false,
   });
+  const pid = child.pid;
+  let running = pid !== undefined;
+  if (pid !== undefined) runningGroups.add(pid);
+  if (!endGroupsOnExit) {
+    endGroupsOnExit = true;
+    process.once('exit', () => runningGroups.forEach((group) => signalGroup(group, 'SIGTERM')));
+  }
   const exited = new Promise<ExitInfo>((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }));
+    child.once('exit', (code, signal) => {
+      running = false;
+      runningGroups.delete(pid!);
+      // The plugin is gone; what it started is not needed by anyone (and would hold its pipes open).
+      signalGroup(pid!, 'SIGKILL');
+      resolve({ code, signal });
+    });
     child.once('error', (err) => resolve({ code: null, signal: null, spawnError: err.message }));
   });
   // With reject: false execa's own promise never rejects; the events above carry everything.
@@ -60,7 +91,9 @@ export function spawnPlugin(file: PluginFile): PluginProcess {
     stdout: child.stdout,
     stderr: child.stderr,
     exited,
-    kill: (signal) => void child.kill(signal),
+    kill: (signal) => {
+      if (running) signalGroup(pid!, signal);
+    },
   };
 }
 
@@ -79,7 +112,8 @@ export async function settlesWithin(promise: Promise<unknown>, ms: number): Prom
 
 /**
  * Stops a plugin the polite way first: `askToExit` (the shutdown request and closing stdin), up to
- * `graceMs` for it to exit, then SIGTERM and another grace period, then SIGKILL.
+ * `graceMs` for it to exit, then SIGTERM to its process group and another grace period, then
+ * SIGKILL to the group. Once the plugin has exited, the rest of its group is killed (spawnPlugin).
  */
 export async function stopProcess(proc: PluginProcess, graceMs: number, askToExit: () => Promise<unknown>): Promise<ExitInfo> {
   if (await settlesWithin(Promise.all([askToExit().catch(() => undefined), proc.exited]), graceMs)) return proc.exited;
