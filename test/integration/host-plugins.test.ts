@@ -143,6 +143,17 @@ describe('stopping plugins', () => {
     await once(hostProcess, 'exit');
     for (const pid of pids) await waitForExit(pid);
   });
+
+  it('ends the plugins when the host exits without stopping them, also one that ignores its stdin closing', async (t) => {
+    const dir = pluginDir(t, { stubborn: 'ignores-stdin-close' });
+    const hostProcess = spawn(process.execPath, [fileURLToPath(new URL('../fixtures/host-process.js', import.meta.url)), dir, 'exit'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    t.after(() => hostProcess.kill('SIGKILL'));
+    const [line] = (await once(hostProcess.stdout, 'data')) as [Buffer];
+    const [pid] = JSON.parse(line.toString()) as number[];
+    t.after(() => processGone(pid!) || process.kill(pid!, 'SIGKILL'));
+    await once(hostProcess, 'exit');
+    await waitForExit(pid!);
+  });
 });
 
 describe('checks before and around running plugins', () => {
