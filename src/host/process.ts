@@ -30,10 +30,18 @@ export interface PluginProcess {
 /** Variables a plugin may need to run at all; everything else of the host's stays out. */
 const PASSED_THROUGH = ['PATH', 'HOME', 'LANG', 'TZ'] as const;
 
-export function pluginEnvironment(): Record<string, string> {
+/**
+ * Test runs only: scripts/run-tests.mjs marks the processes it starts with a random id, which the
+ * plugins of a marked host inherit, so that its check for left-behind processes counts its own and
+ * no keyhold server running beside it. Never set in production, so never passed there.
+ */
+export const TEST_RUN_ENV = 'KEYHOLD_TEST_RUN_ID';
+
+/** The environment a plugin starts with, built from the host's own (`hostEnv`). */
+export function pluginEnvironment(hostEnv: NodeJS.ProcessEnv = process.env): Record<string, string> {
   const env: Record<string, string> = { [MAGIC_COOKIE_KEY]: MAGIC_COOKIE_VALUE };
-  for (const key of PASSED_THROUGH) {
-    const value = process.env[key];
+  for (const key of [...PASSED_THROUGH, TEST_RUN_ENV]) {
+    const value = hostEnv[key];
     if (value !== undefined) env[key] = value;
   }
   return env;
