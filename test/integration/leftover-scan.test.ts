@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, it } from 'node:test';
+import { after, it, type TestContext } from 'node:test';
 import { fixture, processGone } from '../fixtures/plugin-host.js';
 import { killChildren, scratchDir, serverEnv, startServerProcess } from '../support/keyhold.js';
 import { leftoverProcesses, markedProcesses, TEST_RUN_ENV } from '../support/leftovers.js';
@@ -14,7 +14,7 @@ import { leftoverProcesses, markedProcesses, TEST_RUN_ENV } from '../support/lef
 after(killChildren);
 
 /** `keyhold serve` with one plugin that starts a child; `marker` is its TEST_RUN_ENV (undefined: none). */
-async function server(name: string, marker: string | undefined) {
+async function server(t: TestContext, name: string, marker: string | undefined) {
   const dir = scratchDir(`leftovers-${name}`);
   const plugins = join(dir, 'plugins');
   mkdirSync(plugins);
@@ -24,16 +24,16 @@ async function server(name: string, marker: string | undefined) {
   const child = records.find((r) => typeof r.childPid === 'number');
   assert.ok(child, `the plugin logged no child pid:\n${started.stdout()}`);
   const pids = { server: started.child.pid!, plugin: child.pid as number, child: child.childPid as number };
-  after(() => {
+  t.after(() => {
     if (!processGone(pids.child)) process.kill(pids.child, 'SIGKILL');
   });
   return { ...started, pids };
 }
 
-it('counts the processes of its own run, plugins and their children included, and no unmarked server beside them', async () => {
+it('counts the processes of its own run, plugins and their children included, and no unmarked server beside them', async (t) => {
   const runId = randomUUID();
-  const beside = await server('beside', undefined);
-  const ours = await server('ours', runId);
+  const beside = await server(t, 'beside', undefined);
+  const ours = await server(t, 'ours', runId);
   const counted = markedProcesses(runId).map((p) => p.pid).sort();
   assert.deepEqual(counted, [ours.pids.server, ours.pids.plugin, ours.pids.child].sort());
   for (const pid of Object.values(beside.pids)) assert.ok(!processGone(pid), `the server beside the run (${pid}) is running`);
