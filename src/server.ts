@@ -75,15 +75,9 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
     const tokens = await TokenService.open(config.dataDir, config.tokenTtlMs);
     const metrics = new Registry();
     collectDefaultMetrics({ register: metrics, prefix: 'keyhold_' });
-    const plugins = new PluginHost({
-      settings: config.plugins,
-      // A reload takes the `plugins:` section as the file says now; the rest of a changed file needs a restart (it is checked all the same).
-      readSettings: () => loadConfig(configSource).plugins,
-      logger,
-      registry: metrics,
-      hostVersion: VERSION,
-      onSwap: (dispatcher) => engine.setDispatcher(dispatcher),
-    });
+    // A reload takes the `plugins:` section as the file says then; the rest of a changed file needs a restart (it is checked all the same).
+    const readSettings = () => loadConfig(configSource).plugins;
+    const plugins = new PluginHost({ settings: config.plugins, readSettings, logger, registry: metrics, hostVersion: VERSION, onSwap: (dispatcher) => engine.setDispatcher(dispatcher) });
     // Cleanups run in reverse: the HTTP server closes (waiting for requests in flight) before the plugins stop.
     cleanups.push(() => plugins.stop());
 
