@@ -1,9 +1,13 @@
 #!/usr/bin/env node
 // `npm test`: runs every compiled test file under dist/test with Node's test runner, then
 // fails the run if any process a test started is still alive (no test may leave a child behind).
+// Only this run's processes count: they carry a random marker in their environment (see
+// test/support/leftovers.ts), so a keyhold server running beside the tests does not fail them.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { leftoverProcesses, TEST_RUN_ENV } from '../dist/test/support/leftovers.js';
 
 function testFiles(dir) {
   return readdirSync(dir).flatMap((name) => {
@@ -13,20 +17,13 @@ function testFiles(dir) {
   });
 }
 
+const runId = randomUUID();
 const files = testFiles('dist/test').sort();
-const run = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...process.argv.slice(2), ...files], { stdio: 'inherit' });
+const run = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...process.argv.slice(2), ...files], { stdio: 'inherit', env: { ...process.env, [TEST_RUN_ENV]: runId } });
 
-// Any process still carrying the plugin cookie in its environment was started by a test and left behind.
-const leftovers = [];
-for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-  try {
-    if (readFileSync(`/proc/${pid}/environ`, 'latin1').includes('KEYHOLD_PLUGIN_MAGIC_COOKIE=')) leftovers.push(pid);
-  } catch {
-    // The process ended while we looked, or is not ours to read.
-  }
-}
+const leftovers = await leftoverProcesses(runId);
 if (leftovers.length > 0) {
-  console.error(`test run left ${leftovers.length} plugin process(es) behind: pids ${leftovers.join(', ')}`);
+  console.error(`test run left ${leftovers.length} process(es) behind:\n${leftovers.map((p) => `  ${p.pid}  ${p.command}`).join('\n')}`);
   process.exit(1);
 }
 process.exit(run.status ?? 1);

@@ -29,6 +29,7 @@ export const ERRORS = {
   KH_ERR_BODY_TOO_LARGE: { status: 413, summary: 'the request body is over the size limit' },
   KH_ERR_PLUGIN_VETO: { status: 422, summary: 'a plugin refused the request' },
   KH_ERR_INTERNAL: { status: 500, summary: 'an unexpected server error' },
+  KH_ERR_CONFIG_INVALID: { status: 500, summary: "the server's settings file is not valid (a plugin reload read it); nothing was changed" },
   KH_ERR_PLUGIN_FAILED: { status: 502, summary: 'a plugin crashed or failed while handling the request' },
   KH_ERR_PLUGIN_INVALID_RESULT: { status: 502, summary: 'a plugin returned an object that is not valid' },
   KH_ERR_PLUGIN_UNAVAILABLE: { status: 503, summary: 'a plugin this request needs is down' },

@@ -9,7 +9,7 @@ import { buildApi } from './api/app.js';
 import { TokenRevocation } from './api/revocation.js';
 import { TokenService } from './api/tokens.js';
 import { BOOTSTRAP_ENV, bootstrapNotice, bootstrapRoot, type GeneratedRoot } from './bootstrap.js';
-import { checkListenSafety, loadConfig, type KeyholdConfig } from './config.js';
+import { checkListenSafety, loadConfig, type KeyholdConfig, type LoadConfigOptions } from './config.js';
 import { PluginHost } from './host/host.js';
 import { Identity } from './identity/identity.js';
 import { LifecycleEngine } from './lifecycle/engine.js';
@@ -38,7 +38,7 @@ export interface ServerHandle {
   url: string;
   config: KeyholdConfig;
   logger: Logger;
-  /** Loads the plugin set again (SIGHUP, POST /v1/plugins/reload); the old set stays when the new one fails. */
+  /** Loads the plugin set again with the `plugins:` settings read again (SIGHUP, POST /v1/plugins/reload); the old set stays when the settings or a new plugin fail. */
   reloadPlugins: PluginHost['reload'];
   /** Stops accepting requests, waits for those in flight, stops plugins and closes the store. Safe to call twice. */
   close(): Promise<void>;
@@ -53,7 +53,9 @@ function urlOf(config: KeyholdConfig, port: number): string {
 
 export async function startServer(options: StartOptions = {}): Promise<ServerHandle> {
   const env = options.env ?? process.env;
-  const config = loadConfig({ ...(options.configFile !== undefined && { file: options.configFile }), env, ...(options.cwd !== undefined && { cwd: options.cwd }) });
+  // Kept for plugin reloads, which read the settings again from the same place.
+  const configSource: LoadConfigOptions = { ...(options.configFile !== undefined && { file: options.configFile }), env, cwd: options.cwd ?? process.cwd() };
+  const config = loadConfig(configSource);
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   const insecureWarning = checkListenSafety(config);
   if (insecureWarning) logger.warn(insecureWarning);
@@ -76,7 +78,9 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
     const tokens = await TokenService.open(config.dataDir, config.tokenTtlMs);
     const metrics = new Registry();
     collectDefaultMetrics({ register: metrics, prefix: 'keyhold_' });
-    const plugins = new PluginHost({ settings: config.plugins, logger, registry: metrics, hostVersion: VERSION, onSwap: (dispatcher) => engine.setDispatcher(dispatcher) });
+    // A reload takes the `plugins:` section as the file says then; the rest of a changed file needs a restart (it is checked all the same).
+    const readSettings = () => loadConfig(configSource).plugins;
+    const plugins = new PluginHost({ settings: config.plugins, readSettings, logger, registry: metrics, hostVersion: VERSION, onSwap: (dispatcher) => engine.setDispatcher(dispatcher) });
     // Cleanups run in reverse: the HTTP server closes (waiting for requests in flight) before the plugins stop.
     cleanups.push(() => plugins.stop());
 

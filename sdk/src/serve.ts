@@ -27,6 +27,22 @@ const RUN_BY_HAND =
   "This is a keyhold plugin. It is started by the keyhold server, not run directly: drop it into the server's plugin directory.";
 
 /**
+ * Exits, ending the plugin's process group on the way: the host starts every plugin as the leader
+ * of a group of its own, so the processes the plugin started (and did not move to another group)
+ * get SIGTERM instead of outliving it, also when the host was killed and cannot end them itself.
+ */
+function exitWithGroup(code: number): never {
+  // The group's SIGTERM reaches this process too: ignored, so that the exit status is `code`.
+  process.on('SIGTERM', () => {});
+  try {
+    process.kill(-process.pid, 'SIGTERM');
+  } catch {
+    // ESRCH: not a group leader (started by something other than the host), no group of its own to end.
+  }
+  process.exit(code);
+}
+
+/**
  * Takes fd 1 for the wire and points process.stdout.write (and so console.log) at stderr, which
  * the host keeps as log lines: a stray print can then never corrupt a message. Done when this
  * module is first imported, i.e. before the plugin's own top-level code runs, and only inside a
@@ -38,7 +54,7 @@ function claimStdout(): Writable {
   const writeToPipe = stdout.write.bind(stdout);
   stdout.write = process.stderr.write.bind(process.stderr) as typeof stdout.write;
   // The host is gone when its end of the pipe is: nothing left to do.
-  stdout.on('error', () => process.exit(0));
+  stdout.on('error', () => exitWithGroup(0));
   return new Writable({
     // Strings pass through as they are: no copy into a Buffer on the way.
     decodeStrings: false,
@@ -146,12 +162,12 @@ export function serve(plugin: NullPlugin): void {
   // The host closes stdin right after this answer; the exit follows from that.
   connection.onRequest(ShutdownRequest, () => null);
   // stdin closed: the host stopped us, or died (even by SIGKILL). Either way there is no one left to serve.
-  connection.onClose(() => process.exit(0));
+  connection.onClose(() => exitWithGroup(0));
   // The host's stream cannot be read any further (a broken host): stop, saying why.
   connection.onError(([err]) => {
     if (!(err instanceof FramingError)) return;
     process.stderr.write(`keyhold plugin: stopping: the host ${err.message}\n`);
-    process.exit(1);
+    exitWithGroup(1);
   });
 
   routeLogsToHost((record) => void connection.sendNotification(LogNotification, record));

@@ -84,7 +84,7 @@ export function registerPluginCommands(program: Command, deps: PluginCommandDeps
 
   plugin
     .command('reload')
-    .description('start the plugin set again on the server; if any plugin fails to load, the old set keeps serving and the reasons are printed (exit 1)')
+    .description('start the plugin set again on the server, with the plugins: settings read again from its settings file; if the file is not valid or any plugin fails to load, the old set keeps serving and the reasons are printed (exit 1)')
     .action(async (_options, command: Command) => {
       const ctx = new CommandContext(command);
       const result = await ctx.client.post<ReloadResult>('/v1/plugins/reload');

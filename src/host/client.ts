@@ -23,12 +23,13 @@ import {
 import { pino, type Logger } from 'pino';
 import { PluginCallError } from '../lifecycle/dispatcher.js';
 import { settlesWithin, stopProcess, type ExitInfo, type PluginProcess } from './process.js';
+import { readLines } from './stderr-lines.js';
 
 // The SDK's copy of vscode-jsonrpc, the one its connection is made of (sdk/src/jsonrpc.ts).
 const { CancellationTokenSource, ErrorCodes, ResponseError } = jsonrpc;
 type CancellationToken = jsonrpc.CancellationToken;
 
-/** Stderr lines longer than this are cut: one runaway line must not fill the host's memory or log. */
+/** Stderr lines longer than this are cut (and the record says `truncated: true`): one runaway line must not fill the host's memory or log. */
 const MAX_LINE_CHARS = 8 * 1024;
 /** Stderr lines kept (the first and the last ones) to explain a plugin that dies during start: a stack trace says what at its head. */
 const KEPT_LINES = 5;
@@ -207,43 +208,26 @@ export class PluginClient {
     this.log[levelOf(level) ?? 'info'](rest, typeof msg === 'string' ? msg : '');
   }
 
-  /** Stderr lines become log records: JSON lines (e.g. pino output) keep their level and fields, others are logged as text. */
+  /** Stderr lines become log records: JSON lines (e.g. pino output) keep their level and fields, others are logged as text; a cut line says so. */
   private forwardStderr(stderr: Readable): Promise<void> {
-    stderr.setEncoding('utf8');
-    let partial = '';
-    const line = (text: string) => {
-      const cut = text.length > MAX_LINE_CHARS ? `${text.slice(0, MAX_LINE_CHARS)}… (line cut at ${MAX_LINE_CHARS} characters)` : text.trimEnd();
-      if (cut === '') return;
-      if (this.stderrHead.length < KEPT_LINES) this.stderrHead.push(cut);
-      else if (this.stderrTail.push(cut) > KEPT_LINES) {
+    return readLines(stderr, MAX_LINE_CHARS, (text, truncated) => {
+      const line = truncated ? text : text.trimEnd();
+      if (line === '') return;
+      if (this.stderrHead.length < KEPT_LINES) this.stderrHead.push(line);
+      else if (this.stderrTail.push(line) > KEPT_LINES) {
         this.stderrTail.shift();
         this.stderrSkipped++;
       }
-      if (cut.startsWith('{')) {
+      const marks = { stream: 'stderr', ...(truncated && { truncated: true }) };
+      if (!truncated && line.startsWith('{')) {
         try {
-          const { level, msg, time: _time, hostname: _hostname, ...fields } = JSON.parse(cut) as JsonObject;
-          return this.logRecord(level, msg, { ...fields, stream: 'stderr' });
+          const { level, msg, time: _time, hostname: _hostname, ...fields } = JSON.parse(line) as JsonObject;
+          return this.logRecord(level, msg, { ...fields, ...marks });
         } catch {
           // Not JSON after all: logged as text below.
         }
       }
-      this.log.info({ stream: 'stderr' }, cut);
-    };
-    stderr.on('data', (chunk: string) => {
-      const lines = (partial + chunk).split('\n');
-      partial = lines.pop() ?? '';
-      for (const text of lines) line(text);
-      if (partial.length > MAX_LINE_CHARS) {
-        line(partial);
-        partial = '';
-      }
-    });
-    return new Promise((resolve) => {
-      stderr.once('close', () => {
-        line(partial);
-        resolve();
-      });
-      stderr.on('error', () => resolve());
+      this.log.info(marks, line);
     });
   }
 }

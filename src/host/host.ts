@@ -1,6 +1,6 @@
 // PluginHost: the server's plugin set. Starts every plugin in parallel, hands the engine a
-// dispatcher over the set, reloads without a restart (all-or-nothing: a new set replaces the
-// old only when every plugin in it loaded) and stops the set at shutdown.
+// dispatcher over the set, reloads without a restart (with the settings read again; all-or-nothing:
+// a new set replaces the old only when every plugin in it loaded) and stops the set at shutdown.
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Registry } from 'prom-client';
@@ -81,11 +81,19 @@ export interface PluginHostOptions {
   baseDir?: string;
   /** Called with the new dispatcher after start and after every reload that swapped the set. */
   onSwap?: (dispatcher: HookDispatcher) => void;
+  /**
+   * Reads the settings again for a reload given none (the server: the `plugins:` section of its
+   * settings file, re-read and checked); throws an Error saying what is wrong with them.
+   * Default: a reload keeps the settings it has.
+   */
+  readSettings?: () => PluginSettings;
 }
 
 export interface ReloadResult {
-  /** False when a plugin of the new set failed to load: the old set keeps serving. */
+  /** False when the settings could not be read or a plugin of the new set failed to load: the old set keeps serving. */
   swapped: boolean;
+  /** Why the settings could not be read (nothing was started then). */
+  settingsError?: string;
   failures: LoadFailure[];
   /** The plugins serving after the reload. */
   plugins: PluginStatus[];
@@ -128,13 +136,22 @@ export class PluginHost {
   }
 
   /**
-   * Starts a new set from the plugin directory and `settings` (default: the current ones). If every
-   * plugin loads, the new set replaces the old at once and the old processes are stopped once the
-   * requests that started on the old set are done; otherwise the new set is stopped and the old one keeps serving.
+   * Starts a new set from the plugin directory and `settings` (default: those `readSettings` reads
+   * now, else the current ones). If every plugin loads, the new set replaces the old at once and
+   * the old processes are stopped once the requests that started on the old set are done;
+   * otherwise (or when the settings cannot be read) the old set keeps serving.
    */
-  reload(settings: PluginSettings = this.settings): Promise<ReloadResult> {
+  reload(given?: PluginSettings): Promise<ReloadResult> {
     return this.serialised(async () => {
-      const { logger } = this.options;
+      const { logger, readSettings } = this.options;
+      let settings: PluginSettings;
+      try {
+        settings = given ?? readSettings?.() ?? this.settings;
+      } catch (err) {
+        const settingsError = (err as Error).message;
+        logger.error({ settingsError }, `plugin reload failed, the current plugins keep serving: the settings cannot be read: ${settingsError}`);
+        return { swapped: false, settingsError, failures: [], plugins: this.status() };
+      }
       const { loaded, failures } = await this.load(settings);
       if (failures.length > 0) {
         await stopPlugins(loaded);

@@ -140,6 +140,15 @@ describe('plugins that misbehave in a hook', () => {
     assert.equal(host.status()[0]!.restarts, 0);
   });
 
+  it('one stderr line longer than a pipe read is one record, cut at 8 KiB and marked truncated', async (t) => {
+    const { host, logs } = await startHost(t, { faulty: 'faulty' });
+    await update(host.dispatcher, { fault: 'long-stderr' });
+    await logs.waitFor((r) => r.plugin === 'faulty' && r.msg === 'the line after the long one');
+    const records = logs.records.filter((r) => r.plugin === 'faulty' && r.stream === 'stderr');
+    assert.deepEqual(records.map((r) => [r.msg.length, r.truncated]), [[8 * 1024, true], ['the line after the long one'.length, undefined]]);
+    assert.equal(records[0]!.msg, 'x'.repeat(8 * 1024));
+  });
+
   it('a changed id is an invalid result (502) naming the field', async (t) => {
     const { host } = await startHost(t, { faulty: 'faulty' });
     await assert.rejects(update(host.dispatcher, { fault: 'change-id' }), failsWith('KH_ERR_PLUGIN_INVALID_RESULT', 'faulty', /it changed id, which plugins may not change/));

@@ -6,13 +6,14 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { TEST_RUN_ENV } from '../../src/host/process.js';
 import { pluginDir } from '../fixtures/plugin-host.js';
 
 const CLI = fileURLToPath(new URL('../fixtures/plugin-cli.js', import.meta.url));
 
 function keyhold(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH, HOME: '/nonexistent', ...env } }, (err, stdout, stderr) =>
+    execFile(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH, HOME: '/nonexistent', [TEST_RUN_ENV]: process.env[TEST_RUN_ENV], ...env } }, (err, stdout, stderr) =>
       resolve({ code: err ? Number(err.code) : 0, stdout, stderr }),
     );
   });

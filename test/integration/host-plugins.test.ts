@@ -9,8 +9,9 @@ import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { HOOKS, type HookContext } from 'keyhold-plugin-sdk';
+import { HOOKS, MAGIC_COOKIE_VALUE, type HookContext } from 'keyhold-plugin-sdk';
 import { PluginLoadError } from '../../src/host/host.js';
+import { pluginEnvironment, TEST_RUN_ENV } from '../../src/host/process.js';
 import { verifyPlugins } from '../../src/host/verify.js';
 import { runHook } from '../../src/lifecycle/chain.js';
 import { alice, context, createHost, fixture, pluginDir, processGone, staff, startHost, testSettings, waitForExit } from '../fixtures/plugin-host.js';
@@ -87,7 +88,14 @@ describe('loading and calling plugins', () => {
     const environ = readFileSync(`/proc/${host.status()[0]!.pid}/environ`, 'latin1').split('\0').filter(Boolean);
     const names = environ.map((e) => e.slice(0, e.indexOf('='))).sort();
     assert.ok(names.includes('KEYHOLD_PLUGIN_MAGIC_COOKIE'));
-    for (const name of names) assert.ok(['KEYHOLD_PLUGIN_MAGIC_COOKIE', 'PATH', 'HOME', 'LANG', 'TZ'].includes(name), `unexpected variable ${name}`);
+    for (const name of names) assert.ok(['KEYHOLD_PLUGIN_MAGIC_COOKIE', 'PATH', 'HOME', 'LANG', 'TZ', TEST_RUN_ENV].includes(name), `unexpected variable ${name}`);
+    assert.equal(names.includes(TEST_RUN_ENV), process.env[TEST_RUN_ENV] !== undefined, 'the test run marker only when the host has it');
+  });
+
+  it('passes the test run marker on only when the host\'s environment has it', () => {
+    const host = { PATH: '/usr/bin', KEYHOLD_TEST_SECRET: 'do-not-leak' };
+    assert.deepEqual(pluginEnvironment(host), { KEYHOLD_PLUGIN_MAGIC_COOKIE: MAGIC_COOKIE_VALUE, PATH: '/usr/bin' });
+    assert.deepEqual(pluginEnvironment({ ...host, [TEST_RUN_ENV]: 'run-1' }), { KEYHOLD_PLUGIN_MAGIC_COOKIE: MAGIC_COOKIE_VALUE, PATH: '/usr/bin', [TEST_RUN_ENV]: 'run-1' });
   });
 
   it('a plugin run by hand without the cookie says what it is and exits 1', async () => {
@@ -142,6 +150,17 @@ describe('stopping plugins', () => {
     hostProcess.kill('SIGKILL');
     await once(hostProcess, 'exit');
     for (const pid of pids) await waitForExit(pid);
+  });
+
+  it('ends the plugins when the host exits without stopping them, also one that ignores its stdin closing', async (t) => {
+    const dir = pluginDir(t, { stubborn: 'ignores-stdin-close' });
+    const hostProcess = spawn(process.execPath, [fileURLToPath(new URL('../fixtures/host-process.js', import.meta.url)), dir, 'exit'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    t.after(() => hostProcess.kill('SIGKILL'));
+    const [line] = (await once(hostProcess.stdout, 'data')) as [Buffer];
+    const [pid] = JSON.parse(line.toString()) as number[];
+    t.after(() => processGone(pid!) || process.kill(pid!, 'SIGKILL'));
+    await once(hostProcess, 'exit');
+    await waitForExit(pid!);
   });
 });
 

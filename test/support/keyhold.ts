@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { decodeJwt, importPKCS8, SignJWT } from 'jose';
 import { pino } from 'pino';
 import { SIGNING_KEY_FILE } from '../../src/api/tokens.js';
+import { TEST_RUN_ENV } from '../../src/host/process.js';
 import { startServer, type ServerHandle } from '../../src/server.js';
 
 export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -77,6 +78,14 @@ export async function startTestServer(rootSecret: string, extraEnv: NodeJS.Proce
 
 const children = new Set<ChildProcess>();
 
+/**
+ * The environment of a child process: PATH, this test run's marker (so that the run's check for
+ * left-behind processes sees it and what it starts; `env` may unset it) and `env`.
+ */
+function childEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return { PATH: process.env.PATH, [TEST_RUN_ENV]: process.env[TEST_RUN_ENV], ...env };
+}
+
 /** Kills every child a test started that is still running. */
 export function killChildren(): void {
   for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
@@ -92,9 +101,9 @@ export interface ServerProcess {
   stop(): Promise<number | null>;
 }
 
-/** `keyhold serve` as a child process; resolves once its "listening" log line names the URL. */
+/** `keyhold serve` as a child process; resolves once its "listening" log line names the URL. `env` may unset the test run's marker (`[TEST_RUN_ENV]: undefined`). */
 export function startServerProcess(env: NodeJS.ProcessEnv, timeoutMs = 30_000): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [CLI, 'serve'], { env: { PATH: process.env.PATH, ...env, KEYHOLD_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, 'serve'], { env: { ...childEnv(env), KEYHOLD_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   let output = '';
   let errors = '';
@@ -137,7 +146,7 @@ export interface CliResult {
 
 /** Runs the real `keyhold` CLI with `args`, feeding `stdin`, in the given environment. */
 export function runCli(args: string[], env: NodeJS.ProcessEnv, stdin = ''): Promise<CliResult> {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, ...args], { env: childEnv(env), stdio: ['pipe', 'pipe', 'pipe'] });
   children.add(child);
   let stdout = '';
   let stderr = '';
