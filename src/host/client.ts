@@ -227,7 +227,9 @@ export class PluginClient {
           // Not JSON after all: logged as text below.
         }
       }
-      this.log.info(marks, line);
+      // Plain text on stderr is what a plugin says when something is off (a stack, a missing
+      // module): warn, so it shows at the default level; routine output belongs in $/log records.
+      this.log.warn(marks, line);
     });
   }
 }

@@ -135,7 +135,7 @@ describe('plugins that misbehave in a hook', () => {
   it('stray prints of an SDK plugin never reach the wire: they are logged', async (t) => {
     const { host, logs } = await startHost(t, { faulty: 'faulty' });
     assert.equal((await update(host.dispatcher, { fault: 'print' })).meta.displayName, 'printed');
-    await logs.waitFor((r) => r.plugin === 'faulty' && r.msg === 'a stray console.log' && r.stream === 'stderr');
+    await logs.waitFor((r) => r.plugin === 'faulty' && r.msg === 'a stray console.log' && r.stream === 'stderr' && r.level === 40);
     await logs.waitFor((r) => r.plugin === 'faulty' && r.msg === 'a stray stdout write');
     assert.equal(host.status()[0]!.restarts, 0);
   });
