@@ -45,7 +45,8 @@ export interface LoadOutcome {
 /** Discovers the plugins in `paths` and starts every enabled one in parallel, each within the start timeout. */
 export async function loadPlugins(paths: readonly string[], settings: PluginSettings, options: LoadOptions): Promise<LoadOutcome> {
   const { logger } = options;
-  const { found, refused } = await discoverPlugins(paths, logger);
+  if (settings.allowUntrustedFiles) logger.warn(`DANGEROUS: plugins.allowUntrustedFiles is true: plugin files and directories that other users can change are run as the server's user; set it to false and fix their owner and mode (see docs/security.md)`);
+  const { found, refused } = await discoverPlugins(paths, logger, !settings.allowUntrustedFiles);
   const failures: LoadFailure[] = refused.map(({ name, path, reason }) => ({ name, path, reason }));
   for (const name of Object.keys(settings.plugins)) {
     if (!found.some((f) => f.name === name)) logger.warn({ plugin: name }, `the settings configure plugin "${name}", but no such plugin was found`);
