@@ -7,7 +7,8 @@ import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { buildApi } from './api/app.js';
 import { TokenService } from './api/tokens.js';
-import { BOOTSTRAP_ENV, bootstrapNotice, bootstrapRoot, type GeneratedRoot } from './bootstrap.js';
+import { bootstrapNotice, bootstrapRoot, type GeneratedRoot } from './bootstrap.js';
+import { takeBootstrapSource } from './bootstrap-credentials.js';
 import { checkListenSafety, loadConfig, type KeyholdConfig } from './config.js';
 import { PluginHost } from './host/host.js';
 import { Identity } from './identity/identity.js';
@@ -51,6 +52,8 @@ function urlOf(config: KeyholdConfig, port: number): string {
 
 export async function startServer(options: StartOptions = {}): Promise<ServerHandle> {
   const env = options.env ?? process.env;
+  // First of all: the initial root secret leaves the server's environment before anything can be started.
+  const bootstrap = takeBootstrapSource(env, options.cwd ?? process.cwd());
   const config = loadConfig({ ...(options.configFile !== undefined && { file: options.configFile }), env, ...(options.cwd !== undefined && { cwd: options.cwd }) });
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   const insecureWarning = checkListenSafety(config);
@@ -78,7 +81,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
     cleanups.push(() => plugins.stop());
 
     // Bootstrap runs before plugins load: the first administrator must not depend on site policy.
-    unprinted = await bootstrapRoot({ identity, countEntities: () => store.reader.countEntities(), credentials: env[BOOTSTRAP_ENV], logger });
+    unprinted = await bootstrapRoot({ identity, countEntities: () => store.reader.countEntities(), source: bootstrap, logger });
     // Plugins start before the server listens, so no request is ever served without the site's policy.
     await plugins.start();
 
