@@ -8,10 +8,10 @@ import { lstat, readlink, realpath, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 
 /** The setting that turns the rule off, named in every refusal. */
-export const TRUST_OPT_OUT = 'plugins.allowUntrustedFiles: true';
+const TRUST_OPT_OUT = 'plugins.allowUntrustedFiles: true';
 
 /** Mode bits that let users other than the owner change a file, or add, remove and rename a directory's entries. */
-export const WRITABLE_BY_OTHERS = 0o022;
+const WRITABLE_BY_OTHERS = 0o022;
 
 /** Linux gives up after 40 symlinks in a path; so does this. */
 const MAX_SYMLINK_HOPS = 40;
