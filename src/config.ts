@@ -245,7 +245,12 @@ export function loadConfig(options: LoadConfigOptions = {}): KeyholdConfig {
     logLevel: values.logLevel,
     hash: values.hash,
     bodyLimitBytes: values.bodyLimit,
-    plugins: { ...pluginSettings, directory: resolve(cwd, env.KEYHOLD_PLUGIN_DIR || pluginSettings.directory), list: pluginSettings.list?.map((f) => resolve(cwd, f)) },
+    plugins: {
+      ...pluginSettings,
+      directory: resolve(cwd, env.KEYHOLD_PLUGIN_DIR || pluginSettings.directory),
+      directoryConfigured: pluginSettings.directoryConfigured || Boolean(env.KEYHOLD_PLUGIN_DIR),
+      list: pluginSettings.list?.map((f) => resolve(cwd, f)),
+    },
   };
 }
 

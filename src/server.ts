@@ -8,7 +8,8 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 import { buildApi } from './api/app.js';
 import { TokenRevocation } from './api/revocation.js';
 import { TokenService } from './api/tokens.js';
-import { BOOTSTRAP_ENV, bootstrapNotice, bootstrapRoot, type GeneratedRoot } from './bootstrap.js';
+import { bootstrapNotice, bootstrapRoot, type GeneratedRoot } from './bootstrap.js';
+import { takeBootstrapSource } from './bootstrap-credentials.js';
 import { checkListenSafety, loadConfig, type KeyholdConfig, type LoadConfigOptions } from './config.js';
 import { PluginHost } from './host/host.js';
 import { Identity } from './identity/identity.js';
@@ -53,6 +54,8 @@ function urlOf(config: KeyholdConfig, port: number): string {
 
 export async function startServer(options: StartOptions = {}): Promise<ServerHandle> {
   const env = options.env ?? process.env;
+  // First of all: the initial root secret leaves the server's environment before anything can be started.
+  const bootstrap = takeBootstrapSource(env, options.cwd ?? process.cwd());
   // Kept for plugin reloads, which read the settings again from the same place.
   const configSource: LoadConfigOptions = { ...(options.configFile !== undefined && { file: options.configFile }), env, cwd: options.cwd ?? process.cwd() };
   const config = loadConfig(configSource);
@@ -85,7 +88,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
     cleanups.push(() => plugins.stop());
 
     // Bootstrap runs before plugins load: the first administrator must not depend on site policy.
-    unprinted = await bootstrapRoot({ identity, countEntities: () => store.reader.countEntities(), credentials: env[BOOTSTRAP_ENV], logger });
+    unprinted = await bootstrapRoot({ identity, countEntities: () => store.reader.countEntities(), source: bootstrap, logger });
     // Plugins start before the server listens, so no request is ever served without the site's policy.
     await plugins.start();
 

@@ -27,7 +27,9 @@ Often used environment variables:
   KEYHOLD_DATA_DIR=dir        database and token signing key (default ./data)
   KEYHOLD_LOG_LEVEL=level     trace, debug, info, warn, error, fatal, silent (default info)
   KEYHOLD_BOOTSTRAP=id:secret the first administrator, on the first start only
-                              (otherwise root with a random secret, printed once)`,
+                              (otherwise root with a random secret, printed once)
+  KEYHOLD_BOOTSTRAP_FILE=file the same from a file only the server's user can read
+                              (mode 0600); better: see docs/security.md`,
     )
     .action(async (options: { config?: string }) => {
       // Loaded here so that client commands do not pay for the server's modules at every run.

@@ -1,8 +1,8 @@
 // PluginHost: the server's plugin set. Starts every plugin in parallel, hands the engine a
 // dispatcher over the set, reloads without a restart (with the settings read again; all-or-nothing:
 // a new set replaces the old only when every plugin in it loaded) and stops the set at shutdown.
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { statSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
 import { Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import type { HookDispatcher } from '../lifecycle/dispatcher.js';
@@ -45,7 +45,8 @@ export interface LoadOutcome {
 /** Discovers the plugins in `paths` and starts every enabled one in parallel, each within the start timeout. */
 export async function loadPlugins(paths: readonly string[], settings: PluginSettings, options: LoadOptions): Promise<LoadOutcome> {
   const { logger } = options;
-  const { found, refused } = await discoverPlugins(paths, logger);
+  if (settings.allowUntrustedFiles) logger.warn(`DANGEROUS: plugins.allowUntrustedFiles is true: plugin files and directories that other users can change are run as the server's user; set it to false and fix their owner and mode (see docs/security.md)`);
+  const { found, refused } = await discoverPlugins(paths, logger, !settings.allowUntrustedFiles);
   const failures: LoadFailure[] = refused.map(({ name, path, reason }) => ({ name, path, reason }));
   for (const name of Object.keys(settings.plugins)) {
     if (!found.some((f) => f.name === name)) logger.warn({ plugin: name }, `the settings configure plugin "${name}", but no such plugin was found`);
@@ -188,7 +189,9 @@ export class PluginHost {
   }
 
   private load(settings: PluginSettings): Promise<LoadOutcome> {
-    return loadPlugins(this.pluginPaths(settings), settings, {
+    const paths = this.pluginPaths(settings);
+    if (!Array.isArray(paths)) return Promise.resolve({ loaded: [], failures: [paths] });
+    return loadPlugins(paths, settings, {
       logger: this.options.logger,
       hostVersion: this.options.hostVersion ?? VERSION,
       restart: true,
@@ -199,11 +202,17 @@ export class PluginHost {
     });
   }
 
-  private pluginPaths(settings: PluginSettings): string[] {
+  /** The paths to discover plugins in, or why the plugin directory cannot be used. */
+  private pluginPaths(settings: PluginSettings): string[] | LoadFailure {
     const base = this.options.baseDir ?? process.cwd();
     if (settings.list !== undefined) return settings.list.map((p) => resolve(base, p));
     const directory = resolve(base, settings.directory);
-    if (existsSync(directory)) return [directory];
+    const info = statSync(directory, { throwIfNoEntry: false });
+    if (info?.isDirectory()) return [directory];
+    const failure = (reason: string): LoadFailure => ({ name: basename(directory), path: directory, reason });
+    if (info !== undefined) return failure(`the plugin directory setting (plugins.directory or KEYHOLD_PLUGIN_DIR) names ${directory}, which is not a directory; name the directory the plugins are in, or list plugin files in plugins.list`);
+    // Configured on purpose, a missing directory is a mistake that would leave the site's policy out.
+    if (settings.directoryConfigured) return failure(`the configured plugin directory ${directory} does not exist, so none of the site's plugins would run; create it (mkdir -m 755 ${directory}) or correct plugins.directory or KEYHOLD_PLUGIN_DIR`);
     this.options.logger.warn({ directory }, 'the plugin directory does not exist: no plugins loaded');
     return [];
   }

@@ -31,6 +31,8 @@ export interface PluginEntry {
 export interface PluginSettings {
   /** Directory scanned for plugin executables (when `list` is not given). */
   directory: string;
+  /** True when `directory` was set rather than defaulted: then it must exist (a missing one would mean no site policy). */
+  directoryConfigured: boolean;
   /** Explicit plugin files instead of a directory scan. */
   list: string[] | undefined;
   startTimeoutMs: number;
@@ -42,6 +44,8 @@ export interface PluginSettings {
   restart: RestartPolicy;
   /** Per-plugin settings by plugin name (the file name without its extension). */
   plugins: Record<string, PluginEntry>;
+  /** Dangerous: run plugin files and directories that users other than the server's and root can change (trust.ts). */
+  allowUntrustedFiles: boolean;
 }
 
 export const DEFAULT_ORDER = 100;
@@ -82,6 +86,12 @@ function integer(raw: Raw, key: string, path: string, fallback: number, min: num
   return value;
 }
 
+function boolean(raw: Raw, key: string, path: string, fallback: boolean): boolean {
+  const value = raw[key] ?? fallback;
+  if (typeof value !== 'boolean') fail(`${path}.${key}`, `expected true or false, got ${JSON.stringify(value)}`);
+  return value;
+}
+
 function string(raw: Raw, key: string, path: string): string | undefined {
   const value = raw[key];
   if (value === undefined) return undefined;
@@ -93,15 +103,13 @@ const ENTRY_KEYS = ['enabled', 'order', 'failureMode', 'timeout', 'sha256', 'con
 
 function parseEntry(value: unknown, path: string, callTimeoutMs: number): PluginEntry {
   const raw = section(value, path, ENTRY_KEYS);
-  const enabled = raw.enabled ?? true;
-  if (typeof enabled !== 'boolean') fail(`${path}.enabled`, `expected true or false, got ${JSON.stringify(enabled)}`);
   const failureMode = raw.failureMode ?? 'closed';
   if (failureMode !== 'closed' && failureMode !== 'open') fail(`${path}.failureMode`, `expected "closed" or "open", got ${JSON.stringify(failureMode)}`);
   const sha256 = string(raw, 'sha256', path)?.toLowerCase();
   if (sha256 !== undefined && !/^[0-9a-f]{64}$/.test(sha256)) fail(`${path}.sha256`, 'expected 64 hex digits (the output of sha256sum)');
   const config = mapping(raw.config, `${path}.config`);
   return {
-    enabled,
+    enabled: boolean(raw, 'enabled', path, true),
     order: integer(raw, 'order', path, DEFAULT_ORDER, Number.MIN_SAFE_INTEGER),
     failureMode,
     timeoutMs: duration(raw, 'timeout', path, callTimeoutMs),
@@ -110,7 +118,7 @@ function parseEntry(value: unknown, path: string, callTimeoutMs: number): Plugin
   };
 }
 
-const TOP_KEYS = ['directory', 'list', 'startTimeout', 'callTimeout', 'shutdownGrace', 'pingInterval', 'restart', 'plugins'] as const;
+const TOP_KEYS = ['directory', 'list', 'startTimeout', 'callTimeout', 'shutdownGrace', 'pingInterval', 'restart', 'plugins', 'allowUntrustedFiles'] as const;
 const RESTART_KEYS = ['initialDelay', 'maxDelay', 'maxCrashes', 'window', 'resetAfter'] as const;
 
 /** Parses the `plugins:` section of the server YAML (undefined gives every default); throws an Error naming the bad key. */
@@ -126,6 +134,7 @@ export function parsePluginSettings(raw: unknown, path = 'plugins'): PluginSetti
   const restartPath = `${path}.restart`;
   return {
     directory: string(top, 'directory', path) ?? 'plugins',
+    directoryConfigured: top.directory !== undefined,
     list: list as string[] | undefined,
     startTimeoutMs: duration(top, 'startTimeout', path, '10s'),
     callTimeoutMs,
@@ -139,6 +148,7 @@ export function parsePluginSettings(raw: unknown, path = 'plugins'): PluginSetti
       resetAfterMs: duration(restart, 'resetAfter', restartPath, '1m'),
     },
     plugins: Object.fromEntries(Object.entries(entries).map(([name, value]) => [name, parseEntry(value, `${path}.plugins.${name}`, callTimeoutMs)])),
+    allowUntrustedFiles: boolean(top, 'allowUntrustedFiles', path, false),
   };
 }
 

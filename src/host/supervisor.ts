@@ -9,6 +9,7 @@ import { checkChecksum, type PluginFile } from './discover.js';
 import type { PluginMetrics } from './metrics.js';
 import { spawnPlugin } from './process.js';
 import type { PluginEntry, PluginSettings } from './settings.js';
+import { checkTrusted } from './trust.js';
 
 export type PluginState = 'starting' | 'ready' | 'restarting' | 'failed' | 'stopped';
 
@@ -128,9 +129,10 @@ export class PluginSupervisor {
     return launching;
   }
 
-  /** Checksum, spawn and handshake; on success the plugin is ready and watched. */
+  /** Trust and checksum, spawn and handshake; on success the plugin is ready and watched. */
   private async spawnAndHandshake(): Promise<InitializeResult> {
     const { settings, entry } = this.options;
+    if (!settings.allowUntrustedFiles) await checkTrusted(this.file.path);
     if (entry.sha256 !== undefined) await checkChecksum(this.file.path, entry.sha256);
     if (this.stopping) throw new Error('the host is stopping the plugin');
     const client = new PluginClient(spawnPlugin(this.file), { name: this.name, logger: this.options.logger });

@@ -17,15 +17,18 @@ import { startServer, type ServerHandle } from '../../src/server.js';
 
 export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
-/** Environment for a test server: loopback, any free port, cheap hashing, no plugins. */
+let emptyPluginDir: string | undefined;
+
+/** Environment for a test server: loopback, any free port, cheap hashing, no plugins (an empty plugin directory: a missing one is an error). */
 export function serverEnv(dataDir: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  emptyPluginDir ??= scratchDir('no-plugins');
   return {
     KEYHOLD_HOST: '127.0.0.1',
     KEYHOLD_PORT: '0',
     KEYHOLD_DATA_DIR: dataDir,
     KEYHOLD_HASH_MEMORY_COST: '256',
     KEYHOLD_HASH_TIME_COST: '1',
-    KEYHOLD_PLUGIN_DIR: join(dataDir, 'no-plugins'),
+    KEYHOLD_PLUGIN_DIR: emptyPluginDir,
     KEYHOLD_LOG_LEVEL: 'warn',
     ...extra,
   };

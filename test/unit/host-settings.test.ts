@@ -8,6 +8,7 @@ describe('plugin settings', () => {
     const s = parsePluginSettings(undefined);
     assert.deepEqual(s, {
       directory: 'plugins',
+      directoryConfigured: false,
       list: undefined,
       startTimeoutMs: 10_000,
       callTimeoutMs: 2000,
@@ -15,7 +16,9 @@ describe('plugin settings', () => {
       pingIntervalMs: 10_000,
       restart: { initialDelayMs: 100, maxDelayMs: 30_000, maxCrashes: 5, windowMs: 180_000, resetAfterMs: 60_000 },
       plugins: {},
+      allowUntrustedFiles: false,
     });
+    assert.equal(parsePluginSettings({ directory: 'plugins' }).directoryConfigured, true, 'a directory written out must exist, even the default one');
     assert.deepEqual(pluginEntry(s, 'any'), { enabled: true, order: 100, failureMode: 'closed', timeoutMs: 2000, sha256: undefined, config: {} });
   });
 
@@ -33,6 +36,7 @@ describe('plugin settings', () => {
     assert.throws(() => parsePluginSettings({ plugins: { a: { sha256: 'abc' } } }), /^Error: plugins\.plugins\.a\.sha256: expected 64 hex digits/);
     assert.throws(() => parsePluginSettings({ plugins: { a: { config: [] } } }), /^Error: plugins\.plugins\.a\.config: expected a mapping, got \[\]$/);
     assert.throws(() => parsePluginSettings({ list: ['a', 3] }), /^Error: plugins\.list: expected a list of plugin file paths$/);
+    assert.throws(() => parsePluginSettings({ allowUntrustedFiles: 'yes' }), /^Error: plugins\.allowUntrustedFiles: expected true or false, got "yes"$/);
   });
 });
 
