@@ -81,7 +81,7 @@ describe('plugins in a running server', () => {
           'audit-log': { order: 1000, config: { file: auditFile } },
           'python-deny': { config: { deny: ['admin'] } },
           // The first fetch of the plugin process loads the HTTP client: on a busy machine that alone can take a good part of a second.
-          webhook: { timeout: '5s', config: { url: await service.listen(), hooks: ['preGroupCreate'], timeout: '1500ms', retries: 2, retryBaseInterval: '10ms', custom: { tenant: 'e2e' } } },
+          webhook: { timeout: '5s', config: { url: await service.listen(), hooks: ['preGroupCreate'], timeout: '800ms', retries: 2, retryBaseInterval: '10ms', custom: { tenant: 'e2e' } } },
         },
       },
     };
@@ -197,7 +197,7 @@ describe('plugins in a running server', () => {
     service.handler = (_body, res) => void setTimeout(() => reply(res, 204), 5000).unref();
     const slow = await createGroup('slow');
     assert.equal(slow.body.code, 'KH_ERR_PLUGIN_FAILED');
-    assert.match(slow.body.message as string, /did not answer within 1500 ms/);
+    assert.match(slow.body.message as string, /did not answer within 800 ms/);
 
     let calls = 0;
     service.handler = (_body, res) => (++calls < 3 ? reply(res, 503, { message: 'starting' }) : reply(res, 204));
