@@ -8,8 +8,10 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { decodeEntity, decodeGroup, encodeEntity, encodeGroup, type Entity, type ExpansionMode, type Group } from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../../errors.js';
+import type { OutboxReader, OutboxWriter } from '../outbox.js';
 import type { SearchQuery, Store, StoreReader, StoreTransaction } from '../store.js';
 import { migrate } from './migrations.js';
+import { SqliteOutboxReader, SqliteOutboxWriter } from './sqlite-outbox.js';
 
 const DEFAULT_SEARCH_LIMIT = 100;
 /** How long a connection waits for another process's lock before SQLITE_BUSY. */
@@ -192,6 +194,7 @@ function groupData(group: Group): Buffer {
 class SqliteTransaction extends SqliteReader implements StoreTransaction {
   /** False once the transaction has committed or rolled back: a late write must not land in the next one. */
   open = true;
+  readonly outbox: OutboxWriter = new SqliteOutboxWriter(() => this.writable());
 
   private writable(): Database.Database {
     if (!this.open) throw new Error('store transaction used after it ended');
@@ -305,6 +308,7 @@ function connect(file: string, options: Database.Options = {}): Database.Databas
 
 export class SqliteStore implements Store {
   readonly reader: StoreReader;
+  readonly outbox: OutboxReader;
   /** The tail of the write queue: each write starts when the one before it has settled. */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -315,6 +319,7 @@ export class SqliteStore implements Store {
     private readonly scratchDir: string | undefined,
   ) {
     this.reader = new SqliteReader(readerDb);
+    this.outbox = new SqliteOutboxReader(readerDb);
   }
 
   /**
