@@ -7,6 +7,7 @@ import { authCommands } from './auth-commands.js';
 import { CliError } from './client.js';
 import { defaultServer } from './context.js';
 import { entityCommands } from './entity-commands.js';
+import { eventCommands } from './event-commands.js';
 import { groupCommands } from './group-commands.js';
 import { registerPluginCommands } from './plugin-commands.js';
 import { systemCommands } from './system-commands.js';
@@ -48,7 +49,7 @@ function buildProgram(): Command {
     .option('--server <url>', 'the keyhold server (env KEYHOLD_SERVER)', defaultServer())
     .option('--json', 'machine-readable output', false)
     .showHelpAfterError('(add --help for usage)');
-  for (const command of [serveCommand(), authCommands(), entityCommands(), groupCommands(), systemCommands()]) program.addCommand(command);
+  for (const command of [serveCommand(), authCommands(), entityCommands(), groupCommands(), systemCommands(), eventCommands()]) program.addCommand(command);
   registerPluginCommands(program);
   return program;
 }
