@@ -2,7 +2,7 @@
 // (pending, lag, dead letters), and what to do with a dead letter (retry it now, or skip it).
 // Every route needs GLOBAL_ROOT: events carry whole entities and groups, including past states
 // and destroyed objects that no other read shows any more.
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { MAX_NAME_LENGTH } from '../identity/identity.js';
 import { KeyholdError } from '../errors.js';
 import type { Outbox } from '../events/outbox.js';
@@ -24,6 +24,10 @@ const listQuery = object({
 });
 const seqParams = object({ seq: seqText }, ['seq']);
 const deadLetterBody = object({ plugin: { ...plugin, description: 'the plugin whose dead letter it is; may be left out when only one plugin has it' } });
+/** retry and skip need no body when one plugin has the dead letter: none is read as {}. */
+const noBodyIsEmpty = async (request: FastifyRequest) => {
+  request.body ??= {};
+};
 
 const deadLetter = { type: 'object', properties: { plugin: { type: 'string' }, seq: { type: 'integer' }, attempts: { type: 'integer' }, lastError: { type: 'string' }, failedAt: { type: 'string' } } } as const;
 const subject = { type: ['object', 'null'], additionalProperties: true } as const;
@@ -88,13 +92,13 @@ export function eventRoutes(app: FastifyInstance, { access, events }: { access: 
 
   app.post(
     '/v1/events/:seq/retry',
-    { onRequest: root, schema: { tags, summary: "Deliver a dead letter to its plugin once more, now; 502 KH_ERR_EVENT_DELIVERY_FAILED when it fails again (it stays a dead letter)", params: seqParams, body: deadLetterBody, response: s.responses({ 200: object({ retried: deadLetter }) }) } },
-    async (request) => ({ retried: await events.retry(Number((request.params as { seq: string }).seq), (request.body as { plugin?: string } | undefined)?.plugin) }),
+    { onRequest: root, preValidation: noBodyIsEmpty, schema: { tags, summary: "Deliver a dead letter to its plugin once more, now; 502 KH_ERR_EVENT_DELIVERY_FAILED when it fails again (it stays a dead letter)", params: seqParams, body: deadLetterBody, response: s.responses({ 200: object({ retried: deadLetter }) }) } },
+    async (request) => ({ retried: await events.retry(Number((request.params as { seq: string }).seq), (request.body as { plugin?: string }).plugin) }),
   );
 
   app.post(
     '/v1/events/:seq/skip',
-    { onRequest: root, schema: { tags, summary: 'Drop a dead letter: its plugin never gets the event', params: seqParams, body: deadLetterBody, response: s.responses({ 200: object({ skipped: deadLetter }) }) } },
-    async (request) => ({ skipped: await events.skip(Number((request.params as { seq: string }).seq), (request.body as { plugin?: string } | undefined)?.plugin) }),
+    { onRequest: root, preValidation: noBodyIsEmpty, schema: { tags, summary: 'Drop a dead letter: its plugin never gets the event', params: seqParams, body: deadLetterBody, response: s.responses({ 200: object({ skipped: deadLetter }) }) } },
+    async (request) => ({ skipped: await events.skip(Number((request.params as { seq: string }).seq), (request.body as { plugin?: string }).plugin) }),
   );
 }
