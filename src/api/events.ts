@@ -24,9 +24,9 @@ const listQuery = object({
 });
 const seqParams = object({ seq: seqText }, ['seq']);
 const deadLetterBody = object({ plugin: { ...plugin, description: 'the plugin whose dead letter it is; may be left out when only one plugin has it' } });
-/** retry and skip need no body when one plugin has the dead letter: none is read as {}. */
+/** retry and skip need no body when one plugin has the dead letter: none at all is read as {} (a JSON null is still refused). */
 const noBodyIsEmpty = async (request: FastifyRequest) => {
-  request.body ??= {};
+  if (request.body === undefined) request.body = {};
 };
 
 const deadLetter = { type: 'object', properties: { plugin: { type: 'string' }, seq: { type: 'integer' }, attempts: { type: 'integer' }, lastError: { type: 'string' }, failedAt: { type: 'string' } } } as const;
