@@ -84,6 +84,8 @@ export class Outbox {
     if (this.stopped) return Promise.resolve();
     // Queued in the store now, so it runs before any transaction of a request on the new set.
     const kept = this.deps.store.write((tx) => tx.outbox.keepCursors(subscribers.map((s) => s.plugin)));
+    // Awaited (and its failure logged) below, after the old loops stopped; not an unhandled rejection meanwhile.
+    kept.catch(() => undefined);
     return this.serialised(async () => {
       await this.stopWorkers();
       try {
