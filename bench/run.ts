@@ -2,6 +2,7 @@
 // figures beside their same-run references and writes bench/results/latest.json.
 import { benchOptions } from './lib/options.js';
 import { Report } from './lib/report.js';
+import { committed } from './suites/committed.js';
 import { memory } from './suites/memory.js';
 import { operations } from './suites/operations.js';
 import { roundTrip } from './suites/round-trip.js';
@@ -16,6 +17,7 @@ const SUITES = {
   memory,
   scale,
   tokens,
+  committed,
 } as const;
 
 type SuiteName = keyof typeof SUITES;

@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseDuration } from 'keyhold-plugin-sdk';
 import YAML from 'yaml';
+import type { OutboxSettings } from './events/settings.js';
 import { parsePluginSettings, type PluginSettings } from './host/settings.js';
 import { DEFAULT_HASH_PARAMS, type HashParams } from './identity/secrets.js';
 import { didYouMean } from './suggest.js';
@@ -28,6 +29,8 @@ export interface KeyholdConfig {
   bodyLimitBytes: number;
   /** The `plugins:` section, parsed by the plugin host's own rules. */
   plugins: PluginSettings;
+  /** The committed-event outbox: retention and delivery retries. */
+  events: OutboxSettings;
 }
 
 export const DEFAULT_CONFIG_FILE = 'keyhold.yaml';
@@ -91,11 +94,17 @@ function size(raw: unknown): number {
   return bytes;
 }
 
-function duration(raw: unknown): number {
-  const ms = parseDuration(raw);
-  if (ms < 1000 || ms > 24 * 3_600_000) throw new Error(`expected a duration from 1s to 24h, got ${describe(raw)}`);
-  return ms;
+/** A duration from `min` to `max` ms; `range` says them as people write them ("1s to 24h"). */
+function durationIn(min: number, max: number, range: string): (raw: unknown) => number {
+  return (raw) => {
+    const ms = parseDuration(raw);
+    if (ms < min || ms > max) throw new Error(`expected a duration from ${range}, got ${describe(raw)}`);
+    return ms;
+  };
 }
+
+const HOUR_MS = 3_600_000;
+const duration = durationIn(1000, 24 * HOUR_MS, '1s to 24h');
 
 function logLevel(raw: unknown): LogLevel {
   if (typeof raw !== 'string' || !(LOG_LEVELS as readonly string[]).includes(raw)) throw new Error(`expected one of ${LOG_LEVELS.join(', ')}, got ${describe(raw)}`);
@@ -125,6 +134,12 @@ const SETTINGS: SettingsTree = {
     parallelism: { env: 'KEYHOLD_HASH_PARALLELISM', default: DEFAULT_HASH_PARAMS.parallelism, parse: integer(1, 64), fromEnv: asNumber },
   },
   bodyLimit: { env: 'KEYHOLD_BODY_LIMIT', default: '64kb', parse: size, fromEnv: asNumber },
+  events: {
+    retention: { env: 'KEYHOLD_EVENTS_RETENTION', default: '7d', parse: durationIn(60_000, 366 * 24 * HOUR_MS, '1m to 366d'), fromEnv: asNumber },
+    maxAttempts: { env: 'KEYHOLD_EVENTS_MAX_ATTEMPTS', default: 10, parse: integer(1, 1000), fromEnv: asNumber },
+    retryInitialDelay: { env: 'KEYHOLD_EVENTS_RETRY_INITIAL_DELAY', default: '100ms', parse: durationIn(1, HOUR_MS, '1ms to 1h'), fromEnv: asNumber },
+    retryMaxDelay: { env: 'KEYHOLD_EVENTS_RETRY_MAX_DELAY', default: '30s', parse: durationIn(1, HOUR_MS, '1ms to 1h'), fromEnv: asNumber },
+  },
 };
 
 function isMapping(value: unknown): value is Record<string, unknown> {
@@ -224,8 +239,11 @@ export function loadConfig(options: LoadConfigOptions = {}): KeyholdConfig {
     logLevel: LogLevel;
     hash: KeyholdConfig['hash'];
     bodyLimit: number;
+    events: { retention: number; maxAttempts: number; retryInitialDelay: number; retryMaxDelay: number };
   };
   if ((values.tls.cert === '') !== (values.tls.key === '')) throw new ConfigError(file ?? 'environment', 'tls', 'set both cert and key, or neither');
+  const { events } = values;
+  if (events.retryMaxDelay < events.retryInitialDelay) throw new ConfigError(file ?? 'environment', 'events.retryMaxDelay', `must not be shorter than events.retryInitialDelay (${events.retryInitialDelay} ms)`);
   let pluginSettings: PluginSettings;
   try {
     pluginSettings = parsePluginSettings(plugins);
@@ -245,6 +263,7 @@ export function loadConfig(options: LoadConfigOptions = {}): KeyholdConfig {
     logLevel: values.logLevel,
     hash: values.hash,
     bodyLimitBytes: values.bodyLimit,
+    events: { retentionMs: events.retention, maxAttempts: events.maxAttempts, retryInitialDelayMs: events.retryInitialDelay, retryMaxDelayMs: events.retryMaxDelay },
     plugins: {
       ...pluginSettings,
       directory: resolve(cwd, env.KEYHOLD_PLUGIN_DIR || pluginSettings.directory),

@@ -14,6 +14,8 @@ export const ERRORS = {
   KH_ERR_ENTITY_NOT_FOUND: { status: 404, summary: 'no entity with that id' },
   KH_ERR_GROUP_NOT_FOUND: { status: 404, summary: 'no group with that name' },
   KH_ERR_KV_KEY_NOT_FOUND: { status: 404, summary: 'no kv key of that name' },
+  KH_ERR_EVENT_NOT_FOUND: { status: 404, summary: 'no committed event with that number (it may have been deleted after the retention period)' },
+  KH_ERR_DEAD_LETTER_NOT_FOUND: { status: 404, summary: 'the event is not a dead letter (of that plugin)' },
   KH_ERR_ENTITY_EXISTS: { status: 409, summary: 'an entity with that id already exists' },
   KH_ERR_GROUP_EXISTS: { status: 409, summary: 'a group with that name already exists' },
   KH_ERR_NUMBER_TAKEN: { status: 409, summary: 'that number is already in use' },
@@ -32,6 +34,7 @@ export const ERRORS = {
   KH_ERR_CONFIG_INVALID: { status: 500, summary: "the server's settings file is not valid (a plugin reload read it); nothing was changed" },
   KH_ERR_PLUGIN_FAILED: { status: 502, summary: 'a plugin crashed or failed while handling the request' },
   KH_ERR_PLUGIN_INVALID_RESULT: { status: 502, summary: 'a plugin returned an object that is not valid' },
+  KH_ERR_EVENT_DELIVERY_FAILED: { status: 502, summary: 'a plugin failed to take a committed event retried by hand; it stays a dead letter' },
   KH_ERR_PLUGIN_UNAVAILABLE: { status: 503, summary: 'a plugin this request needs is down' },
   KH_ERR_PLUGIN_TIMEOUT: { status: 504, summary: 'a plugin did not answer in time' },
 } as const satisfies Record<string, { status: number; summary: string }>;

@@ -1,4 +1,4 @@
-// The composition root: config → logger → store → lifecycle engine → identity → bootstrap →
+// The composition root: config → logger → store → outbox → lifecycle engine → identity → bootstrap →
 // plugin host → HTTP API, listening last. `startServer` returns a handle so tests can run a real
 // server on port 0 in-process; `keyhold serve` adds the signal handling (installSignalHandlers).
 import { readFileSync } from 'node:fs';
@@ -11,10 +11,11 @@ import { TokenService } from './api/tokens.js';
 import { bootstrapNotice, bootstrapRoot, type GeneratedRoot } from './bootstrap.js';
 import { takeBootstrapSource } from './bootstrap-credentials.js';
 import { checkListenSafety, loadConfig, type KeyholdConfig, type LoadConfigOptions } from './config.js';
+import { Outbox } from './events/outbox.js';
 import { PluginHost } from './host/host.js';
 import { Identity } from './identity/identity.js';
 import { LifecycleEngine } from './lifecycle/engine.js';
-import { NO_PLUGINS } from './lifecycle/dispatcher.js';
+import { NO_PLUGINS, type HookDispatcher } from './lifecycle/dispatcher.js';
 import { createLogger } from './logging.js';
 import { checkListenAddress, listenError, makeDataDir } from './startup-checks.js';
 import { SqliteStore } from './store/sqlite/sqlite-store.js';
@@ -76,16 +77,25 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
     cleanups.length = 0;
   };
   try {
-    const engine = new LifecycleEngine(store, NO_PLUGINS);
-    const identity = new Identity(store, engine, { hash: config.hash });
-    const tokens = await TokenService.open(config.dataDir, config.tokenTtlMs);
     const metrics = new Registry();
     collectDefaultMetrics({ register: metrics, prefix: 'keyhold_' });
+    const outbox = new Outbox({ store, settings: config.events, logger, registry: metrics });
+    const engine = new LifecycleEngine(store, NO_PLUGINS, () => outbox.wake());
+    const identity = new Identity(store, engine, { hash: config.hash });
+    const tokens = await TokenService.open(config.dataDir, config.tokenTtlMs);
+    const onSwap = (dispatcher: HookDispatcher) => {
+      // The outbox first: a new subscriber's cursor is placed before any request runs on the new set.
+      void outbox.use(dispatcher.subscribers ?? []);
+      engine.setDispatcher(dispatcher);
+    };
     // A reload takes the `plugins:` section as the file says then; the rest of a changed file needs a restart (it is checked all the same).
     const readSettings = () => loadConfig(configSource).plugins;
-    const plugins = new PluginHost({ settings: config.plugins, readSettings, logger, registry: metrics, hostVersion: VERSION, onSwap: (dispatcher) => engine.setDispatcher(dispatcher) });
-    // Cleanups run in reverse: the HTTP server closes (waiting for requests in flight) before the plugins stop.
+    const plugins = new PluginHost({ settings: config.plugins, readSettings, logger, registry: metrics, hostVersion: VERSION, onSwap });
+    plugins.onStateChange((status) => status.state === 'ready' && outbox.pluginReady(status.name));
+    // Cleanups run in reverse: the HTTP server closes (waiting for requests in flight), then the
+    // outbox stops (deliveries in flight finish, cursors are written), then the plugins stop.
     cleanups.push(() => plugins.stop());
+    cleanups.push(() => outbox.stop());
 
     // Bootstrap runs before plugins load: the first administrator must not depend on site policy.
     unprinted = await bootstrapRoot({ identity, countEntities: () => store.reader.countEntities(), source: bootstrap, logger });
@@ -101,6 +111,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
       bodyLimitBytes: config.bodyLimitBytes,
       storeCheck: () => store.reader.countEntities(),
       plugins,
+      events: outbox,
       ...(tls && { tls }),
     });
     cleanups.push(() => app.close());

@@ -1,4 +1,7 @@
-// The twelve lifecycle points and their 24 hooks: the one list the host, the SDK and the docs use.
+// The twelve lifecycle points, their 24 PRE/POST hooks and their 12 committed hooks: the one list
+// the host, the SDK and the docs use. PRE/POST hooks form the chain inside a request (HookName);
+// committed hooks are delivered after the commit from the outbox (CommittedHookName), and a
+// distinct type keeps either kind from being passed where the other belongs.
 import type { Entity, Group } from './model.js';
 
 /** Each lifecycle point, in the order of the design brief, with the kind of object its hooks receive. */
@@ -53,4 +56,37 @@ export function hookSpec(name: HookName): HookSpec {
 
 export function hookName(phase: Phase, point: LifecyclePoint): HookName {
   return `${phase}${point}`;
+}
+
+/** The hook a plugin implements to be told, after the commit, about a change at one point. */
+export type CommittedHookName = `committed${LifecyclePoint}`;
+/** Every hook a plugin may list at its handshake: the chain hooks and the committed ones. */
+export type PluginHookName = HookName | CommittedHookName;
+
+export interface CommittedHookSpec {
+  name: CommittedHookName;
+  point: LifecyclePoint;
+  subject: SubjectKind;
+}
+
+/** All 12 committed hooks: committedEntityCreate … committedMembershipRemove. */
+export const COMMITTED_HOOKS: readonly CommittedHookSpec[] = LIFECYCLE_POINTS.map(({ point, subject }) => ({ name: `committed${point}` as CommittedHookName, point, subject }));
+
+export const COMMITTED_HOOK_NAMES: readonly CommittedHookName[] = COMMITTED_HOOKS.map((h) => h.name);
+
+/** The 36 names a plugin may list at its handshake: HOOK_NAMES, then COMMITTED_HOOK_NAMES. */
+export const PLUGIN_HOOK_NAMES: readonly PluginHookName[] = [...HOOK_NAMES, ...COMMITTED_HOOK_NAMES];
+
+const committedNames = new Set<string>(COMMITTED_HOOK_NAMES);
+
+export function isCommittedHookName(name: unknown): name is CommittedHookName {
+  return typeof name === 'string' && committedNames.has(name);
+}
+
+export function isPluginHookName(name: unknown): name is PluginHookName {
+  return isHookName(name) || isCommittedHookName(name);
+}
+
+export function committedHookName(point: LifecyclePoint): CommittedHookName {
+  return `committed${point}`;
 }

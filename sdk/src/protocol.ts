@@ -3,7 +3,7 @@
 // the host (src/host/) and the SDK (serve). docs/protocol.md describes the same contract
 // for authors in other languages.
 import { NotificationType, RequestType, RequestType0 } from './jsonrpc.js';
-import type { HookName } from './hooks.js';
+import type { CommittedHookName, HookName, LifecyclePoint, PluginHookName, SubjectKind } from './hooks.js';
 import type { Entity, Group } from './model.js';
 
 /** Protocol versions this SDK and host speak; the plugin picks the highest it shares with the host. */
@@ -57,8 +57,8 @@ export interface InitializeResult {
   version: string;
   /** The version the plugin chose from InitializeParams.protocolVersions. */
   protocolVersion: number;
-  /** Exactly the hooks the plugin implements; the host calls no others. */
-  hooks: HookName[];
+  /** Exactly the hooks the plugin implements, PRE/POST and committed; the host calls no others. */
+  hooks: PluginHookName[];
 }
 
 /** Per-request information every hook receives. */
@@ -94,6 +94,39 @@ export interface HookResult {
   state: JsonObject;
 }
 
+/**
+ * One change as committed: what the outbox holds and a committed hook receives. Never carries a
+ * secret or a hash (an entity's `secret` is always "").
+ */
+export interface CommittedEvent<S extends Entity | Group = Entity | Group> {
+  /** The event's number: increasing in commit order across the server, never reused. */
+  seq: number;
+  point: LifecyclePoint;
+  /** The operation, as hooks saw it in context.operation, e.g. `entity.update-meta`. */
+  operation: string;
+  subjectKind: SubjectKind;
+  /** The entity id or group name the event is about. */
+  subjectKey: string;
+  /** The object before the change; null for a create. */
+  before: S | null;
+  /** The object as committed; null for a destroy. */
+  after: S | null;
+  /** The request's data as PRE/POST hooks saw it, without `secret` (SecretChange's plain text). */
+  request: JsonObject;
+  /** The API request's id: with `seq`, the key to recognise an event delivered again. */
+  requestId: string;
+  caller: string | null;
+  /** When it was committed, ISO 8601 UTC. */
+  at: string;
+}
+
+export interface CommittedParams {
+  hook: CommittedHookName;
+  event: CommittedEvent;
+  /** 1 for the first delivery; above 1 the plugin may already have handled this event (at-least-once). */
+  attempt: number;
+}
+
 export interface LogParams {
   level: LogLevel;
   msg: string;
@@ -115,6 +148,8 @@ export const PluginErrorCodes = {
 
 export const InitializeRequest = new RequestType<InitializeParams, InitializeResult, void>('initialize');
 export const HookRequest = new RequestType<HookParams, HookResult, void>('hook');
+/** Answered with null once the plugin is done with the event; an error makes the host deliver it again later. */
+export const CommittedRequest = new RequestType<CommittedParams, null, void>('committed');
 export const PingRequest = new RequestType0<null, void>('$/ping');
 export const ShutdownRequest = new RequestType0<null, void>('shutdown');
 export const LogNotification = new NotificationType<LogParams>('$/log');

@@ -1,14 +1,15 @@
 // serve(plugin): the plugin side of the wire. Checks the magic cookie, answers the handshake,
-// dispatches hook requests to the plugin's methods and keeps stdout for the wire alone.
+// dispatches hook and committed requests to the plugin's methods and keeps stdout for the wire alone.
 import { Writable } from 'node:stream';
 import { ErrorCodes, ResponseError, type CancellationToken, type Disposable } from './jsonrpc.js';
-import type { HookName } from './hooks.js';
+import type { PluginHookName } from './hooks.js';
 import { copyJson, jsonEqual } from './json.js';
 import { routeLogsToHost } from './logger.js';
 import type { Entity, Group } from './model.js';
-import { implementedHooks, type NullPlugin, type PluginContext } from './null-plugin.js';
+import { implementedHooks, type DeliveryContext, type NullPlugin, type PluginContext } from './null-plugin.js';
 import { createWireConnection, FramingError } from './wire.js';
 import {
+  CommittedRequest,
   HookRequest,
   InitializeRequest,
   LogNotification,
@@ -19,6 +20,7 @@ import {
   PluginErrorCodes,
   PROTOCOL_VERSIONS,
   ShutdownRequest,
+  type CommittedEvent,
   type HookContext,
   type HookResult,
 } from './protocol.js';
@@ -67,7 +69,7 @@ function claimStdout(): Writable {
 const wire = process.env[MAGIC_COOKIE_KEY] === MAGIC_COOKIE_VALUE ? claimStdout() : undefined;
 
 /**
- * `context.signal` for one hook call: aborted when the host sends `$/cancelRequest` (it timed out).
+ * `context.signal` for one hook call or delivery: aborted when the host sends `$/cancelRequest` (it timed out).
  * Made only when the hook reads it: most hooks never do, and a signal per call is not free.
  */
 class HookCancellation {
@@ -75,12 +77,12 @@ class HookCancellation {
   private listener: Disposable | undefined;
 
   constructor(
-    private readonly hook: HookName,
+    private readonly hook: PluginHookName,
     private readonly token: CancellationToken,
   ) {}
 
-  addSignalTo(context: HookContext): PluginContext {
-    return Object.defineProperty(context, 'signal', { get: () => this.signal() }) as PluginContext;
+  addSignalTo<C extends object>(context: C): C & { signal: AbortSignal } {
+    return Object.defineProperty(context, 'signal', { get: () => this.signal() }) as C & { signal: AbortSignal };
   }
 
   private signal(): AbortSignal {
@@ -114,7 +116,7 @@ export function serve(plugin: NullPlugin): void {
     process.exit(1);
   }
   // Known after configure(): a plugin may set up its hooks from its config.
-  let hooks = new Set<HookName>();
+  let hooks = new Set<PluginHookName>();
   const connection = createWireConnection(process.stdin, wire);
 
   connection.onRequest(InitializeRequest, async (params) => {
@@ -140,7 +142,7 @@ export function serve(plugin: NullPlugin): void {
     // As sent, to tell whether the hook changed it (even in place): an unchanged subject is not sent back.
     const sent = copyJson(subject);
     const cancellation = new HookCancellation(hook, token);
-    const pluginContext: PluginContext = cancellation.addSignalTo(context);
+    const pluginContext: PluginContext = cancellation.addSignalTo<HookContext>(context);
     try {
       // The host sends each hook the kind of object its point is about (checked on the host side).
       const method = plugin[hook] as unknown as (s: Entity | Group, r: typeof request, c: PluginContext) => Entity | Group | Promise<Entity | Group>;
@@ -152,6 +154,24 @@ export function serve(plugin: NullPlugin): void {
       if (isVeto(err)) throw new ResponseError(PluginErrorCodes.Veto, messageOf(err));
       // After a cancellation nobody waits for the answer: a hook ending on the aborted signal is no failure to log.
       if (!token.isCancellationRequested) plugin.logger.error({ err, hook }, `${hook} failed`);
+      throw new ResponseError(ErrorCodes.InternalError, messageOf(err));
+    } finally {
+      cancellation.dispose();
+    }
+  });
+
+  connection.onRequest(CommittedRequest, async ({ hook, event, attempt }, token): Promise<null> => {
+    if (!hooks.has(hook)) throw new ResponseError(PluginErrorCodes.UnknownHook, `this plugin does not implement ${hook}`);
+    const cancellation = new HookCancellation(hook, token);
+    const context: DeliveryContext = cancellation.addSignalTo({ attempt });
+    try {
+      // The host sends each committed hook the events of its own point.
+      const method = plugin[hook] as unknown as (e: CommittedEvent, c: DeliveryContext) => void | Promise<void>;
+      await method.call(plugin, event, context);
+      return null;
+    } catch (err) {
+      // Not a veto whatever it is: the change is committed; the host delivers the event again later.
+      if (!token.isCancellationRequested) plugin.logger.error({ err, hook, seq: event.seq }, `${hook} failed`);
       throw new ResponseError(ErrorCodes.InternalError, messageOf(err));
     } finally {
       cancellation.dispose();

@@ -13,6 +13,7 @@ import { VERSION } from '../version.js';
 import { Access } from './access.js';
 import { authRoutes } from './auth.js';
 import { entityRoutes } from './entities.js';
+import { eventRoutes, type EventControl } from './events.js';
 import { installErrorHandling, toKeyholdError } from './error-mapping.js';
 import { groupRoutes } from './groups.js';
 import { pluginRoutes, type PluginControl } from './plugins.js';
@@ -36,6 +37,8 @@ export interface ApiDeps {
   tls?: { cert: Buffer; key: Buffer };
   /** The plugin host, when one runs. */
   plugins?: PluginControl;
+  /** The committed-event outbox, when one runs. */
+  events?: EventControl;
 }
 
 /** The path of the first string (value or key) in `value` that is not well-formed Unicode. */
@@ -106,6 +109,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const plugins = deps.plugins && { plugins: deps.plugins };
   systemRoutes(app, { access, metrics: deps.metrics, storeCheck: deps.storeCheck, ...plugins });
   pluginRoutes(app, { access, ...plugins });
+  if (deps.events) eventRoutes(app, { access, events: deps.events });
 
   await app.ready();
   return app;

@@ -8,6 +8,7 @@ import { CliError } from './client.js';
 import { completionCommands } from './completion-commands.js';
 import { defaultServer } from './context.js';
 import { entityCommands } from './entity-commands.js';
+import { eventCommands } from './event-commands.js';
 import { groupCommands } from './group-commands.js';
 import { registerPluginCommands } from './plugin-commands.js';
 import { systemCommands } from './system-commands.js';
@@ -52,7 +53,7 @@ function buildProgram(): Command {
     .option('--server <url>', 'the keyhold server (env KEYHOLD_SERVER)', defaultServer())
     .option('--json', 'machine-readable output', false)
     .showHelpAfterError('(add --help for usage)');
-  for (const command of [serveCommand(), authCommands(), entityCommands(), groupCommands(), systemCommands(), ...completionCommands()]) program.addCommand(command);
+  for (const command of [serveCommand(), authCommands(), entityCommands(), groupCommands(), systemCommands(), eventCommands(), ...completionCommands()]) program.addCommand(command);
   registerPluginCommands(program);
   return program;
 }

@@ -3,16 +3,18 @@
 // every call in flight fails at once, not at its timeout.
 import type { Readable } from 'node:stream';
 import {
+  CommittedRequest,
   createWireConnection,
   FramingError,
   HookRequest,
   InitializeRequest,
-  isHookName,
+  isPluginHookName,
   jsonrpc,
   LogNotification,
   PingRequest,
   PluginErrorCodes,
   ShutdownRequest,
+  type CommittedParams,
   type HookParams,
   type HookResult,
   type InitializeParams,
@@ -99,7 +101,7 @@ export class PluginClient {
     if (!params.protocolVersions.includes(result?.protocolVersion)) {
       throw new Error(`protocol mismatch: the plugin chose protocol version ${result?.protocolVersion}, the host speaks ${params.protocolVersions.join(', ')}`);
     }
-    const unknown = Array.isArray(result.hooks) ? result.hooks.filter((h) => !isHookName(h)) : ['(hooks is not a list)'];
+    const unknown = Array.isArray(result.hooks) ? result.hooks.filter((h) => !isPluginHookName(h)) : ['(hooks is not a list)'];
     if (unknown.length > 0) throw new Error(`the plugin reported hooks keyhold does not have: ${unknown.join(', ')}`);
     return result;
   }
@@ -125,6 +127,17 @@ export class PluginClient {
     return this.request((token) => this.connection.sendRequest(HookRequest, params, token), timeoutMs).catch((err: unknown) => {
       throw toCallError(err);
     });
+  }
+
+  /** One committed event delivery. Rejects with PluginCallError: an error answer (crash), a timeout or a dead process. */
+  committed(params: CommittedParams, timeoutMs: number): Promise<void> {
+    if (this.stopping) return Promise.reject(new PluginCallError('unavailable', 'the plugin is being stopped'));
+    return this.request((token) => this.connection.sendRequest(CommittedRequest, params, token), timeoutMs).then(
+      () => undefined,
+      (err: unknown) => {
+        throw toCallError(err);
+      },
+    );
   }
 
   ping(timeoutMs: number): Promise<unknown> {

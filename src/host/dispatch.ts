@@ -1,10 +1,11 @@
 // The HookDispatcher over one loaded plugin set: per hook, the plugins whose handshake listed it,
-// in order (`order`, then name). Built once per set, so a call is a map lookup; the chain rules
-// (output → input, validation, fail-open skipping) stay in src/lifecycle/chain.ts.
+// in order (`order`, then name), and the plugins with committed hooks (the outbox's subscribers).
+// Built once per set, so a call is a map lookup; the chain rules (output → input, validation,
+// fail-open skipping) stay in src/lifecycle/chain.ts.
 import { performance } from 'node:perf_hooks';
-import { HOOK_NAMES, type HookName } from 'keyhold-plugin-sdk';
+import { HOOK_NAMES, isCommittedHookName, type HookName } from 'keyhold-plugin-sdk';
 import type { Logger } from 'pino';
-import { PluginCallError, type HookDispatcher, type HookHandler } from '../lifecycle/dispatcher.js';
+import { PluginCallError, type EventSubscriber, type HookDispatcher, type HookHandler } from '../lifecycle/dispatcher.js';
 import type { PluginMetrics } from './metrics.js';
 import type { PluginSupervisor } from './supervisor.js';
 
@@ -31,6 +32,10 @@ function handlerFor(plugin: PluginSupervisor, hook: HookName, logger: Logger, me
   };
 }
 
+function subscriberFor(plugin: PluginSupervisor): EventSubscriber {
+  return { plugin: plugin.name, hooks: new Set(plugin.hooks.filter(isCommittedHookName)), deliver: (params) => plugin.deliver(params) };
+}
+
 /** Call order: `order` ascending, then name (by code point, so it does not depend on the locale). */
 export function byCallOrder(a: PluginSupervisor, b: PluginSupervisor): number {
   return a.entry.order - b.entry.order || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
@@ -50,11 +55,13 @@ export function buildDispatcher(plugins: readonly PluginSupervisor[], logger: Lo
     const handlers = ordered.filter((p) => p.hooks.includes(hook)).map((p) => handlerFor(p, hook, logger, metrics));
     if (handlers.length > 0) byHook.set(hook, handlers);
   }
+  const subscribers = ordered.filter((p) => p.hooks.some(isCommittedHookName)).map(subscriberFor);
   const none: readonly HookHandler[] = [];
   let leases = 0;
   let waiters: (() => void)[] = [];
   return {
     handlersFor: (hook) => byHook.get(hook) ?? none,
+    subscribers,
     lease() {
       leases++;
       let released = false;

@@ -1,7 +1,7 @@
 // One plugin's life: starting → ready → (crash or hang) → restarting → ready … or → failed.
 // Restarts back off exponentially; too many crashes within a window and the plugin stays down
 // until the next reload. A periodic `$/ping` catches a plugin that hangs without dying.
-import { PROTOCOL_VERSIONS, type HookName, type HookParams, type HookResult, type InitializeResult, type LogLevel } from 'keyhold-plugin-sdk';
+import { PROTOCOL_VERSIONS, type CommittedParams, type HookParams, type HookResult, type InitializeResult, type LogLevel, type PluginHookName } from 'keyhold-plugin-sdk';
 import type { Logger } from 'pino';
 import { PluginCallError, type FailureMode } from '../lifecycle/dispatcher.js';
 import { PluginClient } from './client.js';
@@ -20,7 +20,7 @@ export interface PluginStatus {
   state: PluginState;
   pid: number | null;
   version: string | null;
-  hooks: HookName[];
+  hooks: PluginHookName[];
   restarts: number;
   lastError: string | null;
   failureMode: FailureMode;
@@ -42,7 +42,7 @@ export class PluginSupervisor {
   private state: PluginState = 'starting';
   private client: PluginClient | undefined;
   private version: string | null = null;
-  private implemented: HookName[] = [];
+  private implemented: PluginHookName[] = [];
   private restarts = 0;
   private lastError: string | null = null;
   /** Crash times within the current window. */
@@ -74,7 +74,7 @@ export class PluginSupervisor {
   }
 
   /** The hooks the plugin reported at its first handshake: the ones the dispatcher routes to it. */
-  get hooks(): readonly HookName[] {
+  get hooks(): readonly PluginHookName[] {
     return this.implemented;
   }
 
@@ -93,6 +93,12 @@ export class PluginSupervisor {
   call(params: HookParams): Promise<HookResult> {
     if (this.state !== 'ready' || this.client === undefined) return Promise.reject(new PluginCallError('unavailable', this.whyUnavailable()));
     return this.client.call(params, this.options.entry.timeoutMs);
+  }
+
+  /** One committed event delivery, or an immediate 'unavailable' when the plugin is not running. */
+  deliver(params: CommittedParams): Promise<void> {
+    if (this.state !== 'ready' || this.client === undefined) return Promise.reject(new PluginCallError('unavailable', this.whyUnavailable()));
+    return this.client.committed(params, this.options.entry.timeoutMs);
   }
 
   /** Stops the plugin after the calls in flight: shutdown request, grace, SIGTERM, grace, SIGKILL. */

@@ -1,7 +1,7 @@
 // The one interface through which the lifecycle engine calls hooks. The plugin host
 // (src/host/dispatch.ts) implements it with real plugin processes; tests implement it
 // in-process. Whatever implements it, the chain rules live in chain.ts, once.
-import type { HookName, HookParams, HookResult } from 'keyhold-plugin-sdk';
+import { committedHookName, type CommittedHookName, type CommittedParams, type HookName, type HookParams, type HookResult, type LifecyclePoint } from 'keyhold-plugin-sdk';
 
 /** What happens when a plugin crashes, times out or is down: fail the request (closed) or skip the plugin (open). A veto is never skipped. */
 export type FailureMode = 'closed' | 'open';
@@ -30,14 +30,31 @@ export interface HookHandler {
   skipped?(hook: HookName, error: PluginCallError): void;
 }
 
+/** One plugin that listed committed hooks, as the outbox's delivery sees it. */
+export interface EventSubscriber {
+  readonly plugin: string;
+  /** The committed hooks it listed at its handshake: it gets the events of those points only. */
+  readonly hooks: ReadonlySet<CommittedHookName>;
+  /** Delivers one event; rejects with PluginCallError when the plugin did not take it (failed, timed out, down). */
+  deliver(params: CommittedParams): Promise<void>;
+}
+
 export interface HookDispatcher {
   /** The plugins that implement `hook`, in call order. Empty means the hook costs nothing. */
   handlersFor(hook: HookName): readonly HookHandler[];
+  /** The plugins with committed hooks, in call order. None (or absent): no event is written at all. */
+  readonly subscribers?: readonly EventSubscriber[];
   /**
    * Marks one request as using this set until the returned function is called, so that a set
    * replaced by a reload keeps its processes until the requests that started on it are done.
    */
   lease?(): () => void;
+}
+
+/** True when a plugin of the set listed `point`'s committed hook: only then is an event written for it. */
+export function wantsEvent(dispatcher: HookDispatcher, point: LifecyclePoint): boolean {
+  const hook = committedHookName(point);
+  return dispatcher.subscribers?.some((s) => s.hooks.has(hook)) ?? false;
 }
 
 /** The dispatcher of a server with no plugins loaded. */

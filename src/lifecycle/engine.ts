@@ -1,13 +1,15 @@
 // The request lifecycle every mutating operation and AuthCheck goes through, in named stages:
 //
-//   load ─► PRE hooks ─► change (built-in checks + the write) ─► POST hooks ─► save ─► commit
+//   load ─► PRE hooks ─► change (built-in checks + the write) ─► POST hooks ─► save ─► event ─► commit ─► committed
 //
-// all inside one store transaction, so a failure at any stage writes nothing.
+// all but the last inside one store transaction, so a failure at any stage writes nothing and
+// emits no event. The event (when a plugin subscribed to the point's committed hook) is written
+// to the outbox in that same transaction; the outbox delivers it after the commit.
 // Plugins never see the secret hash: it is held aside here and put back before saving.
 import { hookName, type Capability, type Entity, type HookContext, type JsonObject, type LifecyclePoint } from 'keyhold-plugin-sdk';
 import type { Store, StoreTransaction } from '../store/store.js';
 import { runHook, type Subject } from './chain.js';
-import type { HookDispatcher } from './dispatcher.js';
+import { wantsEvent, type HookDispatcher } from './dispatcher.js';
 
 /** Who asked, for hook contexts, logs and the authorization rules that depend on the data. */
 export interface RequestInfo {
@@ -58,10 +60,15 @@ function hookView<S extends Subject>(subject: S): S {
   return withSecret(subject, secretOf(subject) === undefined ? undefined : '');
 }
 
+/** The points whose object does not exist before the step: their event's `before` is null. */
+const CREATES: ReadonlySet<LifecyclePoint> = new Set(['EntityCreate', 'GroupCreate']);
+
 export class LifecycleEngine {
   constructor(
     private readonly store: Store,
     private dispatcher: HookDispatcher,
+    /** Told after a commit that wrote events (the outbox's delivery wakes up at once). */
+    private readonly onEvents: () => void = () => {},
   ) {}
 
   /** Swaps the plugin set; requests already running keep the set they started with. */
@@ -89,21 +96,51 @@ export class LifecycleEngine {
       state: {},
     };
     const release = dispatcher.lease?.();
-    const done = this.store.write(async (tx) => {
-      let last: Subject | undefined;
-      for (const step of steps) {
-        context.operation = step.operation;
-        last = await runStages(dispatcher, tx, step, context);
-      }
-      if (!last) throw new Error('LifecycleEngine.runAll needs at least one step');
-      return last;
-    });
+    let events = 0;
+    const done = this.store
+      .write(async (tx) => {
+        let last: Subject | undefined;
+        for (const step of steps) {
+          context.operation = step.operation;
+          const loaded = await step.load(tx);
+          last = await runStages(dispatcher, tx, step, loaded, context);
+          if (wantsEvent(dispatcher, step.point)) {
+            await appendEvent(tx, step, loaded, info);
+            events++;
+          }
+        }
+        if (!last) throw new Error('LifecycleEngine.runAll needs at least one step');
+        return last;
+      })
+      .then((last) => {
+        if (events > 0) this.onEvents();
+        return last;
+      });
     return release ? done.finally(release) : done;
   }
 }
 
-async function runStages<S extends Subject>(dispatcher: HookDispatcher, tx: StoreTransaction, step: LifecycleStep<S>, context: HookContext): Promise<S> {
-  const loaded = await step.load(tx);
+/** Appends the step's event: the object before it and as written (read back: exactly what was saved), never a secret. */
+async function appendEvent(tx: StoreTransaction, step: LifecycleStep<Subject>, loaded: Subject, info: RequestInfo): Promise<void> {
+  const subjectKind = 'id' in loaded ? 'entity' : 'group';
+  const subjectKey = 'id' in loaded ? loaded.id : loaded.name;
+  const after = subjectKind === 'entity' ? await tx.getEntity(subjectKey) : await tx.getGroup(subjectKey);
+  const { secret: _secret, ...request } = step.request;
+  await tx.outbox.append({
+    point: step.point,
+    operation: step.operation,
+    subjectKind,
+    subjectKey,
+    before: CREATES.has(step.point) ? null : hookView(loaded),
+    after: after ? hookView(after) : null,
+    request,
+    requestId: info.requestId,
+    caller: info.caller,
+    at: new Date().toISOString(),
+  });
+}
+
+async function runStages<S extends Subject>(dispatcher: HookDispatcher, tx: StoreTransaction, step: LifecycleStep<S>, loaded: S, context: HookContext): Promise<S> {
   const pre = await runHook(dispatcher, hookName('pre', step.point), hookView(loaded), step.request, context);
   const changed = await step.change(tx, withSecret(pre, secretOf(loaded)));
   const secret = secretOf(changed);

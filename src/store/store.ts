@@ -2,6 +2,7 @@
 // embedded default; a PostgreSQL store can implement the same interface for multi-replica sites.
 // Every method is async so that a networked store fits without changing callers.
 import type { Capability, Entity, Group } from 'keyhold-plugin-sdk';
+import type { OutboxReader, OutboxWriter } from './outbox.js';
 
 export interface SearchQuery {
   /** Case-insensitive substring of the id/name, display name or legal name; empty matches all. */
@@ -58,11 +59,15 @@ export interface StoreTransaction extends StoreReader {
   deleteGroup(name: string): Promise<void>;
   addMembership(entityId: string, group: string): Promise<void>;
   removeMembership(entityId: string, group: string): Promise<void>;
+  /** The committed-event outbox, written in this transaction. */
+  readonly outbox: OutboxWriter;
 }
 
 export interface Store {
   /** Committed data only: never sees a transaction in progress. */
   readonly reader: StoreReader;
+  /** The outbox's committed rows. */
+  readonly outbox: OutboxReader;
   /**
    * Runs `work` in one write transaction, serialised with every other write: commits when it
    * resolves, rolls back (nothing written) when it rejects.

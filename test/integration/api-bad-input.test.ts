@@ -65,6 +65,11 @@ const ROUTES: Record<string, RouteSample> = {
   'GET /v1/system/status': { method: 'GET', path: '/v1/system/status' },
   'GET /v1/plugins': { method: 'GET', path: '/v1/plugins' },
   'POST /v1/plugins/reload': { method: 'POST', path: '/v1/plugins/reload' },
+  // No plugins here, so no events: a valid request is answered 404.
+  'GET /v1/events': { method: 'GET', path: '/v1/events?after=0&limit=5&dead=true' },
+  'GET /v1/events/:seq': { method: 'GET', path: '/v1/events/1' },
+  'POST /v1/events/:seq/retry': { method: 'POST', path: '/v1/events/1/retry', body: { plugin: 'audit-log' } },
+  'POST /v1/events/:seq/skip': { method: 'POST', path: '/v1/events/1/skip', body: { plugin: 'audit-log' } },
 };
 
 /** Strings that have broken servers before: control characters, lone surrogates, direction overrides, huge and empty. */

@@ -20,6 +20,7 @@ const FAIL2LOCK_INTERVAL_MS = 2000;
 interface Reply {
   status: number;
   body: Record<string, unknown>;
+  headers: Headers;
 }
 
 /** Polls `check` every 100 ms until it returns true, failing after `limitMs`. */
@@ -47,7 +48,7 @@ describe('plugins in a running server', () => {
       ...(body !== undefined && { body: JSON.stringify(body) }),
     });
     const text = await response.text();
-    return { status: response.status, body: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>) };
+    return { status: response.status, body: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>), headers: response.headers };
   }
 
   const authCheck = (id: string, secret: string) => api('POST', '/v1/auth/check', { id, secret });
@@ -141,26 +142,29 @@ describe('plugins in a running server', () => {
     assert.equal((await authCheck('bob', 'Glass-Tortoise-41')).status, 200);
   });
 
-  it('audit-log: one line per accepted change, none for a vetoed request, never a secret', async () => {
+  it('audit-log: one line per committed change, after the commit; none for a vetoed request; never a secret', async () => {
     await createEntity('carol', 'Violet-Lantern-Secret-1');
+    // Lines come from committed events, after the commit: wait for the create's two (EntityCreate, SecretChange).
+    await eventually('the create is in the audit log', async () => (await auditLines()).some((l) => l.entity === 'carol' && l.hook === 'committedSecretChange'));
     const before = (await auditLines()).length;
 
     const updated = await api('PATCH', '/v1/entities/carol', { displayName: 'Carol Ann' });
     assert.equal(updated.status, 200, JSON.stringify(updated.body));
-    const lines = await auditLines();
-    assert.equal(lines.length, before + 1);
+    const requestId = updated.headers.get('x-request-id');
+    await eventually('the update is in the audit log', async () => (await auditLines()).length > before);
+    const line = (await auditLines()).at(-1)!;
     assert.deepEqual(
-      { hook: lines.at(-1)!.hook, entity: lines.at(-1)!.entity, caller: lines.at(-1)!.caller, operation: typeof lines.at(-1)!.operation, requestId: typeof lines.at(-1)!.requestId },
-      { hook: 'postEntityUpdate', entity: 'carol', caller: 'root', operation: 'string', requestId: 'string' },
+      { hook: line.hook, entity: line.entity, caller: line.caller, operation: line.operation, requestId: line.requestId, seq: typeof line.seq },
+      { hook: 'committedEntityUpdate', entity: 'carol', caller: 'root', operation: 'entity.update-meta', requestId, seq: 'number' },
     );
 
     assert.equal((await api('PUT', '/v1/entities/carol/secret', { secret: 'weak' })).status, 422, 'vetoed by password-policy');
     assert.equal((await api('POST', '/v1/entities', { id: 'admin' })).status, 422, 'vetoed by python-deny');
-    assert.equal((await auditLines()).length, before + 1);
-
     assert.equal((await api('PUT', '/v1/entities/carol/secret', { secret: 'Amber-Walrus-Secret-9' })).status, 204);
-    assert.equal((await auditLines()).at(-1)!.hook, 'postSecretChange');
-    assert.doesNotMatch(await readFile(auditFile, 'utf8'), /Violet-Lantern-Secret-1|Amber-Walrus-Secret-9|Glass-Harbor-Secret-1/);
+    // Events are delivered in commit order: once the accepted change's line is there, a line of a vetoed one would be too.
+    await eventually('the accepted secret change is in the audit log', async () => (await auditLines()).at(-1)!.hook === 'committedSecretChange');
+    assert.equal((await auditLines()).length, before + 2, 'the vetoed requests left no line');
+    assert.doesNotMatch(await readFile(auditFile, 'utf8'), /Violet-Lantern-Secret-1|Amber-Walrus-Secret-9|Glass-Harbor-Secret-1|"secret"/);
   });
 
   it("python-deny: the Python plugin's veto reaches the client and its $/log record the server log", async () => {

@@ -1,12 +1,13 @@
 // Runs a plugin's hooks in-process, the way the host would call them but without a server or a
 // child process: values cross a JSON round trip as on the wire, results are checked against the
-// schema, time comes from a clock the test moves, and log records are kept for assertions.
+// schema, committed events are delivered as the outbox would, time comes from a clock the test
+// moves, and log records are kept for assertions.
 import { parseDuration } from '../duration.js';
-import { hookName, hookSpec, type HookName, type LifecyclePoint } from '../hooks.js';
+import { COMMITTED_HOOKS, hookName, hookSpec, type CommittedHookName, type HookName, type LifecyclePoint, type PluginHookName } from '../hooks.js';
 import { parseEntity, parseGroup, type Entity, type Group } from '../model.js';
 import { routeLogsToHost } from '../logger.js';
-import { implementedHooks, type NullPlugin, type PluginContext } from '../null-plugin.js';
-import type { HookContext, JsonObject, LogParams } from '../protocol.js';
+import { implementedHooks, type CommittedEventOf, type DeliveryContext, type NullPlugin, type PluginContext } from '../null-plugin.js';
+import type { CommittedEvent, HookContext, JsonObject, LogParams } from '../protocol.js';
 
 /** A clock that only moves when the test says so. */
 export class FakeClock {
@@ -38,6 +39,10 @@ export interface HookOutcome<S> {
 
 type Subject = Entity | Group;
 type HookFn = (subject: Subject, request: JsonObject, context: PluginContext) => Subject | Promise<Subject>;
+type CommittedFn = (event: CommittedEvent, context: DeliveryContext) => void | Promise<void>;
+
+/** What a test gives to deliver an event: at least `before` or `after`; the harness fills in the rest. */
+export type EventInit<H extends CommittedHookName> = Partial<CommittedEventOf<H>> & ({ before: CommittedEventOf<H>['before'] } | { after: CommittedEventOf<H>['after'] });
 
 /** A JSON copy, so a plugin sees what it would see on the wire and cannot keep references into the test's objects. */
 function wire<T>(value: T): T {
@@ -50,6 +55,7 @@ export class PluginHarness<P extends NullPlugin> {
   readonly logs: LogParams[] = [];
   private readonly caller: string | null;
   private requests = 0;
+  private events = 0;
 
   private constructor(
     readonly plugin: P,
@@ -83,7 +89,7 @@ export class PluginHarness<P extends NullPlugin> {
    * refuses to call a hook the plugin does not implement.
    */
   async call<S extends Subject>(hook: HookName, subject: S, request: JsonObject = {}, context: Partial<PluginContext> = {}): Promise<HookOutcome<S>> {
-    if (!implementedHooks(this.plugin).includes(hook)) throw new Error(`the plugin does not implement ${hook}, so the host would never call it`);
+    this.mustImplement(hook);
     // `signal` lets a test play the host cancelling the call; it is not JSON, so it is kept out of the copy.
     const { signal = new AbortController().signal, ...fields } = context;
     const ctx: PluginContext = { ...wire(this.context(fields)), signal };
@@ -104,6 +110,41 @@ export class PluginHarness<P extends NullPlugin> {
     const pre = await this.callIfImplemented(hookName('pre', point), subject, request, context);
     const post = await this.callIfImplemented(hookName('post', point), await change(pre.subject), request, { ...context, state: pre.state });
     return post.subject;
+  }
+
+  /**
+   * Delivers one committed event to `hook`, as the outbox would after a commit, and returns the
+   * event delivered. Fields not given are filled in: the next seq, a fresh request id, the clock's
+   * time, the subject's kind and key from `after` (or `before`), operation "test", request {}.
+   * An error the hook throws is passed through (the host would deliver the event again).
+   */
+  async deliver<H extends CommittedHookName>(hook: H, init: EventInit<H>, options: Partial<DeliveryContext> = {}): Promise<CommittedEventOf<H>> {
+    this.mustImplement(hook);
+    const spec = COMMITTED_HOOKS.find((h) => h.name === hook)!;
+    const subject = (('after' in init && init.after) || ('before' in init && init.before)) as Subject | null | undefined;
+    this.events += 1;
+    this.requests += 1;
+    const event = {
+      seq: this.events,
+      point: spec.point,
+      operation: 'test',
+      subjectKind: spec.subject,
+      subjectKey: subject ? ('id' in subject ? subject.id : subject.name) : '',
+      before: null,
+      after: null,
+      request: {},
+      requestId: `test-${this.requests}`,
+      caller: this.caller,
+      at: new Date(this.clock.now()).toISOString(),
+      ...init,
+    } as CommittedEventOf<H>;
+    const fn = (this.plugin as unknown as Record<CommittedHookName, CommittedFn>)[hook];
+    await fn.call(this.plugin, wire(event), { attempt: options.attempt ?? 1, signal: options.signal ?? new AbortController().signal });
+    return event;
+  }
+
+  private mustImplement(hook: PluginHookName): void {
+    if (!implementedHooks(this.plugin).includes(hook)) throw new Error(`the plugin does not implement ${hook}, so the host would never call it`);
   }
 
   private callIfImplemented<S extends Subject>(hook: HookName, subject: S, request: JsonObject, context: HookContext): Promise<HookOutcome<S>> {

@@ -102,6 +102,43 @@ export const MIGRATIONS: readonly Migration[] = [
       }
     },
   },
+  {
+    description: 'committed-event outbox: events, delivery cursors, dead letters',
+    sql: `
+      -- One row per committed lifecycle step that a plugin subscribed to, written in the request's
+      -- own transaction. AUTOINCREMENT: a seq is never reused, even after old rows are pruned,
+      -- so a cursor can never point past a newer event. body: {before, after, request} as JSON,
+      -- never a secret or a hash. at: commit time, epoch ms.
+      CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        point TEXT NOT NULL,
+        operation TEXT NOT NULL,
+        subject_kind TEXT NOT NULL CHECK (subject_kind IN ('entity', 'group')),
+        subject_key TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        caller TEXT,
+        body TEXT NOT NULL
+      ) STRICT;
+
+      -- Per plugin (by name), the last seq handed to it: delivery resumes after it, also after a restart.
+      CREATE TABLE event_cursors (
+        plugin TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL
+      ) STRICT, WITHOUT ROWID;
+
+      -- Events a plugin failed to take maxAttempts times; the event is kept while one refers to it.
+      CREATE TABLE event_dead_letters (
+        plugin TEXT NOT NULL,
+        seq INTEGER NOT NULL REFERENCES events (seq),
+        attempts INTEGER NOT NULL,
+        last_error TEXT NOT NULL,
+        failed_at INTEGER NOT NULL,
+        PRIMARY KEY (plugin, seq)
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX event_dead_letters_by_seq ON event_dead_letters (seq);
+    `,
+  },
 ];
 
 /** Brings the database up to the latest schema version; refuses a database from a newer keyhold. */

@@ -8,8 +8,10 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { decodeEntity, decodeGroup, encodeEntity, encodeGroup, type Capability, type Entity, type ExpansionMode, type Group } from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../../errors.js';
+import type { OutboxReader, OutboxWriter } from '../outbox.js';
 import type { SearchQuery, Store, StoreReader, StoreTransaction } from '../store.js';
 import { migrate } from './migrations.js';
+import { SqliteOutboxReader, SqliteOutboxWriter } from './sqlite-outbox.js';
 
 const DEFAULT_SEARCH_LIMIT = 100;
 /** How long a connection waits for another process's lock before SQLITE_BUSY. */
@@ -206,6 +208,7 @@ function groupData(group: Group): Buffer {
 class SqliteTransaction extends SqliteReader implements StoreTransaction {
   /** False once the transaction has committed or rolled back: a late write must not land in the next one. */
   open = true;
+  readonly outbox: OutboxWriter = new SqliteOutboxWriter(() => this.writable());
 
   private writable(): Database.Database {
     if (!this.open) throw new Error('store transaction used after it ended');
@@ -336,6 +339,7 @@ function connect(file: string, options: Database.Options = {}): Database.Databas
 
 export class SqliteStore implements Store {
   readonly reader: StoreReader;
+  readonly outbox: OutboxReader;
   /** The tail of the write queue: each write starts when the one before it has settled. */
   private queue: Promise<unknown> = Promise.resolve();
   /** Read per authenticated request, so prepared once. */
@@ -349,6 +353,7 @@ export class SqliteStore implements Store {
   ) {
     this.reader = new SqliteReader(readerDb);
     this.dataVersion = readerDb.prepare<[], number>('PRAGMA data_version').pluck();
+    this.outbox = new SqliteOutboxReader(readerDb);
   }
 
   /**
