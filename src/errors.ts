@@ -13,6 +13,7 @@ export const ERRORS = {
   KH_ERR_ENTITY_NOT_FOUND: { status: 404, summary: 'no entity with that id' },
   KH_ERR_GROUP_NOT_FOUND: { status: 404, summary: 'no group with that name' },
   KH_ERR_KV_KEY_NOT_FOUND: { status: 404, summary: 'no kv key of that name' },
+  KH_ERR_REQUEST_TIMEOUT: { status: 408, summary: 'the request did not arrive in time' },
   KH_ERR_ENTITY_EXISTS: { status: 409, summary: 'an entity with that id already exists' },
   KH_ERR_GROUP_EXISTS: { status: 409, summary: 'a group with that name already exists' },
   KH_ERR_NUMBER_TAKEN: { status: 409, summary: 'that number is already in use' },
@@ -25,11 +26,15 @@ export const ERRORS = {
   KH_ERR_KV_KEY_EXISTS: { status: 409, summary: 'the kv key already exists; replace it instead' },
   KH_ERR_BODY_TOO_LARGE: { status: 413, summary: 'the request body is over the size limit' },
   KH_ERR_PLUGIN_VETO: { status: 422, summary: 'a plugin refused the request' },
+  KH_ERR_HEADERS_TOO_LARGE: { status: 431, summary: 'the request line and headers are over the size limit' },
   KH_ERR_INTERNAL: { status: 500, summary: 'an unexpected server error' },
   KH_ERR_PLUGIN_FAILED: { status: 502, summary: 'a plugin crashed or failed while handling the request' },
   KH_ERR_PLUGIN_INVALID_RESULT: { status: 502, summary: 'a plugin returned an object that is not valid' },
   KH_ERR_PLUGIN_UNAVAILABLE: { status: 503, summary: 'a plugin this request needs is down' },
+  KH_ERR_STORE_BUSY: { status: 503, summary: 'another process holds the database lock; retry later' },
+  KH_ERR_STORE_FAILED: { status: 503, summary: 'the database cannot be read or written (an I/O error, a read-only or damaged file)' },
   KH_ERR_PLUGIN_TIMEOUT: { status: 504, summary: 'a plugin did not answer in time' },
+  KH_ERR_STORE_FULL: { status: 507, summary: 'the disk holding the database is full' },
 } as const satisfies Record<string, { status: number; summary: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

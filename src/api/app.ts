@@ -6,16 +6,17 @@ import swagger from '@fastify/swagger';
 import { fastify, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import { Counter, Histogram, type Registry } from 'prom-client';
-import { isWellFormedText } from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../errors.js';
 import type { IdentityOperations } from '../identity/operations.js';
 import { VERSION } from '../version.js';
 import { Access } from './access.js';
 import { authRoutes } from './auth.js';
+import { answerClientError } from './client-errors.js';
 import { entityRoutes } from './entities.js';
 import { installErrorHandling, toKeyholdError } from './error-mapping.js';
 import { groupRoutes } from './groups.js';
 import { pluginRoutes, type PluginControl } from './plugins.js';
+import { installRequestInput, MAX_PARAM_LENGTH } from './request-input.js';
 import { systemRoutes } from './system.js';
 import type { TokenService } from './tokens.js';
 
@@ -35,19 +36,6 @@ export interface ApiDeps {
   plugins?: PluginControl;
 }
 
-/** The path of the first string (value or key) in `value` that is not well-formed Unicode. */
-function malformedTextAt(value: unknown, path: string): string | undefined {
-  if (typeof value === 'string') return isWellFormedText(value) ? undefined : path;
-  if (value === null || typeof value !== 'object') return undefined;
-  for (const [key, item] of Object.entries(value)) {
-    const here = path ? `${path}.${key}` : key;
-    if (!isWellFormedText(key)) return here;
-    const found = malformedTextAt(item, here);
-    if (found !== undefined) return found;
-  }
-  return undefined;
-}
-
 function requestMetrics(app: FastifyInstance, registry: Registry): void {
   const labelNames = ['method', 'route', 'status'] as const;
   const requests = new Counter({ name: 'keyhold_http_requests_total', help: 'HTTP requests served', labelNames, registers: [registry] });
@@ -64,6 +52,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     loggerInstance: deps.logger,
     bodyLimit: deps.bodyLimitBytes,
     genReqId: () => randomUUID(),
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // What the HTTP parser refuses before fastify sees a request (headers too large, not HTTP) gets a catalog body too.
+    clientErrorHandler: answerClientError,
     ...(deps.tls && { https: deps.tls }),
     // Strict input: unknown fields are refused rather than silently dropped, and nothing is coerced.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } },
@@ -79,10 +70,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     reply.header(REQUEST_ID_HEADER, request.id);
   });
   installErrorHandling(app);
-  app.addHook('preValidation', async (request) => {
-    const at = malformedTextAt(request.body, '');
-    if (at !== undefined) throw new KeyholdError('KH_ERR_INVALID_INPUT', `body ${at}: not valid Unicode text (it has a lone surrogate)`, { in: 'body', problems: [{ path: at, problem: 'not valid Unicode text' }] });
-  });
+  installRequestInput(app);
   requestMetrics(app, deps.metrics);
 
   await app.register(swagger, {
