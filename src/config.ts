@@ -25,6 +25,8 @@ export interface KeyholdConfig {
   logLevel: LogLevel;
   hash: HashParams;
   bodyLimitBytes: number;
+  /** How long a write waits for a lock another process holds on the database before KH_ERR_STORE_BUSY. */
+  storeBusyTimeoutMs: number;
   /** The `plugins:` section, parsed by the plugin host's own rules. */
   plugins: PluginSettings;
 }
@@ -90,10 +92,13 @@ function size(raw: unknown): number {
   return bytes;
 }
 
-function duration(raw: unknown): number {
-  const ms = parseDuration(raw);
-  if (ms < 1000 || ms > 24 * 3_600_000) throw new Error(`expected a duration from 1s to 24h, got ${describe(raw)}`);
-  return ms;
+/** A duration from `min` to `max` ms; `range` says them in the message ("1s to 24h"). */
+function duration(min: number, max: number, range: string): (raw: unknown) => number {
+  return (raw) => {
+    const ms = parseDuration(raw);
+    if (ms < min || ms > max) throw new Error(`expected a duration from ${range}, got ${describe(raw)}`);
+    return ms;
+  };
 }
 
 function logLevel(raw: unknown): LogLevel {
@@ -116,7 +121,7 @@ const SETTINGS: SettingsTree = {
   },
   insecure: { env: 'KEYHOLD_INSECURE', default: false, parse: bool, fromEnv: asBoolean },
   dataDir: { env: 'KEYHOLD_DATA_DIR', default: './data', parse: str },
-  tokenTtl: { env: 'KEYHOLD_TOKEN_TTL', default: '10m', parse: duration, fromEnv: asNumber },
+  tokenTtl: { env: 'KEYHOLD_TOKEN_TTL', default: '10m', parse: duration(1000, 24 * 3_600_000, '1s to 24h'), fromEnv: asNumber },
   logLevel: { env: 'KEYHOLD_LOG_LEVEL', default: 'info', parse: logLevel },
   hash: {
     memoryCost: { env: 'KEYHOLD_HASH_MEMORY_COST', default: DEFAULT_HASH_PARAMS.memoryCost, parse: integer(8, 4 * 1024 * 1024), fromEnv: asNumber },
@@ -124,6 +129,7 @@ const SETTINGS: SettingsTree = {
     parallelism: { env: 'KEYHOLD_HASH_PARALLELISM', default: DEFAULT_HASH_PARAMS.parallelism, parse: integer(1, 64), fromEnv: asNumber },
   },
   bodyLimit: { env: 'KEYHOLD_BODY_LIMIT', default: '64kb', parse: size, fromEnv: asNumber },
+  storeBusyTimeout: { env: 'KEYHOLD_STORE_BUSY_TIMEOUT', default: '5s', parse: duration(100, 60_000, '100ms to 60s'), fromEnv: asNumber },
 };
 
 function isMapping(value: unknown): value is Record<string, unknown> {
@@ -214,6 +220,7 @@ export function loadConfig(options: LoadConfigOptions = {}): KeyholdConfig {
     logLevel: LogLevel;
     hash: KeyholdConfig['hash'];
     bodyLimit: number;
+    storeBusyTimeout: number;
   };
   if ((values.tls.cert === '') !== (values.tls.key === '')) throw new ConfigError(file ?? 'environment', 'tls', 'set both cert and key, or neither');
   let pluginSettings: PluginSettings;
@@ -235,6 +242,7 @@ export function loadConfig(options: LoadConfigOptions = {}): KeyholdConfig {
     logLevel: values.logLevel,
     hash: values.hash,
     bodyLimitBytes: values.bodyLimit,
+    storeBusyTimeoutMs: values.storeBusyTimeout,
     plugins: { ...pluginSettings, directory: resolve(cwd, env.KEYHOLD_PLUGIN_DIR || pluginSettings.directory), list: pluginSettings.list?.map((f) => resolve(cwd, f)) },
   };
 }

@@ -58,7 +58,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
   const tls = config.tls ? { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) } : undefined;
 
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  const store = SqliteStore.open(join(config.dataDir, DATABASE_FILE));
+  const store = SqliteStore.open(join(config.dataDir, DATABASE_FILE), { busyTimeoutMs: config.storeBusyTimeoutMs });
   const cleanups: (() => Promise<void>)[] = [() => store.close()];
   const print = options.print ?? ((text: string) => process.stdout.write(`${text}\n`));
   // Generated root credentials exist only here until printed: they are printed even if the start fails later.
@@ -89,6 +89,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
       metrics,
       bodyLimitBytes: config.bodyLimitBytes,
       storeCheck: () => store.reader.countEntities(),
+      storeHealth: () => store.health(),
       plugins,
       ...(tls && { tls }),
     });

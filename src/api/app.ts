@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { KeyholdError } from '../errors.js';
 import type { IdentityOperations } from '../identity/operations.js';
+import type { StoreHealth } from '../store/store.js';
 import { VERSION } from '../version.js';
 import { Access } from './access.js';
 import { authRoutes } from './auth.js';
@@ -30,6 +31,8 @@ export interface ApiDeps {
   bodyLimitBytes: number;
   /** Resolves with the entity count when the store answers (health and status). */
   storeCheck(): Promise<number>;
+  /** The store's health, for /healthz. */
+  storeHealth(): Promise<StoreHealth>;
   /** PEM cert and key: serve HTTPS. */
   tls?: { cert: Buffer; key: Buffer };
   /** The plugin host, when one runs. */
@@ -89,7 +92,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   groupRoutes(app, context);
   authRoutes(app, { ...context, tokens: deps.tokens });
   const plugins = deps.plugins && { plugins: deps.plugins };
-  systemRoutes(app, { access, metrics: deps.metrics, storeCheck: deps.storeCheck, ...plugins });
+  systemRoutes(app, { access, metrics: deps.metrics, storeCheck: deps.storeCheck, storeHealth: deps.storeHealth, ...plugins });
   pluginRoutes(app, { access, ...plugins });
 
   await app.ready();

@@ -2,18 +2,24 @@
 // runs one transaction at a time (BEGIN IMMEDIATE … COMMIT/ROLLBACK), queued so that a
 // transaction awaiting a plugin call never interleaves with another; the read connection only
 // ever sees committed data (WAL gives each read statement a snapshot of the last commit).
+// A lock held by another process is waited for asynchronously (store-faults.ts), and SQLite's
+// own failures (locked, disk full, I/O errors) reach clients as catalog errors.
 import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { decodeEntity, decodeGroup, encodeEntity, encodeGroup, type Entity, type ExpansionMode, type Group } from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../../errors.js';
-import type { SearchQuery, Store, StoreReader, StoreTransaction } from '../store.js';
+import type { SearchQuery, Store, StoreHealth, StoreReader, StoreTransaction } from '../store.js';
 import { migrate } from './migrations.js';
+import { BUSY_WAIT_MS, faultKind, retryWhileBusy, toStoreError, type StoreFaultKind } from './store-faults.js';
 
 const DEFAULT_SEARCH_LIMIT = 100;
-/** How long a connection waits for another process's lock before SQLITE_BUSY. */
-const BUSY_TIMEOUT_MS = 5000;
+/** How long a write waits for another process's lock before KH_ERR_STORE_BUSY, unless told otherwise. */
+export const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+/** Less free space than this on the database's disk and health says writes are `full`: the next write may fail. */
+export const MIN_FREE_BYTES = 16 * 1024 * 1024;
 const INT32_MAX = 2147483647;
 
 interface EntityRow {
@@ -67,13 +73,22 @@ function settle<T>(run: () => T, inserted?: Inserted): Promise<T> {
   try {
     return Promise.resolve(run());
   } catch (err) {
-    return Promise.reject(mapConstraintError(err, inserted));
+    return Promise.reject(toStoreError(mapConstraintError(err, inserted), BUSY_WAIT_MS));
   }
 }
 
 /** Reads over one connection; the transaction class adds writes on the write connection. */
 class SqliteReader implements StoreReader {
-  constructor(protected readonly db: Database.Database) {}
+  constructor(
+    protected readonly db: Database.Database,
+    /** How long a read waits for a lock another process holds (rare in WAL mode: recovery, exclusive locking). */
+    private readonly busyTimeoutMs: number,
+  ) {}
+
+  /** Runs a read, retrying it while another process holds a lock it needs. */
+  protected read<T>(run: () => T): Promise<T> {
+    return retryWhileBusy(run, Date.now() + this.busyTimeoutMs).catch((err: unknown) => Promise.reject(toStoreError(err, this.busyTimeoutMs)));
+  }
 
   protected groupsOf(id: string): string[] {
     return this.db.prepare<[string], { group_name: string }>('SELECT group_name FROM memberships WHERE entity_id = ? ORDER BY group_name').all(id).map((r) => r.group_name);
@@ -94,7 +109,7 @@ class SqliteReader implements StoreReader {
 
   /** Runs several statements on one snapshot (a read transaction, or a savepoint inside a write one). */
   protected consistent<T>(read: () => T): Promise<T> {
-    return settle(() => this.db.transaction(read)());
+    return this.read(() => this.db.transaction(read)());
   }
 
   getEntity(id: string): Promise<Entity | undefined> {
@@ -122,7 +137,7 @@ class SqliteReader implements StoreReader {
   }
 
   countEntities(): Promise<number> {
-    return settle(() => this.db.prepare<[], { n: number }>('SELECT count(*) AS n FROM entities').get()!.n);
+    return this.read(() => this.db.prepare<[], { n: number }>('SELECT count(*) AS n FROM entities').get()!.n);
   }
 
   getGroup(name: string): Promise<Group | undefined> {
@@ -148,15 +163,15 @@ class SqliteReader implements StoreReader {
   }
 
   directMembers(group: string): Promise<string[]> {
-    return settle(() => this.names('SELECT entity_id AS name FROM memberships WHERE group_name = ? ORDER BY entity_id', group));
+    return this.read(() => this.names('SELECT entity_id AS name FROM memberships WHERE group_name = ? ORDER BY entity_id', group));
   }
 
   groupsExpanding(group: string): Promise<string[]> {
-    return settle(() => this.expanding(group));
+    return this.read(() => this.expanding(group));
   }
 
   groupsManagedBy(group: string): Promise<string[]> {
-    return settle(() => this.managed(group));
+    return this.read(() => this.managed(group));
   }
 
   protected expanding(group: string): string[] {
@@ -296,25 +311,42 @@ class SqliteTransaction extends SqliteReader implements StoreTransaction {
   }
 }
 
-function connect(file: string, options: Database.Options = {}): Database.Database {
+function connect(file: string, busyWaitMs: number, options: Database.Options = {}): Database.Database {
   const db = new Database(file, options);
-  db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+  db.pragma(`busy_timeout = ${busyWaitMs}`);
   db.pragma('foreign_keys = ON');
   return db;
+}
+
+export interface SqliteStoreOptions {
+  /** How long a write waits for a lock another process holds before KH_ERR_STORE_BUSY (default 5 s). */
+  busyTimeoutMs?: number;
+}
+
+/** The fault kind of an error a write failed with, already mapped to the catalog or not. */
+function writeFaultOf(err: unknown): StoreFaultKind | undefined {
+  if (!(err instanceof KeyholdError)) return faultKind(err);
+  return err.code === 'KH_ERR_STORE_BUSY' ? 'busy' : err.code === 'KH_ERR_STORE_FULL' ? 'full' : err.code === 'KH_ERR_STORE_FAILED' ? 'failing' : undefined;
 }
 
 export class SqliteStore implements Store {
   readonly reader: StoreReader;
   /** The tail of the write queue: each write starts when the one before it has settled. */
   private queue: Promise<unknown> = Promise.resolve();
+  private queuedWrites = 0;
+  /** Why the last write failed when the disk or the files were at fault; cleared by the next commit. No probe sees a full disk coming. */
+  private lastWriteFault: { kind: StoreFaultKind; message: string } | null = null;
 
   private constructor(
     private readonly writer: Database.Database,
     private readonly readerDb: Database.Database,
+    private readonly busyTimeoutMs: number,
     /** A directory to remove on close (the private file behind ':memory:'). */
     private readonly scratchDir: string | undefined,
+    /** The directory holding the database, whose disk's free space health reports. */
+    private readonly directory: string,
   ) {
-    this.reader = new SqliteReader(readerDb);
+    this.reader = new SqliteReader(readerDb, busyTimeoutMs);
   }
 
   /**
@@ -322,12 +354,14 @@ export class SqliteStore implements Store {
    * temporary database removed on close: it is a real file because the separate read connection
    * needs WAL's shared snapshots, which an in-memory database cannot offer.
    */
-  static open(file: string): SqliteStore {
+  static open(file: string, options: SqliteStoreOptions = {}): SqliteStore {
+    const busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
     const scratchDir = file === ':memory:' ? mkdtempSync(join(tmpdir(), 'keyhold-db-')) : undefined;
     const path = scratchDir ? join(scratchDir, 'keyhold.sqlite') : file;
     // The file holds secret hashes: created owner-only (SQLite gives its -wal and -shm files the same mode).
     closeSync(openSync(path, 'a', 0o600));
-    const writer = connect(path);
+    // Before the server serves anything, waiting for the lock in SQLite (blocking) is harmless.
+    const writer = connect(path, busyTimeoutMs);
     try {
       writer.pragma('journal_mode = WAL');
       // FULL: every acknowledged commit is fsynced to the WAL, so it survives a power loss or OS
@@ -335,33 +369,78 @@ export class SqliteStore implements Store {
       // rare and small; a lost password change or lock is worse than an fsync per write.
       writer.pragma('synchronous = FULL');
       migrate(writer);
-      return new SqliteStore(writer, connect(path, { readonly: true }), scratchDir);
+      writer.pragma(`busy_timeout = ${BUSY_WAIT_MS}`);
+      return new SqliteStore(writer, connect(path, BUSY_WAIT_MS, { readonly: true }), busyTimeoutMs, scratchDir, dirname(path));
     } catch (err) {
       writer.close();
       if (scratchDir) rmSync(scratchDir, { recursive: true, force: true });
-      throw err;
+      throw toStoreError(err, busyTimeoutMs);
     }
   }
 
   write<T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T> {
-    const result = this.queue.then(() => this.transaction(work));
+    // The wait for another process's lock counts from now: writes queued behind a waiting one do not each wait anew.
+    const deadline = Date.now() + this.busyTimeoutMs;
+    this.queuedWrites++;
+    const result = this.queue.then(() => this.transaction(work, deadline)).finally(() => this.queuedWrites--);
     this.queue = result.catch(() => undefined);
     return result;
   }
 
-  private async transaction<T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T> {
-    const tx = new SqliteTransaction(this.writer);
-    this.writer.exec('BEGIN IMMEDIATE');
+  private async transaction<T>(work: (tx: StoreTransaction) => Promise<T>, deadline: number): Promise<T> {
+    try {
+      await retryWhileBusy(() => this.writer.exec('BEGIN IMMEDIATE'), deadline);
+    } catch (err) {
+      throw toStoreError(err, this.busyTimeoutMs);
+    }
+    const tx = new SqliteTransaction(this.writer, this.busyTimeoutMs);
     try {
       const result = await work(tx);
       tx.open = false;
       this.writer.exec('COMMIT');
+      this.lastWriteFault = null;
       return result;
     } catch (err) {
       tx.open = false;
       if (this.writer.inTransaction) this.writer.exec('ROLLBACK');
-      throw err;
+      const failed = toStoreError(err, BUSY_WAIT_MS);
+      const kind = writeFaultOf(failed);
+      if (kind === 'full' || kind === 'failing') this.lastWriteFault = { kind, message: (failed as Error).message };
+      throw failed;
     }
+  }
+
+  /** Whether a write could take the lock now: undefined when it could (or this server's own write holds it), else the failure. */
+  private probeWriteLock(): unknown {
+    if (this.writer.inTransaction) return undefined;
+    try {
+      this.writer.exec('BEGIN IMMEDIATE');
+      this.writer.exec('ROLLBACK');
+      return undefined;
+    } catch (err) {
+      return err;
+    }
+  }
+
+  async health(): Promise<StoreHealth> {
+    const queuedWrites = this.queuedWrites;
+    try {
+      this.readerDb.prepare('SELECT 1 FROM entities LIMIT 1').get();
+    } catch (err) {
+      return { reads: 'failing', writes: 'failing', problem: `reads fail: ${(err as Error).message}`, queuedWrites };
+    }
+    if (this.lastWriteFault) return { reads: 'ok', writes: this.lastWriteFault.kind, problem: `the last write failed: ${this.lastWriteFault.message}`, queuedWrites };
+    const free = await statfs(this.directory).then(
+      (fs) => fs.bavail * fs.bsize,
+      () => Infinity,
+    );
+    if (free < MIN_FREE_BYTES) return { reads: 'ok', writes: 'full', problem: `only ${free} bytes are free on the disk holding ${this.directory}`, queuedWrites };
+    const lockFailure = this.probeWriteLock();
+    if (lockFailure !== undefined) {
+      const kind = faultKind(lockFailure) ?? 'failing';
+      return { reads: 'ok', writes: kind, problem: kind === 'busy' ? 'another process holds the database lock' : `a write cannot begin: ${(lockFailure as Error).message}`, queuedWrites };
+    }
+    return { reads: 'ok', writes: 'ok', queuedWrites };
   }
 
   /** Waits for queued writes, then closes both connections. */
