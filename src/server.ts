@@ -9,6 +9,7 @@ import { buildApi } from './api/app.js';
 import { TokenService } from './api/tokens.js';
 import { BOOTSTRAP_ENV, bootstrapNotice, bootstrapRoot, type GeneratedRoot } from './bootstrap.js';
 import { checkListenSafety, loadConfig, type KeyholdConfig } from './config.js';
+import { lockDataDir } from './data-dir-lock.js';
 import { PluginHost } from './host/host.js';
 import { Identity } from './identity/identity.js';
 import { LifecycleEngine } from './lifecycle/engine.js';
@@ -58,8 +59,17 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
   const tls = config.tls ? { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) } : undefined;
 
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  const store = SqliteStore.open(join(config.dataDir, DATABASE_FILE), { busyTimeoutMs: config.storeBusyTimeoutMs });
-  const cleanups: (() => Promise<void>)[] = [() => store.close()];
+  // Taken before anything in the directory is touched, released last (cleanups run in reverse).
+  const lock = lockDataDir(config.dataDir, logger);
+  const cleanups: (() => Promise<void>)[] = [async () => lock.release()];
+  let store: SqliteStore;
+  try {
+    store = SqliteStore.open(join(config.dataDir, DATABASE_FILE), { busyTimeoutMs: config.storeBusyTimeoutMs });
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+  cleanups.push(() => store.close());
   const print = options.print ?? ((text: string) => process.stdout.write(`${text}\n`));
   // Generated root credentials exist only here until printed: they are printed even if the start fails later.
   let unprinted: GeneratedRoot | null = null;
