@@ -3,9 +3,9 @@
 // transaction awaiting a plugin call never interleaves with another; the read connection only
 // ever sees committed data (WAL gives each read statement a snapshot of the last commit).
 // A lock held by another process is waited for asynchronously (store-faults.ts), and SQLite's
-// own failures (locked, disk full, I/O errors) reach clients as catalog errors.
+// own failures (locked, disk full, I/O errors) reach clients as catalog errors; store-health.ts
+// says whether writes can go through.
 import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
-import { statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -13,13 +13,12 @@ import { decodeEntity, decodeGroup, encodeEntity, encodeGroup, type Entity, type
 import { KeyholdError } from '../../errors.js';
 import type { SearchQuery, Store, StoreHealth, StoreReader, StoreTransaction } from '../store.js';
 import { migrate } from './migrations.js';
-import { BUSY_WAIT_MS, faultKind, retryWhileBusy, toStoreError, type StoreFaultKind } from './store-faults.js';
+import { BUSY_WAIT_MS, faultKind, retryWhileBusy, toStoreError } from './store-faults.js';
+import { checkHealth, type WriteFault } from './store-health.js';
 
 const DEFAULT_SEARCH_LIMIT = 100;
 /** How long a write waits for another process's lock before KH_ERR_STORE_BUSY, unless told otherwise. */
 export const DEFAULT_BUSY_TIMEOUT_MS = 5000;
-/** Less free space than this on the database's disk and health says writes are `full`: the next write may fail. */
-export const MIN_FREE_BYTES = 16 * 1024 * 1024;
 const INT32_MAX = 2147483647;
 
 interface EntityRow {
@@ -323,19 +322,13 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number;
 }
 
-/** The fault kind of an error a write failed with, already mapped to the catalog or not. */
-function writeFaultOf(err: unknown): StoreFaultKind | undefined {
-  if (!(err instanceof KeyholdError)) return faultKind(err);
-  return err.code === 'KH_ERR_STORE_BUSY' ? 'busy' : err.code === 'KH_ERR_STORE_FULL' ? 'full' : err.code === 'KH_ERR_STORE_FAILED' ? 'failing' : undefined;
-}
-
 export class SqliteStore implements Store {
   readonly reader: StoreReader;
   /** The tail of the write queue: each write starts when the one before it has settled. */
   private queue: Promise<unknown> = Promise.resolve();
   private queuedWrites = 0;
   /** Why the last write failed when the disk or the files were at fault; cleared by the next commit. No probe sees a full disk coming. */
-  private lastWriteFault: { kind: StoreFaultKind; message: string } | null = null;
+  private lastWriteFault: WriteFault | null = null;
 
   private constructor(
     private readonly writer: Database.Database,
@@ -404,43 +397,14 @@ export class SqliteStore implements Store {
       tx.open = false;
       if (this.writer.inTransaction) this.writer.exec('ROLLBACK');
       const failed = toStoreError(err, BUSY_WAIT_MS);
-      const kind = writeFaultOf(failed);
+      const kind = faultKind(failed);
       if (kind === 'full' || kind === 'failing') this.lastWriteFault = { kind, message: (failed as Error).message };
       throw failed;
     }
   }
 
-  /** Whether a write could take the lock now: undefined when it could (or this server's own write holds it), else the failure. */
-  private probeWriteLock(): unknown {
-    if (this.writer.inTransaction) return undefined;
-    try {
-      this.writer.exec('BEGIN IMMEDIATE');
-      this.writer.exec('ROLLBACK');
-      return undefined;
-    } catch (err) {
-      return err;
-    }
-  }
-
-  async health(): Promise<StoreHealth> {
-    const queuedWrites = this.queuedWrites;
-    try {
-      this.readerDb.prepare('SELECT 1 FROM entities LIMIT 1').get();
-    } catch (err) {
-      return { reads: 'failing', writes: 'failing', problem: `reads fail: ${(err as Error).message}`, queuedWrites };
-    }
-    if (this.lastWriteFault) return { reads: 'ok', writes: this.lastWriteFault.kind, problem: `the last write failed: ${this.lastWriteFault.message}`, queuedWrites };
-    const free = await statfs(this.directory).then(
-      (fs) => fs.bavail * fs.bsize,
-      () => Infinity,
-    );
-    if (free < MIN_FREE_BYTES) return { reads: 'ok', writes: 'full', problem: `only ${free} bytes are free on the disk holding ${this.directory}`, queuedWrites };
-    const lockFailure = this.probeWriteLock();
-    if (lockFailure !== undefined) {
-      const kind = faultKind(lockFailure) ?? 'failing';
-      return { reads: 'ok', writes: kind, problem: kind === 'busy' ? 'another process holds the database lock' : `a write cannot begin: ${(lockFailure as Error).message}`, queuedWrites };
-    }
-    return { reads: 'ok', writes: 'ok', queuedWrites };
+  health(): Promise<StoreHealth> {
+    return checkHealth({ reader: this.readerDb, writer: this.writer, directory: this.directory, lastWriteFault: this.lastWriteFault, queuedWrites: this.queuedWrites });
   }
 
   /** Waits for queued writes, then closes both connections. */

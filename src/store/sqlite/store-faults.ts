@@ -17,8 +17,9 @@ const RETRY_AFTER_SECONDS = 1;
 /** How a store fault affects writes: another process holds the lock, the disk is full, or the files cannot be used. */
 export type StoreFaultKind = 'busy' | 'full' | 'failing';
 
-/** The kind of an SQLite failure that comes from the database's surroundings, not from keyhold's statements. */
+/** The kind of a failure that comes from the database's surroundings, not from keyhold's statements: an SQLite error, or the catalog error made of one. */
 export function faultKind(err: unknown): StoreFaultKind | undefined {
+  if (err instanceof KeyholdError) return err.code === 'KH_ERR_STORE_BUSY' ? 'busy' : err.code === 'KH_ERR_STORE_FULL' ? 'full' : err.code === 'KH_ERR_STORE_FAILED' ? 'failing' : undefined;
   if (!(err instanceof Database.SqliteError)) return undefined;
   const code = (err as { code: string }).code;
   if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) return 'busy';
@@ -30,7 +31,7 @@ export function faultKind(err: unknown): StoreFaultKind | undefined {
 /** The catalog error for a store fault (KH_ERR_STORE_BUSY / _FULL / _FAILED); anything else is returned as it is. */
 export function toStoreError(err: unknown, waitedMs: number): unknown {
   const kind = faultKind(err);
-  if (kind === undefined) return err;
+  if (kind === undefined || err instanceof KeyholdError) return err;
   const sqlite = (err as { code: string }).code;
   if (kind === 'busy') return new KeyholdError('KH_ERR_STORE_BUSY', `the database is locked by another process (waited ${waitedMs} ms for it); retry in a moment`, { retryAfterSeconds: RETRY_AFTER_SECONDS, sqlite });
   if (kind === 'full') return new KeyholdError('KH_ERR_STORE_FULL', 'the disk holding the database is full: nothing was written; free some space on it', { sqlite });
