@@ -27,6 +27,8 @@ export interface KeyholdConfig {
   logLevel: LogLevel;
   hash: HashParams;
   bodyLimitBytes: number;
+  /** How long a write waits for a lock another process holds on the database before KH_ERR_STORE_BUSY. */
+  storeBusyTimeoutMs: number;
   /** The `plugins:` section, parsed by the plugin host's own rules. */
   plugins: PluginSettings;
   /** The committed-event outbox: retention and delivery retries. */
@@ -94,8 +96,8 @@ function size(raw: unknown): number {
   return bytes;
 }
 
-/** A duration from `min` to `max` ms; `range` says them as people write them ("1s to 24h"). */
-function durationIn(min: number, max: number, range: string): (raw: unknown) => number {
+/** A duration from `min` to `max` ms; `range` says them in the message ("1s to 24h"). */
+function duration(min: number, max: number, range: string): (raw: unknown) => number {
   return (raw) => {
     const ms = parseDuration(raw);
     if (ms < min || ms > max) throw new Error(`expected a duration from ${range}, got ${describe(raw)}`);
@@ -104,7 +106,6 @@ function durationIn(min: number, max: number, range: string): (raw: unknown) => 
 }
 
 const HOUR_MS = 3_600_000;
-const duration = durationIn(1000, 24 * HOUR_MS, '1s to 24h');
 
 function logLevel(raw: unknown): LogLevel {
   if (typeof raw !== 'string' || !(LOG_LEVELS as readonly string[]).includes(raw)) throw new Error(`expected one of ${LOG_LEVELS.join(', ')}, got ${describe(raw)}`);
@@ -126,7 +127,7 @@ const SETTINGS: SettingsTree = {
   },
   insecure: { env: 'KEYHOLD_INSECURE', default: false, parse: bool, fromEnv: asBoolean },
   dataDir: { env: 'KEYHOLD_DATA_DIR', default: './data', parse: str },
-  tokenTtl: { env: 'KEYHOLD_TOKEN_TTL', default: '10m', parse: duration, fromEnv: asNumber },
+  tokenTtl: { env: 'KEYHOLD_TOKEN_TTL', default: '10m', parse: duration(1000, 24 * HOUR_MS, '1s to 24h'), fromEnv: asNumber },
   logLevel: { env: 'KEYHOLD_LOG_LEVEL', default: 'info', parse: logLevel },
   hash: {
     memoryCost: { env: 'KEYHOLD_HASH_MEMORY_COST', default: DEFAULT_HASH_PARAMS.memoryCost, parse: integer(8, 4 * 1024 * 1024), fromEnv: asNumber },
@@ -135,11 +136,12 @@ const SETTINGS: SettingsTree = {
   },
   bodyLimit: { env: 'KEYHOLD_BODY_LIMIT', default: '64kb', parse: size, fromEnv: asNumber },
   events: {
-    retention: { env: 'KEYHOLD_EVENTS_RETENTION', default: '7d', parse: durationIn(60_000, 366 * 24 * HOUR_MS, '1m to 366d'), fromEnv: asNumber },
+    retention: { env: 'KEYHOLD_EVENTS_RETENTION', default: '7d', parse: duration(60_000, 366 * 24 * HOUR_MS, '1m to 366d'), fromEnv: asNumber },
     maxAttempts: { env: 'KEYHOLD_EVENTS_MAX_ATTEMPTS', default: 10, parse: integer(1, 1000), fromEnv: asNumber },
-    retryInitialDelay: { env: 'KEYHOLD_EVENTS_RETRY_INITIAL_DELAY', default: '100ms', parse: durationIn(1, HOUR_MS, '1ms to 1h'), fromEnv: asNumber },
-    retryMaxDelay: { env: 'KEYHOLD_EVENTS_RETRY_MAX_DELAY', default: '30s', parse: durationIn(1, HOUR_MS, '1ms to 1h'), fromEnv: asNumber },
+    retryInitialDelay: { env: 'KEYHOLD_EVENTS_RETRY_INITIAL_DELAY', default: '100ms', parse: duration(1, HOUR_MS, '1ms to 1h'), fromEnv: asNumber },
+    retryMaxDelay: { env: 'KEYHOLD_EVENTS_RETRY_MAX_DELAY', default: '30s', parse: duration(1, HOUR_MS, '1ms to 1h'), fromEnv: asNumber },
   },
+  storeBusyTimeout: { env: 'KEYHOLD_STORE_BUSY_TIMEOUT', default: '5s', parse: duration(100, 60_000, '100ms to 60s'), fromEnv: asNumber },
 };
 
 function isMapping(value: unknown): value is Record<string, unknown> {
@@ -240,6 +242,7 @@ export function loadConfig(options: LoadConfigOptions = {}): KeyholdConfig {
     hash: KeyholdConfig['hash'];
     bodyLimit: number;
     events: { retention: number; maxAttempts: number; retryInitialDelay: number; retryMaxDelay: number };
+    storeBusyTimeout: number;
   };
   if ((values.tls.cert === '') !== (values.tls.key === '')) throw new ConfigError(file ?? 'environment', 'tls', 'set both cert and key, or neither');
   const { events } = values;
@@ -264,6 +267,7 @@ export function loadConfig(options: LoadConfigOptions = {}): KeyholdConfig {
     hash: values.hash,
     bodyLimitBytes: values.bodyLimit,
     events: { retentionMs: events.retention, maxAttempts: events.maxAttempts, retryInitialDelayMs: events.retryInitialDelay, retryMaxDelayMs: events.retryMaxDelay },
+    storeBusyTimeoutMs: values.storeBusyTimeout,
     plugins: {
       ...pluginSettings,
       directory: resolve(cwd, env.KEYHOLD_PLUGIN_DIR || pluginSettings.directory),

@@ -16,6 +16,7 @@ export const ERRORS = {
   KH_ERR_KV_KEY_NOT_FOUND: { status: 404, summary: 'no kv key of that name' },
   KH_ERR_EVENT_NOT_FOUND: { status: 404, summary: 'no committed event with that number (it may have been deleted after the retention period)' },
   KH_ERR_DEAD_LETTER_NOT_FOUND: { status: 404, summary: 'the event is not a dead letter (of that plugin)' },
+  KH_ERR_REQUEST_TIMEOUT: { status: 408, summary: 'the request did not arrive in time' },
   KH_ERR_ENTITY_EXISTS: { status: 409, summary: 'an entity with that id already exists' },
   KH_ERR_GROUP_EXISTS: { status: 409, summary: 'a group with that name already exists' },
   KH_ERR_NUMBER_TAKEN: { status: 409, summary: 'that number is already in use' },
@@ -30,13 +31,17 @@ export const ERRORS = {
   KH_ERR_KV_KEY_EXISTS: { status: 409, summary: 'the kv key already exists; replace it instead' },
   KH_ERR_BODY_TOO_LARGE: { status: 413, summary: 'the request body is over the size limit' },
   KH_ERR_PLUGIN_VETO: { status: 422, summary: 'a plugin refused the request' },
+  KH_ERR_HEADERS_TOO_LARGE: { status: 431, summary: 'the request line and headers are over the size limit' },
   KH_ERR_INTERNAL: { status: 500, summary: 'an unexpected server error' },
   KH_ERR_CONFIG_INVALID: { status: 500, summary: "the server's settings file is not valid (a plugin reload read it); nothing was changed" },
   KH_ERR_PLUGIN_FAILED: { status: 502, summary: 'a plugin crashed or failed while handling the request' },
   KH_ERR_PLUGIN_INVALID_RESULT: { status: 502, summary: 'a plugin returned an object that is not valid' },
   KH_ERR_EVENT_DELIVERY_FAILED: { status: 502, summary: 'a plugin failed to take a committed event retried by hand; it stays a dead letter' },
   KH_ERR_PLUGIN_UNAVAILABLE: { status: 503, summary: 'a plugin this request needs is down' },
+  KH_ERR_STORE_BUSY: { status: 503, summary: 'another process holds the database lock; retry later' },
+  KH_ERR_STORE_FAILED: { status: 503, summary: 'the database cannot be read or written (an I/O error, a read-only or damaged file)' },
   KH_ERR_PLUGIN_TIMEOUT: { status: 504, summary: 'a plugin did not answer in time' },
+  KH_ERR_STORE_FULL: { status: 507, summary: 'the disk holding the database is full' },
 } as const satisfies Record<string, { status: number; summary: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

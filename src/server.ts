@@ -12,6 +12,7 @@ import { bootstrapNotice, bootstrapRoot, type GeneratedRoot } from './bootstrap.
 import { takeBootstrapSource } from './bootstrap-credentials.js';
 import { checkListenSafety, loadConfig, type KeyholdConfig, type LoadConfigOptions } from './config.js';
 import { Outbox } from './events/outbox.js';
+import { lockDataDir } from './data-dir-lock.js';
 import { PluginHost } from './host/host.js';
 import { Identity } from './identity/identity.js';
 import { LifecycleEngine } from './lifecycle/engine.js';
@@ -67,8 +68,17 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
 
   await checkListenAddress(config);
   makeDataDir(config);
-  const store = SqliteStore.open(join(config.dataDir, DATABASE_FILE));
-  const cleanups: (() => Promise<void>)[] = [() => store.close()];
+  // Taken before anything in the directory is touched, released last (cleanups run in reverse).
+  const lock = lockDataDir(config.dataDir, logger);
+  const cleanups: (() => Promise<void>)[] = [async () => lock.release()];
+  let store: SqliteStore;
+  try {
+    store = SqliteStore.open(join(config.dataDir, DATABASE_FILE), { busyTimeoutMs: config.storeBusyTimeoutMs });
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+  cleanups.push(() => store.close());
   const print = options.print ?? ((text: string) => process.stdout.write(`${text}\n`));
   // Generated root credentials exist only here until printed: they are printed even if the start fails later.
   let unprinted: GeneratedRoot | null = null;
@@ -110,6 +120,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
       metrics,
       bodyLimitBytes: config.bodyLimitBytes,
       storeCheck: () => store.reader.countEntities(),
+      storeHealth: () => store.health(),
       plugins,
       events: outbox,
       ...(tls && { tls }),

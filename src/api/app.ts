@@ -6,18 +6,20 @@ import swagger from '@fastify/swagger';
 import { fastify, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import { Counter, Histogram, type Registry } from 'prom-client';
-import { isWellFormedText } from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../errors.js';
 import type { IdentityOperations } from '../identity/operations.js';
+import type { StoreHealth } from '../store/store.js';
 import { VERSION } from '../version.js';
 import { Access } from './access.js';
 import { authRoutes } from './auth.js';
+import { answerClientError } from './client-errors.js';
 import { entityRoutes } from './entities.js';
 import { eventRoutes, type EventControl } from './events.js';
 import { installErrorHandling, toKeyholdError } from './error-mapping.js';
 import { groupRoutes } from './groups.js';
 import { pluginRoutes, type PluginControl } from './plugins.js';
 import type { TokenRevocation } from './revocation.js';
+import { installRequestInput, MAX_PARAM_LENGTH } from './request-input.js';
 import { systemRoutes } from './system.js';
 import type { TokenService } from './tokens.js';
 
@@ -33,25 +35,14 @@ export interface ApiDeps {
   bodyLimitBytes: number;
   /** Resolves with the entity count when the store answers (health and status). */
   storeCheck(): Promise<number>;
+  /** The store's health, for /healthz. */
+  storeHealth(): Promise<StoreHealth>;
   /** PEM cert and key: serve HTTPS. */
   tls?: { cert: Buffer; key: Buffer };
   /** The plugin host, when one runs. */
   plugins?: PluginControl;
   /** The committed-event outbox, when one runs. */
   events?: EventControl;
-}
-
-/** The path of the first string (value or key) in `value` that is not well-formed Unicode. */
-function malformedTextAt(value: unknown, path: string): string | undefined {
-  if (typeof value === 'string') return isWellFormedText(value) ? undefined : path;
-  if (value === null || typeof value !== 'object') return undefined;
-  for (const [key, item] of Object.entries(value)) {
-    const here = path ? `${path}.${key}` : key;
-    if (!isWellFormedText(key)) return here;
-    const found = malformedTextAt(item, here);
-    if (found !== undefined) return found;
-  }
-  return undefined;
 }
 
 function requestMetrics(app: FastifyInstance, registry: Registry): void {
@@ -70,6 +61,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     loggerInstance: deps.logger,
     bodyLimit: deps.bodyLimitBytes,
     genReqId: () => randomUUID(),
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // What the HTTP parser refuses before fastify sees a request (headers too large, not HTTP) gets a catalog body too.
+    clientErrorHandler: answerClientError,
     ...(deps.tls && { https: deps.tls }),
     // Strict input: unknown fields are refused rather than silently dropped, and nothing is coerced.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } },
@@ -85,10 +79,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     reply.header(REQUEST_ID_HEADER, request.id);
   });
   installErrorHandling(app);
-  app.addHook('preValidation', async (request) => {
-    const at = malformedTextAt(request.body, '');
-    if (at !== undefined) throw new KeyholdError('KH_ERR_INVALID_INPUT', `body ${at}: not valid Unicode text (it has a lone surrogate)`, { in: 'body', problems: [{ path: at, problem: 'not valid Unicode text' }] });
-  });
+  installRequestInput(app);
   requestMetrics(app, deps.metrics);
 
   await app.register(swagger, {
@@ -107,7 +98,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   groupRoutes(app, context);
   authRoutes(app, { ...context, tokens: deps.tokens, revocation: deps.revocation });
   const plugins = deps.plugins && { plugins: deps.plugins };
-  systemRoutes(app, { access, metrics: deps.metrics, storeCheck: deps.storeCheck, ...plugins });
+  systemRoutes(app, { access, metrics: deps.metrics, storeCheck: deps.storeCheck, storeHealth: deps.storeHealth, ...plugins });
   pluginRoutes(app, { access, ...plugins });
   if (deps.events) eventRoutes(app, { access, events: deps.events });
 

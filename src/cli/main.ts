@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `keyhold`: the server (`serve`) and the client commands that speak to its API.
-// Exit codes: 0 ok, 1 refused or failed, 2 usage (including a bad configuration for serve).
+// Exit codes: 0 ok, 1 refused or failed, 2 usage (including, for serve, a bad configuration or a data directory another server holds).
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.js';
 import { authCommands } from './auth-commands.js';
@@ -34,13 +34,15 @@ Often used environment variables:
     )
     .action(async (options: { config?: string }) => {
       // Loaded here so that client commands do not pay for the server's modules at every run.
-      const [{ installSignalHandlers, startServer }, { ConfigError }, { PluginLoadError }] = await Promise.all([import('../server.js'), import('../config.js'), import('../host/host.js')]);
+      const [{ installSignalHandlers, startServer }, { ConfigError }, { PluginLoadError }, { DataDirInUseError }] = await Promise.all([import('../server.js'), import('../config.js'), import('../host/host.js'), import('../data-dir-lock.js')]);
       try {
         installSignalHandlers(await startServer({ ...(options.config !== undefined && { configFile: options.config }) }));
         serving = true;
       } catch (err) {
         // A plugin that cannot load (refused config, bad file, protocol mismatch) is a deployment to fix, like a bad setting.
         if (err instanceof ConfigError || err instanceof PluginLoadError) throw new CliError(`bad configuration: ${err.message}`, 2);
+        // Like a bad setting, another server on the same data directory is fixed by changing how this one is started.
+        if (err instanceof DataDirInUseError) throw new CliError(err.message, 2);
         throw err;
       }
     });

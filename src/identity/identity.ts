@@ -27,6 +27,7 @@ import type { Subject } from '../lifecycle/chain.js';
 import type { LifecycleEngine, LifecycleStep, RequestInfo } from '../lifecycle/engine.js';
 import type { SearchQuery, Store, StoreReader, StoreTransaction } from '../store/store.js';
 import { capabilitiesHeld, checkExpansions, resolveGroupsOf, resolveMembers } from './expansions.js';
+import { CODE_POINT_RULE, codePointProblem, reservedKeyProblem } from './name-rules.js';
 import {
   ENTITY_META_FIELDS,
   type CreateEntityInput,
@@ -46,14 +47,14 @@ export const MAX_NAME_LENGTH = 128;
 /** Longest secret, in characters: far above any passphrase, low enough that hashing it is no denial of service. */
 export const MAX_SECRET_LENGTH = 1024;
 
-const NAME_RULE = `1 to ${MAX_NAME_LENGTH} characters, no whitespace or control characters, not starting with '-'`;
+const NAME_RULE = `1 to ${MAX_NAME_LENGTH} characters, ${CODE_POINT_RULE}, not starting with '-'`;
 
 /** What is wrong with `value` as a name, or undefined when it is fine. */
 function nameProblem(value: string): string | undefined {
   if (value.length === 0) return 'it is empty';
   if ([...value].length > MAX_NAME_LENGTH) return `it is ${[...value].length} characters long`;
-  if (/\s/u.test(value)) return 'it contains whitespace';
-  if (/\p{Cc}/u.test(value)) return 'it contains a control character';
+  const codePoint = codePointProblem(value);
+  if (codePoint) return codePoint;
   if (value.startsWith('-')) return "it starts with '-'";
   return undefined;
 }
@@ -68,9 +69,9 @@ function invalidInput(message: string): KeyholdError {
   return new KeyholdError('KH_ERR_INVALID_INPUT', message);
 }
 
-/** kv and untyped-metadata keys follow the name rule; untyped keys also may not hold the ':' that ends them. */
+/** kv and untyped-metadata keys follow the name rule and are never reserved; untyped keys also may not hold the ':' that ends them. */
 function checkKey(kind: 'kv key' | 'untyped metadata key', key: string): void {
-  const problem = nameProblem(key) ?? (kind === 'untyped metadata key' && key.includes(':') ? "it contains ':'" : undefined);
+  const problem = nameProblem(key) ?? reservedKeyProblem(key) ?? (kind === 'untyped metadata key' && key.includes(':') ? "it contains ':'" : undefined);
   if (problem) throw invalidInput(`invalid ${kind} ${JSON.stringify(key)}: ${problem}; keys are ${NAME_RULE}${kind === 'untyped metadata key' ? ", without ':'" : ''}`);
 }
 

@@ -63,6 +63,18 @@ export interface StoreTransaction extends StoreReader {
   readonly outbox: OutboxWriter;
 }
 
+/** How the store is doing, for the health endpoint: checked when asked, cheaply (no write is made). */
+export interface StoreHealth {
+  /** Whether a read answers. */
+  reads: 'ok' | 'failing';
+  /** Whether a write could commit: `busy`, another process holds the database lock; `full`, no room on the disk; `failing`, the files cannot be used. */
+  writes: 'ok' | 'busy' | 'full' | 'failing';
+  /** What is wrong, for people; absent when both are ok. */
+  problem?: string;
+  /** Write transactions of this server waiting for their turn. */
+  queuedWrites: number;
+}
+
 export interface Store {
   /** Committed data only: never sees a transaction in progress. */
   readonly reader: StoreReader;
@@ -79,5 +91,6 @@ export interface Store {
    * it to know they are still current.
    */
   changeCounter(): Promise<number>;
+  health(): Promise<StoreHealth>;
   close(): Promise<void>;
 }

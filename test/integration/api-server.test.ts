@@ -135,7 +135,12 @@ describe('server', () => {
     try {
       const health = await call(handle.url, 'GET', '/healthz');
       assert.equal(health.status, 200);
-      assert.deepEqual(health.body, { status: 'ok', store: 'ok', plugins: [] });
+      assert.deepEqual(health.body, { status: 'ok' }, 'without a token, only the status');
+      const detailed = await call(handle.url, 'GET', '/healthz', { token: await login(handle.url, 'root', 'pw') });
+      assert.equal(detailed.status, 200);
+      assert.deepEqual(detailed.body, { status: 'ok', store: { reads: 'ok', writes: 'ok', queuedWrites: 0 }, plugins: [] });
+      const forged = await call(handle.url, 'GET', '/healthz', { token: 'not-a-token' });
+      assert.equal(forged.status, 401, 'a token that is not valid is refused, not ignored');
       await call(handle.url, 'GET', '/v1/entities');
       const metrics = await call(handle.url, 'GET', '/metrics');
       assert.match(metrics.text, /keyhold_http_requests_total\{method="GET",route="\/v1\/entities",status="401"\} 1/);

@@ -2,20 +2,25 @@
 // runs one transaction at a time (BEGIN IMMEDIATE … COMMIT/ROLLBACK), queued so that a
 // transaction awaiting a plugin call never interleaves with another; the read connection only
 // ever sees committed data (WAL gives each read statement a snapshot of the last commit).
+// A lock held by another process is waited for asynchronously (store-faults.ts), and SQLite's
+// own failures (locked, disk full, I/O errors) reach clients as catalog errors; store-health.ts
+// says whether writes can go through.
 import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { decodeEntity, decodeGroup, encodeEntity, encodeGroup, type Capability, type Entity, type ExpansionMode, type Group } from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../../errors.js';
 import type { OutboxReader, OutboxWriter } from '../outbox.js';
-import type { SearchQuery, Store, StoreReader, StoreTransaction } from '../store.js';
+import type { SearchQuery, Store, StoreHealth, StoreReader, StoreTransaction } from '../store.js';
 import { migrate } from './migrations.js';
 import { SqliteOutboxReader, SqliteOutboxWriter } from './sqlite-outbox.js';
+import { BUSY_WAIT_MS, faultKind, retryWhileBusy, toStoreError } from './store-faults.js';
+import { checkHealth, type WriteFault } from './store-health.js';
 
 const DEFAULT_SEARCH_LIMIT = 100;
-/** How long a connection waits for another process's lock before SQLITE_BUSY. */
-const BUSY_TIMEOUT_MS = 5000;
+/** How long a write waits for another process's lock before KH_ERR_STORE_BUSY, unless told otherwise. */
+export const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 const INT32_MAX = 2147483647;
 /** A new token generation: 128 random bits, as the migration that created the table made them. */
 const NEW_GENERATION = 'lower(hex(randomblob(16)))';
@@ -71,13 +76,22 @@ function settle<T>(run: () => T, inserted?: Inserted): Promise<T> {
   try {
     return Promise.resolve(run());
   } catch (err) {
-    return Promise.reject(mapConstraintError(err, inserted));
+    return Promise.reject(toStoreError(mapConstraintError(err, inserted), BUSY_WAIT_MS));
   }
 }
 
 /** Reads over one connection; the transaction class adds writes on the write connection. */
 class SqliteReader implements StoreReader {
-  constructor(protected readonly db: Database.Database) {}
+  constructor(
+    protected readonly db: Database.Database,
+    /** How long a read waits for a lock another process holds (rare in WAL mode: recovery, exclusive locking). */
+    private readonly busyTimeoutMs: number,
+  ) {}
+
+  /** Runs a read, retrying it while another process holds a lock it needs. */
+  protected read<T>(run: () => T): Promise<T> {
+    return retryWhileBusy(run, Date.now() + this.busyTimeoutMs).catch((err: unknown) => Promise.reject(toStoreError(err, this.busyTimeoutMs)));
+  }
 
   protected groupsOf(id: string): string[] {
     return this.db.prepare<[string], { group_name: string }>('SELECT group_name FROM memberships WHERE entity_id = ? ORDER BY group_name').all(id).map((r) => r.group_name);
@@ -98,7 +112,7 @@ class SqliteReader implements StoreReader {
 
   /** Runs several statements on one snapshot (a read transaction, or a savepoint inside a write one). */
   protected consistent<T>(read: () => T): Promise<T> {
-    return settle(() => this.db.transaction(read)());
+    return this.read(() => this.db.transaction(read)());
   }
 
   getEntity(id: string): Promise<Entity | undefined> {
@@ -126,7 +140,7 @@ class SqliteReader implements StoreReader {
   }
 
   countEntities(): Promise<number> {
-    return settle(() => this.db.prepare<[], { n: number }>('SELECT count(*) AS n FROM entities').get()!.n);
+    return this.read(() => this.db.prepare<[], { n: number }>('SELECT count(*) AS n FROM entities').get()!.n);
   }
 
   getGroup(name: string): Promise<Group | undefined> {
@@ -152,15 +166,15 @@ class SqliteReader implements StoreReader {
   }
 
   directMembers(group: string): Promise<string[]> {
-    return settle(() => this.names('SELECT entity_id AS name FROM memberships WHERE group_name = ? ORDER BY entity_id', group));
+    return this.read(() => this.names('SELECT entity_id AS name FROM memberships WHERE group_name = ? ORDER BY entity_id', group));
   }
 
   groupsExpanding(group: string): Promise<string[]> {
-    return settle(() => this.expanding(group));
+    return this.read(() => this.expanding(group));
   }
 
   groupsManagedBy(group: string): Promise<string[]> {
-    return settle(() => this.managed(group));
+    return this.read(() => this.managed(group));
   }
 
   tokenGeneration(entityId: string): Promise<string | undefined> {
@@ -330,11 +344,16 @@ class SqliteTransaction extends SqliteReader implements StoreTransaction {
   }
 }
 
-function connect(file: string, options: Database.Options = {}): Database.Database {
+function connect(file: string, busyWaitMs: number, options: Database.Options = {}): Database.Database {
   const db = new Database(file, options);
-  db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+  db.pragma(`busy_timeout = ${busyWaitMs}`);
   db.pragma('foreign_keys = ON');
   return db;
+}
+
+export interface SqliteStoreOptions {
+  /** How long a write waits for a lock another process holds before KH_ERR_STORE_BUSY (default 5 s). */
+  busyTimeoutMs?: number;
 }
 
 export class SqliteStore implements Store {
@@ -344,14 +363,20 @@ export class SqliteStore implements Store {
   private queue: Promise<unknown> = Promise.resolve();
   /** Read per authenticated request, so prepared once. */
   private readonly dataVersion: Database.Statement<[], number>;
+  private queuedWrites = 0;
+  /** Why the last write failed when the disk or the files were at fault; cleared by the next commit. No probe sees a full disk coming. */
+  private lastWriteFault: WriteFault | null = null;
 
   private constructor(
     private readonly writer: Database.Database,
     private readonly readerDb: Database.Database,
+    private readonly busyTimeoutMs: number,
     /** A directory to remove on close (the private file behind ':memory:'). */
     private readonly scratchDir: string | undefined,
+    /** The directory holding the database, whose disk's free space health reports. */
+    private readonly directory: string,
   ) {
-    this.reader = new SqliteReader(readerDb);
+    this.reader = new SqliteReader(readerDb, busyTimeoutMs);
     this.dataVersion = readerDb.prepare<[], number>('PRAGMA data_version').pluck();
     this.outbox = new SqliteOutboxReader(readerDb);
   }
@@ -361,12 +386,14 @@ export class SqliteStore implements Store {
    * temporary database removed on close: it is a real file because the separate read connection
    * needs WAL's shared snapshots, which an in-memory database cannot offer.
    */
-  static open(file: string): SqliteStore {
+  static open(file: string, options: SqliteStoreOptions = {}): SqliteStore {
+    const busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
     const scratchDir = file === ':memory:' ? mkdtempSync(join(tmpdir(), 'keyhold-db-')) : undefined;
     const path = scratchDir ? join(scratchDir, 'keyhold.sqlite') : file;
     // The file holds secret hashes: created owner-only (SQLite gives its -wal and -shm files the same mode).
     closeSync(openSync(path, 'a', 0o600));
-    const writer = connect(path);
+    // Before the server serves anything, waiting for the lock in SQLite (blocking) is harmless.
+    const writer = connect(path, busyTimeoutMs);
     try {
       writer.pragma('journal_mode = WAL');
       // FULL: every acknowledged commit is fsynced to the WAL, so it survives a power loss or OS
@@ -374,32 +401,44 @@ export class SqliteStore implements Store {
       // rare and small; a lost password change or lock is worse than an fsync per write.
       writer.pragma('synchronous = FULL');
       migrate(writer);
-      return new SqliteStore(writer, connect(path, { readonly: true }), scratchDir);
+      writer.pragma(`busy_timeout = ${BUSY_WAIT_MS}`);
+      return new SqliteStore(writer, connect(path, BUSY_WAIT_MS, { readonly: true }), busyTimeoutMs, scratchDir, dirname(path));
     } catch (err) {
       writer.close();
       if (scratchDir) rmSync(scratchDir, { recursive: true, force: true });
-      throw err;
+      throw toStoreError(err, busyTimeoutMs);
     }
   }
 
   write<T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T> {
-    const result = this.queue.then(() => this.transaction(work));
+    // The wait for another process's lock counts from now: writes queued behind a waiting one do not each wait anew.
+    const deadline = Date.now() + this.busyTimeoutMs;
+    this.queuedWrites++;
+    const result = this.queue.then(() => this.transaction(work, deadline)).finally(() => this.queuedWrites--);
     this.queue = result.catch(() => undefined);
     return result;
   }
 
-  private async transaction<T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T> {
-    const tx = new SqliteTransaction(this.writer);
-    this.writer.exec('BEGIN IMMEDIATE');
+  private async transaction<T>(work: (tx: StoreTransaction) => Promise<T>, deadline: number): Promise<T> {
+    try {
+      await retryWhileBusy(() => this.writer.exec('BEGIN IMMEDIATE'), deadline);
+    } catch (err) {
+      throw toStoreError(err, this.busyTimeoutMs);
+    }
+    const tx = new SqliteTransaction(this.writer, this.busyTimeoutMs);
     try {
       const result = await work(tx);
       tx.open = false;
       this.writer.exec('COMMIT');
+      this.lastWriteFault = null;
       return result;
     } catch (err) {
       tx.open = false;
       if (this.writer.inTransaction) this.writer.exec('ROLLBACK');
-      throw err;
+      const failed = toStoreError(err, BUSY_WAIT_MS);
+      const kind = faultKind(failed);
+      if (kind === 'full' || kind === 'failing') this.lastWriteFault = { kind, message: (failed as Error).message };
+      throw failed;
     }
   }
 
@@ -409,6 +448,10 @@ export class SqliteStore implements Store {
    */
   changeCounter(): Promise<number> {
     return settle(() => this.dataVersion.get()!);
+  }
+
+  health(): Promise<StoreHealth> {
+    return checkHealth({ reader: this.readerDb, writer: this.writer, directory: this.directory, lastWriteFault: this.lastWriteFault, queuedWrites: this.queuedWrites });
   }
 
   /** Waits for queued writes, then closes both connections. */
