@@ -1,7 +1,7 @@
 // The one interface through which the lifecycle engine calls hooks. The plugin host
 // (src/host/dispatch.ts) implements it with real plugin processes; tests implement it
 // in-process. Whatever implements it, the chain rules live in chain.ts, once.
-import type { HookName, HookParams, HookResult } from 'keyhold-plugin-sdk';
+import { DEADLINE_PASSED, deadlinePassed, type HookName, type HookParams, type HookResult } from 'keyhold-plugin-sdk';
 
 /** What happens when a plugin crashes, times out or is down: fail the request (closed) or skip the plugin (open). A veto is never skipped. */
 export type FailureMode = 'closed' | 'open';
@@ -28,6 +28,16 @@ export interface HookHandler {
   call(params: HookParams): Promise<HookResult>;
   /** Told when the chain skipped this plugin because of failureMode open (for logs and metrics). */
   skipped?(hook: HookName, error: PluginCallError): void;
+}
+
+/** Calls `handler`, or fails as a timeout once the request's deadline has passed; any failure rejects as a PluginCallError. */
+export async function callHandler(handler: HookHandler, params: HookParams): Promise<unknown> {
+  try {
+    if (deadlinePassed(params.context, Date.now())) throw new PluginCallError('timeout', DEADLINE_PASSED);
+    return await handler.call(params);
+  } catch (err) {
+    throw err instanceof PluginCallError ? err : new PluginCallError('crash', err instanceof Error ? err.message : String(err));
+  }
 }
 
 export interface HookDispatcher {
