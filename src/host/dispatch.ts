@@ -1,18 +1,27 @@
 // The HookDispatcher over one loaded plugin set: per hook, the plugins whose handshake listed it,
-// in order (`order`, then name). Built once per set, so a call is a map lookup; the chain rules
-// (output → input, validation, fail-open skipping) stay in src/lifecycle/chain.ts.
+// in order (`order`, then name), each with its mode. Built once per set, so a
+// call is a map lookup; the chain rules (output → input, validation, fail-open skipping, shadow
+// mode) stay in src/lifecycle/. Here: the logs and metrics of what the chain reports.
 import { performance } from 'node:perf_hooks';
 import { HOOK_NAMES, type HookName } from 'keyhold-plugin-sdk';
 import type { Logger } from 'pino';
-import { PluginCallError, type HookDispatcher, type HookHandler } from '../lifecycle/dispatcher.js';
+import { PluginCallError, type HookDispatcher, type HookHandler, type ShadowOutcome } from '../lifecycle/dispatcher.js';
 import type { PluginMetrics } from './metrics.js';
 import type { PluginSupervisor } from './supervisor.js';
+
+/** The log line of what a shadow plugin would have done. */
+function shadowMessage(plugin: string, hook: HookName, outcome: ShadowOutcome): string {
+  if (outcome.kind === 'veto') return `shadow plugin "${plugin}" would have refused the request in ${hook}: ${outcome.message}`;
+  if (outcome.kind === 'change') return `shadow plugin "${plugin}" would have changed ${outcome.fields.join(', ')} in ${hook}`;
+  return `shadow plugin "${plugin}" failed in ${hook} (${outcome.kind}), not enforced: ${outcome.message}`;
+}
 
 function handlerFor(plugin: PluginSupervisor, hook: HookName, logger: Logger, metrics: PluginMetrics): HookHandler {
   const measured = metrics.forCall(plugin.name, hook);
   return {
     plugin: plugin.name,
     failureMode: plugin.entry.failureMode,
+    mode: plugin.entry.mode,
     async call(params) {
       const start = performance.now();
       try {
@@ -27,6 +36,12 @@ function handlerFor(plugin: PluginSupervisor, hook: HookName, logger: Logger, me
     skipped(skippedHook, error) {
       logger.warn({ plugin: plugin.name, hook: skippedHook, kind: error.kind, reason: error.message }, `skipped plugin "${plugin.name}" in ${skippedHook} because its failureMode is open: ${error.message}`);
       metrics.skipped(plugin.name, skippedHook);
+    },
+    shadowed(shadowHook, reqId, outcome) {
+      // A change is what most policies are for: worth seeing, not a warning.
+      const level = outcome.kind === 'change' ? 'info' : 'warn';
+      logger[level]({ reqId, plugin: plugin.name, hook: shadowHook, shadow: outcome }, shadowMessage(plugin.name, shadowHook, outcome));
+      metrics.shadowed(plugin.name, shadowHook, outcome);
     },
   };
 }

@@ -1,7 +1,7 @@
 // The `plugins:` section of the server's YAML, parsed once into typed settings with defaults.
 // Every error names the key path and what is wrong, so an admin can fix the file from the message.
 import { parseDuration, type JsonObject } from 'keyhold-plugin-sdk';
-import type { FailureMode } from '../lifecycle/dispatcher.js';
+import type { FailureMode, PluginMode } from '../lifecycle/dispatcher.js';
 import { didYouMean } from '../suggest.js';
 
 export interface RestartPolicy {
@@ -20,6 +20,8 @@ export interface PluginEntry {
   /** Call order: lower first, ties by name. */
   order: number;
   failureMode: FailureMode;
+  /** `shadow`: called, and what it would have done logged and counted, but never obeyed. */
+  mode: PluginMode;
   /** How long one hook call may take. */
   timeoutMs: number;
   /** Lower-case hex sha256 the file must have, or undefined for no pin. */
@@ -89,21 +91,28 @@ function string(raw: Raw, key: string, path: string): string | undefined {
   return value;
 }
 
-const ENTRY_KEYS = ['enabled', 'order', 'failureMode', 'timeout', 'sha256', 'config'] as const;
+const ENTRY_KEYS = ['enabled', 'order', 'failureMode', 'mode', 'timeout', 'sha256', 'config'] as const;
+
+function boolean(raw: Raw, key: string, path: string, fallback: boolean): boolean {
+  const value = raw[key] ?? fallback;
+  if (typeof value !== 'boolean') fail(`${path}.${key}`, `expected true or false, got ${JSON.stringify(value)}`);
+  return value;
+}
 
 function parseEntry(value: unknown, path: string, callTimeoutMs: number): PluginEntry {
   const raw = section(value, path, ENTRY_KEYS);
-  const enabled = raw.enabled ?? true;
-  if (typeof enabled !== 'boolean') fail(`${path}.enabled`, `expected true or false, got ${JSON.stringify(enabled)}`);
   const failureMode = raw.failureMode ?? 'closed';
   if (failureMode !== 'closed' && failureMode !== 'open') fail(`${path}.failureMode`, `expected "closed" or "open", got ${JSON.stringify(failureMode)}`);
+  const mode = raw.mode ?? 'enforce';
+  if (mode !== 'enforce' && mode !== 'shadow') fail(`${path}.mode`, `expected "enforce" or "shadow", got ${JSON.stringify(mode)}`);
   const sha256 = string(raw, 'sha256', path)?.toLowerCase();
   if (sha256 !== undefined && !/^[0-9a-f]{64}$/.test(sha256)) fail(`${path}.sha256`, 'expected 64 hex digits (the output of sha256sum)');
   const config = mapping(raw.config, `${path}.config`);
   return {
-    enabled,
+    enabled: boolean(raw, 'enabled', path, true),
     order: integer(raw, 'order', path, DEFAULT_ORDER, Number.MIN_SAFE_INTEGER),
     failureMode,
+    mode,
     timeoutMs: duration(raw, 'timeout', path, callTimeoutMs),
     sha256,
     config: config as JsonObject,

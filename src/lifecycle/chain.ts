@@ -1,9 +1,11 @@
 // Runs one hook through every plugin that implements it: in order, each plugin's output the
 // next one's input, the state bag threaded through, every result checked before it is used by
-// the SDK's contract (the rules its test harness applies too).
+// the SDK's contract (the rules its test harness applies too). A plugin in shadow mode is called
+// but never obeyed (shadow.ts).
 import { checkHookResult, ContractViolation, jsonEqual, pluginProblem, type CheckedResult, type HookContext, type HookName, type JsonObject, type Subject } from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../errors.js';
 import { callHandler, type HookDispatcher, type HookHandler, type PluginCallError } from './dispatcher.js';
+import { watchShadow } from './shadow.js';
 
 export type { Subject } from 'keyhold-plugin-sdk';
 
@@ -35,6 +37,10 @@ function checked(handler: HookHandler, hook: HookName, before: Subject, result: 
 export async function runHook<S extends Subject>(dispatcher: HookDispatcher, hook: HookName, subject: S, request: JsonObject, context: HookContext): Promise<S> {
   let current: Subject = subject;
   for (const handler of dispatcher.handlersFor(hook)) {
+    if (handler.mode === 'shadow') {
+      await watchShadow(handler, hook, current, request, context);
+      continue;
+    }
     let result: unknown;
     try {
       result = await callHandler(handler, { hook, subject: current, request, context: { ...context } });
