@@ -15,6 +15,8 @@ export const DEFAULT_SERVER_URL = 'http://127.0.0.1:8470';
 export interface BootstrapOptions {
   identity: IdentityOperations;
   countEntities(): Promise<number>;
+  /** Records the root's id in the store: login policy plugins exempt it by default (break-glass, src/host/break-glass.ts). */
+  recordRoot(id: string): Promise<void>;
   /** The KEYHOLD_BOOTSTRAP value, if set. */
   credentials: string | undefined;
   logger: Logger;
@@ -30,7 +32,7 @@ export interface GeneratedRoot {
  * Creates the root entity when there are no entities; does nothing otherwise. Returns the
  * credentials when it generated them (no KEYHOLD_BOOTSTRAP), for bootstrapNotice.
  */
-export async function bootstrapRoot({ identity, countEntities, credentials, logger }: BootstrapOptions): Promise<GeneratedRoot | null> {
+export async function bootstrapRoot({ identity, countEntities, recordRoot, credentials, logger }: BootstrapOptions): Promise<GeneratedRoot | null> {
   if ((await countEntities()) > 0) {
     if (credentials) logger.info(`${BOOTSTRAP_ENV} is ignored: the store already has entities`);
     return null;
@@ -43,6 +45,8 @@ export async function bootstrapRoot({ identity, countEntities, credentials, logg
     id = credentials.slice(0, at);
     secret = credentials.slice(at + 1);
   }
+  // Recorded first: should the create fail, the store is still empty and the next start records its own root.
+  await recordRoot(id);
   // One operation, so a failure cannot leave a root without GLOBAL_ROOT (bootstrap never runs again once an entity exists).
   await identity.createEntity(serverRequest('bootstrap'), { id, secret, capabilities: ['GLOBAL_ROOT'] });
   logger.info({ entity: id }, 'bootstrap: created the first entity with GLOBAL_ROOT');

@@ -80,12 +80,13 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
     collectDefaultMetrics({ register: metrics, prefix: 'keyhold_' });
     // A reload takes the `plugins:` section as the file says then; the rest of a changed file needs a restart (it is checked all the same).
     const readSettings = () => loadConfig(configSource).plugins;
-    const plugins = new PluginHost({ settings: config.plugins, readSettings, logger, registry: metrics, hostVersion: VERSION, onSwap: (dispatcher) => engine.setDispatcher(dispatcher) });
+    const accounts = { bootstrapRoot: () => store.reader.bootstrapRoot(), exists: async (id: string) => (await store.reader.getEntity(id)) !== undefined };
+    const plugins = new PluginHost({ settings: config.plugins, readSettings, accounts, logger, registry: metrics, hostVersion: VERSION, onSwap: (dispatcher) => engine.setDispatcher(dispatcher) });
     // Cleanups run in reverse: the HTTP server closes (waiting for requests in flight) before the plugins stop.
     cleanups.push(() => plugins.stop());
 
     // Bootstrap runs before plugins load: the first administrator must not depend on site policy.
-    unprinted = await bootstrapRoot({ identity, countEntities: () => store.reader.countEntities(), credentials: env[BOOTSTRAP_ENV], logger });
+    unprinted = await bootstrapRoot({ identity, countEntities: () => store.reader.countEntities(), recordRoot: (id) => store.write((tx) => tx.recordBootstrapRoot(id)), credentials: env[BOOTSTRAP_ENV], logger });
     // Plugins start before the server listens, so no request is ever served without the site's policy.
     await plugins.start();
 

@@ -1,7 +1,7 @@
 // The HookDispatcher over one loaded plugin set: per hook, the plugins whose handshake listed it,
-// in order (`order`, then name), each with its mode. Built once per set, so a
+// in order (`order`, then name), each with its mode and exempt entities. Built once per set, so a
 // call is a map lookup; the chain rules (output → input, validation, fail-open skipping, shadow
-// mode) stay in src/lifecycle/. Here: the logs and metrics of what the chain reports.
+// mode, exemptions) stay in src/lifecycle/. Here: the logs and metrics of what the chain reports.
 import { performance } from 'node:perf_hooks';
 import { HOOK_NAMES, type HookName } from 'keyhold-plugin-sdk';
 import type { Logger } from 'pino';
@@ -16,12 +16,13 @@ function shadowMessage(plugin: string, hook: HookName, outcome: ShadowOutcome): 
   return `shadow plugin "${plugin}" failed in ${hook} (${outcome.kind}), not enforced: ${outcome.message}`;
 }
 
-function handlerFor(plugin: PluginSupervisor, hook: HookName, logger: Logger, metrics: PluginMetrics): HookHandler {
+function handlerFor(plugin: PluginSupervisor, hook: HookName, logger: Logger, metrics: PluginMetrics, exempt: ReadonlySet<string>): HookHandler {
   const measured = metrics.forCall(plugin.name, hook);
   return {
     plugin: plugin.name,
     failureMode: plugin.entry.failureMode,
     mode: plugin.entry.mode,
+    exempt,
     async call(params) {
       const start = performance.now();
       try {
@@ -43,6 +44,10 @@ function handlerFor(plugin: PluginSupervisor, hook: HookName, logger: Logger, me
       logger[level]({ reqId, plugin: plugin.name, hook: shadowHook, shadow: outcome }, shadowMessage(plugin.name, shadowHook, outcome));
       metrics.shadowed(plugin.name, shadowHook, outcome);
     },
+    exempted(exemptHook, reqId, entity) {
+      logger.info({ reqId, plugin: plugin.name, hook: exemptHook, entity }, `break-glass: plugin "${plugin.name}" not called in ${exemptHook}: entity "${entity}" is exempt`);
+      metrics.exempted(plugin.name, exemptHook);
+    },
   };
 }
 
@@ -58,11 +63,16 @@ export interface PluginSetDispatcher extends HookDispatcher {
   drained(): Promise<void>;
 }
 
-export function buildDispatcher(plugins: readonly PluginSupervisor[], logger: Logger, metrics: PluginMetrics): PluginSetDispatcher {
+/**
+ * `exemptions`: each plugin's exempt entities as resolved for this set (break-glass.ts); a plugin
+ * missing from it exempts those its settings list.
+ */
+export function buildDispatcher(plugins: readonly PluginSupervisor[], logger: Logger, metrics: PluginMetrics, exemptions: ReadonlyMap<string, ReadonlySet<string>> = new Map()): PluginSetDispatcher {
   const ordered = [...plugins].sort(byCallOrder);
+  const exemptOf = (p: PluginSupervisor) => exemptions.get(p.name) ?? new Set(p.entry.exempt);
   const byHook = new Map<HookName, readonly HookHandler[]>();
   for (const hook of HOOK_NAMES) {
-    const handlers = ordered.filter((p) => p.hooks.includes(hook)).map((p) => handlerFor(p, hook, logger, metrics));
+    const handlers = ordered.filter((p) => p.hooks.includes(hook)).map((p) => handlerFor(p, hook, logger, metrics, exemptOf(p)));
     if (handlers.length > 0) byHook.set(hook, handlers);
   }
   const none: readonly HookHandler[] = [];

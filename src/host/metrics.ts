@@ -21,6 +21,7 @@ export class PluginMetrics {
   private readonly shadowVetoes: Counter<'plugin' | 'hook'>;
   private readonly shadowChanges: Counter<'plugin' | 'hook'>;
   private readonly shadowFailures: Counter<'plugin' | 'hook' | 'kind'>;
+  private readonly exemptions: Counter<'plugin' | 'hook'>;
 
   /** `states` is read at every scrape, so the up gauge always shows the plugin set currently loaded. */
   constructor(registry: Registry, states: () => Iterable<{ name: string; state: string }>) {
@@ -56,6 +57,7 @@ export class PluginMetrics {
       labelNames: ['plugin', 'hook', 'kind'],
       registers,
     });
+    this.exemptions = new Counter({ name: 'keyhold_plugin_exempt_skips_total', help: 'Hook calls not made because the subject is in the plugin\'s exempt list (break-glass)', labelNames: ['plugin', 'hook'], registers });
     new Gauge({
       name: 'keyhold_plugin_up',
       help: '1 when the plugin is ready, 0 when it is starting, restarting, failed or stopped',
@@ -101,5 +103,9 @@ export class PluginMetrics {
     if (outcome.kind === 'veto') this.shadowVetoes.inc({ plugin, hook });
     else if (outcome.kind === 'change') this.shadowChanges.inc({ plugin, hook });
     else this.shadowFailures.inc({ plugin, hook, kind: outcome.kind });
+  }
+
+  exempted(plugin: string, hook: HookName): void {
+    this.exemptions.inc({ plugin, hook });
   }
 }

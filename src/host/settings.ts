@@ -22,6 +22,14 @@ export interface PluginEntry {
   failureMode: FailureMode;
   /** `shadow`: called, and what it would have done logged and counted, but never obeyed. */
   mode: PluginMode;
+  /**
+   * Break-glass: ids of the entities this plugin is never called for as a hook's subject (for
+   * AuthCheck, the entity logging in). Undefined: the default, the bootstrap root for a plugin
+   * that hooks AuthCheck and nobody otherwise (src/host/break-glass.ts).
+   */
+  exempt: string[] | undefined;
+  /** Accepts that this plugin may lock everyone out: lets it hook AuthCheck with no exempt entity. */
+  allowLockout: boolean;
   /** How long one hook call may take. */
   timeoutMs: number;
   /** Lower-case hex sha256 the file must have, or undefined for no pin. */
@@ -91,12 +99,20 @@ function string(raw: Raw, key: string, path: string): string | undefined {
   return value;
 }
 
-const ENTRY_KEYS = ['enabled', 'order', 'failureMode', 'mode', 'timeout', 'sha256', 'config'] as const;
+const ENTRY_KEYS = ['enabled', 'order', 'failureMode', 'mode', 'exempt', 'allowLockout', 'timeout', 'sha256', 'config'] as const;
 
 function boolean(raw: Raw, key: string, path: string, fallback: boolean): boolean {
   const value = raw[key] ?? fallback;
   if (typeof value !== 'boolean') fail(`${path}.${key}`, `expected true or false, got ${JSON.stringify(value)}`);
   return value;
+}
+
+/** A list of entity ids, or undefined when the key is absent (`exempt: []` is an explicit "nobody"). */
+function entityIds(raw: Raw, key: string, path: string): string[] | undefined {
+  const value = raw[key];
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value) || value.some((id) => typeof id !== 'string' || id === '')) fail(`${path}.${key}`, `expected a list of entity ids (e.g. [root]), got ${JSON.stringify(value)}`);
+  return value as string[];
 }
 
 function parseEntry(value: unknown, path: string, callTimeoutMs: number): PluginEntry {
@@ -113,6 +129,8 @@ function parseEntry(value: unknown, path: string, callTimeoutMs: number): Plugin
     order: integer(raw, 'order', path, DEFAULT_ORDER, Number.MIN_SAFE_INTEGER),
     failureMode,
     mode,
+    exempt: entityIds(raw, 'exempt', path),
+    allowLockout: boolean(raw, 'allowLockout', path, false),
     timeoutMs: duration(raw, 'timeout', path, callTimeoutMs),
     sha256,
     config: config as JsonObject,

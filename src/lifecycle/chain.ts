@@ -1,7 +1,7 @@
 // Runs one hook through every plugin that implements it: in order, each plugin's output the
 // next one's input, the state bag threaded through, every result checked before it is used by
 // the SDK's contract (the rules its test harness applies too). A plugin in shadow mode is called
-// but never obeyed (shadow.ts).
+// but never obeyed (shadow.ts); a plugin is not called at all for a subject it exempts (break-glass).
 import { checkHookResult, ContractViolation, jsonEqual, pluginProblem, type CheckedResult, type HookContext, type HookName, type JsonObject, type Subject } from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../errors.js';
 import { callHandler, type HookDispatcher, type HookHandler, type PluginCallError } from './dispatcher.js';
@@ -18,6 +18,11 @@ const FAILURE_CODES = {
 
 function pluginError(code: KeyholdError['code'], plugin: string, hook: HookName, reason: string): KeyholdError {
   return new KeyholdError(code, pluginProblem(plugin, hook, reason, code === 'KH_ERR_PLUGIN_VETO'), { plugin, hook, reason });
+}
+
+/** The entity id when `subject` is an entity `handler` exempts. */
+function exemptEntity(handler: HookHandler, subject: Subject): string | undefined {
+  return handler.exempt !== undefined && 'id' in subject && handler.exempt.has(subject.id) ? subject.id : undefined;
 }
 
 function checked(handler: HookHandler, hook: HookName, before: Subject, result: unknown): CheckedResult {
@@ -37,6 +42,12 @@ function checked(handler: HookHandler, hook: HookName, before: Subject, result: 
 export async function runHook<S extends Subject>(dispatcher: HookDispatcher, hook: HookName, subject: S, request: JsonObject, context: HookContext): Promise<S> {
   let current: Subject = subject;
   for (const handler of dispatcher.handlersFor(hook)) {
+    // The id cannot have been changed by the plugins before (the contract), so this is the request's subject.
+    const exempt = exemptEntity(handler, current);
+    if (exempt !== undefined) {
+      handler.exempted?.(hook, context.requestId, exempt);
+      continue;
+    }
     if (handler.mode === 'shadow') {
       await watchShadow(handler, hook, current, request, context);
       continue;

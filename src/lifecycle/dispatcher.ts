@@ -36,12 +36,16 @@ export interface HookHandler {
   readonly failureMode: FailureMode;
   /** Default 'enforce'. */
   readonly mode?: PluginMode;
+  /** Break-glass: ids of the entities this plugin is never called for as the subject of a hook. */
+  readonly exempt?: ReadonlySet<string>;
   /** Calls the plugin's hook; rejects with PluginCallError (anything else counts as a crash). */
   call(params: HookParams): Promise<HookResult>;
   /** Told when the chain skipped this plugin because of failureMode open (for logs and metrics). */
   skipped?(hook: HookName, error: PluginCallError): void;
   /** Told what a shadow plugin would have done in one request; nothing of it was applied. */
   shadowed?(hook: HookName, requestId: string, outcome: ShadowOutcome): void;
+  /** Told when the chain did not call this plugin because the subject is exempt. */
+  exempted?(hook: HookName, requestId: string, entity: string): void;
 }
 
 /** Calls `handler`, or fails as a timeout once the request's deadline has passed; any failure rejects as a PluginCallError. */

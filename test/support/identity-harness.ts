@@ -37,6 +37,7 @@ export interface TestPlugin {
   name: string;
   failureMode?: FailureMode;
   mode?: PluginMode;
+  exempt?: string[];
   hooks: Partial<Record<HookName, TestHook>>;
 }
 
@@ -48,6 +49,8 @@ export class TestDispatcher implements HookDispatcher {
   readonly skips: string[] = [];
   /** `plugin:hook` and what a shadow plugin would have done, for every shadow call that was not a plain pass. */
   readonly shadowed: { call: string; outcome: ShadowOutcome }[] = [];
+  /** `plugin:hook:entity` for every call not made because the subject was exempt. */
+  readonly exempted: string[] = [];
 
   constructor(private readonly plugins: readonly TestPlugin[]) {}
 
@@ -59,6 +62,7 @@ export class TestDispatcher implements HookDispatcher {
         plugin: plugin.name,
         failureMode: plugin.failureMode ?? 'closed',
         mode: plugin.mode ?? 'enforce',
+        exempt: new Set(plugin.exempt),
         call: async (params) => {
           this.calls.push(`${plugin.name}:${hook}`);
           // A deep copy, as the wire would make: a plugin cannot reach the server's objects.
@@ -69,6 +73,9 @@ export class TestDispatcher implements HookDispatcher {
         },
         shadowed: (h, _requestId, outcome) => {
           this.shadowed.push({ call: `${plugin.name}:${h}`, outcome });
+        },
+        exempted: (h, _requestId, entity) => {
+          this.exempted.push(`${plugin.name}:${h}:${entity}`);
         },
       };
       return [handler];

@@ -433,3 +433,24 @@ describe('shadow mode', () => {
     );
   });
 });
+
+describe('break-glass exemptions', () => {
+  it('does not call a plugin for a subject it exempts; other plugins and other subjects are called', async () => {
+    await withPlugins(
+      [
+        { name: 'lockout', exempt: ['root'], hooks: { preAuthCheck: veto('logins are closed'), preEntityUpdate: veto('no changes') } },
+        { name: 'audit', hooks: { preAuthCheck: pass } },
+      ],
+      async (h, d) => {
+        await h.identity.createEntity(INFO, { id: 'root', secret: 'root-pw' });
+        await h.identity.createEntity(INFO, { id: 'alice', secret: 'alice-pw' });
+        assert.equal((await h.identity.authCheck(INFO, 'root', 'root-pw')).id, 'root');
+        await rejectsWith(h.identity.authCheck(INFO, 'alice', 'alice-pw'), 'KH_ERR_PLUGIN_VETO', /logins are closed/);
+        await h.identity.updateEntityMeta(INFO, 'root', { shell: '/bin/sh' });
+        await rejectsWith(h.identity.updateEntityMeta(INFO, 'alice', { shell: '/bin/sh' }), 'KH_ERR_PLUGIN_VETO', /no changes/);
+        assert.deepEqual(d.exempted, ['lockout:preAuthCheck:root', 'lockout:preEntityUpdate:root']);
+        assert.deepEqual(d.calls, ['audit:preAuthCheck', 'lockout:preAuthCheck', 'lockout:preEntityUpdate']);
+      },
+    );
+  });
+});
