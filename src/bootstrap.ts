@@ -15,6 +15,8 @@ export const DEFAULT_SERVER_URL = 'http://127.0.0.1:8470';
 export interface BootstrapOptions {
   identity: IdentityOperations;
   countEntities(): Promise<number>;
+  /** Records the root's id in the store: login policy plugins exempt it by default (break-glass, src/host/break-glass.ts). */
+  recordRoot(id: string): Promise<void>;
   /** KEYHOLD_BOOTSTRAP or KEYHOLD_BOOTSTRAP_FILE, if set (takeBootstrapSource). */
   source: BootstrapSource;
   logger: Logger;
@@ -30,13 +32,15 @@ export interface GeneratedRoot {
  * Creates the root entity when there are no entities; otherwise warns about a bootstrap setting
  * left in place. Returns the credentials when it generated them (none given), for bootstrapNotice.
  */
-export async function bootstrapRoot({ identity, countEntities, source, logger }: BootstrapOptions): Promise<GeneratedRoot | null> {
+export async function bootstrapRoot({ identity, countEntities, recordRoot, source, logger }: BootstrapOptions): Promise<GeneratedRoot | null> {
   if ((await countEntities()) > 0) {
     warnUnusedBootstrap(source, logger);
     return null;
   }
   const given = await chosenCredentials(source);
   const { id, secret } = given ?? { id: DEFAULT_ROOT_ID, secret: randomBytes(24).toString('base64url') };
+  // Recorded first: should the create fail, the store is still empty and the next start records its own root.
+  await recordRoot(id);
   // One operation, so a failure cannot leave a root without GLOBAL_ROOT (bootstrap never runs again once an entity exists).
   await identity.createEntity(serverRequest('bootstrap'), { id, secret, capabilities: ['GLOBAL_ROOT'] });
   logger.info({ entity: id }, 'bootstrap: created the first entity with GLOBAL_ROOT');

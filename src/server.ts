@@ -100,7 +100,8 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
     };
     // A reload takes the `plugins:` section as the file says then; the rest of a changed file needs a restart (it is checked all the same).
     const readSettings = () => loadConfig(configSource).plugins;
-    const plugins = new PluginHost({ settings: config.plugins, readSettings, logger, registry: metrics, hostVersion: VERSION, onSwap });
+    const accounts = { bootstrapRoot: () => store.reader.bootstrapRoot(), exists: async (id: string) => (await store.reader.getEntity(id)) !== undefined };
+    const plugins = new PluginHost({ settings: config.plugins, readSettings, accounts, logger, registry: metrics, hostVersion: VERSION, onSwap });
     plugins.onStateChange((status) => status.state === 'ready' && outbox.pluginReady(status.name));
     // Cleanups run in reverse: the HTTP server closes (waiting for requests in flight), then the
     // outbox stops (deliveries in flight finish, cursors are written), then the plugins stop.
@@ -108,7 +109,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
     cleanups.push(() => outbox.stop());
 
     // Bootstrap runs before plugins load: the first administrator must not depend on site policy.
-    unprinted = await bootstrapRoot({ identity, countEntities: () => store.reader.countEntities(), source: bootstrap, logger });
+    unprinted = await bootstrapRoot({ identity, countEntities: () => store.reader.countEntities(), recordRoot: (id) => store.write((tx) => tx.recordBootstrapRoot(id)), source: bootstrap, logger });
     // Plugins start before the server listens, so no request is ever served without the site's policy.
     await plugins.start();
 

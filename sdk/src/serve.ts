@@ -2,6 +2,7 @@
 // dispatches hook and committed requests to the plugin's methods and keeps stdout for the wire alone.
 import { Writable } from 'node:stream';
 import { ErrorCodes, ResponseError, type CancellationToken, type Disposable } from './jsonrpc.js';
+import { returnedProblem } from './contract.js';
 import type { PluginHookName } from './hooks.js';
 import { copyJson, jsonEqual } from './json.js';
 import { routeLogsToHost } from './logger.js';
@@ -147,8 +148,8 @@ export function serve(plugin: NullPlugin): void {
       // The host sends each hook the kind of object its point is about (checked on the host side).
       const method = plugin[hook] as unknown as (s: Entity | Group, r: typeof request, c: PluginContext) => Entity | Group | Promise<Entity | Group>;
       const result: unknown = await method.call(plugin, subject, request, pluginContext);
-      // Without this, a hook that forgot its return would pass for "unchanged" and an edit in place be lost.
-      if (result === null || typeof result !== 'object') throw new Error(`${hook} returned ${result === null ? 'null' : typeof result}: return the object it was given, changed or not`);
+      const problem = returnedProblem(hook, result);
+      if (problem) throw new Error(problem);
       return jsonEqual(result, sent) ? { state: pluginContext.state } : { subject: result as Entity | Group, state: pluginContext.state };
     } catch (err) {
       if (isVeto(err)) throw new ResponseError(PluginErrorCodes.Veto, messageOf(err));

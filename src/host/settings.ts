@@ -1,7 +1,7 @@
 // The `plugins:` section of the server's YAML, parsed once into typed settings with defaults.
 // Every error names the key path and what is wrong, so an admin can fix the file from the message.
 import { parseDuration, type JsonObject } from 'keyhold-plugin-sdk';
-import type { FailureMode } from '../lifecycle/dispatcher.js';
+import type { FailureMode, PluginMode } from '../lifecycle/dispatcher.js';
 import { didYouMean } from '../suggest.js';
 
 export interface RestartPolicy {
@@ -20,6 +20,16 @@ export interface PluginEntry {
   /** Call order: lower first, ties by name. */
   order: number;
   failureMode: FailureMode;
+  /** `shadow`: called, and what it would have done logged and counted, but never obeyed. */
+  mode: PluginMode;
+  /**
+   * Break-glass: ids of the entities this plugin is never called for as a hook's subject (for
+   * AuthCheck, the entity logging in). Undefined: the default, the bootstrap root for a plugin
+   * that hooks AuthCheck and nobody otherwise (src/host/break-glass.ts).
+   */
+  exempt: string[] | undefined;
+  /** Accepts that this plugin may lock everyone out: lets it hook AuthCheck with no exempt entity. */
+  allowLockout: boolean;
   /** How long one hook call may take. */
   timeoutMs: number;
   /** Lower-case hex sha256 the file must have, or undefined for no pin. */
@@ -99,12 +109,22 @@ function string(raw: Raw, key: string, path: string): string | undefined {
   return value;
 }
 
-const ENTRY_KEYS = ['enabled', 'order', 'failureMode', 'timeout', 'sha256', 'config'] as const;
+const ENTRY_KEYS = ['enabled', 'order', 'failureMode', 'mode', 'exempt', 'allowLockout', 'timeout', 'sha256', 'config'] as const;
+
+/** A list of entity ids, or undefined when the key is absent (`exempt: []` is an explicit "nobody"). */
+function entityIds(raw: Raw, key: string, path: string): string[] | undefined {
+  const value = raw[key];
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value) || value.some((id) => typeof id !== 'string' || id === '')) fail(`${path}.${key}`, `expected a list of entity ids (e.g. [root]), got ${JSON.stringify(value)}`);
+  return value as string[];
+}
 
 function parseEntry(value: unknown, path: string, callTimeoutMs: number): PluginEntry {
   const raw = section(value, path, ENTRY_KEYS);
   const failureMode = raw.failureMode ?? 'closed';
   if (failureMode !== 'closed' && failureMode !== 'open') fail(`${path}.failureMode`, `expected "closed" or "open", got ${JSON.stringify(failureMode)}`);
+  const mode = raw.mode ?? 'enforce';
+  if (mode !== 'enforce' && mode !== 'shadow') fail(`${path}.mode`, `expected "enforce" or "shadow", got ${JSON.stringify(mode)}`);
   const sha256 = string(raw, 'sha256', path)?.toLowerCase();
   if (sha256 !== undefined && !/^[0-9a-f]{64}$/.test(sha256)) fail(`${path}.sha256`, 'expected 64 hex digits (the output of sha256sum)');
   const config = mapping(raw.config, `${path}.config`);
@@ -112,6 +132,9 @@ function parseEntry(value: unknown, path: string, callTimeoutMs: number): Plugin
     enabled: boolean(raw, 'enabled', path, true),
     order: integer(raw, 'order', path, DEFAULT_ORDER, Number.MIN_SAFE_INTEGER),
     failureMode,
+    mode,
+    exempt: entityIds(raw, 'exempt', path),
+    allowLockout: boolean(raw, 'allowLockout', path, false),
     timeoutMs: duration(raw, 'timeout', path, callTimeoutMs),
     sha256,
     config: config as JsonObject,

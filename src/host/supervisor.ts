@@ -3,7 +3,7 @@
 // until the next reload. A periodic `$/ping` catches a plugin that hangs without dying.
 import { PROTOCOL_VERSIONS, type CommittedParams, type HookParams, type HookResult, type InitializeResult, type LogLevel, type PluginHookName } from 'keyhold-plugin-sdk';
 import type { Logger } from 'pino';
-import { PluginCallError, type FailureMode } from '../lifecycle/dispatcher.js';
+import { PluginCallError, type FailureMode, type PluginMode } from '../lifecycle/dispatcher.js';
 import { PluginClient } from './client.js';
 import { checkChecksum, type PluginFile } from './discover.js';
 import type { PluginMetrics } from './metrics.js';
@@ -24,6 +24,7 @@ export interface PluginStatus {
   restarts: number;
   lastError: string | null;
   failureMode: FailureMode;
+  mode: PluginMode;
   order: number;
 }
 
@@ -125,6 +126,7 @@ export class PluginSupervisor {
       restarts: this.restarts,
       lastError: this.lastError,
       failureMode: this.options.entry.failureMode,
+      mode: this.options.entry.mode,
       order: this.options.entry.order,
     };
   }

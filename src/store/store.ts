@@ -33,6 +33,8 @@ export interface StoreReader {
   entitiesWithCapability(capability: Capability): Promise<string[]>;
   /** Names of the groups carrying `capability` themselves (not through expansions), sorted. */
   groupsWithCapability(capability: Capability): Promise<string[]>;
+  /** The id the first start created the root entity with (the entity may have been destroyed since), or undefined. */
+  bootstrapRoot(): Promise<string | undefined>;
 }
 
 /**
@@ -59,6 +61,8 @@ export interface StoreTransaction extends StoreReader {
   deleteGroup(name: string): Promise<void>;
   addMembership(entityId: string, group: string): Promise<void>;
   removeMembership(entityId: string, group: string): Promise<void>;
+  /** Records the id of the root entity the first start creates (replacing any earlier record). */
+  recordBootstrapRoot(id: string): Promise<void>;
   /** The committed-event outbox, written in this transaction. */
   readonly outbox: OutboxWriter;
 }

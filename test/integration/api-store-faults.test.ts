@@ -32,7 +32,7 @@ async function apiOnStore(): Promise<{ url: string; store: SqliteStore }> {
   closers.push(() => store.close());
   const logger = pino({ level: 'silent' });
   const identity = new Identity(store, new LifecycleEngine(store, NO_PLUGINS), { hash: FAST_HASH });
-  await bootstrapRoot({ identity, countEntities: () => store.reader.countEntities(), source: { credentials: 'root:pw', file: undefined }, logger });
+  await bootstrapRoot({ identity, countEntities: () => store.reader.countEntities(), source: { credentials: 'root:pw', file: undefined }, recordRoot: (id) => store.write((tx) => tx.recordBootstrapRoot(id)), logger });
   const app = await buildApi({
     identity,
     tokens: await TokenService.open(dataDir, 600_000),

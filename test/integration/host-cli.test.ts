@@ -34,7 +34,7 @@ async function fakeServer(t: Parameters<typeof pluginDir>[0], answer: (req: Inco
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests };
 }
 
-const status = { name: 'rec', path: '/p/rec.js', state: 'ready', pid: 42, version: '1.2.3', hooks: ['preEntityCreate'], restarts: 0, lastError: null, failureMode: 'closed', order: 100 };
+const status = { name: 'rec', path: '/p/rec.js', state: 'ready', pid: 42, version: '1.2.3', hooks: ['preEntityCreate'], restarts: 0, lastError: null, failureMode: 'closed', mode: 'shadow', order: 100 };
 
 describe('keyhold plugin', () => {
   it('verify prints ok or the reason for each plugin and exits 1 when any fails', async (t) => {
@@ -68,7 +68,7 @@ describe('keyhold plugin', () => {
     assert.equal(code, 0);
     assert.deepEqual(server.requests, [{ method: 'GET', url: '/v1/plugins', authorization: 'Bearer tok' }]);
     assert.match(stdout, /^PLUGIN +STATE +PID/m);
-    assert.match(stdout, /^rec +ready +42 +1\.2\.3 +100 +closed +0 +preEntityCreate/m);
+    assert.match(stdout, /^rec +ready +42 +1\.2\.3 +100 +shadow +closed +0 +preEntityCreate/m);
   });
 
   it('reload posts to /v1/plugins/reload; a refused reload prints the server\'s reason and exits 1', async (t) => {

@@ -2,7 +2,7 @@
 // engine, identity operations and SQLite store.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { HOOK_NAMES, parseEntity, type Entity, type HookName, type HookParams, type JsonObject } from 'keyhold-plugin-sdk';
+import { HOOK_NAMES, parseEntity, type Entity, type HookName, type HookParams, type HookResult, type JsonObject } from 'keyhold-plugin-sdk';
 import { runHook } from '../../src/lifecycle/chain.js';
 import { PluginCallError } from '../../src/lifecycle/dispatcher.js';
 import { INFO, openHarness, refusedWithoutChange, rejectsWith, snapshot, TestDispatcher, veto, type Harness, type TestHook, type TestPlugin } from '../support/identity-harness.js';
@@ -353,5 +353,104 @@ describe('plugin set leases', () => {
     } finally {
       await h.close();
     }
+  });
+});
+
+describe('shadow mode', () => {
+  it('never blocks: a veto, crash, timeout, down plugin or invalid result is reported, not enforced, whatever the failureMode', async () => {
+    const failing =
+      (kind: 'crash' | 'timeout' | 'unavailable', message: string): TestHook =>
+      () => {
+        throw new PluginCallError(kind, message);
+      };
+    await withPlugins(
+      [
+        {
+          name: 'watched',
+          mode: 'shadow',
+          failureMode: 'closed',
+          hooks: {
+            preEntityLock: veto('locking is not allowed'),
+            postEntityLock: failing('crash', 'a crash failure'),
+            preEntityUnlock: failing('timeout', 'a timeout failure'),
+            postEntityUnlock: failing('unavailable', 'an unavailable failure'),
+            preEntityUpdate: editEntity((e) => ({ ...e, id: 'mallory' })),
+          },
+        },
+      ],
+      async (h, d) => {
+        await h.identity.createEntity(INFO, { id: 'e' });
+        assert.equal((await h.identity.lockEntity(INFO, 'e')).meta.locked, true);
+        assert.equal((await h.identity.unlockEntity(INFO, 'e')).meta.locked, false);
+        assert.equal((await h.identity.updateEntityMeta(INFO, 'e', { shell: '/bin/sh' })).id, 'e');
+        assert.deepEqual(d.shadowed, [
+          { call: 'watched:preEntityLock', outcome: { kind: 'veto', message: 'locking is not allowed' } },
+          { call: 'watched:postEntityLock', outcome: { kind: 'crash', message: 'a crash failure' } },
+          { call: 'watched:preEntityUnlock', outcome: { kind: 'timeout', message: 'a timeout failure' } },
+          { call: 'watched:postEntityUnlock', outcome: { kind: 'unavailable', message: 'an unavailable failure' } },
+          { call: 'watched:preEntityUpdate', outcome: { kind: 'invalid', message: 'it changed id, which plugins may not change' } },
+        ]);
+        assert.deepEqual(d.skips, [], 'a shadow failure is no fail-open skip');
+      },
+    );
+  });
+
+  it('discards its changes to the object and to the state bag: no other plugin sees them, nothing is saved; its own later hooks see its state', async () => {
+    const seen: { plugin: string; hook: string; shell: string; state: JsonObject }[] = [];
+    const watch =
+      (plugin: string, edit: (p: HookParams) => HookResult): TestHook =>
+      (p) => {
+        seen.push({ plugin, hook: p.hook, shell: (p.subject as Entity).meta.shell, state: p.context.state });
+        return edit(p);
+      };
+    const shadowEdit = (p: HookParams): HookResult => ({ subject: { ...(p.subject as Entity), meta: { ...(p.subject as Entity).meta, shell: '/bin/shadow' } }, state: { ...p.context.state, shadow: p.hook } });
+    const passOn = (p: HookParams): HookResult => ({ subject: p.subject, state: { ...p.context.state, [`enforced-${p.hook}`]: true } });
+    await withPlugins(
+      [
+        { name: 'shadow', mode: 'shadow', hooks: { preEntityUpdate: watch('shadow', shadowEdit), postEntityUpdate: watch('shadow', shadowEdit) } },
+        { name: 'enforced', hooks: { preEntityUpdate: watch('enforced', passOn), postEntityUpdate: watch('enforced', passOn) } },
+      ],
+      async (h, d) => {
+        await h.identity.createEntity(INFO, { id: 'e' });
+        const updated = await h.identity.updateEntityMeta(INFO, 'e', { home: '/home/e' });
+        assert.equal(updated.meta.shell, '');
+        assert.equal((await h.identity.entityInfo('e')).meta.shell, '');
+        assert.deepEqual(seen, [
+          { plugin: 'shadow', hook: 'preEntityUpdate', shell: '', state: {} },
+          { plugin: 'enforced', hook: 'preEntityUpdate', shell: '', state: {} },
+          // Its own PRE's state comes back to it, on top of what the enforcing plugins set.
+          { plugin: 'shadow', hook: 'postEntityUpdate', shell: '', state: { 'enforced-preEntityUpdate': true, shadow: 'preEntityUpdate' } },
+          { plugin: 'enforced', hook: 'postEntityUpdate', shell: '', state: { 'enforced-preEntityUpdate': true } },
+        ]);
+        assert.deepEqual(
+          d.shadowed.map((s) => [s.call, s.outcome]),
+          [
+            ['shadow:preEntityUpdate', { kind: 'change', fields: ['meta.shell'] }],
+            ['shadow:postEntityUpdate', { kind: 'change', fields: ['meta.shell'] }],
+          ],
+        );
+      },
+    );
+  });
+});
+
+describe('break-glass exemptions', () => {
+  it('does not call a plugin for a subject it exempts; other plugins and other subjects are called', async () => {
+    await withPlugins(
+      [
+        { name: 'lockout', exempt: ['root'], hooks: { preAuthCheck: veto('logins are closed'), preEntityUpdate: veto('no changes') } },
+        { name: 'audit', hooks: { preAuthCheck: pass } },
+      ],
+      async (h, d) => {
+        await h.identity.createEntity(INFO, { id: 'root', secret: 'root-pw' });
+        await h.identity.createEntity(INFO, { id: 'alice', secret: 'alice-pw' });
+        assert.equal((await h.identity.authCheck(INFO, 'root', 'root-pw')).id, 'root');
+        await rejectsWith(h.identity.authCheck(INFO, 'alice', 'alice-pw'), 'KH_ERR_PLUGIN_VETO', /logins are closed/);
+        await h.identity.updateEntityMeta(INFO, 'root', { shell: '/bin/sh' });
+        await rejectsWith(h.identity.updateEntityMeta(INFO, 'alice', { shell: '/bin/sh' }), 'KH_ERR_PLUGIN_VETO', /no changes/);
+        assert.deepEqual(d.exempted, ['lockout:preAuthCheck:root', 'lockout:preEntityUpdate:root']);
+        assert.deepEqual(d.calls, ['audit:preAuthCheck', 'lockout:preAuthCheck', 'lockout:preEntityUpdate']);
+      },
+    );
   });
 });

@@ -1,10 +1,11 @@
 // Runs a plugin's hooks in-process, the way the host would call them but without a server or a
-// child process: values cross a JSON round trip as on the wire, results are checked against the
-// schema, committed events are delivered as the outbox would, time comes from a clock the test
-// moves, and log records are kept for assertions.
+// child process: values cross a JSON round trip as on the wire, results are checked by the
+// server's own rules (../contract.ts), committed events are delivered as the outbox would, time
+// comes from a clock the test moves, and log records are kept for assertions.
+import { checkHookResult, ContractViolation, DEADLINE_PASSED, deadlinePassed, returnedProblem, type Subject } from '../contract.js';
 import { parseDuration } from '../duration.js';
-import { COMMITTED_HOOKS, hookName, hookSpec, type CommittedHookName, type HookName, type LifecyclePoint, type PluginHookName } from '../hooks.js';
-import { parseEntity, parseGroup, type Entity, type Group } from '../model.js';
+import { COMMITTED_HOOKS, hookName, type CommittedHookName, type HookName, type LifecyclePoint, type PluginHookName } from '../hooks.js';
+import { jsonEqual } from '../json.js';
 import { routeLogsToHost } from '../logger.js';
 import { implementedHooks, type CommittedEventOf, type DeliveryContext, type NullPlugin, type PluginContext } from '../null-plugin.js';
 import type { CommittedEvent, HookContext, JsonObject, LogParams } from '../protocol.js';
@@ -30,6 +31,8 @@ export interface HarnessOptions {
   startTime?: number;
   /** The context.caller hooks see (default "root"). */
   caller?: string | null;
+  /** The name the server knows the plugin by (its file name without the extension), used in error messages as the server does; default the plugin's `name`. */
+  name?: string;
 }
 
 export interface HookOutcome<S> {
@@ -37,7 +40,6 @@ export interface HookOutcome<S> {
   state: JsonObject;
 }
 
-type Subject = Entity | Group;
 type HookFn = (subject: Subject, request: JsonObject, context: PluginContext) => Subject | Promise<Subject>;
 type CommittedFn = (event: CommittedEvent, context: DeliveryContext) => void | Promise<void>;
 
@@ -53,6 +55,8 @@ export class PluginHarness<P extends NullPlugin> {
   readonly clock: FakeClock;
   /** The plugin's log records, as they would reach the host in `$/log` notifications. */
   readonly logs: LogParams[] = [];
+  /** The plugin's name in error messages, as the server would word them. */
+  readonly name: string;
   private readonly caller: string | null;
   private requests = 0;
   private events = 0;
@@ -63,6 +67,7 @@ export class PluginHarness<P extends NullPlugin> {
   ) {
     this.clock = new FakeClock(options.startTime ?? Date.UTC(2026, 0, 1));
     this.caller = options.caller === undefined ? 'root' : options.caller;
+    this.name = options.name ?? (plugin.name || 'plugin');
     // Every SDK logger writes through one route, so the most recently started harness collects the records.
     routeLogsToHost((record) => this.logs.push(record));
     plugin.logger.level = 'trace';
@@ -84,19 +89,27 @@ export class PluginHarness<P extends NullPlugin> {
   }
 
   /**
-   * Calls one hook. A Veto or any other error the hook throws is passed through unchanged; a
-   * result that does not fit the schema rejects with the schema's message. Like the host, it
-   * refuses to call a hook the plugin does not implement.
+   * Calls one hook. A Veto or any other error the hook throws is passed through unchanged. What
+   * the server would refuse is refused here with the server's own message (a ContractViolation):
+   * a call after the request's deadline, a hook that returns no object, a result that does not fit
+   * the schema, changes an id, number, name, memberships or the secret, or leaves no state object.
+   * Like the host, it refuses to call a hook the plugin does not implement.
    */
   async call<S extends Subject>(hook: HookName, subject: S, request: JsonObject = {}, context: Partial<PluginContext> = {}): Promise<HookOutcome<S>> {
     this.mustImplement(hook);
     // `signal` lets a test play the host cancelling the call; it is not JSON, so it is kept out of the copy.
     const { signal = new AbortController().signal, ...fields } = context;
     const ctx: PluginContext = { ...wire(this.context(fields)), signal };
+    if (deadlinePassed(ctx, this.clock.now())) throw new ContractViolation(this.name, hook, DEADLINE_PASSED);
+    const sent = wire(subject);
     const fn = (this.plugin as unknown as Record<HookName, HookFn>)[hook];
-    const result: unknown = wire(await fn.call(this.plugin, wire(subject), wire(request), ctx));
-    const parsed = hookSpec(hook).subject === 'entity' ? parseEntity(result, 'subject') : parseGroup(result, 'subject');
-    return { subject: parsed as S, state: ctx.state };
+    const returned: unknown = await fn.call(this.plugin, wire(subject), wire(request), ctx);
+    const problem = returnedProblem(hook, returned);
+    if (problem) throw new ContractViolation(this.name, hook, problem);
+    // The answer serve() would send (no subject when unchanged), checked as the server checks it.
+    const answer = wire(jsonEqual(returned, sent) ? { state: ctx.state } : { subject: returned, state: ctx.state });
+    const checked = checkHookResult(this.name, hook, sent, answer);
+    return { subject: checked.subject as S, state: checked.state };
   }
 
   /**

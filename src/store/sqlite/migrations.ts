@@ -139,6 +139,20 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX event_dead_letters_by_seq ON event_dead_letters (seq);
     `,
   },
+  {
+    description: 'server facts: the bootstrap root, the default break-glass exemption of login policy plugins',
+    sql: `
+      -- Facts about this server's data that outlive a restart, one value per key.
+      CREATE TABLE server_facts (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+      ) STRICT, WITHOUT ROWID;
+      -- A store bootstrapped before this table existed: its first entity was the bootstrap root;
+      -- the oldest entity still holding GLOBAL_ROOT directly stands for it.
+      INSERT INTO server_facts (key, value)
+        SELECT 'bootstrapRoot', id FROM entities WHERE id IN (SELECT entity_id FROM entity_capabilities WHERE capability = 'GLOBAL_ROOT') ORDER BY rowid LIMIT 1;
+    `,
+  },
 ];
 
 /** Brings the database up to the latest schema version; refuses a database from a newer keyhold. */

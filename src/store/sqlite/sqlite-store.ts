@@ -189,6 +189,10 @@ class SqliteReader implements StoreReader {
     return settle(() => this.names('SELECT group_name AS name FROM group_capabilities WHERE capability = ? ORDER BY group_name', capability));
   }
 
+  bootstrapRoot(): Promise<string | undefined> {
+    return settle(() => this.db.prepare<[], { value: string }>("SELECT value FROM server_facts WHERE key = 'bootstrapRoot'").get()?.value);
+  }
+
   protected expanding(group: string): string[] {
     return this.names('SELECT group_name AS name FROM expansions WHERE target = ? ORDER BY group_name', group);
   }
@@ -262,6 +266,12 @@ class SqliteTransaction extends SqliteReader implements StoreTransaction {
 
   renewTokenGeneration(entityId: string): Promise<void> {
     return this.change(`UPDATE token_generations SET generation = ${NEW_GENERATION} WHERE entity_id = ?`, [entityId]);
+  }
+
+  recordBootstrapRoot(id: string): Promise<void> {
+    return settle(() => {
+      this.writable().prepare("INSERT INTO server_facts (key, value) VALUES ('bootstrapRoot', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(id);
+    });
   }
 
   insertGroup(group: Group): Promise<Group> {
