@@ -21,6 +21,44 @@ export const LIFECYCLE_POINTS = [
 ] as const;
 
 export type LifecyclePoint = (typeof LIFECYCLE_POINTS)[number]['point'];
+
+/**
+ * Every operation the server runs through the lifecycle, with its point: what hooks see in
+ * context.operation and committed events carry in `operation`. One point can have several
+ * operations (EntityUpdate: metadata, untyped metadata, kv, keys, capabilities).
+ */
+export const OPERATIONS = [
+  { operation: 'entity.create', point: 'EntityCreate' },
+  { operation: 'entity.update-meta', point: 'EntityUpdate' },
+  { operation: 'entity.untyped-meta', point: 'EntityUpdate' },
+  { operation: 'entity.kv', point: 'EntityUpdate' },
+  { operation: 'entity.keys', point: 'EntityUpdate' },
+  { operation: 'entity.capabilities', point: 'EntityUpdate' },
+  { operation: 'entity.lock', point: 'EntityLock' },
+  { operation: 'entity.unlock', point: 'EntityUnlock' },
+  { operation: 'entity.destroy', point: 'EntityDestroy' },
+  { operation: 'entity.set-secret', point: 'SecretChange' },
+  { operation: 'auth.check', point: 'AuthCheck' },
+  { operation: 'group.create', point: 'GroupCreate' },
+  { operation: 'group.update', point: 'GroupUpdate' },
+  { operation: 'group.untyped-meta', point: 'GroupUpdate' },
+  { operation: 'group.kv', point: 'GroupUpdate' },
+  { operation: 'group.capabilities', point: 'GroupUpdate' },
+  { operation: 'group.expansions', point: 'GroupUpdate' },
+  { operation: 'group.destroy', point: 'GroupDestroy' },
+  { operation: 'group.add-member', point: 'MembershipAdd' },
+  { operation: 'group.remove-member', point: 'MembershipRemove' },
+] as const satisfies readonly { operation: string; point: LifecyclePoint }[];
+
+export type OperationName = (typeof OPERATIONS)[number]['operation'];
+
+/** The operations run at `point`, e.g. OperationAt<'EntityLock'> is 'entity.lock'. */
+export type OperationAt<P extends LifecyclePoint> = Extract<(typeof OPERATIONS)[number], { point: P }>['operation'];
+
+/** The operation names run at `point`, in the list's order. */
+export function operationsAt(point: LifecyclePoint): OperationName[] {
+  return OPERATIONS.filter((o) => o.point === point).map((o) => o.operation);
+}
 export type Phase = 'pre' | 'post';
 export type HookName = `${Phase}${LifecyclePoint}`;
 export type SubjectKind = 'entity' | 'group';

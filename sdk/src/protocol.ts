@@ -65,7 +65,7 @@ export interface InitializeResult {
 export interface HookContext {
   /** The id of the API request, also in every host log line about it. */
   requestId: string;
-  /** The operation being performed, e.g. `entity.update-meta`. */
+  /** The operation being performed, e.g. `entity.update-meta`: one of OPERATIONS (hooks.ts). */
   operation: string;
   /** The authenticated entity id making the request, or null for the server itself. */
   caller: string | null;
@@ -102,7 +102,7 @@ export interface CommittedEvent<S extends Entity | Group = Entity | Group> {
   /** The event's number: increasing in commit order across the server, never reused. */
   seq: number;
   point: LifecyclePoint;
-  /** The operation, as hooks saw it in context.operation, e.g. `entity.update-meta`. */
+  /** The operation, as hooks saw it in context.operation, e.g. `entity.update-meta`: one of OPERATIONS (hooks.ts). */
   operation: string;
   subjectKind: SubjectKind;
   /** The entity id or group name the event is about. */
