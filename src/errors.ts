@@ -29,6 +29,7 @@ export const ERRORS = {
   KH_ERR_MANAGED_BY_CYCLE: { status: 409, summary: 'the managedBy would make a group manage itself, directly or through other groups' },
   KH_ERR_LAST_ROOT: { status: 409, summary: 'the change would leave no unlocked entity holding GLOBAL_ROOT' },
   KH_ERR_KV_KEY_EXISTS: { status: 409, summary: 'the kv key already exists; replace it instead' },
+  KH_ERR_CONFLICT: { status: 409, summary: 'the subject was changed by another request meanwhile; nothing was written, retry' },
   KH_ERR_BODY_TOO_LARGE: { status: 413, summary: 'the request body is over the size limit' },
   KH_ERR_PLUGIN_VETO: { status: 422, summary: 'a plugin refused the request' },
   KH_ERR_HEADERS_TOO_LARGE: { status: 431, summary: 'the request line and headers are over the size limit' },
@@ -41,6 +42,7 @@ export const ERRORS = {
   KH_ERR_STORE_BUSY: { status: 503, summary: 'another process holds the database lock; retry later' },
   KH_ERR_STORE_FAILED: { status: 503, summary: 'the database cannot be read or written (an I/O error, a read-only or damaged file)' },
   KH_ERR_PLUGIN_TIMEOUT: { status: 504, summary: 'a plugin did not answer in time' },
+  KH_ERR_REQUEST_DEADLINE: { status: 504, summary: 'the request waited for other requests on the same subject until its deadline; nothing was written' },
   KH_ERR_STORE_FULL: { status: 507, summary: 'the disk holding the database is full' },
 } as const satisfies Record<string, { status: number; summary: string }>;
 

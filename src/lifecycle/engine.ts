@@ -1,15 +1,20 @@
 // The request lifecycle every mutating operation and AuthCheck goes through, in named stages:
 //
-//   load ─► PRE hooks ─► change (built-in checks + the write) ─► POST hooks ─► save ─► event ─► commit ─► committed
+//   lock subjects ─► load ─► PRE hooks ─► change (checks + the change, in memory) ─► POST hooks
+//     ─► commit: one short write transaction (versions unchanged? re-check, write, event) ─► committed
 //
-// all but the last inside one store transaction, so a failure at any stage writes nothing and
-// emits no event. The event (when a plugin subscribed to the point's committed hook) is written
-// to the outbox in that same transaction; the outbox delivers it after the commit.
-// Plugins never see the secret hash: it is held aside here and put back before saving.
-import { hookName, type Capability, type Entity, type HookContext, type JsonObject, type LifecyclePoint } from 'keyhold-plugin-sdk';
-import type { Store, StoreTransaction } from '../store/store.js';
+// Hooks never run while the store's write lock is held: one slow plugin delays only the requests
+// on the same subject (they wait for its per-subject lock), never the rest of the server. The
+// write transaction re-validates what the hooks' time could have changed (the subjects' versions,
+// then each step's own checks against the data as committed), so a failure at any stage writes
+// nothing and emits no event. A subject changed underneath (another server process) fails the
+// request with KH_ERR_CONFLICT: hooks run once per request, never again for it.
+import { hookName, type Capability, type HookContext, type JsonObject, type LifecyclePoint, type OperationName } from 'keyhold-plugin-sdk';
+import { KeyholdError } from '../errors.js';
+import type { Store, StoreReader, StoreTransaction, SubjectRef } from '../store/store.js';
 import { runHook, type Subject } from './chain.js';
 import { wantsEvent, type HookDispatcher } from './dispatcher.js';
+import { LockWaitExpired, SubjectLocks } from './subject-locks.js';
 
 /** Who asked, for hook contexts, logs and the authorization rules that depend on the data. */
 export interface RequestInfo {
@@ -32,38 +37,46 @@ export function serverRequest(requestId: string): RequestInfo {
 /** One operation, described as the stages the engine runs. */
 export interface LifecycleStep<S extends Subject> {
   point: LifecyclePoint;
-  /** A stable operation name, e.g. `entity.update-meta`; hooks see it as context.operation. */
-  operation: string;
+  /** Hooks see it as context.operation; the SDK's OPERATIONS lists each with its point. */
+  operation: OperationName;
   /** The request data hooks see (for SecretChange the new secret in plain text, never for AuthCheck). */
   request: JsonObject;
-  /** Loads the object as it stands (for create: the object as requested). */
-  load(tx: StoreTransaction): Promise<S>;
-  /** Built-in checks and the change itself, applied to PRE's output; returns the changed object. */
-  change(tx: StoreTransaction, subject: S): Promise<S>;
-  /** Persists the output of POST hooks; called only when they changed the object (the chain keeps an unchanged one as the same object). */
-  save?(tx: StoreTransaction, subject: S): Promise<void>;
+  /** What it reads and writes: locked for the whole request, and unchanged since the load at commit (a create names the subject it creates). */
+  subjects: readonly SubjectRef[];
+  /** Loads the object as it stands (for create: as requested); `previous`: the object the step before it in the request produced. */
+  load(reader: StoreReader, previous: Subject | undefined): Promise<S>;
+  /** Built-in checks against the data as read and the change itself, applied to PRE's output in memory; writes nothing. */
+  change(reader: StoreReader, subject: S): Promise<S>;
+  /** In the write transaction: re-checks what depends on other data and writes `final` (POST's output); `loaded` is what load returned. */
+  commit(tx: StoreTransaction, loaded: S, final: S): Promise<void>;
+  /** False when commit would write nothing (a login that changed nothing): no write transaction is opened for it. Default: it writes. */
+  writes?(loaded: S, final: S): boolean;
 }
 
 /** How long a whole request may take before its remaining hook calls are not started. */
 export const REQUEST_DEADLINE_MS = 30_000;
 
-function secretOf(subject: Subject): string | undefined {
-  return 'secret' in subject ? subject.secret : undefined;
-}
-
-function withSecret<S extends Subject>(subject: S, secret: string | undefined): S {
-  return secret === undefined ? subject : ({ ...(subject as Entity), secret } as S);
-}
-
-/** The object as hooks see it: an entity's secret hash blanked. */
-function hookView<S extends Subject>(subject: S): S {
-  return withSecret(subject, secretOf(subject) === undefined ? undefined : '');
-}
-
 /** The points whose object does not exist before the step: their event's `before` is null. */
 const CREATES: ReadonlySet<LifecyclePoint> = new Set(['EntityCreate', 'GroupCreate']);
 
+/** One step after its hooks: what commit needs. */
+interface Prepared {
+  step: LifecycleStep<Subject>;
+  loaded: Subject;
+  final: Subject;
+  event: boolean;
+}
+
+const lockKey = (s: SubjectRef) => `${s.kind}:${s.key}`;
+
+function describe(s: SubjectRef): string {
+  return `${s.kind} "${s.key}"`;
+}
+
 export class LifecycleEngine {
+  /** Requests on the same subject run one at a time, hooks included. */
+  readonly locks = new SubjectLocks();
+
   constructor(
     private readonly store: Store,
     private dispatcher: HookDispatcher,
@@ -76,47 +89,67 @@ export class LifecycleEngine {
     this.dispatcher = dispatcher;
   }
 
-  /** Runs one operation through every stage and returns the object as committed (without its secret hash). */
+  /** Runs one operation through every stage and returns the object as committed (its `secret` always ''). */
   run<S extends Subject>(step: LifecycleStep<S>, info: RequestInfo): Promise<S> {
     return this.runAll([step], info) as Promise<S>;
   }
 
   /**
-   * Runs several operations as one request: in one transaction, with one state bag, each step's
-   * load seeing the steps before it (e.g. EntityCreate then SecretChange for a create with a secret).
-   * Returns the last step's object.
+   * Runs several operations as one request: one set of locks, one state bag, each step's load
+   * seeing the step before it (e.g. EntityCreate then SecretChange for a create with a secret),
+   * all committed in one transaction. Returns the last step's object.
    */
-  runAll(steps: readonly LifecycleStep<Subject>[], info: RequestInfo): Promise<Subject> {
+  async runAll(steps: readonly LifecycleStep<Subject>[], info: RequestInfo): Promise<Subject> {
+    const first = steps[0];
+    if (!first) throw new Error('LifecycleEngine.runAll needs at least one step');
     const dispatcher = this.dispatcher;
-    const context: HookContext = {
-      requestId: info.requestId,
-      operation: '',
-      caller: info.caller,
-      deadline: Date.now() + REQUEST_DEADLINE_MS,
-      state: {},
-    };
+    const deadline = Date.now() + REQUEST_DEADLINE_MS;
+    const context: HookContext = { requestId: info.requestId, operation: first.operation, caller: info.caller, deadline, state: {} };
+    const subjects = steps.flatMap((s) => s.subjects);
     const release = dispatcher.lease?.();
-    let events = 0;
-    const done = this.store
-      .write(async (tx) => {
-        let last: Subject | undefined;
-        for (const step of steps) {
-          context.operation = step.operation;
-          const loaded = await step.load(tx);
-          last = await runStages(dispatcher, tx, step, loaded, context);
-          if (wantsEvent(dispatcher, step.point)) {
-            await appendEvent(tx, step, loaded, info);
-            events++;
-          }
-        }
-        if (!last) throw new Error('LifecycleEngine.runAll needs at least one step');
-        return last;
-      })
-      .then((last) => {
-        if (events > 0) this.onEvents();
-        return last;
+    let unlock: (() => void) | undefined;
+    try {
+      unlock = await this.locks.acquire(subjects.map(lockKey), deadline).catch((err: unknown) => {
+        if (!(err instanceof LockWaitExpired)) throw err;
+        throw new KeyholdError('KH_ERR_REQUEST_DEADLINE', `the request waited ${REQUEST_DEADLINE_MS} ms for other requests on ${err.key.replace(':', ' ')} and was not run; retry later`, { subject: err.key });
       });
-    return release ? done.finally(release) : done;
+      // Read before the loads: a write between the two makes the commit refuse, never pass unseen.
+      const versions = await Promise.all(subjects.map((s) => this.store.reader.version(s)));
+      const prepared: Prepared[] = [];
+      let previous: Subject | undefined;
+      for (const step of steps) {
+        context.operation = step.operation;
+        const loaded = await step.load(this.store.reader, previous);
+        const pre = await runHook(dispatcher, hookName('pre', step.point), loaded, step.request, context);
+        const changed = await step.change(this.store.reader, pre);
+        const final = await runHook(dispatcher, hookName('post', step.point), changed, step.request, context);
+        prepared.push({ step, loaded, final, event: wantsEvent(dispatcher, step.point) });
+        previous = final;
+      }
+      if (prepared.some((p) => p.event || p.step.writes?.(p.loaded, p.final) !== false)) await this.commit(prepared, subjects, versions, info);
+      return previous!;
+    } finally {
+      unlock?.();
+      release?.();
+    }
+  }
+
+  /** The short write transaction: the subjects are as they were read, each step re-checks and writes, then its event. */
+  private async commit(prepared: readonly Prepared[], subjects: readonly SubjectRef[], versions: readonly (number | undefined)[], info: RequestInfo): Promise<void> {
+    await this.store.write(async (tx) => {
+      for (const [i, subject] of subjects.entries()) {
+        const now = await tx.version(subject);
+        // A subject that did not exist is created by this request: its insert reports one made meanwhile (KH_ERR_ENTITY_EXISTS, …).
+        if (versions[i] !== undefined && now !== versions[i]) {
+          throw new KeyholdError('KH_ERR_CONFLICT', `${describe(subject)} was ${now === undefined ? 'deleted' : 'changed'} by another request while this one ran its hooks; nothing was written; retry`, { ...subject });
+        }
+      }
+      for (const p of prepared) {
+        await p.step.commit(tx, p.loaded, p.final);
+        if (p.event) await appendEvent(tx, p.step, p.loaded, info);
+      }
+    });
+    if (prepared.some((p) => p.event)) this.onEvents();
   }
 }
 
@@ -131,21 +164,11 @@ async function appendEvent(tx: StoreTransaction, step: LifecycleStep<Subject>, l
     operation: step.operation,
     subjectKind,
     subjectKey,
-    before: CREATES.has(step.point) ? null : hookView(loaded),
-    after: after ? hookView(after) : null,
+    before: CREATES.has(step.point) ? null : loaded,
+    after: after ?? null,
     request,
     requestId: info.requestId,
     caller: info.caller,
     at: new Date().toISOString(),
   });
-}
-
-async function runStages<S extends Subject>(dispatcher: HookDispatcher, tx: StoreTransaction, step: LifecycleStep<S>, loaded: S, context: HookContext): Promise<S> {
-  const pre = await runHook(dispatcher, hookName('pre', step.point), hookView(loaded), step.request, context);
-  const changed = await step.change(tx, withSecret(pre, secretOf(loaded)));
-  const secret = secretOf(changed);
-  const afterChange = hookView(changed);
-  const post = await runHook(dispatcher, hookName('post', step.point), afterChange, step.request, context);
-  if (step.save && post !== afterChange) await step.save(tx, withSecret(post, secret));
-  return post;
 }

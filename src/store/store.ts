@@ -13,10 +13,18 @@ export interface SearchQuery {
   after?: string;
 }
 
+/** An entity (by id) or a group (by name), as the engine locks and versions it. */
+export interface SubjectRef {
+  kind: 'entity' | 'group';
+  key: string;
+}
+
 /** Reads. Inside a transaction they see the transaction's own writes. */
 export interface StoreReader {
-  /** The entity with its secret hash in `secret` and `meta.groups` filled from the direct memberships. */
+  /** The entity with `meta.groups` filled from the direct memberships; its `secret` is always '' (the hash is read with secretHash only). */
   getEntity(id: string): Promise<Entity | undefined>;
+  /** The entity's secret hash ('' when it has no secret), or undefined when there is no such entity. */
+  secretHash(id: string): Promise<string | undefined>;
   searchEntities(query: SearchQuery): Promise<Entity[]>;
   countEntities(): Promise<number>;
   getGroup(name: string): Promise<Group | undefined>;
@@ -33,6 +41,10 @@ export interface StoreReader {
   entitiesWithCapability(capability: Capability): Promise<string[]>;
   /** Names of the groups carrying `capability` themselves (not through expansions), sorted. */
   groupsWithCapability(capability: Capability): Promise<string[]>;
+  /** The subject's version: changes with every write to it (memberships of an entity and expansions of a group included); undefined when it does not exist. */
+  version(subject: SubjectRef): Promise<number | undefined>;
+  /** The number an insert of `kind` with number 0 would get now (the highest in use plus one). */
+  nextNumber(kind: SubjectRef['kind']): Promise<number>;
   /** The id the first start created the root entity with (the entity may have been destroyed since), or undefined. */
   bootstrapRoot(): Promise<string | undefined>;
 }
@@ -43,13 +55,16 @@ export interface StoreReader {
  */
 export interface StoreTransaction extends StoreReader {
   /**
-   * Inserts the entity with a new random token generation (so that no token of an earlier entity
-   * with the same id or number fits it); a `number` of 0 is replaced by the next free number.
+   * Inserts the entity, without a secret (its `secret` is ignored: setSecretHash sets one), with a
+   * new random token generation (so that no token of an earlier entity with the same id or number
+   * fits it); a `number` of 0 is replaced by the next free number.
    * Returns it as stored.
    */
   insertEntity(entity: Entity): Promise<Entity>;
-  /** Replaces the entity's secret hash and metadata (meta.groups is ignored: memberships are separate). */
+  /** Replaces the entity's metadata (its `secret` and meta.groups are ignored: the hash and memberships are written separately). */
   updateEntity(entity: Entity): Promise<void>;
+  /** Replaces the entity's secret hash (the only way it is written). */
+  setSecretHash(id: string, hash: string): Promise<void>;
   /** Deletes the entity, its memberships and its token generation. */
   deleteEntity(id: string): Promise<void>;
   /** Replaces the entity's token generation with a new random one: every token issued before is refused. */

@@ -14,12 +14,10 @@ function renameAlice(request: JsonObject & { displayName: string }): LifecycleSt
     point: 'EntityUpdate',
     operation: 'entity.update-meta',
     request,
-    load: async (tx) => (await tx.getEntity('alice'))!,
-    change: async (tx, subject) => {
-      const changed = { ...subject, meta: { ...subject.meta, displayName: request.displayName } };
-      await tx.updateEntity(changed);
-      return changed;
-    },
+    subjects: [{ kind: 'entity', key: 'alice' }],
+    load: async (reader) => (await reader.getEntity('alice'))!,
+    change: async (_reader, subject) => ({ ...subject, meta: { ...subject.meta, displayName: request.displayName } }),
+    commit: (tx, _loaded, final) => tx.updateEntity(final),
   };
 }
 

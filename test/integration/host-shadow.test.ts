@@ -17,12 +17,10 @@ function setShell(shell: string, fault: string): LifecycleStep<Entity> {
     point: 'EntityUpdate',
     operation: 'entity.update-meta',
     request: { shell, fault } satisfies JsonObject,
-    load: async (tx) => (await tx.getEntity('alice'))!,
-    change: async (tx, subject) => {
-      const changed = { ...subject, meta: { ...subject.meta, shell } };
-      await tx.updateEntity(changed);
-      return changed;
-    },
+    subjects: [{ kind: 'entity', key: 'alice' }],
+    load: async (reader) => (await reader.getEntity('alice'))!,
+    change: async (_reader, subject) => ({ ...subject, meta: { ...subject.meta, shell } }),
+    commit: (tx, _loaded, final) => tx.updateEntity(final),
   };
 }
 

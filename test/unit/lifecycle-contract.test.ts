@@ -237,7 +237,7 @@ describe('lifecycle contract', () => {
       await h.identity.authCheck(INFO, 'e', 'second-plain');
       await h.identity.authCheck(INFO, 'e', 'wrong-plain').catch(() => undefined);
       await h.identity.updateEntityMeta(INFO, 'e', { shell: '/bin/sh' });
-      const hash = (await h.store.reader.getEntity('e'))!.secret;
+      const hash = (await h.store.reader.secretHash('e'))!;
       for (const p of params) {
         const wire = JSON.stringify(p);
         assert.equal((p.subject as Entity).secret, '', `${p.hook} got a secret`);

@@ -104,10 +104,9 @@ describe('SqliteStore: entities', () => {
   });
   after(() => store.close());
 
-  it('round-trips every field, the secret hash included, and fills groups from memberships', async () => {
+  it('round-trips every field, keeps the secret hash out of the object, and fills groups from memberships', async () => {
     const full = parseEntity({
       id: 'roundtrip',
-      secret: '$argon2id$fake',
       meta: {
         displayName: 'R T',
         legalName: 'Round Trip',
@@ -120,7 +119,8 @@ describe('SqliteStore: entities', () => {
       },
     });
     await store.write(async (tx) => {
-      await tx.insertEntity(full);
+      await tx.insertEntity({ ...full, secret: 'ignored: only setSecretHash writes a hash' });
+      await tx.setSecretHash('roundtrip', '$argon2id$fake');
       await tx.insertGroup(parseGroup({ name: 'zeta' }));
       await tx.insertGroup(parseGroup({ name: 'alpha' }));
       await tx.addMembership('roundtrip', 'zeta');
@@ -129,6 +129,8 @@ describe('SqliteStore: entities', () => {
     const back = await store.reader.getEntity('roundtrip');
     assert.ok(back);
     assert.deepEqual(back, { ...full, number: back.number, meta: { ...full.meta, groups: ['alpha', 'zeta'] } });
+    assert.equal(await store.reader.secretHash('roundtrip'), '$argon2id$fake');
+    assert.equal(await store.reader.secretHash('nobody'), undefined);
   });
 
   it('numbers automatically from the highest number in use', async () => {
@@ -160,9 +162,11 @@ describe('SqliteStore: entities', () => {
       await tx.addMembership('upd', 'upd-group');
     });
     const current = (await store.reader.getEntity('upd'))!;
+    const version = await store.reader.version({ kind: 'entity', key: 'upd' });
     await store.write((tx) => tx.updateEntity({ ...current, secret: 'h', meta: { ...current.meta, displayName: 'Updated' } }));
     assert.equal((await store.reader.getEntity('upd'))?.meta.displayName, 'Updated');
-    assert.equal((await store.reader.getEntity('upd'))?.secret, 'h');
+    assert.equal(await store.reader.secretHash('upd'), '', 'updateEntity never writes the hash');
+    assert.ok((await store.reader.version({ kind: 'entity', key: 'upd' }))! > version!, 'an update moves the version');
     await store.write((tx) => tx.deleteEntity('upd'));
     assert.equal(await store.reader.getEntity('upd'), undefined);
     assert.deepEqual(await store.reader.directMembers('upd-group'), []);

@@ -153,6 +153,15 @@ export const MIGRATIONS: readonly Migration[] = [
         SELECT 'bootstrapRoot', id FROM entities WHERE id IN (SELECT entity_id FROM entity_capabilities WHERE capability = 'GLOBAL_ROOT') ORDER BY rowid LIMIT 1;
     `,
   },
+  {
+    description: 'versions of entities and groups: a request commits only if its subjects did not change since it read them',
+    sql: `
+      -- Bumped by every write to the row, its memberships (entities) or its expansions (groups).
+      -- Hooks run outside the write transaction; the commit compares the version read before them.
+      ALTER TABLE entities ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE groups ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+    `,
+  },
 ];
 
 /** Brings the database up to the latest schema version; refuses a database from a newer keyhold. */

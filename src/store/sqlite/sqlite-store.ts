@@ -12,7 +12,7 @@ import Database from 'better-sqlite3';
 import { decodeEntity, decodeGroup, encodeEntity, encodeGroup, type Capability, type Entity, type ExpansionMode, type Group } from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../../errors.js';
 import type { OutboxReader, OutboxWriter } from '../outbox.js';
-import type { SearchQuery, Store, StoreHealth, StoreReader, StoreTransaction } from '../store.js';
+import type { SearchQuery, Store, StoreHealth, StoreReader, StoreTransaction, SubjectRef } from '../store.js';
 import { migrate } from './migrations.js';
 import { SqliteOutboxReader, SqliteOutboxWriter } from './sqlite-outbox.js';
 import { BUSY_WAIT_MS, faultKind, retryWhileBusy, toStoreError } from './store-faults.js';
@@ -28,7 +28,6 @@ const NEW_GENERATION = 'lower(hex(randomblob(16)))';
 interface EntityRow {
   id: string;
   number: number;
-  secret: string;
   data: Buffer;
 }
 
@@ -99,7 +98,7 @@ class SqliteReader implements StoreReader {
 
   protected entityFrom(row: EntityRow): Entity {
     const stored = decodeEntity(row.data);
-    return { ...stored, id: row.id, number: row.number, secret: row.secret, meta: { ...stored.meta, groups: this.groupsOf(row.id) } };
+    return { ...stored, id: row.id, number: row.number, secret: '', meta: { ...stored.meta, groups: this.groupsOf(row.id) } };
   }
 
   protected groupFrom(row: GroupRow): Group {
@@ -117,7 +116,7 @@ class SqliteReader implements StoreReader {
 
   getEntity(id: string): Promise<Entity | undefined> {
     return this.consistent(() => {
-      const row = this.db.prepare<[string], EntityRow>('SELECT id, number, secret, data FROM entities WHERE id = ?').get(id);
+      const row = this.db.prepare<[string], EntityRow>('SELECT id, number, data FROM entities WHERE id = ?').get(id);
       return row && this.entityFrom(row);
     });
   }
@@ -128,7 +127,7 @@ class SqliteReader implements StoreReader {
         .prepare<[SearchParams], EntityRow>(
           // The page of ids comes from the covering index alone (a scan of short rows, about 20 ms
           // for 100k entities when nothing matches); only its rows are then read whole.
-          `SELECT id, number, secret, data FROM entities WHERE id IN (
+          `SELECT id, number, data FROM entities WHERE id IN (
              SELECT id FROM entities INDEXED BY entities_search
              WHERE id > @after AND (id LIKE @pattern ESCAPE '\\' OR display_name LIKE @pattern ESCAPE '\\' OR legal_name LIKE @pattern ESCAPE '\\')
              ORDER BY id LIMIT @limit)
@@ -137,6 +136,10 @@ class SqliteReader implements StoreReader {
         .all(searchParams(query))
         .map((row) => this.entityFrom(row));
     });
+  }
+
+  secretHash(id: string): Promise<string | undefined> {
+    return this.read(() => this.db.prepare<[string], { secret: string }>('SELECT secret FROM entities WHERE id = ?').get(id)?.secret);
   }
 
   countEntities(): Promise<number> {
@@ -187,6 +190,15 @@ class SqliteReader implements StoreReader {
 
   groupsWithCapability(capability: Capability): Promise<string[]> {
     return settle(() => this.names('SELECT group_name AS name FROM group_capabilities WHERE capability = ? ORDER BY group_name', capability));
+  }
+
+  version(subject: SubjectRef): Promise<number | undefined> {
+    const sql = subject.kind === 'entity' ? 'SELECT version FROM entities WHERE id = ?' : 'SELECT version FROM groups WHERE name = ?';
+    return this.read(() => this.db.prepare<[string], { version: number }>(sql).get(subject.key)?.version);
+  }
+
+  nextNumber(kind: SubjectRef['kind']): Promise<number> {
+    return settle(() => numberFor(this.db, kind === 'entity' ? 'entities' : 'groups', 0));
   }
 
   bootstrapRoot(): Promise<string | undefined> {
@@ -240,7 +252,7 @@ class SqliteTransaction extends SqliteReader implements StoreTransaction {
       db.prepare('INSERT INTO entities (id, number, secret, display_name, legal_name, data) VALUES (?, ?, ?, ?, ?, ?)').run(
         entity.id,
         number,
-        entity.secret,
+        '',
         entity.meta.displayName,
         entity.meta.legalName,
         entityData(entity),
@@ -253,8 +265,8 @@ class SqliteTransaction extends SqliteReader implements StoreTransaction {
 
   async updateEntity(entity: Entity): Promise<void> {
     await this.change(
-      'UPDATE entities SET secret = ?, display_name = ?, legal_name = ?, data = ? WHERE id = ?',
-      [entity.secret, entity.meta.displayName, entity.meta.legalName, entityData(entity), entity.id],
+      'UPDATE entities SET display_name = ?, legal_name = ?, data = ?, version = version + 1 WHERE id = ?',
+      [entity.meta.displayName, entity.meta.legalName, entityData(entity), entity.id],
       () => new KeyholdError('KH_ERR_ENTITY_NOT_FOUND', `no entity "${entity.id}"`),
     );
     this.writeCapabilities('entity', entity.id, entity.meta.capabilities);
@@ -262,6 +274,10 @@ class SqliteTransaction extends SqliteReader implements StoreTransaction {
 
   deleteEntity(id: string): Promise<void> {
     return this.change('DELETE FROM entities WHERE id = ?', [id], () => new KeyholdError('KH_ERR_ENTITY_NOT_FOUND', `no entity "${id}"`));
+  }
+
+  setSecretHash(id: string, hash: string): Promise<void> {
+    return this.change('UPDATE entities SET secret = ?, version = version + 1 WHERE id = ?', [hash, id], () => new KeyholdError('KH_ERR_ENTITY_NOT_FOUND', `no entity "${id}"`));
   }
 
   renewTokenGeneration(entityId: string): Promise<void> {
@@ -294,7 +310,7 @@ class SqliteTransaction extends SqliteReader implements StoreTransaction {
   updateGroup(group: Group): Promise<void> {
     return settle(() => {
       const result = this.writable()
-        .prepare('UPDATE groups SET display_name = ?, managed_by = ?, data = ? WHERE name = ?')
+        .prepare('UPDATE groups SET display_name = ?, managed_by = ?, data = ?, version = version + 1 WHERE name = ?')
         .run(group.displayName, group.managedBy || null, groupData(group), group.name);
       if (result.changes === 0) throw new KeyholdError('KH_ERR_GROUP_NOT_FOUND', `no group "${group.name}"`);
       this.db.prepare('DELETE FROM expansions WHERE group_name = ?').run(group.name);
@@ -311,16 +327,23 @@ class SqliteTransaction extends SqliteReader implements StoreTransaction {
     });
   }
 
-  addMembership(entityId: string, group: string): Promise<void> {
-    return this.change('INSERT INTO memberships (entity_id, group_name) VALUES (?, ?)', [entityId, group]);
+  async addMembership(entityId: string, group: string): Promise<void> {
+    await this.change('INSERT INTO memberships (entity_id, group_name) VALUES (?, ?)', [entityId, group]);
+    await this.bumpEntity(entityId);
   }
 
-  removeMembership(entityId: string, group: string): Promise<void> {
-    return this.change(
+  async removeMembership(entityId: string, group: string): Promise<void> {
+    await this.change(
       'DELETE FROM memberships WHERE entity_id = ? AND group_name = ?',
       [entityId, group],
       () => new KeyholdError('KH_ERR_NOT_A_MEMBER', `"${entityId}" is not a direct member of "${group}"`),
     );
+    await this.bumpEntity(entityId);
+  }
+
+  /** An entity's memberships are part of it: changing them moves its version. */
+  private bumpEntity(id: string): Promise<void> {
+    return this.change('UPDATE entities SET version = version + 1 WHERE id = ?', [id]);
   }
 
   /** Replaces the by-capability copy of what the subject's blob says it holds. */
@@ -374,6 +397,8 @@ export class SqliteStore implements Store {
   /** Read per authenticated request, so prepared once. */
   private readonly dataVersion: Database.Statement<[], number>;
   private queuedWrites = 0;
+  /** Write transactions begun since the store was opened (a login that changes nothing begins none; the benchmarks count them). */
+  writeTransactions = 0;
   /** Why the last write failed when the disk or the files were at fault; cleared by the next commit. No probe sees a full disk coming. */
   private lastWriteFault: WriteFault | null = null;
 
@@ -435,6 +460,7 @@ export class SqliteStore implements Store {
     } catch (err) {
       throw toStoreError(err, this.busyTimeoutMs);
     }
+    this.writeTransactions++;
     const tx = new SqliteTransaction(this.writer, this.busyTimeoutMs);
     try {
       const result = await work(tx);
