@@ -42,7 +42,7 @@ export const ERRORS = {
   KH_ERR_STORE_BUSY: { status: 503, summary: 'another process holds the database lock; retry later' },
   KH_ERR_STORE_FAILED: { status: 503, summary: 'the database cannot be read or written (an I/O error, a read-only or damaged file)' },
   KH_ERR_PLUGIN_TIMEOUT: { status: 504, summary: 'a plugin did not answer in time' },
-  KH_ERR_REQUEST_DEADLINE: { status: 504, summary: 'the request waited for other requests on the same subject until its deadline; nothing was written' },
+  KH_ERR_REQUEST_DEADLINE: { status: 504, summary: 'the request reached its deadline waiting for other requests on the same subject, or between its stages; nothing was written' },
   KH_ERR_STORE_FULL: { status: 507, summary: 'the disk holding the database is full' },
 } as const satisfies Record<string, { status: number; summary: string }>;
 

@@ -19,6 +19,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The verified token of the caller; set by the route's access hook, null on anonymous routes. */
     caller: TokenClaims | null;
+    /** When the request arrived (epoch ms): its lifecycle deadline counts from here, not from when it got its turn. */
+    arrivedAt: number;
   }
 }
 
@@ -41,7 +43,7 @@ export function demand(caller: TokenClaims, capability: Capability): void {
 
 /** The request's identity for the lifecycle engine, hook contexts and the identity layer's rules (what its token carries). */
 export function requestInfo(request: FastifyRequest): RequestInfo {
-  return { requestId: request.id, caller: request.caller?.sub ?? null, capabilities: request.caller?.caps ?? [] };
+  return { requestId: request.id, caller: request.caller?.sub ?? null, capabilities: request.caller?.caps ?? [], arrivedAt: request.arrivedAt };
 }
 
 export class Access {

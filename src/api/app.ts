@@ -75,7 +75,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   }) as unknown as FastifyInstance;
 
   app.decorateRequest('caller', null);
+  app.decorateRequest('arrivedAt', 0);
   app.addHook('onRequest', async (request, reply) => {
+    request.arrivedAt = Date.now() - reply.elapsedTime;
     reply.header(REQUEST_ID_HEADER, request.id);
   });
   installErrorHandling(app);

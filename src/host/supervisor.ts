@@ -93,7 +93,8 @@ export class PluginSupervisor {
   /** One hook call, or an immediate 'unavailable' when the plugin is not running. */
   call(params: HookParams): Promise<HookResult> {
     if (this.state !== 'ready' || this.client === undefined) return Promise.reject(new PluginCallError('unavailable', this.whyUnavailable()));
-    return this.client.call(params, this.options.entry.timeoutMs);
+    // The request's deadline bounds every call: a request that waited gets only the time it has left.
+    return this.client.call(params, Math.max(0, Math.min(this.options.entry.timeoutMs, params.context.deadline - Date.now())));
   }
 
   /** One committed event delivery, or an immediate 'unavailable' when the plugin is not running. */

@@ -27,6 +27,8 @@ export interface RequestInfo {
    * layer checks protected subjects against these (src/identity/protection.ts).
    */
   capabilities: readonly Capability[];
+  /** When the request arrived (epoch ms; default: when the engine got it): its deadline counts from here, waits for locks included. */
+  arrivedAt?: number;
 }
 
 /** A request made by the server itself (bootstrap, maintenance): it may do everything. */
@@ -53,7 +55,7 @@ export interface LifecycleStep<S extends Subject> {
   writes?(loaded: S, final: S): boolean;
 }
 
-/** How long a whole request may take before its remaining hook calls are not started. */
+/** How long a whole request may take from its arrival: each plugin call gets at most the time left, and no stage starts after it. */
 export const REQUEST_DEADLINE_MS = 30_000;
 
 /** The points whose object does not exist before the step: their event's `before` is null. */
@@ -103,21 +105,21 @@ export class LifecycleEngine {
     const first = steps[0];
     if (!first) throw new Error('LifecycleEngine.runAll needs at least one step');
     const dispatcher = this.dispatcher;
-    const deadline = Date.now() + REQUEST_DEADLINE_MS;
+    const deadline = (info.arrivedAt ?? Date.now()) + REQUEST_DEADLINE_MS;
     const context: HookContext = { requestId: info.requestId, operation: first.operation, caller: info.caller, deadline, state: {} };
     const subjects = steps.flatMap((s) => s.subjects);
     const release = dispatcher.lease?.();
     let unlock: (() => void) | undefined;
     try {
       unlock = await this.locks.acquire(subjects.map(lockKey), deadline).catch((err: unknown) => {
-        if (!(err instanceof LockWaitExpired)) throw err;
-        throw new KeyholdError('KH_ERR_REQUEST_DEADLINE', `the request waited ${REQUEST_DEADLINE_MS} ms for other requests on ${err.key.replace(':', ' ')} and was not run; retry later`, { subject: err.key });
+        throw err instanceof LockWaitExpired ? pastDeadline(`while it waited for other requests on ${err.key.replace(':', ' ')}`, { subject: err.key }) : err;
       });
       // Read before the loads: a write between the two makes the commit refuse, never pass unseen.
       const versions = await Promise.all(subjects.map((s) => this.store.reader.version(s)));
       const prepared: Prepared[] = [];
       let previous: Subject | undefined;
       for (const step of steps) {
+        checkDeadline(deadline, 'before its hooks');
         context.operation = step.operation;
         const loaded = await step.load(this.store.reader, previous);
         const pre = await runHook(dispatcher, hookName('pre', step.point), loaded, step.request, context);
@@ -126,7 +128,10 @@ export class LifecycleEngine {
         prepared.push({ step, loaded, final, event: wantsEvent(dispatcher, step.point) });
         previous = final;
       }
-      if (prepared.some((p) => p.event || p.step.writes?.(p.loaded, p.final) !== false)) await this.commit(prepared, subjects, versions, info);
+      if (prepared.some((p) => p.event || p.step.writes?.(p.loaded, p.final) !== false)) {
+        checkDeadline(deadline, 'before its commit');
+        await this.commit(prepared, subjects, versions, info);
+      }
       return previous!;
     } finally {
       unlock?.();
@@ -151,6 +156,15 @@ export class LifecycleEngine {
     });
     if (prepared.some((p) => p.event)) this.onEvents();
   }
+}
+
+/** KH_ERR_REQUEST_DEADLINE: the request ran out of time where no plugin was at fault, so it names none. */
+function pastDeadline(where: string, details?: Record<string, unknown>): KeyholdError {
+  return new KeyholdError('KH_ERR_REQUEST_DEADLINE', `the request reached its deadline (${REQUEST_DEADLINE_MS} ms after it arrived) ${where}; nothing was written; retry later`, details);
+}
+
+function checkDeadline(deadline: number, where: string): void {
+  if (Date.now() >= deadline) throw pastDeadline(where);
 }
 
 /** Appends the step's event: the object before it and as written (read back: exactly what was saved), never a secret. */

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { COMMITTED_HOOK_NAMES, type Entity, type HookParams } from 'keyhold-plugin-sdk';
 import type { EventSubscriber, HookDispatcher } from '../../src/lifecycle/dispatcher.js';
-import { LifecycleEngine } from '../../src/lifecycle/engine.js';
+import { LifecycleEngine, REQUEST_DEADLINE_MS } from '../../src/lifecycle/engine.js';
 import { Identity } from '../../src/identity/identity.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { FAST_HASH, INFO, refusedWithoutChange, rejectsWith, snapshot, TestDispatcher, veto, type TestHook, type TestPlugin } from '../support/identity-harness.js';
@@ -171,5 +171,30 @@ describe('lifecycle concurrency', () => {
     // A hash below today's parameters is upgraded: that login writes.
     await new Identity(s.store, quiet, { hash: { ...FAST_HASH, timeCost: 2 } }).authCheck(INFO, 'alice', 'pw');
     assert.equal(s.store.writeTransactions, transactions + 1);
+  });
+
+  it('counts the deadline from arrival: a request that waits for its subject past it fails naming no plugin, writing nothing', async (t) => {
+    const gate = new Gate();
+    const deadlines: number[] = [];
+    const seeDeadline: TestHook = (p) => (deadlines.push(p.context.deadline), { subject: p.subject, state: p.context.state });
+    const s = await setup([{ name: 'slow', hooks: { preEntityLock: gate.hook(), preEntityUpdate: seeDeadline } }], t);
+    await s.identity.createEntity(INFO, { id: 'alice' });
+    const arrivedAt = Date.now() - 5_000;
+    await s.identity.updateEntityMeta({ ...INFO, arrivedAt }, 'alice', { shell: '/bin/sh' });
+    assert.deepEqual(deadlines, [arrivedAt + REQUEST_DEADLINE_MS], 'context.deadline is arrival + REQUEST_DEADLINE_MS');
+    const lock = s.identity.lockEntity(INFO, 'alice');
+    await gate.entered;
+    const before = await snapshot(s.store);
+    const late = { ...INFO, arrivedAt: Date.now() - REQUEST_DEADLINE_MS + 50 };
+    const err = await rejectsWith(s.identity.updateEntityMeta(late, 'alice', { shell: '/bin/zsh' }), 'KH_ERR_REQUEST_DEADLINE', /waited for other requests on entity "?alice/);
+    assert.equal(err.status, 504);
+    assert.doesNotMatch(err.message, /plugin/);
+    assert.equal(deadlines.length, 1, 'no hook ran for the late request');
+    assert.deepEqual(await snapshot(s.store), before);
+    gate.release();
+    await lock;
+    // The entry of the waiter that gave up goes once the holder's does, a few microtasks later.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    assert.equal(s.engine.locks.size, 0);
   });
 });
