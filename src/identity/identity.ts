@@ -135,11 +135,8 @@ export class Identity implements IdentityOperations {
   }
 
   async authCheck(info: RequestInfo, id: string, secret: string): Promise<Entity> {
-    // The hash is checked before the request takes the entity's lock (not to hold it for that);
-    // on the change the verdict is reused if the stored hash is still the one checked.
-    const verdict = await this.verify(await this.store.reader.secretHash(id), secret);
-    const rehashed = verdict.ok && needsRehash(verdict.hash, this.hashParams) ? await hashSecret(secret, this.hashParams) : undefined;
-    /** Set on the change: the stored hash is weaker than today's parameters (upgraded now that the plain text is known). */
+    // The secret is verified under the entity's lock only (never the store's write lock), so the
+    // hash checked is the one stored until the request ends: no other request changes it meanwhile.
     let upgrade: string | undefined;
     return this.engine.run(
       {
@@ -149,15 +146,17 @@ export class Identity implements IdentityOperations {
         subjects: [entityRef(id)],
         load: async (reader) => {
           const entity = await reader.getEntity(id);
-          if (!entity) throw new KeyholdError('KH_ERR_AUTH_FAILED', AUTH_FAILED);
-          return entity;
+          if (entity) return entity;
+          // An unknown id costs a verify too, so it answers in the same time as a wrong secret.
+          await this.verify(undefined, secret);
+          throw new KeyholdError('KH_ERR_AUTH_FAILED', AUTH_FAILED);
         },
         change: async (reader, entity) => {
+          const verdict = await this.verify(await reader.secretHash(id), secret);
           if (entity.meta.locked) throw new KeyholdError('KH_ERR_ENTITY_LOCKED', `entity "${id}" is locked`, { id });
-          const hash = await reader.secretHash(id);
-          const unchanged = hash === verdict.hash;
-          if (!(unchanged ? verdict : await this.verify(hash, secret)).ok) throw new KeyholdError('KH_ERR_AUTH_FAILED', AUTH_FAILED);
-          upgrade = unchanged ? rehashed : undefined;
+          if (!verdict.ok) throw new KeyholdError('KH_ERR_AUTH_FAILED', AUTH_FAILED);
+          // Stored with weaker parameters than today's: upgraded now that the plain text is known.
+          upgrade = needsRehash(verdict.hash, this.hashParams) ? await hashSecret(secret, this.hashParams) : undefined;
           return entity;
         },
         // Written only when something changed (a hook's edit, a new hash): most logins open no write transaction.

@@ -40,7 +40,8 @@ export class SubjectLocks {
   }
 
   private async lockOne(key: string, deadline: number): Promise<Unlock> {
-    const previous = this.tails.get(key) ?? Promise.resolve();
+    const held = this.tails.get(key);
+    const previous = held ?? Promise.resolve();
     let release!: () => void;
     const mine = new Promise<void>((resolve) => (release = resolve));
     // Whoever comes next waits for the holder before this one too, even if this one gives up waiting.
@@ -49,6 +50,8 @@ export class SubjectLocks {
     void tail.then(() => {
       if (this.tails.get(key) === tail) this.tails.delete(key);
     });
+    // A free key is taken at once: no timer (most requests, logins above all).
+    if (held === undefined) return release;
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([

@@ -79,6 +79,17 @@ function settle<T>(run: () => T, inserted?: Inserted): Promise<T> {
   }
 }
 
+/** Per connection, the statements of the reads every request makes, compiled once. */
+const hotStatements = new WeakMap<Database.Database, Map<string, Database.Statement>>();
+
+function prepared<P extends unknown[], R>(db: Database.Database, sql: string): Database.Statement<P, R> {
+  let cache = hotStatements.get(db);
+  if (!cache) hotStatements.set(db, (cache = new Map()));
+  let statement = cache.get(sql);
+  if (!statement) cache.set(sql, (statement = db.prepare(sql)));
+  return statement as unknown as Database.Statement<P, R>;
+}
+
 /** Reads over one connection; the transaction class adds writes on the write connection. */
 class SqliteReader implements StoreReader {
   constructor(
@@ -93,7 +104,7 @@ class SqliteReader implements StoreReader {
   }
 
   protected groupsOf(id: string): string[] {
-    return this.db.prepare<[string], { group_name: string }>('SELECT group_name FROM memberships WHERE entity_id = ? ORDER BY group_name').all(id).map((r) => r.group_name);
+    return prepared<[string], { group_name: string }>(this.db, 'SELECT group_name FROM memberships WHERE entity_id = ? ORDER BY group_name').all(id).map((r) => r.group_name);
   }
 
   protected entityFrom(row: EntityRow): Entity {
@@ -116,7 +127,7 @@ class SqliteReader implements StoreReader {
 
   getEntity(id: string): Promise<Entity | undefined> {
     return this.consistent(() => {
-      const row = this.db.prepare<[string], EntityRow>('SELECT id, number, data FROM entities WHERE id = ?').get(id);
+      const row = prepared<[string], EntityRow>(this.db, 'SELECT id, number, data FROM entities WHERE id = ?').get(id);
       return row && this.entityFrom(row);
     });
   }
@@ -139,7 +150,7 @@ class SqliteReader implements StoreReader {
   }
 
   secretHash(id: string): Promise<string | undefined> {
-    return this.read(() => this.db.prepare<[string], { secret: string }>('SELECT secret FROM entities WHERE id = ?').get(id)?.secret);
+    return this.read(() => prepared<[string], { secret: string }>(this.db, 'SELECT secret FROM entities WHERE id = ?').get(id)?.secret);
   }
 
   countEntities(): Promise<number> {
@@ -194,7 +205,7 @@ class SqliteReader implements StoreReader {
 
   version(subject: SubjectRef): Promise<number | undefined> {
     const sql = subject.kind === 'entity' ? 'SELECT version FROM entities WHERE id = ?' : 'SELECT version FROM groups WHERE name = ?';
-    return this.read(() => this.db.prepare<[string], { version: number }>(sql).get(subject.key)?.version);
+    return this.read(() => prepared<[string], { version: number }>(this.db, sql).get(subject.key)?.version);
   }
 
   nextNumber(kind: SubjectRef['kind']): Promise<number> {
