@@ -112,6 +112,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
       storeCheck: () => store.reader.countEntities(),
       plugins,
       events: outbox,
+      forwardAuth: { settings: config.forwardAuth, store },
       ...(tls && { tls }),
     });
     cleanups.push(() => app.close());

@@ -9,12 +9,15 @@ import { Counter, Histogram, type Registry } from 'prom-client';
 import { isWellFormedText } from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../errors.js';
 import type { IdentityOperations } from '../identity/operations.js';
+import type { Store } from '../store/store.js';
 import { VERSION } from '../version.js';
 import { Access } from './access.js';
 import { authRoutes } from './auth.js';
 import { entityRoutes } from './entities.js';
 import { eventRoutes, type EventControl } from './events.js';
 import { installErrorHandling, toKeyholdError } from './error-mapping.js';
+import { forwardAuthRoutes } from './forward-auth.js';
+import type { ForwardAuthSettings } from './forward-auth-settings.js';
 import { groupRoutes } from './groups.js';
 import { pluginRoutes, type PluginControl } from './plugins.js';
 import type { TokenRevocation } from './revocation.js';
@@ -39,6 +42,8 @@ export interface ApiDeps {
   plugins?: PluginControl;
   /** The committed-event outbox, when one runs. */
   events?: EventControl;
+  /** /v1/forward-auth: its settings, and the store its cache and identity headers read. */
+  forwardAuth: { settings: ForwardAuthSettings; store: Pick<Store, 'reader' | 'changeCounter'> };
 }
 
 /** The path of the first string (value or key) in `value` that is not well-formed Unicode. */
@@ -110,6 +115,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   systemRoutes(app, { access, metrics: deps.metrics, storeCheck: deps.storeCheck, ...plugins });
   pluginRoutes(app, { access, ...plugins });
   if (deps.events) eventRoutes(app, { access, events: deps.events });
+  // The login throttle wraps `authCheck` here, keyed by info.clientAddress (the forwarded end user's).
+  forwardAuthRoutes(app, { ...deps.forwardAuth, access, authCheck: (info, id, secret) => deps.identity.authCheck(info, id, secret), metrics: deps.metrics, logger: deps.logger });
 
   await app.ready();
   return app;
