@@ -119,7 +119,7 @@ export function forwardAuthRoutes(app: FastifyInstance, deps: ForwardAuthDeps): 
   function decide(request: FastifyRequest, decision: Decision, label: string, fields: Record<string, unknown>, message: string): void {
     decisions.inc({ rule: label, decision });
     // Refusals are worth reading (a wrong password, a denied page); allowed answers come with every asset of every page.
-    log[decision === 'allowed' ? 'debug' : 'info']({ reqId: request.id, rule: label, decision, ...fields }, `forward-auth (${label}): ${message}`);
+    log[decision === 'allowed' ? 'debug' : 'info']({ reqId: request.id, rule: label, decision, ...fields }, `forward-auth, rule ${label}: ${message}`);
   }
 
   async function handle(request: FastifyRequest, reply: FastifyReply, conditions: Condition[], label: string): Promise<FastifyReply> {

@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export const NGINX_MISSING = 'nginx is not installed: apt-get install nginx';
@@ -86,7 +86,10 @@ function configuration(dir: string, port: number, options: NginxOptions): string
 export async function startNginx(binary: string, options: NginxOptions): Promise<Nginx> {
   const dir = mkdtempSync(join(tmpdir(), 'keyhold-nginx-'));
   mkdirSync(join(dir, 'temp'));
-  for (const [name, content] of Object.entries(options.files ?? {})) writeFileSync(join(dir, name), content);
+  for (const [name, content] of Object.entries(options.files ?? {})) {
+    mkdirSync(dirname(join(dir, name)), { recursive: true });
+    writeFileSync(join(dir, name), content);
+  }
   const errorLog = () => {
     try {
       return readFileSync(join(dir, 'error.log'), 'utf8');
