@@ -21,9 +21,9 @@ import { CredentialCache } from './credential-cache.js';
 import { describeRule, parseAuthorization, unmetCondition, type Condition, type Presented } from './forward-auth-request.js';
 import { RULE_NAME_PATTERN, type ForwardAuthSettings } from './forward-auth-settings.js';
 
-export const FORWARD_AUTH_PATH = '/v1/forward-auth';
+const FORWARD_AUTH_PATH = '/v1/forward-auth';
 /** Where a proxy that cannot set the sub-request's query (Envoy's ext_authz appends the original path) names the rule. */
-export const RULE_HEADER = 'x-keyhold-rule';
+const RULE_HEADER = 'x-keyhold-rule';
 
 export interface ForwardAuthDeps {
   settings: ForwardAuthSettings;
@@ -69,6 +69,9 @@ interface Query {
   group?: string | string[];
   capability?: Capability | Capability[];
 }
+
+/** RFC 4918 and its extensions (DeltaV, CalDAV, DASL), as Node's HTTP parser accepts them. */
+const WEBDAV_METHODS = ['PROPFIND', 'PROPPATCH', 'MKCOL', 'COPY', 'MOVE', 'LOCK', 'UNLOCK', 'REPORT', 'SEARCH', 'MKCALENDAR'];
 
 const listOf = <T>(value: T | T[] | undefined): T[] => (value === undefined ? [] : Array.isArray(value) ? value : [value]);
 
@@ -157,9 +160,11 @@ export function forwardAuthRoutes(app: FastifyInstance, deps: ForwardAuthDeps): 
   }
 
   const tags = ['auth'];
-  // Proxies send the sub-request with whatever method they like (Envoy: the original one): every
-  // method is served; GET stands for them all in the OpenAPI document.
-  const otherMethods = ['DELETE', 'OPTIONS', 'PATCH', 'POST', 'PUT'];
+  // Proxies send the sub-request with whatever method they like (Envoy: the original one, so a
+  // WebDAV app's too): every method is served; GET stands for them all in the OpenAPI document,
+  // and brings HEAD along. fastify knows WebDAV's methods only once told (no other route has them).
+  for (const method of WEBDAV_METHODS) if (!app.supportedMethods.includes(method)) app.addHttpMethod(method, { hasBody: true });
+  const otherMethods = app.supportedMethods.filter((m) => m !== 'GET' && m !== 'HEAD');
   void app.register(async (scope) => {
     // A proxy may pass the original request's body along: it is read (within bodyLimit) and ignored, whatever its type.
     scope.removeAllContentTypeParsers();

@@ -155,8 +155,9 @@ describe('/v1/forward-auth without a proxy', () => {
   });
 
   it('serves every method and ignores any body', async () => {
-    for (const method of ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']) {
+    for (const method of ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'PROPFIND', 'MKCOL']) {
       assert.equal((await forward('/v1/forward-auth', { authorization: basic('alice') }, method)).status, 200, method);
+      assert.equal((await forward('/v1/forward-auth/some/file', { authorization: basic('alice') }, method)).status, 200, `${method}, Envoy's form`);
     }
     assert.equal((await forward('/v1/forward-auth', { authorization: basic('alice'), 'content-type': 'text/plain' }, 'POST', 'hello')).status, 200);
     assert.equal((await forward('/v1/forward-auth/upload', { authorization: basic('alice'), 'content-type': 'application/json' }, 'PUT', '{"not json')).status, 200);
