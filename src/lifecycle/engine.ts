@@ -24,8 +24,8 @@ export interface RequestInfo {
   capabilities: readonly Capability[];
   /**
    * The client's network address, for requests that came over HTTP: the TCP peer, or for forward
-   * authentication the address a trusted proxy forwarded. What the login throttle counts and
-   * AuthCheck hooks see as context.clientAddress.
+   * authentication the address a trusted proxy forwarded. What the login throttle counts, and
+   * what hooks see as context.clientAddress.
    */
   clientAddress?: string;
 }
