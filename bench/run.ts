@@ -3,6 +3,7 @@
 import { benchOptions } from './lib/options.js';
 import { Report } from './lib/report.js';
 import { committed } from './suites/committed.js';
+import { forwardAuth } from './suites/forward-auth.js';
 import { memory } from './suites/memory.js';
 import { operations } from './suites/operations.js';
 import { roundTrip } from './suites/round-trip.js';
@@ -18,6 +19,7 @@ const SUITES = {
   scale,
   tokens,
   committed,
+  'forward-auth': forwardAuth,
 } as const;
 
 type SuiteName = keyof typeof SUITES;

@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { parseDuration } from 'keyhold-plugin-sdk';
 import YAML from 'yaml';
 import type { OutboxSettings } from './events/settings.js';
+import { parseClientAddressHeader, parseHeaderName, parseRealm, parseRules, parseTrustedProxies, type ForwardAuthSettings } from './api/forward-auth-settings.js';
 import { parsePluginSettings, type PluginSettings } from './host/settings.js';
 import { DEFAULT_HASH_PARAMS, type HashParams } from './identity/secrets.js';
 import { didYouMean } from './suggest.js';
@@ -33,6 +34,8 @@ export interface KeyholdConfig {
   plugins: PluginSettings;
   /** The committed-event outbox: retention and delivery retries. */
   events: OutboxSettings;
+  /** /v1/forward-auth: trusted proxies, identity headers, named rules, the credentials cache. */
+  forwardAuth: ForwardAuthSettings;
 }
 
 export const DEFAULT_CONFIG_FILE = 'keyhold.yaml';
@@ -142,6 +145,21 @@ const SETTINGS: SettingsTree = {
     retryMaxDelay: { env: 'KEYHOLD_EVENTS_RETRY_MAX_DELAY', default: '30s', parse: duration(1, HOUR_MS, '1ms to 1h'), fromEnv: asNumber },
   },
   storeBusyTimeout: { env: 'KEYHOLD_STORE_BUSY_TIMEOUT', default: '5s', parse: duration(100, 60_000, '100ms to 60s'), fromEnv: asNumber },
+  forwardAuth: {
+    realm: { env: 'KEYHOLD_FORWARD_AUTH_REALM', default: 'keyhold', parse: parseRealm },
+    trustedProxies: { env: 'KEYHOLD_FORWARD_AUTH_TRUSTED_PROXIES', default: [], parse: parseTrustedProxies },
+    clientAddressHeader: { env: 'KEYHOLD_FORWARD_AUTH_CLIENT_ADDRESS_HEADER', default: 'x-forwarded-for', parse: parseClientAddressHeader },
+    headers: {
+      entity: { default: 'X-Keyhold-Entity', parse: parseHeaderName },
+      groups: { default: 'X-Keyhold-Groups', parse: parseHeaderName },
+      capabilities: { default: 'X-Keyhold-Capabilities', parse: parseHeaderName },
+    },
+    rules: { default: {}, parse: parseRules },
+    cache: {
+      ttl: { env: 'KEYHOLD_FORWARD_AUTH_CACHE_TTL', default: '30s', parse: duration(0, 10 * 60_000, '0 (no cache) to 10m'), fromEnv: asNumber },
+      maxEntries: { env: 'KEYHOLD_FORWARD_AUTH_CACHE_MAX_ENTRIES', default: 10_000, parse: integer(1, 1_000_000), fromEnv: asNumber },
+    },
+  },
 };
 
 function isMapping(value: unknown): value is Record<string, unknown> {
@@ -243,9 +261,10 @@ export function loadConfig(options: LoadConfigOptions = {}): KeyholdConfig {
     bodyLimit: number;
     events: { retention: number; maxAttempts: number; retryInitialDelay: number; retryMaxDelay: number };
     storeBusyTimeout: number;
+    forwardAuth: Omit<ForwardAuthSettings, 'cache'> & { cache: { ttl: number; maxEntries: number } };
   };
   if ((values.tls.cert === '') !== (values.tls.key === '')) throw new ConfigError(file ?? 'environment', 'tls', 'set both cert and key, or neither');
-  const { events } = values;
+  const { events, forwardAuth } = values;
   if (events.retryMaxDelay < events.retryInitialDelay) throw new ConfigError(file ?? 'environment', 'events.retryMaxDelay', `must not be shorter than events.retryInitialDelay (${events.retryInitialDelay} ms)`);
   let pluginSettings: PluginSettings;
   try {
@@ -268,6 +287,7 @@ export function loadConfig(options: LoadConfigOptions = {}): KeyholdConfig {
     bodyLimitBytes: values.bodyLimit,
     events: { retentionMs: events.retention, maxAttempts: events.maxAttempts, retryInitialDelayMs: events.retryInitialDelay, retryMaxDelayMs: events.retryMaxDelay },
     storeBusyTimeoutMs: values.storeBusyTimeout,
+    forwardAuth: { ...forwardAuth, cache: { ttlMs: forwardAuth.cache.ttl, maxEntries: forwardAuth.cache.maxEntries } },
     plugins: {
       ...pluginSettings,
       directory: resolve(cwd, env.KEYHOLD_PLUGIN_DIR || pluginSettings.directory),

@@ -124,6 +124,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
       storeHealth: () => store.health(),
       plugins,
       events: outbox,
+      forwardAuth: { settings: config.forwardAuth, store },
       ...(tls && { tls }),
     });
     cleanups.push(() => app.close());

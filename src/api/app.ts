@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { KeyholdError } from '../errors.js';
 import type { IdentityOperations } from '../identity/operations.js';
-import type { StoreHealth } from '../store/store.js';
+import type { Store, StoreHealth } from '../store/store.js';
 import { VERSION } from '../version.js';
 import { Access } from './access.js';
 import { authRoutes } from './auth.js';
@@ -16,6 +16,8 @@ import { answerClientError } from './client-errors.js';
 import { entityRoutes } from './entities.js';
 import { eventRoutes, type EventControl } from './events.js';
 import { installErrorHandling, toKeyholdError } from './error-mapping.js';
+import { forwardAuthRoutes } from './forward-auth.js';
+import type { ForwardAuthSettings } from './forward-auth-settings.js';
 import { groupRoutes } from './groups.js';
 import { pluginRoutes, type PluginControl } from './plugins.js';
 import type { TokenRevocation } from './revocation.js';
@@ -43,6 +45,8 @@ export interface ApiDeps {
   plugins?: PluginControl;
   /** The committed-event outbox, when one runs. */
   events?: EventControl;
+  /** /v1/forward-auth: its settings, and the store its cache and identity headers read. */
+  forwardAuth: { settings: ForwardAuthSettings; store: Pick<Store, 'reader' | 'changeCounter'> };
 }
 
 function requestMetrics(app: FastifyInstance, registry: Registry): void {
@@ -101,6 +105,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   systemRoutes(app, { access, metrics: deps.metrics, storeCheck: deps.storeCheck, storeHealth: deps.storeHealth, ...plugins });
   pluginRoutes(app, { access, ...plugins });
   if (deps.events) eventRoutes(app, { access, events: deps.events });
+  // The login throttle wraps `authCheck` here, keyed by info.clientAddress (the forwarded end user's).
+  forwardAuthRoutes(app, { ...deps.forwardAuth, access, authCheck: (info, id, secret) => deps.identity.authCheck(info, id, secret), metrics: deps.metrics, logger: deps.logger });
 
   await app.ready();
   return app;

@@ -22,6 +22,12 @@ export interface RequestInfo {
    * layer checks protected subjects against these (src/identity/protection.ts).
    */
   capabilities: readonly Capability[];
+  /**
+   * The client's network address, for requests that came over HTTP: the TCP peer, or for forward
+   * authentication the address a trusted proxy forwarded. What the login throttle counts, and
+   * what hooks see as context.clientAddress.
+   */
+  clientAddress?: string;
 }
 
 /** A request made by the server itself (bootstrap, maintenance): it may do everything. */
@@ -92,6 +98,7 @@ export class LifecycleEngine {
       requestId: info.requestId,
       operation: '',
       caller: info.caller,
+      ...(info.clientAddress !== undefined && { clientAddress: info.clientAddress }),
       deadline: Date.now() + REQUEST_DEADLINE_MS,
       state: {},
     };

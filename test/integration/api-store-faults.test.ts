@@ -9,6 +9,7 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { buildApi } from '../../src/api/app.js';
 import { TokenRevocation } from '../../src/api/revocation.js';
+import { loadConfig } from '../../src/config.js';
 import { TokenService } from '../../src/api/tokens.js';
 import { bootstrapRoot } from '../../src/bootstrap.js';
 import { Identity } from '../../src/identity/identity.js';
@@ -42,6 +43,7 @@ async function apiOnStore(): Promise<{ url: string; store: SqliteStore }> {
     bodyLimitBytes: 65536,
     storeCheck: () => store.reader.countEntities(),
     storeHealth: () => store.health(),
+    forwardAuth: { settings: loadConfig({ env: {}, cwd: dataDir }).forwardAuth, store },
   });
   closers.push(() => app.close());
   await app.listen({ host: '127.0.0.1', port: 0 });

@@ -258,6 +258,17 @@ describe('lifecycle contract', () => {
     });
   });
 
+  it("gives hooks the request's client address when it has one, and none for the server's own requests", async () => {
+    const contexts: HookParams['context'][] = [];
+    const record: TestHook = (p) => (contexts.push(p.context), { subject: p.subject, state: p.context.state });
+    await withPlugins([{ name: 'spy', hooks: { preAuthCheck: record, postAuthCheck: record, preEntityCreate: record } }], async (h) => {
+      await h.identity.createEntity(INFO, { id: 'e', secret: 'some-plain' });
+      await h.identity.authCheck({ requestId: 'r2', caller: null, capabilities: [], clientAddress: '203.0.113.9' }, 'e', 'some-plain');
+      assert.deepEqual(contexts.map((c) => c.clientAddress), [undefined, '203.0.113.9', '203.0.113.9']);
+      assert.equal('clientAddress' in contexts[0]!, false);
+    });
+  });
+
   it('gives membership hooks the entity as subject and the group in the request', async () => {
     const params: HookParams[] = [];
     const record: TestHook = (p) => {
