@@ -7,6 +7,8 @@ import { resolve } from 'node:path';
 import { parseDuration } from 'keyhold-plugin-sdk';
 import YAML from 'yaml';
 import { parsePluginSettings, type PluginSettings } from './host/settings.js';
+import { DEFAULT_HASH_SLOTS, type HashSlotSettings } from './identity/hash-slots.js';
+import { DEFAULT_LOGIN_THROTTLE, type LoginThrottleSettings } from './identity/login-throttle.js';
 import { DEFAULT_HASH_PARAMS, type HashParams } from './identity/secrets.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -24,6 +26,9 @@ export interface KeyholdConfig {
   tokenTtlMs: number;
   logLevel: LogLevel;
   hash: HashParams;
+  /** The bound on concurrent argon2 work (`hash.concurrency`, `hash.queue`). */
+  hashSlots: HashSlotSettings;
+  loginThrottle: LoginThrottleSettings;
   bodyLimitBytes: number;
   /** The `plugins:` section, parsed by the plugin host's own rules. */
   plugins: PluginSettings;
@@ -90,10 +95,19 @@ function size(raw: unknown): number {
   return bytes;
 }
 
-function duration(raw: unknown): number {
-  const ms = parseDuration(raw);
-  if (ms < 1000 || ms > 24 * 3_600_000) throw new Error(`expected a duration from 1s to 24h, got ${describe(raw)}`);
-  return ms;
+/** A duration from `min` to `max` (both written as in the message, e.g. "1s", "24h"). */
+function duration(min: string, max: string): (raw: unknown) => number {
+  const [low, high] = [parseDuration(min), parseDuration(max)];
+  return (raw) => {
+    let ms: number;
+    try {
+      ms = parseDuration(raw);
+    } catch {
+      ms = Number.NaN;
+    }
+    if (!(ms >= low && ms <= high)) throw new Error(`expected a duration from ${min} to ${max}, got ${describe(raw)}`);
+    return ms;
+  };
 }
 
 function logLevel(raw: unknown): LogLevel {
@@ -116,12 +130,22 @@ const SETTINGS: SettingsTree = {
   },
   insecure: { env: 'KEYHOLD_INSECURE', default: false, parse: bool, fromEnv: asBoolean },
   dataDir: { env: 'KEYHOLD_DATA_DIR', default: './data', parse: str },
-  tokenTtl: { env: 'KEYHOLD_TOKEN_TTL', default: '10m', parse: duration, fromEnv: asNumber },
+  tokenTtl: { env: 'KEYHOLD_TOKEN_TTL', default: '10m', parse: duration('1s', '24h'), fromEnv: asNumber },
   logLevel: { env: 'KEYHOLD_LOG_LEVEL', default: 'info', parse: logLevel },
   hash: {
     memoryCost: { env: 'KEYHOLD_HASH_MEMORY_COST', default: DEFAULT_HASH_PARAMS.memoryCost, parse: integer(8, 4 * 1024 * 1024), fromEnv: asNumber },
     timeCost: { env: 'KEYHOLD_HASH_TIME_COST', default: DEFAULT_HASH_PARAMS.timeCost, parse: integer(1, 100), fromEnv: asNumber },
     parallelism: { env: 'KEYHOLD_HASH_PARALLELISM', default: DEFAULT_HASH_PARAMS.parallelism, parse: integer(1, 64), fromEnv: asNumber },
+    concurrency: { env: 'KEYHOLD_HASH_CONCURRENCY', default: DEFAULT_HASH_SLOTS.concurrency, parse: integer(1, 256), fromEnv: asNumber },
+    queue: { env: 'KEYHOLD_HASH_QUEUE', default: DEFAULT_HASH_SLOTS.queue, parse: integer(0, 100_000), fromEnv: asNumber },
+  },
+  loginThrottle: {
+    enabled: { env: 'KEYHOLD_LOGIN_THROTTLE', default: DEFAULT_LOGIN_THROTTLE.enabled, parse: bool, fromEnv: asBoolean },
+    baseDelay: { env: 'KEYHOLD_LOGIN_THROTTLE_BASE_DELAY', default: DEFAULT_LOGIN_THROTTLE.baseDelayMs, parse: duration('0ms', '60s'), fromEnv: asNumber },
+    softLockAfter: { default: DEFAULT_LOGIN_THROTTLE.softLockAfter, parse: integer(1, 1_000_000) },
+    softLockDuration: { default: DEFAULT_LOGIN_THROTTLE.softLockMs, parse: duration('1s', '30d') },
+    forgetAfter: { default: DEFAULT_LOGIN_THROTTLE.forgetAfterMs, parse: duration('1s', '30d') },
+    familiarFor: { default: DEFAULT_LOGIN_THROTTLE.familiarForMs, parse: duration('1m', '365d') },
   },
   bodyLimit: { env: 'KEYHOLD_BODY_LIMIT', default: '64kb', parse: size, fromEnv: asNumber },
 };
@@ -212,9 +236,12 @@ export function loadConfig(options: LoadConfigOptions = {}): KeyholdConfig {
     dataDir: string;
     tokenTtl: number;
     logLevel: LogLevel;
-    hash: KeyholdConfig['hash'];
+    hash: KeyholdConfig['hash'] & HashSlotSettings;
+    loginThrottle: { enabled: boolean; baseDelay: number; softLockAfter: number; softLockDuration: number; forgetAfter: number; familiarFor: number };
     bodyLimit: number;
   };
+  const { concurrency, queue, ...hash } = values.hash;
+  const throttle = values.loginThrottle;
   if ((values.tls.cert === '') !== (values.tls.key === '')) throw new ConfigError(file ?? 'environment', 'tls', 'set both cert and key, or neither');
   let pluginSettings: PluginSettings;
   try {
@@ -233,7 +260,9 @@ export function loadConfig(options: LoadConfigOptions = {}): KeyholdConfig {
     dataDir: resolve(cwd, values.dataDir),
     tokenTtlMs: values.tokenTtl,
     logLevel: values.logLevel,
-    hash: values.hash,
+    hash,
+    hashSlots: { concurrency, queue },
+    loginThrottle: { enabled: throttle.enabled, baseDelayMs: throttle.baseDelay, softLockAfter: throttle.softLockAfter, softLockMs: throttle.softLockDuration, forgetAfterMs: throttle.forgetAfter, familiarForMs: throttle.familiarFor },
     bodyLimitBytes: values.bodyLimit,
     plugins: { ...pluginSettings, directory: resolve(cwd, env.KEYHOLD_PLUGIN_DIR || pluginSettings.directory), list: pluginSettings.list?.map((f) => resolve(cwd, f)) },
   };

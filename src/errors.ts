@@ -7,7 +7,6 @@ export const ERRORS = {
   KH_ERR_UNAUTHENTICATED: { status: 401, summary: 'no valid token was presented' },
   KH_ERR_TOKEN_EXPIRED: { status: 401, summary: 'the token has expired; log in again' },
   KH_ERR_AUTH_FAILED: { status: 401, summary: 'unknown entity or wrong secret' },
-  KH_ERR_ENTITY_LOCKED: { status: 403, summary: 'the entity is locked' },
   KH_ERR_FORBIDDEN: { status: 403, summary: 'the caller lacks the capability this needs' },
   KH_ERR_NOT_FOUND: { status: 404, summary: 'no such route' },
   KH_ERR_ENTITY_NOT_FOUND: { status: 404, summary: 'no entity with that id' },
@@ -29,6 +28,7 @@ export const ERRORS = {
   KH_ERR_PLUGIN_FAILED: { status: 502, summary: 'a plugin crashed or failed while handling the request' },
   KH_ERR_PLUGIN_INVALID_RESULT: { status: 502, summary: 'a plugin returned an object that is not valid' },
   KH_ERR_PLUGIN_UNAVAILABLE: { status: 503, summary: 'a plugin this request needs is down' },
+  KH_ERR_BUSY: { status: 503, summary: 'too many secret checks are waiting; retry after Retry-After seconds' },
   KH_ERR_PLUGIN_TIMEOUT: { status: 504, summary: 'a plugin did not answer in time' },
 } as const satisfies Record<string, { status: number; summary: string }>;
 

@@ -10,7 +10,9 @@ import { TokenService } from './api/tokens.js';
 import { BOOTSTRAP_ENV, bootstrapNotice, bootstrapRoot, type GeneratedRoot } from './bootstrap.js';
 import { checkListenSafety, loadConfig, type KeyholdConfig } from './config.js';
 import { PluginHost } from './host/host.js';
+import { HashSlots } from './identity/hash-slots.js';
 import { Identity } from './identity/identity.js';
+import { LoginThrottle } from './identity/login-throttle.js';
 import { LifecycleEngine } from './lifecycle/engine.js';
 import { NO_PLUGINS } from './lifecycle/dispatcher.js';
 import { createLogger } from './logging.js';
@@ -68,11 +70,11 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
     cleanups.length = 0;
   };
   try {
-    const engine = new LifecycleEngine(store, NO_PLUGINS);
-    const identity = new Identity(store, engine, { hash: config.hash });
-    const tokens = await TokenService.open(config.dataDir, config.tokenTtlMs);
     const metrics = new Registry();
     collectDefaultMetrics({ register: metrics, prefix: 'keyhold_' });
+    const engine = new LifecycleEngine(store, NO_PLUGINS);
+    const identity = new Identity(store, engine, { hash: config.hash, slots: new HashSlots(config.hashSlots, metrics) });
+    const tokens = await TokenService.open(config.dataDir, config.tokenTtlMs);
     const plugins = new PluginHost({ settings: config.plugins, logger, registry: metrics, hostVersion: VERSION, onSwap: (dispatcher) => engine.setDispatcher(dispatcher) });
     // Cleanups run in reverse: the HTTP server closes (waiting for requests in flight) before the plugins stop.
     cleanups.push(() => plugins.stop());
@@ -85,6 +87,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
     const app = await buildApi({
       identity,
       tokens,
+      throttle: new LoginThrottle(store, config.loginThrottle),
       logger,
       metrics,
       bodyLimitBytes: config.bodyLimitBytes,

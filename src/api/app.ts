@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { isWellFormedText } from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../errors.js';
+import type { LoginThrottle } from '../identity/login-throttle.js';
 import type { IdentityOperations } from '../identity/operations.js';
 import { VERSION } from '../version.js';
 import { Access } from './access.js';
@@ -15,6 +16,7 @@ import { authRoutes } from './auth.js';
 import { entityRoutes } from './entities.js';
 import { installErrorHandling, toKeyholdError } from './error-mapping.js';
 import { groupRoutes } from './groups.js';
+import { LoginGate } from './login-gate.js';
 import { pluginRoutes, type PluginControl } from './plugins.js';
 import { systemRoutes } from './system.js';
 import type { TokenService } from './tokens.js';
@@ -24,6 +26,8 @@ export const REQUEST_ID_HEADER = 'x-request-id';
 export interface ApiDeps {
   identity: IdentityOperations;
   tokens: TokenService;
+  /** In front of every route that checks a secret. */
+  throttle: LoginThrottle;
   logger: Logger;
   metrics: Registry;
   bodyLimitBytes: number;
@@ -99,7 +103,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const context = { identity: deps.identity, access };
   entityRoutes(app, context);
   groupRoutes(app, context);
-  authRoutes(app, { ...context, tokens: deps.tokens });
+  authRoutes(app, { ...context, tokens: deps.tokens, gate: new LoginGate(deps.identity, deps.throttle, deps.metrics) });
   const plugins = deps.plugins && { plugins: deps.plugins };
   systemRoutes(app, { access, metrics: deps.metrics, storeCheck: deps.storeCheck, ...plugins });
   pluginRoutes(app, { access, ...plugins });

@@ -57,6 +57,8 @@ export function installErrorHandling(app: FastifyInstance): void {
     const known = toKeyholdError(err);
     if (known) {
       if (known.status >= 500) request.log.error({ err }, known.message);
+      // KH_ERR_BUSY says when to come back, in the header clients and proxies know.
+      if (typeof known.details?.retryAfterSeconds === 'number') void reply.header('retry-after', String(known.details.retryAfterSeconds));
       return reply.code(known.status).send(known.toJSON());
     }
     request.log.error({ err }, 'unexpected error while handling the request');

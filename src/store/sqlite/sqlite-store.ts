@@ -8,8 +8,9 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { decodeEntity, decodeGroup, encodeEntity, encodeGroup, type Entity, type ExpansionMode, type Group } from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../../errors.js';
-import type { SearchQuery, Store, StoreReader, StoreTransaction } from '../store.js';
+import type { SearchQuery, Store, StoreReader, StoreTransaction, ThrottleRecord } from '../store.js';
 import { migrate } from './migrations.js';
+import * as throttle from './throttle-rows.js';
 
 const DEFAULT_SEARCH_LIMIT = 100;
 /** How long a connection waits for another process's lock before SQLITE_BUSY. */
@@ -159,6 +160,14 @@ class SqliteReader implements StoreReader {
     return settle(() => this.managed(group));
   }
 
+  throttleRecords(keys: readonly string[]): Promise<ThrottleRecord[]> {
+    return this.consistent(() => throttle.readThrottleRecords(this.db, keys));
+  }
+
+  lastLoginFrom(entityId: string, address: string): Promise<number | undefined> {
+    return settle(() => throttle.readLastLogin(this.db, entityId, address));
+  }
+
   protected expanding(group: string): string[] {
     return this.names('SELECT group_name AS name FROM expansions WHERE target = ? ORDER BY group_name', group);
   }
@@ -271,6 +280,22 @@ class SqliteTransaction extends SqliteReader implements StoreTransaction {
       [entityId, group],
       () => new KeyholdError('KH_ERR_NOT_A_MEMBER', `"${entityId}" is not a direct member of "${group}"`),
     );
+  }
+
+  putThrottleRecords(records: readonly ThrottleRecord[]): Promise<void> {
+    return settle(() => throttle.writeThrottleRecords(this.writable(), records));
+  }
+
+  deleteThrottleRecords(keys: readonly string[]): Promise<void> {
+    return settle(() => throttle.deleteThrottleRecords(this.writable(), keys));
+  }
+
+  rememberLogin(entityId: string, address: string, at: number): Promise<void> {
+    return settle(() => throttle.writeLastLogin(this.writable(), entityId, address, at));
+  }
+
+  pruneLoginThrottle(now: number, failuresBefore: number, loginsBefore: number): Promise<void> {
+    return settle(() => throttle.pruneLoginThrottle(this.writable(), now, failuresBefore, loginsBefore));
   }
 
   private writeExpansions(group: Group): void {
