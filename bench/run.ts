@@ -2,6 +2,7 @@
 // figures beside their same-run references and writes bench/results/latest.json.
 import { benchOptions } from './lib/options.js';
 import { Report } from './lib/report.js';
+import { loginFlood } from './suites/login-flood.js';
 import { memory } from './suites/memory.js';
 import { operations } from './suites/operations.js';
 import { roundTrip } from './suites/round-trip.js';
@@ -14,6 +15,7 @@ const SUITES = {
   start: startAndRecovery,
   memory,
   scale,
+  'login-flood': loginFlood,
 } as const;
 
 type SuiteName = keyof typeof SUITES;
