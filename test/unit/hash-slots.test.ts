@@ -2,7 +2,9 @@
 // `queue` wait, and the next one is refused at once with 503 KH_ERR_BUSY and a Retry-After.
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
+import { fastify } from 'fastify';
 import { Registry } from 'prom-client';
+import { installErrorHandling } from '../../src/api/error-mapping.js';
 import { isKeyholdError } from '../../src/errors.js';
 import { BUSY_RETRY_AFTER_SECONDS, HashSlots } from '../../src/identity/hash-slots.js';
 
@@ -55,6 +57,25 @@ it('runs `concurrency` tasks, queues `queue` more, refuses the next with KH_ERR_
   assert.match(metrics, /keyhold_secret_hashing_refused_total 1/);
   assert.match(metrics, /keyhold_secret_hashing_running 0/);
   assert.match(metrics, /keyhold_secret_hashing_waiting 0/);
+});
+
+it('reaches the client as 503 KH_ERR_BUSY with a Retry-After header', async () => {
+  const app = fastify();
+  installErrorHandling(app);
+  const slots = new HashSlots({ concurrency: 1, queue: 0 });
+  let finish!: () => void;
+  const running = slots.run('verify', () => new Promise<void>((resolve) => (finish = resolve)));
+  app.post('/login', () => slots.run('verify', () => Promise.resolve('checked')));
+  try {
+    const answer = await app.inject({ method: 'POST', url: '/login' });
+    assert.equal(answer.statusCode, 503);
+    assert.equal(answer.headers['retry-after'], String(BUSY_RETRY_AFTER_SECONDS));
+    assert.equal(answer.json().code, 'KH_ERR_BUSY');
+  } finally {
+    finish();
+    await running;
+    await app.close();
+  }
 });
 
 it('frees the slot of a task that fails', async () => {
