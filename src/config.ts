@@ -99,13 +99,8 @@ function size(raw: unknown): number {
 function duration(min: string, max: string): (raw: unknown) => number {
   const [low, high] = [parseDuration(min), parseDuration(max)];
   return (raw) => {
-    let ms: number;
-    try {
-      ms = parseDuration(raw);
-    } catch {
-      ms = Number.NaN;
-    }
-    if (!(ms >= low && ms <= high)) throw new Error(`expected a duration from ${min} to ${max}, got ${describe(raw)}`);
+    const ms = parseDuration(raw);
+    if (ms < low || ms > high) throw new Error(`expected a duration from ${min} to ${max}, got ${describe(raw)}`);
     return ms;
   };
 }
