@@ -4,6 +4,7 @@ import { benchOptions } from './lib/options.js';
 import { Report } from './lib/report.js';
 import { committed } from './suites/committed.js';
 import { forwardAuth } from './suites/forward-auth.js';
+import { loginFlood } from './suites/login-flood.js';
 import { memory } from './suites/memory.js';
 import { operations } from './suites/operations.js';
 import { roundTrip } from './suites/round-trip.js';
@@ -20,6 +21,7 @@ const SUITES = {
   tokens,
   committed,
   'forward-auth': forwardAuth,
+  'login-flood': loginFlood,
 } as const;
 
 type SuiteName = keyof typeof SUITES;

@@ -1,6 +1,6 @@
 // A keyhold server in a child process over a temporary data directory, with low argon2
 // parameters (hashing is measured on its own) and the given `plugins:` section; `settings`
-// adds or replaces other top-level settings (e.g. `forwardAuth`, or `hash` where it is measured).
+// adds or replaces other top-level settings (e.g. `forwardAuth`, `loginThrottle`, or `hash` where it is measured).
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';

@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { isKeyholdError, KeyholdError } from '../errors.js';
 import { loadAccessProfile, type AccessProfile } from '../identity/access-profile.js';
+import { isAuthFailed } from '../identity/auth-failure.js';
 import { MAX_NAME_LENGTH } from '../identity/identity.js';
 import type { RequestInfo } from '../lifecycle/engine.js';
 import type { Store } from '../store/store.js';
@@ -29,8 +30,8 @@ export interface ForwardAuthDeps {
   settings: ForwardAuthSettings;
   access: Access;
   /**
-   * The AuthCheck of Basic credentials, with the client's address in `info.clientAddress`. The
-   * seam where the login throttle goes (app.ts passes identity.authCheck).
+   * The AuthCheck of Basic credentials, with the client's address in `info.clientAddress`: the
+   * login gate's (app.ts), so the throttle and its log and metric apply to web logins too.
    */
   authCheck(info: RequestInfo, id: string, secret: string): Promise<unknown>;
   store: Pick<Store, 'reader' | 'changeCounter'>;
@@ -39,7 +40,7 @@ export interface ForwardAuthDeps {
 }
 
 /** Refusals of Basic credentials; the client gets one answer for all, the log the real code. */
-const REFUSED_CREDENTIALS = new Set(['KH_ERR_AUTH_FAILED', 'KH_ERR_ENTITY_LOCKED', 'KH_ERR_PLUGIN_VETO']);
+const REFUSED_CREDENTIALS = new Set(['KH_ERR_AUTH_FAILED', 'KH_ERR_PLUGIN_VETO']);
 /** Refusals of a bearer token, answered as they are. */
 const REFUSED_TOKEN = new Set(['KH_ERR_UNAUTHENTICATED', 'KH_ERR_TOKEN_EXPIRED', 'KH_ERR_TOKEN_REVOKED']);
 
@@ -115,7 +116,7 @@ export function forwardAuthRoutes(app: FastifyInstance, deps: ForwardAuthDeps): 
     } catch (err) {
       if (!isKeyholdError(err) || !REFUSED_CREDENTIALS.has(err.code)) throw err;
       cache.forget(id);
-      return { refused: new KeyholdError('KH_ERR_AUTH_FAILED', AUTH_FAILED), reason: err.code, entity: id };
+      return { refused: new KeyholdError('KH_ERR_AUTH_FAILED', AUTH_FAILED), reason: isAuthFailed(err) ? err.reason : err.code, entity: id };
     }
   }
 

@@ -22,12 +22,14 @@ import {
   type KVValues,
   type LifecyclePoint,
 } from 'keyhold-plugin-sdk';
-import { KeyholdError } from '../errors.js';
+import { isKeyholdError, KeyholdError } from '../errors.js';
 import type { Subject } from '../lifecycle/chain.js';
 import type { LifecycleEngine, LifecycleStep, RequestInfo } from '../lifecycle/engine.js';
 import type { SearchQuery, Store, StoreReader, StoreTransaction } from '../store/store.js';
+import { AuthFailed } from './auth-failure.js';
 import { capabilitiesHeld, checkExpansions, resolveGroupsOf, resolveMembers } from './expansions.js';
 import { CODE_POINT_RULE, codePointProblem, reservedKeyProblem } from './name-rules.js';
+import { HashSlots } from './hash-slots.js';
 import {
   ENTITY_META_FIELDS,
   type CreateEntityInput,
@@ -202,17 +204,24 @@ async function saveEntity(tx: StoreTransaction, entity: Entity): Promise<void> {
   if (entity.meta.locked) await tx.renewTokenGeneration(entity.id);
 }
 
-const AUTH_FAILED = 'unknown entity or wrong secret';
+/** A plugin's veto of an AuthCheck is a refused login like any other (the client is not told which plugin, nor that one did); crashes and timeouts stay 5xx. */
+function asLoginRefusal(err: unknown): unknown {
+  if (!isKeyholdError(err) || err.code !== 'KH_ERR_PLUGIN_VETO') return err;
+  return new AuthFailed('plugin_veto', { ...err.details });
+}
 
 /** Marks an operation that changes what its subject can do: protection.ts's rules apply. */
 const PROTECTED = true;
 
 export interface IdentityOptions {
   hash?: Partial<HashParams>;
+  /** The bound on concurrent argon2 work (default: DEFAULT_HASH_SLOTS, no metrics). */
+  slots?: HashSlots;
 }
 
 export class Identity implements IdentityOperations {
   private readonly hashParams: HashParams;
+  private readonly slots: HashSlots;
   /** A hash of a random secret: what an unknown entity's secret is checked against, so it costs the same time. */
   private dummyHash?: Promise<string>;
 
@@ -222,6 +231,7 @@ export class Identity implements IdentityOperations {
     options: IdentityOptions = {},
   ) {
     this.hashParams = resolveHashParams(options.hash);
+    this.slots = options.slots ?? new HashSlots();
   }
 
   // Entities
@@ -244,7 +254,7 @@ export class Identity implements IdentityOperations {
     if (input.secret === undefined) return this.engine.run(create, info);
     // An initial secret is a SecretChange in the same transaction, so its hooks (a password policy) see it too.
     // Hashed before the transaction so that the ~40 ms hash does not hold the write lock.
-    const setSecret = this.secretStep(info, input.id, input.secret, await hashSecret(input.secret, this.hashParams));
+    const setSecret = this.secretStep(info, input.id, input.secret, await this.hash(input.secret));
     return (await this.engine.runAll([create, setSecret], info)) as Entity;
   }
 
@@ -299,7 +309,7 @@ export class Identity implements IdentityOperations {
 
   async setSecret(info: RequestInfo, id: string, secret: string): Promise<void> {
     checkSecret(secret);
-    await this.engine.run(this.secretStep(info, id, secret, await hashSecret(secret, this.hashParams)), info);
+    await this.engine.run(this.secretStep(info, id, secret, await this.hash(secret)), info);
   }
 
   /** SecretChange: the plain text goes to its hooks only (a password policy needs it), never further. */
@@ -313,22 +323,25 @@ export class Identity implements IdentityOperations {
     // The hash is checked before the transaction (not to hold the write lock for it); inside, the
     // verdict is reused if the stored hash is still the one checked, and checked again otherwise.
     const verdict = await this.verify(await this.store.reader.getEntity(id), secret);
-    const rehashed = verdict.ok && needsRehash(verdict.hash, this.hashParams) ? await hashSecret(secret, this.hashParams) : undefined;
+    // The upgrade waits for a calmer moment when the argon2 queue is full: it must not fail a right secret.
+    const rehashed = verdict.ok && needsRehash(verdict.hash, this.hashParams) ? await this.hash(secret).catch((err: unknown) => (isKeyholdError(err) && err.code === 'KH_ERR_BUSY' ? undefined : Promise.reject(err))) : undefined;
     let loaded: Entity | undefined;
-    return this.engine.run(
+    // Every refusal below is the same AuthFailed for the client; its reason is for the log and metrics.
+    const checked = this.engine.run(
       {
         point: 'AuthCheck',
         operation: 'auth.check',
         request: {},
         load: async (tx) => {
           loaded = await tx.getEntity(id);
-          if (!loaded) throw new KeyholdError('KH_ERR_AUTH_FAILED', AUTH_FAILED);
+          if (!loaded) throw new AuthFailed('unknown');
           return loaded;
         },
         change: async (tx, entity) => {
-          if (entity.meta.locked) throw new KeyholdError('KH_ERR_ENTITY_LOCKED', `entity "${id}" is locked`, { id });
+          // Locked (by an operator, or for this request by a PRE hook such as fail2lock): the hash was checked above all the same, so the time does not tell.
+          if (entity.meta.locked) throw new AuthFailed('locked');
           const unchanged = entity.secret === verdict.hash;
-          if (!(unchanged ? verdict : await this.verify(entity, secret)).ok) throw new KeyholdError('KH_ERR_AUTH_FAILED', AUTH_FAILED);
+          if (!(unchanged ? verdict : await this.verify(entity, secret)).ok) throw new AuthFailed('wrong_secret');
           // Stored with weaker parameters than today's: upgraded now that the plain text is known.
           const next = unchanged && rehashed ? { ...entity, secret: rehashed } : entity;
           // Written only when something changed (a PRE hook's edit, a new hash): most logins write nothing.
@@ -339,6 +352,7 @@ export class Identity implements IdentityOperations {
       },
       info,
     );
+    return checked.catch((err: unknown) => Promise.reject(asLoginRefusal(err)));
   }
 
   async entityGroups(id: string, options: { indirect: boolean }): Promise<string[]> {
@@ -536,11 +550,17 @@ export class Identity implements IdentityOperations {
     await this.engine.run({ point, operation, request: {}, load, change }, info);
   }
 
+  private hash(secret: string): Promise<string> {
+    return this.slots.run('hash', () => hashSecret(secret, this.hashParams));
+  }
+
   /** Checks `secret` against the entity's hash, or against a dummy hash when there is none, so both cost the same. */
   private async verify(entity: Entity | undefined, secret: string): Promise<{ hash: string; ok: boolean }> {
     const hash = entity?.secret ?? '';
+    // Made once, outside the slots: a refusal (KH_ERR_BUSY) must not be remembered as the dummy hash.
     this.dummyHash ??= hashSecret(randomBytes(32).toString('base64'), this.hashParams);
-    const ok = await verifySecret(hash || (await this.dummyHash), secret);
+    const against = hash || (await this.dummyHash);
+    const ok = await this.slots.run('verify', () => verifySecret(against, secret));
     return { hash, ok: ok && hash !== '' };
   }
 }

@@ -16,11 +16,11 @@ const ROOT_SECRET = 'Root-Secret-for-tests-2026';
 const SECRET = 'Amber-Harbor-Secret-2';
 const basic = (id: string, secret = SECRET) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
 
-async function startWith(forwardAuth: Record<string, unknown>): Promise<{ server: ServerHandle; dataDir: string }> {
+async function startWith(forwardAuth: Record<string, unknown>, loginThrottle: Record<string, unknown> = { baseDelay: 0 }): Promise<{ server: ServerHandle; dataDir: string }> {
   const dir = scratchDir('forward-auth-api');
   const dataDir = join(dir, 'data');
   const emptyPlugins = scratchDir('no-plugins');
-  writeFileSync(join(dir, 'keyhold.yaml'), YAML.stringify({ listen: { host: '127.0.0.1', port: 0 }, dataDir, hash: { memoryCost: 256, timeCost: 1 }, plugins: { directory: emptyPlugins }, forwardAuth }));
+  writeFileSync(join(dir, 'keyhold.yaml'), YAML.stringify({ listen: { host: '127.0.0.1', port: 0 }, dataDir, hash: { memoryCost: 256, timeCost: 1 }, plugins: { directory: emptyPlugins }, forwardAuth, loginThrottle }));
   const server = await startServer({ cwd: dir, env: { KEYHOLD_BOOTSTRAP: `root:${ROOT_SECRET}` }, logger: pino({ level: 'silent' }), print: () => undefined });
   return { server, dataDir };
 }
@@ -63,7 +63,7 @@ describe('forwardAuth settings', () => {
       [{ rules: { wiki: { groups: 'wiki' } } }, 'forwardAuth.rules', /wiki\.groups: expected a list of group names/],
       [{ rules: { wiki: { capabilities: ['ROOT'] } } }, 'forwardAuth.rules', /wiki\.capabilities: expected a list of capabilities from GLOBAL_ROOT, .*got "ROOT"/],
       [{ rules: { 'bad name!': {} } }, 'forwardAuth.rules', /rule name "bad name!"/],
-      [{ cache: { ttl: '1h' } }, 'forwardAuth.cache.ttl', /0 \(no cache\) to 10m/],
+      [{ cache: { ttl: '1h' } }, 'forwardAuth.cache.ttl', /from 0ms to 10m/],
       [{ cache: { maxEntries: 0 } }, 'forwardAuth.cache.maxEntries', /from 1 to 1000000/],
     ];
     for (const [forwardAuth, path, problem] of cases) {
@@ -204,5 +204,20 @@ describe('/v1/forward-auth with the cache off', () => {
     const metrics = (await call(server.url, 'GET', '/metrics')).text;
     assert.match(metrics, /keyhold_forward_auth_decisions_total\{rule="\(none\)",decision="allowed"\} 3/);
     assert.doesNotMatch(metrics, /keyhold_forward_auth_cache_lookups_total\{/);
+  });
+});
+
+describe('/v1/forward-auth behind the login throttle', () => {
+  let server: ServerHandle;
+  before(async () => ({ server } = await startWith({ cache: { ttl: 0 } }, { baseDelay: '60s' })));
+  after(() => server?.close());
+
+  it('refuses the right secret while a wrong one is being paid for, like the API login, and counts why', async () => {
+    const answer = async (secret: string) => (await call(server.url, 'GET', '/v1/forward-auth', { headers: { authorization: basic('root', secret) } })).status;
+    assert.equal(await answer('wrong'), 401);
+    assert.equal(await answer(ROOT_SECRET), 401, 'the delay after the failure holds for web logins too');
+    const metrics = (await call(server.url, 'GET', '/metrics')).text;
+    assert.match(metrics, /keyhold_auth_failures_total\{reason="wrong_secret"\} 1/);
+    assert.match(metrics, /keyhold_auth_failures_total\{reason="throttled"\} 1/);
   });
 });

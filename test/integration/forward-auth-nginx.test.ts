@@ -115,6 +115,8 @@ describe('forward auth through nginx', { skip: nginxBinary ? false : NGINX_MISSI
       plugins: { directory: pluginDir, plugins: { fail2lock: { config: { allowedFails: ALLOWED_FAILS, interval: '10m' } } } },
       // A TTL far beyond the test: every change seen below is seen through the store, not by expiry.
       forwardAuth: { trustedProxies: ['127.0.0.2'], rules: { staff: { groups: ['staff'] } }, cache: { ttl: '10m' } },
+      // Failures are counted but cost no delay: the cases below log in right after a wrong secret.
+      loginThrottle: { baseDelay: 0 },
     };
     writeFileSync(join(dir, 'keyhold.yaml'), YAML.stringify(config));
     const sink = new Writable({
