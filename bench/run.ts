@@ -3,6 +3,8 @@
 import { benchOptions } from './lib/options.js';
 import { Report } from './lib/report.js';
 import { committed } from './suites/committed.js';
+import { forwardAuth } from './suites/forward-auth.js';
+import { loginFlood } from './suites/login-flood.js';
 import { lifecycle } from './suites/lifecycle.js';
 import { memory } from './suites/memory.js';
 import { operations } from './suites/operations.js';
@@ -19,6 +21,8 @@ const SUITES = {
   scale,
   tokens,
   committed,
+  'forward-auth': forwardAuth,
+  'login-flood': loginFlood,
   lifecycle,
 } as const;
 

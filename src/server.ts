@@ -14,7 +14,9 @@ import { checkListenSafety, loadConfig, type KeyholdConfig, type LoadConfigOptio
 import { Outbox } from './events/outbox.js';
 import { lockDataDir } from './data-dir-lock.js';
 import { PluginHost } from './host/host.js';
+import { HashSlots } from './identity/hash-slots.js';
 import { Identity } from './identity/identity.js';
+import { LoginThrottle } from './identity/login-throttle.js';
 import { LifecycleEngine } from './lifecycle/engine.js';
 import { NO_PLUGINS, type HookDispatcher } from './lifecycle/dispatcher.js';
 import { createLogger } from './logging.js';
@@ -91,7 +93,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
     collectDefaultMetrics({ register: metrics, prefix: 'keyhold_' });
     const outbox = new Outbox({ store, settings: config.events, logger, registry: metrics });
     const engine = new LifecycleEngine(store, NO_PLUGINS, () => outbox.wake());
-    const identity = new Identity(store, engine, { hash: config.hash });
+    const identity = new Identity(store, engine, { hash: config.hash, slots: new HashSlots(config.hashSlots, metrics) });
     const tokens = await TokenService.open(config.dataDir, config.tokenTtlMs);
     const onSwap = (dispatcher: HookDispatcher) => {
       // The outbox first: a new subscriber's cursor is placed before any request runs on the new set.
@@ -117,6 +119,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
       identity,
       tokens,
       revocation: new TokenRevocation(store, (id) => identity.effectiveCapabilities(id)),
+      throttle: new LoginThrottle(store, config.loginThrottle),
       logger,
       metrics,
       bodyLimitBytes: config.bodyLimitBytes,
@@ -124,6 +127,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
       storeHealth: () => store.health(),
       plugins,
       events: outbox,
+      forwardAuth: { settings: config.forwardAuth, store },
       ...(tls && { tls }),
     });
     cleanups.push(() => app.close());

@@ -69,6 +69,8 @@ export interface HookContext {
   operation: string;
   /** The authenticated entity id making the request, or null for the server itself. */
   caller: string | null;
+  /** The client's network address when the request came over HTTP (for forward authentication: the end user's, as a trusted proxy forwarded it); absent for the server's own requests. */
+  clientAddress?: string;
   /** Epoch milliseconds after which the host stops waiting for this call. */
   deadline: number;
   /** A JSON bag carried through every hook and plugin of one request (PRE to POST). */

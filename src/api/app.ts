@@ -7,8 +7,9 @@ import { fastify, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { KeyholdError } from '../errors.js';
+import type { LoginThrottle } from '../identity/login-throttle.js';
 import type { IdentityOperations } from '../identity/operations.js';
-import type { StoreHealth } from '../store/store.js';
+import type { Store, StoreHealth } from '../store/store.js';
 import { VERSION } from '../version.js';
 import { Access } from './access.js';
 import { authRoutes } from './auth.js';
@@ -16,7 +17,10 @@ import { answerClientError } from './client-errors.js';
 import { entityRoutes } from './entities.js';
 import { eventRoutes, type EventControl } from './events.js';
 import { installErrorHandling, toKeyholdError } from './error-mapping.js';
+import { forwardAuthRoutes } from './forward-auth.js';
+import type { ForwardAuthSettings } from './forward-auth-settings.js';
 import { groupRoutes } from './groups.js';
+import { LoginGate } from './login-gate.js';
 import { pluginRoutes, type PluginControl } from './plugins.js';
 import type { TokenRevocation } from './revocation.js';
 import { installRequestInput, MAX_PARAM_LENGTH } from './request-input.js';
@@ -30,6 +34,8 @@ export interface ApiDeps {
   tokens: TokenService;
   /** The per-request check that a token was not revoked, and logout. */
   revocation: TokenRevocation;
+  /** In front of every route that checks a secret. */
+  throttle: LoginThrottle;
   logger: Logger;
   metrics: Registry;
   bodyLimitBytes: number;
@@ -43,6 +49,8 @@ export interface ApiDeps {
   plugins?: PluginControl;
   /** The committed-event outbox, when one runs. */
   events?: EventControl;
+  /** /v1/forward-auth: its settings, and the store its cache and identity headers read. */
+  forwardAuth: { settings: ForwardAuthSettings; store: Pick<Store, 'reader' | 'changeCounter'> };
 }
 
 function requestMetrics(app: FastifyInstance, registry: Registry): void {
@@ -98,11 +106,14 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const context = { identity: deps.identity, access };
   entityRoutes(app, context);
   groupRoutes(app, context);
-  authRoutes(app, { ...context, tokens: deps.tokens, revocation: deps.revocation });
+  const gate = new LoginGate(deps.identity, deps.throttle, deps.metrics);
+  authRoutes(app, { ...context, tokens: deps.tokens, revocation: deps.revocation, gate });
   const plugins = deps.plugins && { plugins: deps.plugins };
   systemRoutes(app, { access, metrics: deps.metrics, storeCheck: deps.storeCheck, storeHealth: deps.storeHealth, ...plugins });
   pluginRoutes(app, { access, ...plugins });
   if (deps.events) eventRoutes(app, { access, events: deps.events });
+  // The login throttle wraps `authCheck` here, keyed by info.clientAddress (the forwarded end user's).
+  forwardAuthRoutes(app, { ...deps.forwardAuth, access, authCheck: (info, id, secret) => gate.check(info, deps.logger, id, secret), metrics: deps.metrics, logger: deps.logger });
 
   await app.ready();
   return app;

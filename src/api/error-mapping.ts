@@ -65,7 +65,7 @@ export function installErrorHandling(app: FastifyInstance): void {
     const known = toKeyholdError(err);
     if (known) {
       if (known.status >= 500) request.log.error({ err }, known.message);
-      // A fault that passes (the database lock) says when to try again, as HTTP clients expect.
+      // A refusal that passes (the database lock, a full argon2 queue) says when to try again, in the header clients and proxies know.
       if (typeof known.details?.retryAfterSeconds === 'number') void reply.header('retry-after', String(known.details.retryAfterSeconds));
       return reply.code(known.status).send(known.toJSON());
     }

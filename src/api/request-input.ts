@@ -106,14 +106,22 @@ export function checkQueryEncoding(request: FastifyRequest): void {
   }
 }
 
+function isForeign(config: unknown): boolean {
+  return (config as { foreignQuery?: boolean } | undefined)?.foreignQuery === true;
+}
+
 /** Installs the body parser and the query checks; call before any route is added. */
 export function installRequestInput(app: FastifyInstance): void {
   // JSON is the only body keyhold reads: without the text/plain parser any other type is refused.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, async (_request: FastifyRequest, body: Buffer) => parseJsonBody(body));
   // Unknown query parameters are refused like unknown body fields, also on routes that take none.
+  // A route marked `config: { foreignQuery: true }` carries someone else's query (forward-auth's
+  // Envoy form: the end user's): it is neither checked nor refused there.
   app.addHook('onRoute', (route) => {
-    if (route.schema?.querystring === undefined) route.schema = { ...route.schema, querystring: NO_QUERY };
+    if (route.schema?.querystring === undefined && !isForeign(route.config)) route.schema = { ...route.schema, querystring: NO_QUERY };
   });
-  app.addHook('preValidation', async (request) => checkQueryEncoding(request));
+  app.addHook('preValidation', async (request) => {
+    if (!isForeign(request.routeOptions.config)) checkQueryEncoding(request);
+  });
 }

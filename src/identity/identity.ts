@@ -5,11 +5,13 @@
 // again in the commit transaction, against the data as committed.
 import { randomBytes } from 'node:crypto';
 import { jsonEqual, parseEntity, parseGroup, type Capability, type Entity, type Expansion, type Group, type KVValues, type LifecyclePoint, type OperationAt } from 'keyhold-plugin-sdk';
-import { KeyholdError } from '../errors.js';
+import { isKeyholdError, KeyholdError } from '../errors.js';
 import type { LifecycleEngine, LifecycleStep, RequestInfo } from '../lifecycle/engine.js';
 import type { SearchQuery, Store } from '../store/store.js';
+import { AuthFailed } from './auth-failure.js';
 import { applyKv, applySet, applyUntyped, checkKvChange, checkUntypedChange, kvValue } from './changes.js';
 import { capabilitiesHeld, resolveGroupsOf, resolveMembers } from './expansions.js';
+import { HashSlots } from './hash-slots.js';
 import { checkCapability, checkExpansionShape, checkName, checkNumber, checkPatch, checkSecret, invalidInput, parsed } from './input-checks.js';
 import { ENTITY_META_FIELDS, type CreateEntityInput, type CreateGroupInput, type EntityMetaPatch, type GroupPatch, type IdentityOperations, type KvChange, type SetChange, type UntypedMetaChange } from './operations.js';
 import { guardChange } from './protection.js';
@@ -18,17 +20,24 @@ import { checkGroup, createStep, destroyStep, entityRef, groupRef, loadEntity, l
 
 export { MAX_NAME_LENGTH, MAX_SECRET_LENGTH } from './input-checks.js';
 
-const AUTH_FAILED = 'unknown entity or wrong secret';
+/** A plugin's veto of an AuthCheck is a refused login like any other (the client is not told which plugin, nor that one did); crashes and timeouts stay 5xx. */
+function asLoginRefusal(err: unknown): unknown {
+  if (!isKeyholdError(err) || err.code !== 'KH_ERR_PLUGIN_VETO') return err;
+  return new AuthFailed('plugin_veto', { ...err.details });
+}
 
 /** Marks an operation that changes what its subject can do: protection.ts's rules apply. */
 const PROTECTED = true;
 
 export interface IdentityOptions {
   hash?: Partial<HashParams>;
+  /** The bound on concurrent argon2 work (default: DEFAULT_HASH_SLOTS, no metrics). */
+  slots?: HashSlots;
 }
 
 export class Identity implements IdentityOperations {
   private readonly hashParams: HashParams;
+  private readonly slots: HashSlots;
   /** A hash of a random secret: what an unknown entity's secret is checked against, so it costs the same time. */
   private dummyHash?: Promise<string>;
 
@@ -38,6 +47,7 @@ export class Identity implements IdentityOperations {
     options: IdentityOptions = {},
   ) {
     this.hashParams = resolveHashParams(options.hash);
+    this.slots = options.slots ?? new HashSlots();
   }
 
   // Entities
@@ -52,7 +62,7 @@ export class Identity implements IdentityOperations {
     const create = createStep('EntityCreate', requested, () => Promise.resolve(), (tx, entity) => tx.insertEntity(entity));
     if (input.secret === undefined) return this.engine.run(create, info);
     // An initial secret is a SecretChange in the same request and transaction, so its hooks (a password policy) see it too.
-    const setSecret = this.secretStep(info, input.id, input.secret, await hashSecret(input.secret, this.hashParams), true);
+    const setSecret = this.secretStep(info, input.id, input.secret, await this.hash(input.secret), true);
     return (await this.engine.runAll([create, setSecret], info)) as Entity;
   }
 
@@ -108,7 +118,7 @@ export class Identity implements IdentityOperations {
   async setSecret(info: RequestInfo, id: string, secret: string): Promise<void> {
     checkSecret(secret);
     // Hashed before the request takes any lock: the ~40 ms hash holds up no other request.
-    await this.engine.run(this.secretStep(info, id, secret, await hashSecret(secret, this.hashParams), false), info);
+    await this.engine.run(this.secretStep(info, id, secret, await this.hash(secret), false), info);
   }
 
   /**
@@ -135,10 +145,13 @@ export class Identity implements IdentityOperations {
   }
 
   async authCheck(info: RequestInfo, id: string, secret: string): Promise<Entity> {
-    // The secret is verified under the entity's lock only (never the store's write lock), so the
-    // hash checked is the one stored until the request ends: no other request changes it meanwhile.
+    // The secret is verified on the load, under the entity's lock only (never the store's write
+    // lock): before any hook, so that every refusal (unknown, a plugin's veto, locked, wrong)
+    // costs the same verify, and the hash checked is the one stored until the request ends.
+    let verdict: { hash: string; ok: boolean } | undefined;
     let upgrade: string | undefined;
-    return this.engine.run(
+    // Every refusal below is the same AuthFailed for the client; its reason is for the log and metrics.
+    const checked = this.engine.run(
       {
         point: 'AuthCheck',
         operation: 'auth.check',
@@ -146,17 +159,18 @@ export class Identity implements IdentityOperations {
         subjects: [entityRef(id)],
         load: async (reader) => {
           const entity = await reader.getEntity(id);
-          if (entity) return entity;
-          // An unknown id costs a verify too, so it answers in the same time as a wrong secret.
-          await this.verify(undefined, secret);
-          throw new KeyholdError('KH_ERR_AUTH_FAILED', AUTH_FAILED);
+          // An unknown id is checked against the dummy hash: it answers in the same time as a wrong secret.
+          verdict = await this.verify(entity && (await reader.secretHash(id)), secret);
+          if (!entity) throw new AuthFailed('unknown');
+          return entity;
         },
-        change: async (reader, entity) => {
-          const verdict = await this.verify(await reader.secretHash(id), secret);
-          if (entity.meta.locked) throw new KeyholdError('KH_ERR_ENTITY_LOCKED', `entity "${id}" is locked`, { id });
-          if (!verdict.ok) throw new KeyholdError('KH_ERR_AUTH_FAILED', AUTH_FAILED);
-          // Stored with weaker parameters than today's: upgraded now that the plain text is known.
-          upgrade = needsRehash(verdict.hash, this.hashParams) ? await hashSecret(secret, this.hashParams) : undefined;
+        change: async (_reader, entity) => {
+          // Locked (by an operator, or for this request by a PRE hook such as fail2lock): the hash was checked all the same, so the time does not tell.
+          if (entity.meta.locked) throw new AuthFailed('locked');
+          if (!verdict?.ok) throw new AuthFailed('wrong_secret');
+          // Stored with weaker parameters than today's: upgraded now that the plain text is known; when
+          // the argon2 queue is full the upgrade waits for a calmer moment: it must not fail a right secret.
+          upgrade = needsRehash(verdict.hash, this.hashParams) ? await this.hash(secret).catch((err: unknown) => (isKeyholdError(err) && err.code === 'KH_ERR_BUSY' ? undefined : Promise.reject(err))) : undefined;
           return entity;
         },
         // Written only when something changed (a hook's edit, a new hash): most logins open no write transaction.
@@ -168,6 +182,7 @@ export class Identity implements IdentityOperations {
       },
       info,
     );
+    return checked.catch((err: unknown) => Promise.reject(asLoginRefusal(err)));
   }
 
   async entityGroups(id: string, options: { indirect: boolean }): Promise<string[]> {
@@ -316,11 +331,17 @@ export class Identity implements IdentityOperations {
     return this.engine.run(step, info);
   }
 
+  private hash(secret: string): Promise<string> {
+    return this.slots.run('hash', () => hashSecret(secret, this.hashParams));
+  }
+
   /** Checks `secret` against `hash` (undefined: no such entity, '': no secret), or against a dummy hash when there is none, so all cost the same. */
   private async verify(hash: string | undefined, secret: string): Promise<{ hash: string; ok: boolean }> {
     const stored = hash ?? '';
+    // Made once, outside the slots: a refusal (KH_ERR_BUSY) must not be remembered as the dummy hash.
     this.dummyHash ??= hashSecret(randomBytes(32).toString('base64'), this.hashParams);
-    const ok = await verifySecret(stored || (await this.dummyHash), secret);
+    const against = stored || (await this.dummyHash);
+    const ok = await this.slots.run('verify', () => verifySecret(against, secret));
     return { hash: stored, ok: ok && stored !== '' };
   }
 }

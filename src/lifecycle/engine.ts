@@ -27,6 +27,12 @@ export interface RequestInfo {
    * layer checks protected subjects against these (src/identity/protection.ts).
    */
   capabilities: readonly Capability[];
+  /**
+   * The client's network address, for requests that came over HTTP: the TCP peer, or for forward
+   * authentication the address a trusted proxy forwarded. What the login throttle counts, and
+   * what hooks see as context.clientAddress.
+   */
+  clientAddress?: string;
   /** When the request arrived (epoch ms; default: when the engine got it): its deadline counts from here, waits for locks included. */
   arrivedAt?: number;
 }
@@ -106,7 +112,14 @@ export class LifecycleEngine {
     if (!first) throw new Error('LifecycleEngine.runAll needs at least one step');
     const dispatcher = this.dispatcher;
     const deadline = (info.arrivedAt ?? Date.now()) + REQUEST_DEADLINE_MS;
-    const context: HookContext = { requestId: info.requestId, operation: first.operation, caller: info.caller, deadline, state: {} };
+    const context: HookContext = {
+      requestId: info.requestId,
+      operation: first.operation,
+      caller: info.caller,
+      ...(info.clientAddress !== undefined && { clientAddress: info.clientAddress }),
+      deadline,
+      state: {},
+    };
     const subjects = steps.flatMap((s) => s.subjects);
     const release = dispatcher.lease?.();
     let unlock: (() => void) | undefined;

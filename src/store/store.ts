@@ -19,6 +19,14 @@ export interface SubjectRef {
   key: string;
 }
 
+/** One login throttle key's state (src/identity/login-throttle.ts); times in milliseconds since the epoch. */
+export interface ThrottleRecord {
+  key: string;
+  failures: number;
+  lastFailure: number;
+  blockedUntil: number;
+}
+
 /** Reads. Inside a transaction they see the transaction's own writes. */
 export interface StoreReader {
   /** The entity with `meta.groups` filled from the direct memberships; its `secret` is always '' (the hash is read with secretHash only). */
@@ -47,6 +55,10 @@ export interface StoreReader {
   nextNumber(kind: SubjectRef['kind']): Promise<number>;
   /** The id the first start created the root entity with (the entity may have been destroyed since), or undefined. */
   bootstrapRoot(): Promise<string | undefined>;
+  /** The login throttle records of those of `keys` that have one. */
+  throttleRecords(keys: readonly string[]): Promise<ThrottleRecord[]>;
+  /** When `entityId` last logged in from `address` (as remembered by rememberLogin), or undefined. */
+  lastLoginFrom(entityId: string, address: string): Promise<number | undefined>;
 }
 
 /**
@@ -76,6 +88,13 @@ export interface StoreTransaction extends StoreReader {
   deleteGroup(name: string): Promise<void>;
   addMembership(entityId: string, group: string): Promise<void>;
   removeMembership(entityId: string, group: string): Promise<void>;
+  /** Inserts or replaces login throttle records. */
+  putThrottleRecords(records: readonly ThrottleRecord[]): Promise<void>;
+  deleteThrottleRecords(keys: readonly string[]): Promise<void>;
+  /** Remembers a login of `entityId` from `address` at `at`; nothing when the entity no longer exists. */
+  rememberLogin(entityId: string, address: string, at: number): Promise<void>;
+  /** Deletes the throttle records not blocked at `now` whose last failure is before `failuresBefore`, and the logins before `loginsBefore`. */
+  pruneLoginThrottle(now: number, failuresBefore: number, loginsBefore: number): Promise<void>;
   /** Records the id of the root entity the first start creates (replacing any earlier record). */
   recordBootstrapRoot(id: string): Promise<void>;
   /** The committed-event outbox, written in this transaction. */

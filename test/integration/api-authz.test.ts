@@ -109,8 +109,8 @@ const MUTATIONS: Record<string, MutationCase> = {
 /** Reads that need GLOBAL_ROOT, not only a token: committed events hold whole entities, past states included. */
 const ROOT_READS = ['GET /v1/events', 'GET /v1/events/:seq'];
 
-/** Routes that change nothing and need no token: they are how a token is obtained or checked. */
-const ANONYMOUS = ['POST /v1/auth/token', 'POST /v1/auth/check', 'POST /v1/auth/change-secret', 'POST /v1/auth/validate', 'GET /v1/auth/jwks', 'GET /healthz', 'GET /metrics'];
+/** Routes that change nothing and need no token: they are how a token is obtained or checked (forward-auth checks the end user's credentials a proxy passes on). */
+const ANONYMOUS = ['POST /v1/auth/token', 'POST /v1/auth/check', 'POST /v1/auth/change-secret', 'POST /v1/auth/validate', 'GET /v1/auth/jwks', 'GET /v1/forward-auth', 'GET /healthz', 'GET /metrics'];
 
 /** Changes that need a token and no capability: the caller acts on its own sessions (api-tokens.test.ts). */
 const TOKEN_ONLY = ['POST /v1/auth/logout'];

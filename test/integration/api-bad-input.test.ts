@@ -60,6 +60,7 @@ const ROUTES: Record<string, RouteSample> = {
   'POST /v1/auth/logout': { method: 'POST', path: '/v1/auth/logout', as: 'leaver' },
   'GET /v1/auth/whoami': { method: 'GET', path: '/v1/auth/whoami' },
   'GET /v1/auth/jwks': { method: 'GET', path: '/v1/auth/jwks' },
+  'GET /v1/forward-auth': { method: 'GET', path: '/v1/forward-auth?group=staff' },
   'GET /healthz': { method: 'GET', path: '/healthz' },
   'GET /metrics': { method: 'GET', path: '/metrics' },
   'GET /v1/system/status': { method: 'GET', path: '/v1/system/status' },

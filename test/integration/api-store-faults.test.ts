@@ -9,6 +9,8 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { buildApi } from '../../src/api/app.js';
 import { TokenRevocation } from '../../src/api/revocation.js';
+import { loadConfig } from '../../src/config.js';
+import { LoginThrottle } from '../../src/identity/login-throttle.js';
 import { TokenService } from '../../src/api/tokens.js';
 import { bootstrapRoot } from '../../src/bootstrap.js';
 import { Identity } from '../../src/identity/identity.js';
@@ -31,6 +33,7 @@ async function apiOnStore(): Promise<{ url: string; store: SqliteStore }> {
   const store = SqliteStore.open(join(dataDir, DATABASE_FILE));
   closers.push(() => store.close());
   const logger = pino({ level: 'silent' });
+  const defaults = loadConfig({ env: {}, cwd: dataDir });
   const identity = new Identity(store, new LifecycleEngine(store, NO_PLUGINS), { hash: FAST_HASH });
   await bootstrapRoot({ identity, countEntities: () => store.reader.countEntities(), source: { credentials: 'root:pw', file: undefined }, recordRoot: (id) => store.write((tx) => tx.recordBootstrapRoot(id)), logger });
   const app = await buildApi({
@@ -42,6 +45,8 @@ async function apiOnStore(): Promise<{ url: string; store: SqliteStore }> {
     bodyLimitBytes: 65536,
     storeCheck: () => store.reader.countEntities(),
     storeHealth: () => store.health(),
+    forwardAuth: { settings: defaults.forwardAuth, store },
+    throttle: new LoginThrottle(store, defaults.loginThrottle),
   });
   closers.push(() => app.close());
   await app.listen({ host: '127.0.0.1', port: 0 });

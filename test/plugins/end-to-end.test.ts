@@ -75,6 +75,8 @@ describe('plugins in a running server', () => {
     const config = {
       listen: { host: '127.0.0.1', port: 0 },
       dataDir: join(dir, 'data'),
+      // fail2lock's refusals are the subject here: the built-in throttle counts, but delays nothing.
+      loginThrottle: { baseDelay: 0 },
       plugins: {
         directory: pluginDir,
         plugins: {
@@ -109,8 +111,10 @@ describe('plugins in a running server', () => {
     await createEntity('alice', 'Glass-Harbor-Secret-1');
     for (let i = 0; i < 3; i++) assert.equal((await authCheck('alice', 'wrong')).status, 401);
     const refused = await authCheck('alice', 'Glass-Harbor-Secret-1');
-    assert.equal(refused.status, 403);
-    assert.equal(refused.body.code, 'KH_ERR_ENTITY_LOCKED');
+    const unknown = await authCheck('nobody-at-all', 'Glass-Harbor-Secret-1');
+    assert.deepEqual(refused, unknown, 'a locked id answers exactly as an unknown one: the lock does not tell that alice exists');
+    assert.equal(refused.body.code, 'KH_ERR_AUTH_FAILED');
+    assert.ok(logs.some((r) => r.entity === 'alice' && r.reason === 'locked' && typeof r.reqId === 'string'), 'the log has the real reason');
     assert.ok(logs.some((r) => r.plugin === 'fail2lock' && r.entity === 'alice' && r.fails === 3 && r.allowed === 3), 'the warning names the entity and the counts');
 
     const reset = await api('POST', '/v1/entities/alice/untyped-meta', { action: 'upsert', key: 'fail2lock', value: 'RESET' });
@@ -120,7 +124,7 @@ describe('plugins in a running server', () => {
     assert.deepEqual((info.body.meta as { untypedMeta: string[] }).untypedMeta, [], 'fail2lock:RESET was consumed');
 
     for (let i = 0; i < 3; i++) assert.equal((await authCheck('alice', 'wrong')).status, 401);
-    assert.equal((await authCheck('alice', 'Glass-Harbor-Secret-1')).status, 403);
+    assert.equal((await authCheck('alice', 'Glass-Harbor-Secret-1')).status, 401);
     // Refused attempts are not counted, so polling with the right secret does not extend the lock.
     await eventually('accepted once the failures are older than the interval', async () => (await authCheck('alice', 'Glass-Harbor-Secret-1')).status === 200);
 

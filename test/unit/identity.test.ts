@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Identity } from '../../src/identity/identity.js';
 import type { KeyholdError } from '../../src/errors.js';
+import type { AuthFailed } from '../../src/identity/auth-failure.js';
 import { hashSecret } from '../../src/identity/secrets.js';
 import { NO_PLUGINS } from '../../src/lifecycle/dispatcher.js';
 import { LifecycleEngine } from '../../src/lifecycle/engine.js';
@@ -97,9 +98,12 @@ describe('identity: entities', () => {
     await h.identity.authCheck(INFO, 'bob', 'bobs');
   });
 
-  it('locks and unlocks; a locked entity cannot authenticate even with the right secret', async () => {
+  it('locks and unlocks; a locked entity cannot authenticate even with the right secret, and is told so like a wrong secret', async () => {
     assert.equal((await h.identity.lockEntity(INFO, 'alice')).meta.locked, true);
-    await rejectsWith(h.identity.authCheck(INFO, 'alice', 'n3w secret'), 'KH_ERR_ENTITY_LOCKED');
+    const locked = await rejectsWith(h.identity.authCheck(INFO, 'alice', 'n3w secret'), 'KH_ERR_AUTH_FAILED');
+    const unknown = await rejectsWith(h.identity.authCheck(INFO, 'nobody', 'n3w secret'), 'KH_ERR_AUTH_FAILED');
+    assert.deepEqual(locked.toJSON(), unknown.toJSON());
+    assert.deepEqual([(locked as AuthFailed).reason, (unknown as AuthFailed).reason], ['locked', 'unknown']);
     assert.equal((await h.identity.unlockEntity(INFO, 'alice')).meta.locked, false);
     await h.identity.authCheck(INFO, 'alice', 'n3w secret');
   });

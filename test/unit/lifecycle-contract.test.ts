@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { HOOK_NAMES, parseEntity, type Entity, type HookName, type HookParams, type HookResult, type JsonObject } from 'keyhold-plugin-sdk';
+import type { AuthFailed } from '../../src/identity/auth-failure.js';
 import { runHook } from '../../src/lifecycle/chain.js';
 import { PluginCallError } from '../../src/lifecycle/dispatcher.js';
 import { INFO, openHarness, refusedWithoutChange, rejectsWith, snapshot, TestDispatcher, veto, type Harness, type TestHook, type TestPlugin } from '../support/identity-harness.js';
@@ -258,6 +259,17 @@ describe('lifecycle contract', () => {
     });
   });
 
+  it("gives hooks the request's client address when it has one, and none for the server's own requests", async () => {
+    const contexts: HookParams['context'][] = [];
+    const record: TestHook = (p) => (contexts.push(p.context), { subject: p.subject, state: p.context.state });
+    await withPlugins([{ name: 'spy', hooks: { preAuthCheck: record, postAuthCheck: record, preEntityCreate: record } }], async (h) => {
+      await h.identity.createEntity(INFO, { id: 'e', secret: 'some-plain' });
+      await h.identity.authCheck({ requestId: 'r2', caller: null, capabilities: [], clientAddress: '203.0.113.9' }, 'e', 'some-plain');
+      assert.deepEqual(contexts.map((c) => c.clientAddress), [undefined, '203.0.113.9', '203.0.113.9']);
+      assert.equal('clientAddress' in contexts[0]!, false);
+    });
+  });
+
   it('gives membership hooks the entity as subject and the group in the request', async () => {
     const params: HookParams[] = [];
     const record: TestHook = (p) => {
@@ -290,7 +302,7 @@ describe('lifecycle contract', () => {
       assert.deepEqual(d.calls, ['audit:preAuthCheck', 'audit:postAuthCheck']);
       d.calls.length = 0;
       await h.identity.lockEntity(INFO, 'e');
-      await rejectsWith(h.identity.authCheck(INFO, 'e', 'right'), 'KH_ERR_ENTITY_LOCKED');
+      assert.equal(((await rejectsWith(h.identity.authCheck(INFO, 'e', 'right'), 'KH_ERR_AUTH_FAILED')) as AuthFailed).reason, 'locked');
       assert.deepEqual(d.calls, ['audit:preAuthCheck']);
     });
   });
@@ -298,8 +310,23 @@ describe('lifecycle contract', () => {
   it('refuses AuthCheck when a PRE hook marks the entity locked, without saving the lock', async () => {
     await withPlugins([{ name: 'lockout', hooks: { preAuthCheck: editEntity((e) => ({ ...e, meta: { ...e.meta, locked: true } })) } }], async (h) => {
       await h.identity.createEntity(INFO, { id: 'e', secret: 'right' });
-      await refusedWithoutChange(h.store, () => h.identity.authCheck(INFO, 'e', 'right'), 'KH_ERR_ENTITY_LOCKED');
+      const refused = await refusedWithoutChange(h.store, () => h.identity.authCheck(INFO, 'e', 'right'), 'KH_ERR_AUTH_FAILED');
+      assert.equal((refused as AuthFailed).reason, 'locked');
       assert.equal((await h.identity.entityInfo('e')).meta.locked, false);
+    });
+  });
+
+  it('answers a veto in AuthCheck as a refused login (the plugin named only for the log), a crash as the outage it is', async () => {
+    const plugins: TestPlugin[] = [{ name: 'gatekeeper', hooks: { preAuthCheck: (p) => ((p.subject as Entity).id === 'crashes' ? Promise.reject(new TypeError('bug')) : veto('not today')(p)) } }];
+    await withPlugins(plugins, async (h) => {
+      await h.identity.createEntity(INFO, { id: 'e', secret: 'right' });
+      await h.identity.createEntity(INFO, { id: 'crashes', secret: 'right' });
+      const vetoed = (await refusedWithoutChange(h.store, () => h.identity.authCheck(INFO, 'e', 'right'), 'KH_ERR_AUTH_FAILED')) as AuthFailed;
+      const unknown = await rejectsWith(h.identity.authCheck(INFO, 'nobody', 'right'), 'KH_ERR_AUTH_FAILED');
+      assert.deepEqual(vetoed.toJSON(), unknown.toJSON());
+      assert.equal(vetoed.reason, 'plugin_veto');
+      assert.deepEqual(vetoed.logDetail, { plugin: 'gatekeeper', hook: 'preAuthCheck', reason: 'not today' });
+      await rejectsWith(h.identity.authCheck(INFO, 'crashes', 'right'), 'KH_ERR_PLUGIN_FAILED', /plugin "gatekeeper" failed in preAuthCheck/);
     });
   });
 
@@ -445,7 +472,8 @@ describe('break-glass exemptions', () => {
         await h.identity.createEntity(INFO, { id: 'root', secret: 'root-pw' });
         await h.identity.createEntity(INFO, { id: 'alice', secret: 'alice-pw' });
         assert.equal((await h.identity.authCheck(INFO, 'root', 'root-pw')).id, 'root');
-        await rejectsWith(h.identity.authCheck(INFO, 'alice', 'alice-pw'), 'KH_ERR_PLUGIN_VETO', /logins are closed/);
+        // The veto reaches the client as any refused login; its reason stays on the error for the log.
+        assert.equal(((await rejectsWith(h.identity.authCheck(INFO, 'alice', 'alice-pw'), 'KH_ERR_AUTH_FAILED')) as AuthFailed).reason, 'plugin_veto');
         await h.identity.updateEntityMeta(INFO, 'root', { shell: '/bin/sh' });
         await rejectsWith(h.identity.updateEntityMeta(INFO, 'alice', { shell: '/bin/sh' }), 'KH_ERR_PLUGIN_VETO', /no changes/);
         assert.deepEqual(d.exempted, ['lockout:preAuthCheck:root', 'lockout:preEntityUpdate:root']);

@@ -154,6 +154,28 @@ export const MIGRATIONS: readonly Migration[] = [
     `,
   },
   {
+    description: 'login throttle state and the addresses entities logged in from',
+    sql: `
+      -- One row per throttle key (src/identity/login-throttle.ts): an address, an (id, address)
+      -- pair or a presented id, known or not. Times are milliseconds since the epoch. Kept here so
+      -- that a restart does not wipe an attacker's delays; rows are pruned once they expire.
+      CREATE TABLE login_throttle (
+        key TEXT PRIMARY KEY,
+        failures INTEGER NOT NULL,
+        last_failure INTEGER NOT NULL,
+        blocked_until INTEGER NOT NULL
+      ) STRICT, WITHOUT ROWID;
+
+      -- Where each entity last logged in successfully: the per-id delay does not apply there.
+      CREATE TABLE familiar_addresses (
+        entity_id TEXT NOT NULL REFERENCES entities (id) ON DELETE CASCADE,
+        address TEXT NOT NULL,
+        last_login INTEGER NOT NULL,
+        PRIMARY KEY (entity_id, address)
+      ) STRICT, WITHOUT ROWID;
+    `,
+  },
+  {
     description: 'versions of entities and groups: a request commits only if its subjects did not change since it read them',
     sql: `
       -- Bumped by every write to the row, its memberships (entities) or its expansions (groups).

@@ -12,11 +12,12 @@ import Database from 'better-sqlite3';
 import { decodeEntity, decodeGroup, encodeEntity, encodeGroup, type Capability, type Entity, type ExpansionMode, type Group } from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../../errors.js';
 import type { OutboxReader, OutboxWriter } from '../outbox.js';
-import type { SearchQuery, Store, StoreHealth, StoreReader, StoreTransaction, SubjectRef } from '../store.js';
+import type { SearchQuery, Store, StoreHealth, StoreReader, StoreTransaction, SubjectRef, ThrottleRecord } from '../store.js';
 import { migrate } from './migrations.js';
 import { SqliteOutboxReader, SqliteOutboxWriter } from './sqlite-outbox.js';
 import { BUSY_WAIT_MS, faultKind, retryWhileBusy, toStoreError } from './store-faults.js';
 import { checkHealth, type WriteFault } from './store-health.js';
+import * as throttle from './throttle-rows.js';
 
 const DEFAULT_SEARCH_LIMIT = 100;
 /** How long a write waits for another process's lock before KH_ERR_STORE_BUSY, unless told otherwise. */
@@ -216,6 +217,14 @@ class SqliteReader implements StoreReader {
     return settle(() => this.db.prepare<[], { value: string }>("SELECT value FROM server_facts WHERE key = 'bootstrapRoot'").get()?.value);
   }
 
+  throttleRecords(keys: readonly string[]): Promise<ThrottleRecord[]> {
+    return this.consistent(() => throttle.readThrottleRecords(this.db, keys));
+  }
+
+  lastLoginFrom(entityId: string, address: string): Promise<number | undefined> {
+    return settle(() => throttle.readLastLogin(this.db, entityId, address));
+  }
+
   protected expanding(group: string): string[] {
     return this.names('SELECT group_name AS name FROM expansions WHERE target = ? ORDER BY group_name', group);
   }
@@ -363,6 +372,22 @@ class SqliteTransaction extends SqliteReader implements StoreTransaction {
     this.db.prepare(`DELETE FROM ${table} WHERE ${column} = ?`).run(key);
     const insert = this.db.prepare(`INSERT INTO ${table} (${column}, capability) VALUES (?, ?)`);
     for (const capability of new Set(capabilities)) insert.run(key, capability);
+  }
+
+  putThrottleRecords(records: readonly ThrottleRecord[]): Promise<void> {
+    return settle(() => throttle.writeThrottleRecords(this.writable(), records));
+  }
+
+  deleteThrottleRecords(keys: readonly string[]): Promise<void> {
+    return settle(() => throttle.deleteThrottleRecords(this.writable(), keys));
+  }
+
+  rememberLogin(entityId: string, address: string, at: number): Promise<void> {
+    return settle(() => throttle.writeLastLogin(this.writable(), entityId, address, at));
+  }
+
+  pruneLoginThrottle(now: number, failuresBefore: number, loginsBefore: number): Promise<void> {
+    return settle(() => throttle.pruneLoginThrottle(this.writable(), now, failuresBefore, loginsBefore));
   }
 
   private writeExpansions(group: Group): void {
