@@ -1,7 +1,8 @@
 // The embedded default store: one SQLite file in WAL mode, opened twice. The write connection
-// runs one transaction at a time (BEGIN IMMEDIATE … COMMIT/ROLLBACK), queued so that a
-// transaction awaiting a plugin call never interleaves with another; the read connection only
-// ever sees committed data (WAL gives each read statement a snapshot of the last commit).
+// runs one transaction at a time (BEGIN IMMEDIATE … COMMIT/ROLLBACK), queued; the lifecycle keeps
+// them short (no plugin is called inside one) and compares each subject's `version` column to
+// see whether it changed since the request read it. The read connection only ever sees
+// committed data (WAL gives each read statement a snapshot of the last commit).
 // A lock held by another process is waited for asynchronously (store-faults.ts), and SQLite's
 // own failures (locked, disk full, I/O errors) reach clients as catalog errors; store-health.ts
 // says whether writes can go through.
@@ -433,8 +434,7 @@ export class SqliteStore implements Store {
   /** Read per authenticated request, so prepared once. */
   private readonly dataVersion: Database.Statement<[], number>;
   private queuedWrites = 0;
-  /** Write transactions begun since the store was opened (a login that changes nothing begins none; the benchmarks count them). */
-  writeTransactions = 0;
+  private begun = 0;
   /** Why the last write failed when the disk or the files were at fault; cleared by the next commit. No probe sees a full disk coming. */
   private lastWriteFault: WriteFault | null = null;
 
@@ -496,7 +496,7 @@ export class SqliteStore implements Store {
     } catch (err) {
       throw toStoreError(err, this.busyTimeoutMs);
     }
-    this.writeTransactions++;
+    this.begun++;
     const tx = new SqliteTransaction(this.writer, this.busyTimeoutMs);
     try {
       const result = await work(tx);
@@ -512,6 +512,11 @@ export class SqliteStore implements Store {
       if (kind === 'full' || kind === 'failing') this.lastWriteFault = { kind, message: (failed as Error).message };
       throw failed;
     }
+  }
+
+  /** Write transactions begun since the store was opened (a login that changes nothing begins none; tests and benchmarks count them). */
+  get writeTransactions(): number {
+    return this.begun;
   }
 
   /**
