@@ -18,6 +18,7 @@ import { migrate } from './migrations.js';
 import { SqliteOutboxReader, SqliteOutboxWriter } from './sqlite-outbox.js';
 import { BUSY_WAIT_MS, faultKind, retryWhileBusy, toStoreError } from './store-faults.js';
 import { checkHealth, type WriteFault } from './store-health.js';
+import { WriteBatches, type QueuedWrite } from './write-batches.js';
 import * as throttle from './throttle-rows.js';
 
 const DEFAULT_SEARCH_LIMIT = 100;
@@ -429,11 +430,10 @@ export interface SqliteStoreOptions {
 export class SqliteStore implements Store {
   readonly reader: StoreReader;
   readonly outbox: OutboxReader;
-  /** The tail of the write queue: each write starts when the one before it has settled. */
-  private queue: Promise<unknown> = Promise.resolve();
+  /** The write queue: writes run one after another, those that queued up meanwhile committed together. */
+  private readonly writes = new WriteBatches<StoreTransaction>((batch) => this.transaction(batch));
   /** Read per authenticated request, so prepared once. */
   private readonly dataVersion: Database.Statement<[], number>;
-  private queuedWrites = 0;
   private begun = 0;
   /** Why the last write failed when the disk or the files were at fault; cleared by the next commit. No probe sees a full disk coming. */
   private lastWriteFault: WriteFault | null = null;
@@ -483,35 +483,67 @@ export class SqliteStore implements Store {
 
   write<T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T> {
     // The wait for another process's lock counts from now: writes queued behind a waiting one do not each wait anew.
-    const deadline = Date.now() + this.busyTimeoutMs;
-    this.queuedWrites++;
-    const result = this.queue.then(() => this.transaction(work, deadline)).finally(() => this.queuedWrites--);
-    this.queue = result.catch(() => undefined);
-    return result;
+    return this.writes.add(work, Date.now() + this.busyTimeoutMs);
   }
 
-  private async transaction<T>(work: (tx: StoreTransaction) => Promise<T>, deadline: number): Promise<T> {
+  /**
+   * One transaction for a batch of writes, each in a savepoint: a write that fails is rolled back
+   * alone and its caller gets the error; the others are answered once the commit succeeded (or
+   * all get its error). Returns the writes not run because a failure ended the whole transaction.
+   */
+  private async transaction(batch: QueuedWrite<StoreTransaction>[]): Promise<QueuedWrite<StoreTransaction>[]> {
     try {
-      await retryWhileBusy(() => this.writer.exec('BEGIN IMMEDIATE'), deadline);
+      await retryWhileBusy(() => this.writer.exec('BEGIN IMMEDIATE'), batch[0]!.deadline);
     } catch (err) {
-      throw toStoreError(err, this.busyTimeoutMs);
+      const failed = toStoreError(err, this.busyTimeoutMs);
+      for (const write of batch) write.reject(failed);
+      return [];
     }
     this.begun++;
-    const tx = new SqliteTransaction(this.writer, this.busyTimeoutMs);
+    const done: { write: QueuedWrite<StoreTransaction>; value: unknown }[] = [];
+    for (const [i, write] of batch.entries()) {
+      const tx = new SqliteTransaction(this.writer, this.busyTimeoutMs);
+      try {
+        this.writer.exec('SAVEPOINT write');
+        const value = await write.work(tx);
+        tx.open = false;
+        this.writer.exec('RELEASE write');
+        done.push({ write, value });
+      } catch (err) {
+        tx.open = false;
+        const failed = this.fault(err);
+        write.reject(failed);
+        // Some failures (an I/O error, a full disk) end the whole transaction: the writes before are undone too, those after run in the next one.
+        if (!this.writer.inTransaction) {
+          for (const d of done) d.write.reject(failed);
+          return batch.slice(i + 1);
+        }
+        this.writer.exec('ROLLBACK TO write');
+        this.writer.exec('RELEASE write');
+      }
+    }
     try {
-      const result = await work(tx);
-      tx.open = false;
       this.writer.exec('COMMIT');
       this.lastWriteFault = null;
-      return result;
     } catch (err) {
-      tx.open = false;
-      if (this.writer.inTransaction) this.writer.exec('ROLLBACK');
-      const failed = toStoreError(err, BUSY_WAIT_MS);
-      const kind = faultKind(failed);
-      if (kind === 'full' || kind === 'failing') this.lastWriteFault = { kind, message: (failed as Error).message };
-      throw failed;
+      const failed = this.fault(err);
+      try {
+        if (this.writer.inTransaction) this.writer.exec('ROLLBACK');
+      } finally {
+        for (const d of done) d.write.reject(failed);
+      }
+      return [];
     }
+    for (const d of done) d.write.resolve(d.value);
+    return [];
+  }
+
+  /** A write's failure as the catalog error its caller gets; a disk or file fault is remembered for health. */
+  private fault(err: unknown): unknown {
+    const failed = toStoreError(err, BUSY_WAIT_MS);
+    const kind = faultKind(failed);
+    if (kind === 'full' || kind === 'failing') this.lastWriteFault = { kind, message: (failed as Error).message };
+    return failed;
   }
 
   /** Write transactions begun since the store was opened (a login that changes nothing begins none; tests and benchmarks count them). */
@@ -528,12 +560,12 @@ export class SqliteStore implements Store {
   }
 
   health(): Promise<StoreHealth> {
-    return checkHealth({ reader: this.readerDb, writer: this.writer, directory: this.directory, lastWriteFault: this.lastWriteFault, queuedWrites: this.queuedWrites });
+    return checkHealth({ reader: this.readerDb, writer: this.writer, directory: this.directory, lastWriteFault: this.lastWriteFault, queuedWrites: this.writes.size });
   }
 
   /** Waits for queued writes, then closes both connections. */
   async close(): Promise<void> {
-    await this.queue;
+    await this.writes.drained();
     this.readerDb.close();
     this.writer.close();
     if (this.scratchDir) rmSync(this.scratchDir, { recursive: true, force: true });
