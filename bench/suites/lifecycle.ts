@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LifecycleEngine, serverRequest } from '../../src/lifecycle/engine.js';
 import { NO_PLUGINS } from '../../src/lifecycle/dispatcher.js';
+import { HashSlots } from '../../src/identity/hash-slots.js';
 import { Identity } from '../../src/identity/identity.js';
 import { verifySecret } from '../../src/identity/secrets.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
@@ -82,17 +83,19 @@ export async function lifecycle(report: Report, options: BenchOptions): Promise<
   // (c) Logins with no AuthCheck hook, in process: the engine's login beside the same check without it.
   const store = SqliteStore.open(':memory:');
   try {
-    const identity = new Identity(store, new LifecycleEngine(store, NO_PLUGINS), { hash: LOW_HASH });
+    // Both go through the same bound on concurrent argon2 work, as the server's logins do.
+    const slots = new HashSlots();
+    const identity = new Identity(store, new LifecycleEngine(store, NO_PLUGINS), { hash: LOW_HASH, slots });
     const ids = Array.from({ length: CLIENTS }, (_, i) => `login${i}`);
     for (const id of ids) await identity.createEntity(serverRequest('bench'), { id, secret: SECRET });
     const logins = count(options, 5_000);
     let next = 0;
-    // What a login must do at least: read the entity and its hash, refuse a locked one, verify the secret.
+    // What a login must do at least: read the entity and its hash, refuse a locked one, verify the secret (in an argon2 slot).
     const bare = async () => {
       const id = ids[next++ % ids.length]!;
       const entity = await store.reader.getEntity(id);
       const hash = await store.reader.secretHash(id);
-      if (!entity || entity.meta.locked || !(await verifySecret(hash ?? '', SECRET))) throw new Error('the bench login failed');
+      if (!entity || entity.meta.locked || !(await slots.run('verify', () => verifySecret(hash ?? '', SECRET)))) throw new Error('the bench login failed');
     };
     const viaEngine = () => identity.authCheck(serverRequest(`login-${next}`), ids[next++ % ids.length]!, SECRET);
     // Interleaved, so that both see the same load on a shared machine.
