@@ -324,6 +324,35 @@ describe('SqliteStore: transactions', () => {
     assert.deepEqual((await store.reader.searchEntities({ text: 'w' })).map((e) => e.id), ['w1', 'w2', 'w3']);
   });
 
+  it('commits writes that queued up together, rolling a failing one back alone, answering each only after the commit', async () => {
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const transactions = store.writeTransactions;
+    const first = store.write(async (tx) => {
+      await tx.insertEntity(entity('g-first'));
+      await gate;
+    });
+    // Queued while the first holds its transaction: these three share the next one.
+    const answered: string[] = [];
+    const second = store.write((tx) => tx.insertEntity(entity('g-second'))).then(() => answered.push('second'));
+    const failing = store.write(async (tx) => {
+      await tx.insertEntity(entity('g-failing'));
+      throw new Error('fails');
+    });
+    const third = store.write(async (tx) => {
+      assert.ok(await tx.getEntity('g-second'), 'a write sees the writes before it in its batch');
+      assert.equal(await tx.getEntity('g-failing'), undefined, 'a failed write is rolled back alone');
+      await tx.insertEntity(entity('g-third'));
+    });
+    open();
+    await first;
+    await assert.rejects(failing, /fails/);
+    await Promise.all([second, third]);
+    assert.equal(store.writeTransactions, transactions + 2, 'the first write, then one transaction for the three queued behind it');
+    assert.deepEqual(answered, ['second']);
+    assert.deepEqual((await store.reader.searchEntities({ text: 'g-' })).map((e) => e.id), ['g-first', 'g-second', 'g-third']);
+  });
+
   it('refuses a transaction object used after its transaction ended', async () => {
     let leaked: Parameters<Parameters<SqliteStore['write']>[0]>[0] | undefined;
     await store.write(async (tx) => {
