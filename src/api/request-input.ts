@@ -66,6 +66,12 @@ export function bodyProblem(body: unknown): { path: string; problem: string } | 
   return undefined;
 }
 
+/** JSON is UTF-8 (RFC 8259): a content type that declares another charset is refused, not read as UTF-8 regardless. */
+function checkCharset(contentType: string | undefined): void {
+  const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(contentType ?? '')?.[1];
+  if (charset !== undefined && charset.toLowerCase() !== 'utf-8') throw refused('body', '', `the content type says charset=${charset}; JSON bodies are UTF-8: send application/json (or charset=utf-8)`);
+}
+
 /** The JSON body parser: strict UTF-8 (never a silent U+FFFD), then JSON, then bodyProblem. */
 export function parseJsonBody(bytes: Buffer): unknown {
   if (bytes.length === 0) throw refused('body', '', 'empty; send a JSON object, or no content-type when there is no body');
@@ -114,7 +120,10 @@ function isForeign(config: unknown): boolean {
 export function installRequestInput(app: FastifyInstance): void {
   // JSON is the only body keyhold reads: without the text/plain parser any other type is refused.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, async (_request: FastifyRequest, body: Buffer) => parseJsonBody(body));
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, async (request: FastifyRequest, body: Buffer) => {
+    checkCharset(request.headers['content-type']);
+    return parseJsonBody(body);
+  });
   // Unknown query parameters are refused like unknown body fields, also on routes that take none.
   // A route marked `config: { foreignQuery: true }` carries someone else's query (forward-auth's
   // Envoy form: the end user's): it is neither checked nor refused there.

@@ -3,14 +3,14 @@
 // nothing and is always refused with KH_ERR_INVALID_NAME / KH_ERR_INVALID_INPUT saying what to do.
 import { CAPABILITIES, EXPANSION_MODES, SchemaError, type Capability, type Expansion, type JsonObject } from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../errors.js';
-import { CODE_POINT_RULE, codePointProblem, reservedKeyProblem } from './name-rules.js';
+import { CODE_POINT_RULE, codePointProblem, RESERVED_KEYS, reservedKeyProblem } from './name-rules.js';
 
 /** Longest entity id or group name, in characters: room for e.g. e-mail-like ids, short enough for paths and logs. */
 export const MAX_NAME_LENGTH = 128;
 /** Longest secret, in characters: far above any passphrase, low enough that hashing it is no denial of service. */
 export const MAX_SECRET_LENGTH = 1024;
 
-const NAME_RULE = `1 to ${MAX_NAME_LENGTH} characters, ${CODE_POINT_RULE}, not starting with '-'`;
+const NAME_RULE = `1 to ${MAX_NAME_LENGTH} characters, ${CODE_POINT_RULE}, not starting with '-', not ${RESERVED_KEYS.join(', ')}`;
 
 /** What is wrong with `value` as a name, or undefined when it is fine. */
 function nameProblem(value: string): string | undefined {
@@ -19,7 +19,8 @@ function nameProblem(value: string): string | undefined {
   const codePoint = codePointProblem(value);
   if (codePoint) return codePoint;
   if (value.startsWith('-')) return "it starts with '-'";
-  return undefined;
+  // Ids and names end up as keys of JavaScript objects (settings, rule tables, JSON maps) too.
+  return reservedKeyProblem(value);
 }
 
 /** Entity ids and group names: KH_ERR_INVALID_NAME saying what is wrong and what is allowed. */
@@ -34,7 +35,7 @@ export function invalidInput(message: string): KeyholdError {
 
 /** kv and untyped-metadata keys follow the name rule and are never reserved; untyped keys also may not hold the ':' that ends them. */
 export function checkKey(kind: 'kv key' | 'untyped metadata key', key: string): void {
-  const problem = nameProblem(key) ?? reservedKeyProblem(key) ?? (kind === 'untyped metadata key' && key.includes(':') ? "it contains ':'" : undefined);
+  const problem = nameProblem(key) ?? (kind === 'untyped metadata key' && key.includes(':') ? "it contains ':'" : undefined);
   if (problem) throw invalidInput(`invalid ${kind} ${JSON.stringify(key)}: ${problem}; keys are ${NAME_RULE}${kind === 'untyped metadata key' ? ", without ':'" : ''}`);
 }
 

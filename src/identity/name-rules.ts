@@ -77,5 +77,5 @@ export function codePointProblem(value: string): string | undefined {
 
 /** Why `key` may not be a key because it is reserved, or undefined. */
 export function reservedKeyProblem(key: string): string | undefined {
-  return RESERVED_KEYS.includes(key) ? `it is reserved (${RESERVED_KEYS.join(', ')} are never keys: JavaScript objects give them a special meaning)` : undefined;
+  return RESERVED_KEYS.includes(key) ? `it is reserved (${RESERVED_KEYS.join(', ')} are never names or keys: JavaScript objects give them a special meaning)` : undefined;
 }

@@ -141,6 +141,13 @@ describe('bytes that are not UTF-8', () => {
     assert.deepEqual(await entityIds(), ['alice', 'root']);
   });
 
+  it('refuses a JSON body declared in another charset, instead of reading it as UTF-8 anyway', async () => {
+    const send = (contentType: string) => call(server.url, 'POST', '/v1/entities', { token: root, body: '{"id":"latin"}', headers: { 'content-type': contentType } });
+    assertRefused(await send('application/json; charset=latin1'), 400, 'KH_ERR_INVALID_INPUT', /charset=latin1; JSON bodies are UTF-8/);
+    assert.deepEqual(await entityIds(), ['alice', 'root']);
+    assert.equal((await send('application/json; charset="UTF-8"')).status, 201);
+  });
+
   it('accepts a body holding a real U+FFFD in a text field (only names refuse it)', async () => {
     const response = await call(server.url, 'PATCH', '/v1/entities/alice', { token: root, body: { displayName: 'a\ufffdb' } });
     assert.equal(response.status, 200, response.text);

@@ -62,6 +62,8 @@ const CASES: BadCase[] = [
     { what: `group kv key ${key}`, attempt: (i) => i.groupKv(INFO, 'g1', { action: 'add', key, values: ['x'] }), code: 'KH_ERR_INVALID_INPUT', message: /it is reserved/ },
     { what: `entity untyped key ${key}`, attempt: (i) => i.entityUntypedMeta(INFO, 'alice', { action: 'upsert', key, value: 'v' }), code: 'KH_ERR_INVALID_INPUT', message: /it is reserved/ },
     { what: `group untyped key ${key}`, attempt: (i) => i.groupUntypedMeta(INFO, 'g1', { action: 'upsert', key, value: 'v' }), code: 'KH_ERR_INVALID_INPUT', message: /it is reserved/ },
+    { what: `entity id ${key}`, attempt: (i) => i.createEntity(INFO, { id: key }), code: 'KH_ERR_INVALID_NAME', message: /it is reserved/ },
+    { what: `group name ${key}`, attempt: (i) => i.createGroup(INFO, { name: key }), code: 'KH_ERR_INVALID_NAME', message: /it is reserved/ },
   ]),
 
   // Entities
