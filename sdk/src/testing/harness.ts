@@ -1,12 +1,27 @@
 // Runs a plugin's hooks in-process, the way the host would call them but without a server or a
 // child process: values cross a JSON round trip as on the wire, results are checked against the
 // schema, time comes from a clock the test moves, and log records are kept for assertions.
-import { parseDuration } from '../duration.js';
-import { hookName, hookSpec, type HookName, type LifecyclePoint } from '../hooks.js';
-import { parseEntity, parseGroup, type Entity, type Group } from '../model.js';
-import { routeLogsToHost } from '../logger.js';
-import { implementedHooks, type NullPlugin, type PluginContext } from '../null-plugin.js';
-import type { HookContext, JsonObject, LogParams } from '../protocol.js';
+// From the SDK's entry, not its modules: the bundled SDK is one file, and this module must share its
+// state (the log route) and classes instead of bundling copies of its own.
+import {
+  hookName,
+  hookSpec,
+  implementedHooks,
+  parseDuration,
+  parseEntity,
+  parseGroup,
+  routeLogsToHost,
+  unchanged,
+  type Entity,
+  type Group,
+  type HookContext,
+  type HookName,
+  type JsonObject,
+  type LifecyclePoint,
+  type LogParams,
+  type NullPlugin,
+  type PluginContext,
+} from '../index.js';
 
 /** A clock that only moves when the test says so. */
 export class FakeClock {
@@ -37,7 +52,7 @@ export interface HookOutcome<S> {
 }
 
 type Subject = Entity | Group;
-type HookFn = (subject: Subject, request: JsonObject, context: PluginContext) => Subject | Promise<Subject>;
+type HookFn = (subject: Subject, request: JsonObject, context: PluginContext) => unknown;
 
 /** A JSON copy, so a plugin sees what it would see on the wire and cannot keep references into the test's objects. */
 function wire<T>(value: T): T {
@@ -79,8 +94,9 @@ export class PluginHarness<P extends NullPlugin> {
 
   /**
    * Calls one hook. A Veto or any other error the hook throws is passed through unchanged; a
-   * result that does not fit the schema rejects with the schema's message. Like the host, it
-   * refuses to call a hook the plugin does not implement.
+   * result that does not fit the schema rejects with the schema's message; a hook answering
+   * `unchanged` gives back the object it was given. Like the host, it refuses to call a hook the
+   * plugin does not implement.
    */
   async call<S extends Subject>(hook: HookName, subject: S, request: JsonObject = {}, context: Partial<PluginContext> = {}): Promise<HookOutcome<S>> {
     if (!implementedHooks(this.plugin).includes(hook)) throw new Error(`the plugin does not implement ${hook}, so the host would never call it`);
@@ -88,7 +104,9 @@ export class PluginHarness<P extends NullPlugin> {
     const { signal = new AbortController().signal, ...fields } = context;
     const ctx: PluginContext = { ...wire(this.context(fields)), signal };
     const fn = (this.plugin as unknown as Record<HookName, HookFn>)[hook];
-    const result: unknown = wire(await fn.call(this.plugin, wire(subject), wire(request), ctx));
+    const given = wire(subject);
+    const answer = await fn.call(this.plugin, given, wire(request), ctx);
+    const result: unknown = wire(answer === unchanged ? subject : answer);
     const parsed = hookSpec(hook).subject === 'entity' ? parseEntity(result, 'subject') : parseGroup(result, 'subject');
     return { subject: parsed as S, state: ctx.state };
   }
