@@ -100,14 +100,11 @@ export class HookCalls {
     for (const wake of this.idleWaiters.splice(0)) wake();
   }
 
-  /**
-   * One timer for all calls, armed for the earliest deadline. It does not keep the process alive:
-   * while a call waits, the plugin's pipes do.
-   */
+  /** One timer for all calls, armed for the earliest deadline. */
   private armSweep(at: number): void {
     clearTimeout(this.sweepTimer);
     this.sweepAt = at;
-    this.sweepTimer = setTimeout(() => this.sweep(), Math.max(1, Math.ceil(at - performance.now()))).unref();
+    this.sweepTimer = setTimeout(() => this.sweep(), Math.max(1, Math.ceil(at - performance.now())));
   }
 
   private sweep(): void {
