@@ -1,9 +1,9 @@
 // The Entity/Group schema at run time: the .proto reflected by protobufjs, used to check and
 // normalise every object that crosses a trust boundary (API input, plugin output).
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import type * as Protobuf from 'protobufjs';
+import { requireDependency } from './dependency.js';
 import type { Entity, Group } from './generated/model.js';
+import { KEYHOLD_PROTO } from './generated/proto-source.js';
 
 export * from './generated/model.js';
 
@@ -21,8 +21,8 @@ let schemas: Schemas | undefined;
  */
 function loadSchemas(): Schemas {
   if (!schemas) {
-    const protobuf = createRequire(import.meta.url)('protobufjs') as typeof Protobuf;
-    const root = protobuf.loadSync(fileURLToPath(new URL('../proto/keyhold.proto', import.meta.url)));
+    const protobuf = requireDependency('protobufjs') as typeof Protobuf;
+    const { root } = protobuf.parse(KEYHOLD_PROTO);
     schemas = { protobuf, entity: root.lookupType('keyhold.v1.Entity'), group: root.lookupType('keyhold.v1.Group') };
   }
   return schemas;
