@@ -11,6 +11,8 @@ import { minimalEnv } from './env.js';
 import { ApiClient } from './http.js';
 
 export interface Peer {
+  /** The peer process. */
+  pid: number;
   /** One hook request; resolves with the peer's answer. */
   call(params: HookParams): Promise<unknown>;
   close(): Promise<void>;
@@ -43,6 +45,7 @@ export function startRawPeer(kind: AnswerKind): Peer {
   );
   child.stdout.on('data', (chunk: Buffer) => parser.push(chunk));
   return {
+    pid: child.pid!,
     call(params) {
       const id = ++lastId;
       return new Promise((resolve) => {
@@ -60,6 +63,7 @@ export async function startWebhookPeer(kind: AnswerKind): Promise<Peer> {
   const [url] = (await once(createInterface({ input: child.stdout }), 'line')) as [string];
   const client = new ApiClient(url);
   return {
+    pid: child.pid!,
     call: (params) => client.call('POST', '/hook', params),
     async close() {
       client.close();
