@@ -77,11 +77,15 @@ export async function roundTrip(report: Report, options: BenchOptions): Promise<
     ];
     const latency = new Map<string, LatencyFigures[]>(contenders.map((c) => [c.name, []]));
     const throughput = new Map<string, number[]>(contenders.map((c) => [c.name, []]));
-    // Runs interleave the contenders, so that a busy moment of the machine hits them alike.
-    for (let run = 0; run < options.runs; run++) {
+    for (const c of contenders) await measureThroughput(c.call, count(options, 5_000 * c.share), IN_FLIGHT); // warm-up
+    // Runs interleave the contenders, so that a busy moment of the machine hits them alike; many
+    // short runs rather than a few long ones, so that a busy stretch of the shared machine lands in
+    // few of any one contender's runs (the figure is the median of its runs).
+    const runs = 3 * options.runs;
+    for (let run = 0; run < runs; run++) {
       for (const c of contenders) {
-        latency.get(c.name)!.push(await measureLatency(c.call, count(options, 20_000 * c.share)));
-        throughput.get(c.name)!.push(await measureThroughput(c.call, count(options, 50_000 * c.share), IN_FLIGHT));
+        latency.get(c.name)!.push(await measureLatency(c.call, count(options, (60_000 / runs) * c.share), 200));
+        throughput.get(c.name)!.push(await measureThroughput(c.call, count(options, (150_000 / runs) * c.share), IN_FLIGHT));
       }
     }
     const med = (name: string, key: keyof LatencyFigures) => median(latency.get(name)!.map((f) => f[key]));
