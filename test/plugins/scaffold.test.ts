@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { fakeEntity } from 'keyhold-plugin-sdk/testing';
 import { scaffoldPlugin, sdkVersion } from '../../src/cli/plugin-scaffold.js';
 import { startPluginChild } from '../../src/testing/plugin-child.js';
-import { call, login, startTestServer } from '../support/keyhold.js';
+import { call, login, runCli, startTestServer } from '../support/keyhold.js';
 import { npm, repoPath, scaffoldLinked } from '../support/plugin-projects.js';
 
 describe('keyhold plugin new (scaffoldPlugin)', () => {
@@ -64,6 +64,17 @@ describe('keyhold plugin new (scaffoldPlugin)', () => {
     } finally {
       await server.close();
     }
+  });
+
+  it('keyhold plugin new writes the SDK dependency as ^version, or as --sdk says', async () => {
+    const dependency = async (project: string) => (JSON.parse(await readFile(join(project, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies;
+    const plain = await runCli(['plugin', 'new', 'plain', '--dir', join(dir, 'cli', 'plain')], {});
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.match(plain.stdout, /npm pack \.\/sdk/);
+    assert.deepEqual(await dependency(join(dir, 'cli', 'plain')), { 'keyhold-plugin-sdk': `^${sdkVersion()}` });
+    const packed = await runCli(['plugin', 'new', 'packed', '--dir', join(dir, 'cli', 'packed'), '--sdk', 'file:../keyhold-plugin-sdk-0.1.0.tgz'], {});
+    assert.equal(packed.code, 0, packed.stderr);
+    assert.deepEqual(await dependency(join(dir, 'cli', 'packed')), { 'keyhold-plugin-sdk': 'file:../keyhold-plugin-sdk-0.1.0.tgz' });
   });
 
   it('refuses a name that cannot be a plugin file name, and a directory that holds a project', async () => {
