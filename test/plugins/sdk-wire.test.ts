@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
-import { frame, FrameParser, MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE, PluginErrorCodes } from 'keyhold-plugin-sdk';
+import { frame, FrameParser, PluginErrorCodes } from 'keyhold-plugin-sdk';
+import { pluginEnvironment } from '../../src/host/process.js';
 import { alice, fixture } from '../fixtures/plugin-host.js';
 
 interface Reply {
@@ -23,7 +24,8 @@ class RawHost {
   private wake: (() => void) | undefined;
 
   constructor() {
-    this.child = spawn(fixture('faulty'), [], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', [MAGIC_COOKIE_KEY]: MAGIC_COOKIE_VALUE }, stdio: 'pipe' });
+    // The environment the host gives a plugin (the cookie, and the test run's marker for the leftover check).
+    this.child = spawn(fixture('faulty'), [], { env: pluginEnvironment(), stdio: 'pipe' });
     const parser = new FrameParser(
       (message) => {
         this.received.push(message as Reply);
