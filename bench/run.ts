@@ -2,6 +2,10 @@
 // figures beside their same-run references and writes bench/results/latest.json.
 import { benchOptions } from './lib/options.js';
 import { Report } from './lib/report.js';
+import { committed } from './suites/committed.js';
+import { forwardAuth } from './suites/forward-auth.js';
+import { loginFlood } from './suites/login-flood.js';
+import { lifecycle } from './suites/lifecycle.js';
 import { memory } from './suites/memory.js';
 import { operations } from './suites/operations.js';
 import { roundTrip } from './suites/round-trip.js';
@@ -16,6 +20,10 @@ const SUITES = {
   memory,
   scale,
   tokens,
+  committed,
+  'forward-auth': forwardAuth,
+  'login-flood': loginFlood,
+  lifecycle,
 } as const;
 
 type SuiteName = keyof typeof SUITES;

@@ -6,7 +6,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseDuration } from 'keyhold-plugin-sdk';
 import YAML from 'yaml';
+import type { OutboxSettings } from './events/settings.js';
+import { parseClientAddressHeader, parseHeaderName, parseRealm, parseRules, parseTrustedProxies, type ForwardAuthSettings } from './api/forward-auth-settings.js';
 import { parsePluginSettings, type PluginSettings } from './host/settings.js';
+import { DEFAULT_HASH_SLOTS, type HashSlotSettings } from './identity/hash-slots.js';
+import { DEFAULT_LOGIN_THROTTLE, type LoginThrottleSettings } from './identity/login-throttle.js';
 import { DEFAULT_HASH_PARAMS, type HashParams } from './identity/secrets.js';
 import { didYouMean } from './suggest.js';
 
@@ -25,9 +29,18 @@ export interface KeyholdConfig {
   tokenTtlMs: number;
   logLevel: LogLevel;
   hash: HashParams;
+  /** The bound on concurrent argon2 work (`hash.concurrency`, `hash.queue`). */
+  hashSlots: HashSlotSettings;
+  loginThrottle: LoginThrottleSettings;
   bodyLimitBytes: number;
+  /** How long a write waits for a lock another process holds on the database before KH_ERR_STORE_BUSY. */
+  storeBusyTimeoutMs: number;
   /** The `plugins:` section, parsed by the plugin host's own rules. */
   plugins: PluginSettings;
+  /** The committed-event outbox: retention and delivery retries. */
+  events: OutboxSettings;
+  /** /v1/forward-auth: trusted proxies, identity headers, named rules, the credentials cache. */
+  forwardAuth: ForwardAuthSettings;
 }
 
 export const DEFAULT_CONFIG_FILE = 'keyhold.yaml';
@@ -91,11 +104,16 @@ function size(raw: unknown): number {
   return bytes;
 }
 
-function duration(raw: unknown): number {
-  const ms = parseDuration(raw);
-  if (ms < 1000 || ms > 24 * 3_600_000) throw new Error(`expected a duration from 1s to 24h, got ${describe(raw)}`);
-  return ms;
+/** A duration from `min` to `max` (both written as in the message, e.g. "1s", "24h"). */
+function duration(min: string, max: string): (raw: unknown) => number {
+  const [low, high] = [parseDuration(min), parseDuration(max)];
+  return (raw) => {
+    const ms = parseDuration(raw);
+    if (ms < low || ms > high) throw new Error(`expected a duration from ${min} to ${max}, got ${describe(raw)}`);
+    return ms;
+  };
 }
+
 
 function logLevel(raw: unknown): LogLevel {
   if (typeof raw !== 'string' || !(LOG_LEVELS as readonly string[]).includes(raw)) throw new Error(`expected one of ${LOG_LEVELS.join(', ')}, got ${describe(raw)}`);
@@ -117,14 +135,46 @@ const SETTINGS: SettingsTree = {
   },
   insecure: { env: 'KEYHOLD_INSECURE', default: false, parse: bool, fromEnv: asBoolean },
   dataDir: { env: 'KEYHOLD_DATA_DIR', default: './data', parse: str },
-  tokenTtl: { env: 'KEYHOLD_TOKEN_TTL', default: '10m', parse: duration, fromEnv: asNumber },
+  tokenTtl: { env: 'KEYHOLD_TOKEN_TTL', default: '10m', parse: duration('1s', '24h'), fromEnv: asNumber },
   logLevel: { env: 'KEYHOLD_LOG_LEVEL', default: 'info', parse: logLevel },
   hash: {
     memoryCost: { env: 'KEYHOLD_HASH_MEMORY_COST', default: DEFAULT_HASH_PARAMS.memoryCost, parse: integer(8, 4 * 1024 * 1024), fromEnv: asNumber },
     timeCost: { env: 'KEYHOLD_HASH_TIME_COST', default: DEFAULT_HASH_PARAMS.timeCost, parse: integer(1, 100), fromEnv: asNumber },
     parallelism: { env: 'KEYHOLD_HASH_PARALLELISM', default: DEFAULT_HASH_PARAMS.parallelism, parse: integer(1, 64), fromEnv: asNumber },
+    concurrency: { env: 'KEYHOLD_HASH_CONCURRENCY', default: DEFAULT_HASH_SLOTS.concurrency, parse: integer(1, 256), fromEnv: asNumber },
+    queue: { env: 'KEYHOLD_HASH_QUEUE', default: DEFAULT_HASH_SLOTS.queue, parse: integer(0, 100_000), fromEnv: asNumber },
+  },
+  loginThrottle: {
+    enabled: { env: 'KEYHOLD_LOGIN_THROTTLE', default: DEFAULT_LOGIN_THROTTLE.enabled, parse: bool, fromEnv: asBoolean },
+    baseDelay: { env: 'KEYHOLD_LOGIN_THROTTLE_BASE_DELAY', default: DEFAULT_LOGIN_THROTTLE.baseDelayMs, parse: duration('0ms', '60s'), fromEnv: asNumber },
+    softLockAfter: { default: DEFAULT_LOGIN_THROTTLE.softLockAfter, parse: integer(1, 1_000_000) },
+    softLockDuration: { default: DEFAULT_LOGIN_THROTTLE.softLockMs, parse: duration('1s', '30d') },
+    forgetAfter: { default: DEFAULT_LOGIN_THROTTLE.forgetAfterMs, parse: duration('1s', '30d') },
+    familiarFor: { default: DEFAULT_LOGIN_THROTTLE.familiarForMs, parse: duration('1m', '365d') },
   },
   bodyLimit: { env: 'KEYHOLD_BODY_LIMIT', default: '64kb', parse: size, fromEnv: asNumber },
+  events: {
+    retention: { env: 'KEYHOLD_EVENTS_RETENTION', default: '7d', parse: duration('1m', '366d'), fromEnv: asNumber },
+    maxAttempts: { env: 'KEYHOLD_EVENTS_MAX_ATTEMPTS', default: 10, parse: integer(1, 1000), fromEnv: asNumber },
+    retryInitialDelay: { env: 'KEYHOLD_EVENTS_RETRY_INITIAL_DELAY', default: '100ms', parse: duration('1ms', '1h'), fromEnv: asNumber },
+    retryMaxDelay: { env: 'KEYHOLD_EVENTS_RETRY_MAX_DELAY', default: '30s', parse: duration('1ms', '1h'), fromEnv: asNumber },
+  },
+  storeBusyTimeout: { env: 'KEYHOLD_STORE_BUSY_TIMEOUT', default: '5s', parse: duration('100ms', '60s'), fromEnv: asNumber },
+  forwardAuth: {
+    realm: { env: 'KEYHOLD_FORWARD_AUTH_REALM', default: 'keyhold', parse: parseRealm },
+    trustedProxies: { env: 'KEYHOLD_FORWARD_AUTH_TRUSTED_PROXIES', default: [], parse: parseTrustedProxies },
+    clientAddressHeader: { env: 'KEYHOLD_FORWARD_AUTH_CLIENT_ADDRESS_HEADER', default: 'x-forwarded-for', parse: parseClientAddressHeader },
+    headers: {
+      entity: { default: 'X-Keyhold-Entity', parse: parseHeaderName },
+      groups: { default: 'X-Keyhold-Groups', parse: parseHeaderName },
+      capabilities: { default: 'X-Keyhold-Capabilities', parse: parseHeaderName },
+    },
+    rules: { default: {}, parse: parseRules },
+    cache: {
+      ttl: { env: 'KEYHOLD_FORWARD_AUTH_CACHE_TTL', default: '30s', parse: duration('0ms', '10m'), fromEnv: asNumber },
+      maxEntries: { env: 'KEYHOLD_FORWARD_AUTH_CACHE_MAX_ENTRIES', default: 10_000, parse: integer(1, 1_000_000), fromEnv: asNumber },
+    },
+  },
 };
 
 function isMapping(value: unknown): value is Record<string, unknown> {
@@ -222,10 +272,18 @@ export function loadConfig(options: LoadConfigOptions = {}): KeyholdConfig {
     dataDir: string;
     tokenTtl: number;
     logLevel: LogLevel;
-    hash: KeyholdConfig['hash'];
+    hash: KeyholdConfig['hash'] & HashSlotSettings;
+    loginThrottle: { enabled: boolean; baseDelay: number; softLockAfter: number; softLockDuration: number; forgetAfter: number; familiarFor: number };
     bodyLimit: number;
+    events: { retention: number; maxAttempts: number; retryInitialDelay: number; retryMaxDelay: number };
+    storeBusyTimeout: number;
+    forwardAuth: Omit<ForwardAuthSettings, 'cache'> & { cache: { ttl: number; maxEntries: number } };
   };
+  const { concurrency, queue, ...hash } = values.hash;
+  const throttle = values.loginThrottle;
   if ((values.tls.cert === '') !== (values.tls.key === '')) throw new ConfigError(file ?? 'environment', 'tls', 'set both cert and key, or neither');
+  const { events, forwardAuth } = values;
+  if (events.retryMaxDelay < events.retryInitialDelay) throw new ConfigError(file ?? 'environment', 'events.retryMaxDelay', `must not be shorter than events.retryInitialDelay (${events.retryInitialDelay} ms)`);
   let pluginSettings: PluginSettings;
   try {
     pluginSettings = parsePluginSettings(plugins);
@@ -243,9 +301,19 @@ export function loadConfig(options: LoadConfigOptions = {}): KeyholdConfig {
     dataDir: resolve(cwd, values.dataDir),
     tokenTtlMs: values.tokenTtl,
     logLevel: values.logLevel,
-    hash: values.hash,
+    hash,
+    hashSlots: { concurrency, queue },
+    loginThrottle: { enabled: throttle.enabled, baseDelayMs: throttle.baseDelay, softLockAfter: throttle.softLockAfter, softLockMs: throttle.softLockDuration, forgetAfterMs: throttle.forgetAfter, familiarForMs: throttle.familiarFor },
     bodyLimitBytes: values.bodyLimit,
-    plugins: { ...pluginSettings, directory: resolve(cwd, env.KEYHOLD_PLUGIN_DIR || pluginSettings.directory), list: pluginSettings.list?.map((f) => resolve(cwd, f)) },
+    events: { retentionMs: events.retention, maxAttempts: events.maxAttempts, retryInitialDelayMs: events.retryInitialDelay, retryMaxDelayMs: events.retryMaxDelay },
+    storeBusyTimeoutMs: values.storeBusyTimeout,
+    forwardAuth: { ...forwardAuth, cache: { ttlMs: forwardAuth.cache.ttl, maxEntries: forwardAuth.cache.maxEntries } },
+    plugins: {
+      ...pluginSettings,
+      directory: resolve(cwd, env.KEYHOLD_PLUGIN_DIR || pluginSettings.directory),
+      directoryConfigured: pluginSettings.directoryConfigured || Boolean(env.KEYHOLD_PLUGIN_DIR),
+      list: pluginSettings.list?.map((f) => resolve(cwd, f)),
+    },
   };
 }
 

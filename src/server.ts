@@ -1,4 +1,4 @@
-// The composition root: config → logger → store → lifecycle engine → identity → bootstrap →
+// The composition root: config → logger → store → outbox → lifecycle engine → identity → bootstrap →
 // plugin host → HTTP API, listening last. `startServer` returns a handle so tests can run a real
 // server on port 0 in-process; `keyhold serve` adds the signal handling (installSignalHandlers).
 import { readFileSync } from 'node:fs';
@@ -8,12 +8,17 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 import { buildApi } from './api/app.js';
 import { TokenRevocation } from './api/revocation.js';
 import { TokenService } from './api/tokens.js';
-import { BOOTSTRAP_ENV, bootstrapNotice, bootstrapRoot, type GeneratedRoot } from './bootstrap.js';
+import { bootstrapNotice, bootstrapRoot, type GeneratedRoot } from './bootstrap.js';
+import { takeBootstrapSource } from './bootstrap-credentials.js';
 import { checkListenSafety, loadConfig, type KeyholdConfig, type LoadConfigOptions } from './config.js';
+import { Outbox } from './events/outbox.js';
+import { lockDataDir } from './data-dir-lock.js';
 import { PluginHost } from './host/host.js';
+import { HashSlots } from './identity/hash-slots.js';
 import { Identity } from './identity/identity.js';
+import { LoginThrottle } from './identity/login-throttle.js';
 import { LifecycleEngine } from './lifecycle/engine.js';
-import { NO_PLUGINS } from './lifecycle/dispatcher.js';
+import { NO_PLUGINS, type HookDispatcher } from './lifecycle/dispatcher.js';
 import { createLogger } from './logging.js';
 import { checkListenAddress, listenError, makeDataDir } from './startup-checks.js';
 import { SqliteStore } from './store/sqlite/sqlite-store.js';
@@ -53,6 +58,8 @@ function urlOf(config: KeyholdConfig, port: number): string {
 
 export async function startServer(options: StartOptions = {}): Promise<ServerHandle> {
   const env = options.env ?? process.env;
+  // First of all: the initial root secret leaves the server's environment before anything can be started.
+  const bootstrap = takeBootstrapSource(env, options.cwd ?? process.cwd());
   // Kept for plugin reloads, which read the settings again from the same place.
   const configSource: LoadConfigOptions = { ...(options.configFile !== undefined && { file: options.configFile }), env, cwd: options.cwd ?? process.cwd() };
   const config = loadConfig(configSource);
@@ -63,8 +70,17 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
 
   await checkListenAddress(config);
   makeDataDir(config);
-  const store = SqliteStore.open(join(config.dataDir, DATABASE_FILE));
-  const cleanups: (() => Promise<void>)[] = [() => store.close()];
+  // Taken before anything in the directory is touched, released last (cleanups run in reverse).
+  const lock = lockDataDir(config.dataDir, logger);
+  const cleanups: (() => Promise<void>)[] = [async () => lock.release()];
+  let store: SqliteStore;
+  try {
+    store = SqliteStore.open(join(config.dataDir, DATABASE_FILE), { busyTimeoutMs: config.storeBusyTimeoutMs });
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+  cleanups.push(() => store.close());
   const print = options.print ?? ((text: string) => process.stdout.write(`${text}\n`));
   // Generated root credentials exist only here until printed: they are printed even if the start fails later.
   let unprinted: GeneratedRoot | null = null;
@@ -73,19 +89,29 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
     cleanups.length = 0;
   };
   try {
-    const engine = new LifecycleEngine(store, NO_PLUGINS);
-    const identity = new Identity(store, engine, { hash: config.hash });
-    const tokens = await TokenService.open(config.dataDir, config.tokenTtlMs);
     const metrics = new Registry();
     collectDefaultMetrics({ register: metrics, prefix: 'keyhold_' });
+    const outbox = new Outbox({ store, settings: config.events, logger, registry: metrics });
+    const engine = new LifecycleEngine(store, NO_PLUGINS, () => outbox.wake());
+    const identity = new Identity(store, engine, { hash: config.hash, slots: new HashSlots(config.hashSlots, metrics) });
+    const tokens = await TokenService.open(config.dataDir, config.tokenTtlMs);
+    const onSwap = (dispatcher: HookDispatcher) => {
+      // The outbox first: a new subscriber's cursor is placed before any request runs on the new set.
+      void outbox.use(dispatcher.subscribers ?? []);
+      engine.setDispatcher(dispatcher);
+    };
     // A reload takes the `plugins:` section as the file says then; the rest of a changed file needs a restart (it is checked all the same).
     const readSettings = () => loadConfig(configSource).plugins;
-    const plugins = new PluginHost({ settings: config.plugins, readSettings, logger, registry: metrics, hostVersion: VERSION, onSwap: (dispatcher) => engine.setDispatcher(dispatcher) });
-    // Cleanups run in reverse: the HTTP server closes (waiting for requests in flight) before the plugins stop.
+    const accounts = { bootstrapRoot: () => store.reader.bootstrapRoot(), exists: async (id: string) => (await store.reader.getEntity(id)) !== undefined };
+    const plugins = new PluginHost({ settings: config.plugins, readSettings, accounts, logger, registry: metrics, hostVersion: VERSION, onSwap });
+    plugins.onStateChange((status) => status.state === 'ready' && outbox.pluginReady(status.name));
+    // Cleanups run in reverse: the HTTP server closes (waiting for requests in flight), then the
+    // outbox stops (deliveries in flight finish, cursors are written), then the plugins stop.
     cleanups.push(() => plugins.stop());
+    cleanups.push(() => outbox.stop());
 
     // Bootstrap runs before plugins load: the first administrator must not depend on site policy.
-    unprinted = await bootstrapRoot({ identity, countEntities: () => store.reader.countEntities(), credentials: env[BOOTSTRAP_ENV], logger });
+    unprinted = await bootstrapRoot({ identity, countEntities: () => store.reader.countEntities(), recordRoot: (id) => store.write((tx) => tx.recordBootstrapRoot(id)), source: bootstrap, logger });
     // Plugins start before the server listens, so no request is ever served without the site's policy.
     await plugins.start();
 
@@ -93,11 +119,15 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
       identity,
       tokens,
       revocation: new TokenRevocation(store, (id) => identity.effectiveCapabilities(id)),
+      throttle: new LoginThrottle(store, config.loginThrottle),
       logger,
       metrics,
       bodyLimitBytes: config.bodyLimitBytes,
       storeCheck: () => store.reader.countEntities(),
+      storeHealth: () => store.health(),
       plugins,
+      events: outbox,
+      forwardAuth: { settings: config.forwardAuth, store },
       ...(tls && { tls }),
     });
     cleanups.push(() => app.close());

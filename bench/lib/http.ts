@@ -6,7 +6,11 @@ export class ApiClient {
   private readonly agent = new Agent({ keepAlive: true, maxSockets: 16 });
   token: string | undefined;
 
-  constructor(readonly url: string) {}
+  /** `localAddress`: the address requests are sent from (e.g. 127.0.0.7), to play one of many clients. */
+  constructor(
+    readonly url: string,
+    private readonly localAddress?: string,
+  ) {}
 
   /** Sends one request; rejects unless the status is 2xx, with the server's answer in the message. */
   call(method: string, path: string, body?: unknown): Promise<unknown> {
@@ -15,7 +19,7 @@ export class ApiClient {
     if (payload !== undefined) headers['content-type'] = 'application/json';
     if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`;
     return new Promise((resolve, reject) => {
-      const req = request(new URL(path, this.url), { method, headers, agent: this.agent }, (res) => {
+      const req = request(new URL(path, this.url), { method, headers, agent: this.agent, ...(this.localAddress && { localAddress: this.localAddress }) }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
         res.on('end', () => {

@@ -1,5 +1,6 @@
 // A keyhold server in a child process over a temporary data directory, with low argon2
-// parameters (hashing is measured on its own) and the given `plugins:` section.
+// parameters (hashing is measured on its own) and the given `plugins:` section; `settings`
+// adds or replaces other top-level settings (e.g. `forwardAuth`, `loginThrottle`, or `hash` where it is measured).
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,11 +23,11 @@ export interface ServerProcess {
   close(): Promise<void>;
 }
 
-export async function startServerProcess(plugins: Record<string, unknown>): Promise<ServerProcess> {
+export async function startServerProcess(plugins: Record<string, unknown>, settings: Record<string, unknown> = {}): Promise<ServerProcess> {
   const dataDir = mkdtempSync(join(tmpdir(), 'keyhold-bench-data-'));
   const configFile = join(dataDir, 'keyhold.yaml');
   // JSON is YAML.
-  writeFileSync(configFile, JSON.stringify({ listen: { host: '127.0.0.1', port: 0 }, dataDir, logLevel: 'warn', hash: LOW_HASH, plugins }));
+  writeFileSync(configFile, JSON.stringify({ listen: { host: '127.0.0.1', port: 0 }, dataDir, logLevel: 'warn', hash: LOW_HASH, plugins, ...settings }));
   const child = spawn(process.execPath, [fileURLToPath(new URL('../fixtures/server.js', import.meta.url)), configFile], {
     env: minimalEnv({ KEYHOLD_BOOTSTRAP: `${ROOT.id}:${ROOT.secret}` }),
     stdio: ['pipe', 'pipe', 'inherit'],

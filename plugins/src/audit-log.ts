@@ -1,13 +1,21 @@
 #!/usr/bin/env node
-// audit-log: one JSON line per accepted change (who, what, when, which request), appended to a
-// file and flushed to disk before the change is committed. Never records a secret.
+// audit-log: one JSON line per committed change (who, what, when, which request), appended to a
+// file from the committed events: a change that was rolled back (vetoed, failed) leaves no line.
+// Delivery is at least once, so an event may come twice (a retry after a timeout, a restart):
+// a line whose event (seq + request id) is already among the file's last lines is not written again.
+// Never records a secret.
 import { open, type FileHandle } from 'node:fs/promises';
-import { ConfiguredPlugin, HOOKS, isMainModule, serve, setting, type Entity, type Group, type HookContext, type HookName, type JsonObject, type JsonValue } from 'keyhold-plugin-sdk';
+import { COMMITTED_HOOKS, ConfiguredPlugin, isMainModule, serve, setting, type CommittedEvent, type CommittedHookName, type JsonObject, type JsonValue } from 'keyhold-plugin-sdk';
 
 const schema = {
   /** The log file; created (mode 0600) if missing, only ever appended to. */
   file: setting.string({ nonEmpty: true }),
 };
+
+/** How much of the file's end is read at start to know the events already written. */
+const TAIL_BYTES = 256 * 1024;
+/** Events remembered as written (the most recent ones): redeliveries come soon after the first. */
+const REMEMBERED = 10_000;
 
 /** `value` with every field named "secret" removed, at any depth. */
 function withoutSecrets(value: JsonValue): JsonValue {
@@ -16,39 +24,69 @@ function withoutSecrets(value: JsonValue): JsonValue {
   return Object.fromEntries(Object.entries(value).flatMap(([k, v]) => (k === 'secret' ? [] : [[k, withoutSecrets(v)]])));
 }
 
+function eventKey(seq: unknown, requestId: unknown): string {
+  return `${String(seq)}:${String(requestId)}`;
+}
+
 export class AuditLog extends ConfiguredPlugin(schema) {
   override readonly name = 'audit-log';
-  override readonly version = '1.0.0';
+  override readonly version = '2.0.0';
   private file: FileHandle | undefined;
+  /** Keys of the events written lately, oldest first. */
+  private readonly written = new Set<string>();
 
   constructor() {
     super();
-    // The same hook at every lifecycle point: POST runs only once the change passed every PRE hook and the built-in checks.
-    for (const { name, phase } of HOOKS) {
-      if (phase === 'post') Object.assign(this, { [name]: (subject: Entity | Group, request: JsonObject, context: HookContext) => this.record(name, subject, request, context) });
-    }
+    // The same handler at every lifecycle point: an event exists only for a change that was committed.
+    for (const { name } of COMMITTED_HOOKS) Object.assign(this, { [name]: (event: CommittedEvent) => this.record(name, event) });
   }
 
   override async configure(config: JsonObject): Promise<void> {
     await super.configure(config);
-    this.file = await open(this.settings.file, 'a', 0o600);
+    this.file = await open(this.settings.file, 'a+', 0o600);
+    await this.rememberTail(this.file);
   }
 
-  /** Appends the line and waits for it to reach the disk; a failure here aborts the request, so no change goes unrecorded. */
-  async record<S extends Entity | Group>(hook: HookName, subject: S, request: JsonObject, context: HookContext): Promise<S> {
+  /** Appends the line and waits for it to reach the disk; a failure (disk full) makes the host deliver the event again later. */
+  async record(hook: CommittedHookName, event: CommittedEvent): Promise<void> {
     if (!this.file) throw new Error('audit-log has no file: configure() did not run');
+    const key = eventKey(event.seq, event.requestId);
+    if (this.written.has(key)) return;
     const line = {
-      time: new Date(this.now()).toISOString(),
-      requestId: context.requestId,
-      caller: context.caller,
-      operation: context.operation,
+      time: event.at,
+      seq: event.seq,
+      requestId: event.requestId,
+      caller: event.caller,
+      operation: event.operation,
       hook,
-      ...('id' in subject ? { entity: subject.id } : { group: subject.name }),
-      request: withoutSecrets(request),
+      [event.subjectKind]: event.subjectKey,
+      request: withoutSecrets(event.request),
     };
     await this.file.appendFile(`${JSON.stringify(line)}\n`);
     await this.file.datasync();
-    return subject;
+    this.remember(key);
+  }
+
+  private remember(key: string): void {
+    this.written.add(key);
+    if (this.written.size > REMEMBERED) this.written.delete(this.written.values().next().value!);
+  }
+
+  /** Remembers the events of the file's last lines (a restarted plugin may be given them again). */
+  private async rememberTail(file: FileHandle): Promise<void> {
+    const { size } = await file.stat();
+    const length = Math.min(size, TAIL_BYTES);
+    const { buffer } = await file.read(Buffer.alloc(length), 0, length, size - length);
+    const lines = buffer.toString('utf8').split('\n');
+    // The first line may be cut in the middle, unless the whole file was read.
+    for (const text of length < size ? lines.slice(1) : lines) {
+      try {
+        const line = JSON.parse(text) as { seq?: unknown; requestId?: unknown };
+        if (line.seq !== undefined) this.remember(eventKey(line.seq, line.requestId));
+      } catch {
+        // Not a line of ours (empty, cut, or written by an older version): nothing to remember.
+      }
+    }
   }
 }
 

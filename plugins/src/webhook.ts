@@ -1,18 +1,40 @@
 #!/usr/bin/env node
 // webhook: hands the hooks it is configured for to an HTTP service, as Gloo's custom and
-// passthrough auth do. The service answers 2xx to allow (optionally with a changed object or
-// state), 4xx to veto with its message; a 5xx, a refused connection or a timeout is a failure,
-// which the host's failureMode for this plugin decides (closed: the request fails; open: skipped).
+// passthrough auth do.
+// - mode forward (PRE/POST hooks): the service answers 2xx to allow (optionally with a changed
+//   object or state), 4xx to veto with its message; a 5xx, a refused connection or a timeout is a
+//   failure, which the host's failureMode for this plugin decides (closed: the request fails; open: skipped).
+// - mode notify (committed hooks): each committed event is posted after the commit, outside any
+//   request; anything but a 2xx fails the delivery and the server's outbox delivers it again later.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ConfiguredPlugin, HOOK_NAMES, isMainModule, serve, setting, Veto, type Entity, type Group, type HookName, type JsonObject, type PluginContext } from 'keyhold-plugin-sdk';
+import {
+  ConfigError,
+  ConfiguredPlugin,
+  isCommittedHookName,
+  isMainModule,
+  PLUGIN_HOOK_NAMES,
+  serve,
+  setting,
+  Veto,
+  type CommittedEvent,
+  type CommittedHookName,
+  type DeliveryContext,
+  type Entity,
+  type Group,
+  type HookName,
+  type JsonObject,
+  type PluginContext,
+} from 'keyhold-plugin-sdk';
 
 const schema = {
   url: setting.string({ nonEmpty: true }),
-  /** The hooks to forward; the host calls this plugin for no others. */
-  hooks: setting.stringList({ oneOf: HOOK_NAMES }),
+  /** forward: PRE/POST hooks, the service decides; notify: committed hooks, the service is told. */
+  mode: setting.string({ oneOf: ['forward', 'notify'], default: 'forward' }),
+  /** The hooks to forward (mode forward: PRE/POST hooks; notify: committed hooks); the host calls this plugin for no others. */
+  hooks: setting.stringList({ oneOf: PLUGIN_HOOK_NAMES }),
   /** How long one HTTP attempt may take. Keep it below the host's timeout for this plugin (default 2 s). */
   timeout: setting.duration({ min: 1, default: '1s' }),
-  /** Extra attempts when the service is unavailable (connection refused or reset, HTTP 503); never after a timeout. */
+  /** Mode forward: extra attempts when the service is unavailable (connection refused or reset, HTTP 503); never after a timeout. Mode notify retries through the server's outbox instead. */
   retries: setting.integer({ min: 0, max: 10, default: 0 }),
   /** Wait before the first retry, doubled for each next one up to retryMaxInterval. */
   retryBaseInterval: setting.duration({ min: 1, default: '100ms' }),
@@ -39,8 +61,29 @@ export class Webhook extends ConfiguredPlugin(schema) {
   override readonly version = '1.0.0';
   override async configure(config: JsonObject): Promise<void> {
     await super.configure(config);
-    for (const hook of this.settings.hooks) {
-      Object.assign(this, { [hook]: (subject: Entity | Group, request: JsonObject, context: PluginContext) => this.forward(hook, subject, request, context) });
+    const { mode, hooks, retries, includeSecret } = this.settings;
+    const notify = mode === 'notify';
+    const wrong = hooks.find((hook) => isCommittedHookName(hook) !== notify);
+    if (wrong !== undefined) throw new ConfigError('hooks', notify ? `mode notify takes committed hooks (committedEntityCreate, …), not ${wrong}` : `${wrong} is a committed hook: set mode: notify to post committed events`);
+    if (notify && retries > 0) throw new ConfigError('retries', 'mode notify is retried by the server (events.maxAttempts): leave retries out');
+    if (notify && includeSecret) throw new ConfigError('includeSecret', 'committed events never carry a secret: leave includeSecret out in mode notify');
+    for (const hook of hooks) {
+      const handler = isCommittedHookName(hook)
+        ? (event: CommittedEvent, context: DeliveryContext) => this.notify(hook, event, context)
+        : (subject: Entity | Group, request: JsonObject, context: PluginContext) => this.forward(hook, subject, request, context);
+      Object.assign(this, { [hook]: handler });
+    }
+  }
+
+  /** Posts a committed event once; a failure makes the server deliver it again later. */
+  async notify(hook: CommittedHookName, event: CommittedEvent, context: DeliveryContext): Promise<void> {
+    const body = JSON.stringify({ hook, event, attempt: context.attempt, config: this.settings.custom });
+    try {
+      await this.attempt(body, context.signal);
+    } catch (err) {
+      // A committed change cannot be refused: a 4xx is a failed delivery like any other.
+      if (err instanceof Veto) throw new Error(`${this.settings.url} refused the event: ${err.message}`);
+      throw err;
     }
   }
 

@@ -1,4 +1,7 @@
-// The twelve lifecycle points and their 24 hooks: the one list the host, the SDK and the docs use.
+// The twelve lifecycle points, their 24 PRE/POST hooks and their 12 committed hooks: the one list
+// the host, the SDK and the docs use. PRE/POST hooks form the chain inside a request (HookName);
+// committed hooks are delivered after the commit from the outbox (CommittedHookName), and a
+// distinct type keeps either kind from being passed where the other belongs.
 import type { Entity, Group } from './model.js';
 
 /** Each lifecycle point, in the order of the design brief, with the kind of object its hooks receive. */
@@ -18,6 +21,44 @@ export const LIFECYCLE_POINTS = [
 ] as const;
 
 export type LifecyclePoint = (typeof LIFECYCLE_POINTS)[number]['point'];
+
+/**
+ * Every operation the server runs through the lifecycle, with its point: what hooks see in
+ * context.operation and committed events carry in `operation`. One point can have several
+ * operations (EntityUpdate: metadata, untyped metadata, kv, keys, capabilities).
+ */
+export const OPERATIONS = [
+  { operation: 'entity.create', point: 'EntityCreate' },
+  { operation: 'entity.update-meta', point: 'EntityUpdate' },
+  { operation: 'entity.untyped-meta', point: 'EntityUpdate' },
+  { operation: 'entity.kv', point: 'EntityUpdate' },
+  { operation: 'entity.keys', point: 'EntityUpdate' },
+  { operation: 'entity.capabilities', point: 'EntityUpdate' },
+  { operation: 'entity.lock', point: 'EntityLock' },
+  { operation: 'entity.unlock', point: 'EntityUnlock' },
+  { operation: 'entity.destroy', point: 'EntityDestroy' },
+  { operation: 'entity.set-secret', point: 'SecretChange' },
+  { operation: 'auth.check', point: 'AuthCheck' },
+  { operation: 'group.create', point: 'GroupCreate' },
+  { operation: 'group.update', point: 'GroupUpdate' },
+  { operation: 'group.untyped-meta', point: 'GroupUpdate' },
+  { operation: 'group.kv', point: 'GroupUpdate' },
+  { operation: 'group.capabilities', point: 'GroupUpdate' },
+  { operation: 'group.expansions', point: 'GroupUpdate' },
+  { operation: 'group.destroy', point: 'GroupDestroy' },
+  { operation: 'group.add-member', point: 'MembershipAdd' },
+  { operation: 'group.remove-member', point: 'MembershipRemove' },
+] as const satisfies readonly { operation: string; point: LifecyclePoint }[];
+
+export type OperationName = (typeof OPERATIONS)[number]['operation'];
+
+/** The operations run at `point`, e.g. OperationAt<'EntityLock'> is 'entity.lock'. */
+export type OperationAt<P extends LifecyclePoint> = Extract<(typeof OPERATIONS)[number], { point: P }>['operation'];
+
+/** The operation names run at `point`, in the list's order. */
+export function operationsAt(point: LifecyclePoint): OperationName[] {
+  return OPERATIONS.filter((o) => o.point === point).map((o) => o.operation);
+}
 export type Phase = 'pre' | 'post';
 export type HookName = `${Phase}${LifecyclePoint}`;
 export type SubjectKind = 'entity' | 'group';
@@ -53,4 +94,37 @@ export function hookSpec(name: HookName): HookSpec {
 
 export function hookName(phase: Phase, point: LifecyclePoint): HookName {
   return `${phase}${point}`;
+}
+
+/** The hook a plugin implements to be told, after the commit, about a change at one point. */
+export type CommittedHookName = `committed${LifecyclePoint}`;
+/** Every hook a plugin may list at its handshake: the chain hooks and the committed ones. */
+export type PluginHookName = HookName | CommittedHookName;
+
+export interface CommittedHookSpec {
+  name: CommittedHookName;
+  point: LifecyclePoint;
+  subject: SubjectKind;
+}
+
+/** All 12 committed hooks: committedEntityCreate … committedMembershipRemove. */
+export const COMMITTED_HOOKS: readonly CommittedHookSpec[] = LIFECYCLE_POINTS.map(({ point, subject }) => ({ name: `committed${point}` as CommittedHookName, point, subject }));
+
+export const COMMITTED_HOOK_NAMES: readonly CommittedHookName[] = COMMITTED_HOOKS.map((h) => h.name);
+
+/** The 36 names a plugin may list at its handshake: HOOK_NAMES, then COMMITTED_HOOK_NAMES. */
+export const PLUGIN_HOOK_NAMES: readonly PluginHookName[] = [...HOOK_NAMES, ...COMMITTED_HOOK_NAMES];
+
+const committedNames = new Set<string>(COMMITTED_HOOK_NAMES);
+
+export function isCommittedHookName(name: unknown): name is CommittedHookName {
+  return typeof name === 'string' && committedNames.has(name);
+}
+
+export function isPluginHookName(name: unknown): name is PluginHookName {
+  return isHookName(name) || isCommittedHookName(name);
+}
+
+export function committedHookName(point: LifecyclePoint): CommittedHookName {
+  return `committed${point}`;
 }

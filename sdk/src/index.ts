@@ -1,5 +1,6 @@
 export * from './config.js';
 export * from './configured-plugin.js';
+export * from './contract.js';
 export * from './duration.js';
 export * from './frames.js';
 export * from './hooks.js';

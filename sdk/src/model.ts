@@ -156,6 +156,8 @@ function checkMessage(type: Protobuf.Type, value: unknown, path: string): Record
       const m: Record<string, unknown> = {};
       for (const [k, item] of Object.entries(v)) {
         if (!isWellFormedText(k)) throw new SchemaError(join(path, field.name), 'a key is not valid Unicode text (it has a lone surrogate)');
+        // Assigning it would replace the map's prototype and lose the entry: never a key.
+        if (k === '__proto__') throw new SchemaError(join(path, field.name), 'the key "__proto__" is reserved');
         m[k] = checkScalar(field, item, path, k);
       }
       out[field.name] = m;

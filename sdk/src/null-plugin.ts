@@ -1,10 +1,10 @@
-// The base class of every SDK plugin: all 24 hooks return the object unchanged. A plugin extends
-// it and overrides only the hooks it needs; serve() reports exactly those to the host, which then
-// never calls the others.
-import { HOOK_NAMES, type HookName, type LifecyclePoint, type Phase, type SubjectOf } from './hooks.js';
+// The base class of every SDK plugin: all 24 PRE/POST hooks return the object unchanged, all 12
+// committed hooks do nothing. A plugin extends it and overrides only the hooks it needs; serve()
+// reports exactly those to the host, which then never calls the others.
+import { PLUGIN_HOOK_NAMES, type CommittedHookName, type HookName, type LifecyclePoint, type Phase, type PluginHookName, type SubjectOf } from './hooks.js';
 import { createPluginLogger, type PluginLogger } from './logger.js';
 import type { Entity, Group } from './model.js';
-import type { HookContext, JsonObject } from './protocol.js';
+import type { CommittedEvent, HookContext, JsonObject } from './protocol.js';
 import type { Unchanged } from './unchanged.js';
 
 type PointOf<H extends HookName> = H extends `${Phase}${infer P extends LifecyclePoint}` ? P : never;
@@ -30,6 +30,27 @@ export interface PluginContext extends HookContext {
 export type HookMethod<H extends HookName> = (subject: HookSubject<H>, request: JsonObject, context: PluginContext) => Hooked<HookSubject<H>>;
 
 type Hooked<S> = S | Unchanged | Promise<S | Unchanged>;
+
+type CommittedPointOf<H extends CommittedHookName> = H extends `committed${infer P extends LifecyclePoint}` ? P : never;
+
+/** The event a committed hook receives: `before` and `after` are the kind of object its point is about. */
+export type CommittedEventOf<H extends CommittedHookName> = CommittedEvent<SubjectOf<CommittedPointOf<H>>>;
+
+/** What a committed hook receives beside the event. */
+export interface DeliveryContext {
+  /** 1 for the first delivery; above 1 this event may already have been handled (delivery is at least once). */
+  attempt: number;
+  /** Aborted when the host stops waiting for this delivery (its timeout): the event will be delivered again. */
+  signal: AbortSignal;
+}
+
+/**
+ * A committed hook: told about a change after it was committed. It cannot veto or change anything;
+ * returning means done, throwing means "deliver it again later" (after maxAttempts it is dead-lettered).
+ */
+export type CommittedMethod<H extends CommittedHookName> = (event: CommittedEventOf<H>, context: DeliveryContext) => void | Promise<void>;
+
+type Done = void | Promise<void>;
 
 export class NullPlugin {
   /** The name the plugin reports; empty means the host's name for it (its file name). */
@@ -76,12 +97,25 @@ export class NullPlugin {
   postMembershipAdd(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
   preMembershipRemove(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
   postMembershipRemove(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
+
+  committedEntityCreate(_event: CommittedEvent<Entity>, _context: DeliveryContext): Done {}
+  committedEntityUpdate(_event: CommittedEvent<Entity>, _context: DeliveryContext): Done {}
+  committedEntityLock(_event: CommittedEvent<Entity>, _context: DeliveryContext): Done {}
+  committedEntityUnlock(_event: CommittedEvent<Entity>, _context: DeliveryContext): Done {}
+  committedEntityDestroy(_event: CommittedEvent<Entity>, _context: DeliveryContext): Done {}
+  committedSecretChange(_event: CommittedEvent<Entity>, _context: DeliveryContext): Done {}
+  committedAuthCheck(_event: CommittedEvent<Entity>, _context: DeliveryContext): Done {}
+  committedGroupCreate(_event: CommittedEvent<Group>, _context: DeliveryContext): Done {}
+  committedGroupUpdate(_event: CommittedEvent<Group>, _context: DeliveryContext): Done {}
+  committedGroupDestroy(_event: CommittedEvent<Group>, _context: DeliveryContext): Done {}
+  committedMembershipAdd(_event: CommittedEvent<Entity>, _context: DeliveryContext): Done {}
+  committedMembershipRemove(_event: CommittedEvent<Entity>, _context: DeliveryContext): Done {}
 }
 
 // The compiler checks here that NullPlugin has every hook of the one list, each typed for its lifecycle point.
-const everyHookTyped: { [H in HookName]: HookMethod<H> } = NullPlugin.prototype;
+const everyHookTyped: { [H in HookName]: HookMethod<H> } & { [H in CommittedHookName]: CommittedMethod<H> } = NullPlugin.prototype;
 
-/** The hooks `plugin` overrides (its own methods, not NullPlugin's pass-throughs): what serve() reports. */
-export function implementedHooks(plugin: NullPlugin): HookName[] {
-  return HOOK_NAMES.filter((hook) => plugin[hook] !== everyHookTyped[hook]);
+/** The hooks `plugin` overrides (its own methods, not NullPlugin's defaults): what serve() reports. */
+export function implementedHooks(plugin: NullPlugin): PluginHookName[] {
+  return PLUGIN_HOOK_NAMES.filter((hook) => plugin[hook] !== everyHookTyped[hook]);
 }

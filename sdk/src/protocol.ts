@@ -2,7 +2,7 @@
 // stdin/stdout with the Content-Length framing of the Language Server Protocol. Declared once,
 // imported by the host (src/host/) and the SDK (serve). docs/protocol.md describes the same
 // contract for authors in other languages.
-import type { HookName } from './hooks.js';
+import type { CommittedHookName, HookName, LifecyclePoint, PluginHookName, SubjectKind } from './hooks.js';
 import type { Entity, Group } from './model.js';
 
 /** Protocol versions this SDK and host speak; the plugin picks the highest it shares with the host. */
@@ -56,18 +56,20 @@ export interface InitializeResult {
   version: string;
   /** The version the plugin chose from InitializeParams.protocolVersions. */
   protocolVersion: number;
-  /** Exactly the hooks the plugin implements; the host calls no others. */
-  hooks: HookName[];
+  /** Exactly the hooks the plugin implements, PRE/POST and committed; the host calls no others. */
+  hooks: PluginHookName[];
 }
 
 /** Per-request information every hook receives. */
 export interface HookContext {
   /** The id of the API request, also in every host log line about it. */
   requestId: string;
-  /** The operation being performed, e.g. `entity.update-meta`. */
+  /** The operation being performed, e.g. `entity.update-meta`: one of OPERATIONS (hooks.ts). */
   operation: string;
   /** The authenticated entity id making the request, or null for the server itself. */
   caller: string | null;
+  /** The client's network address when the request came over HTTP (for forward authentication: the end user's, as a trusted proxy forwarded it); absent for the server's own requests. */
+  clientAddress?: string;
   /** Epoch milliseconds after which the host stops waiting for this call. */
   deadline: number;
   /** A JSON bag carried through every hook and plugin of one request (PRE to POST). */
@@ -91,6 +93,39 @@ export interface HookResult {
   subject?: Entity | Group;
   /** The state bag as this plugin leaves it. */
   state: JsonObject;
+}
+
+/**
+ * One change as committed: what the outbox holds and a committed hook receives. Never carries a
+ * secret or a hash (an entity's `secret` is always "").
+ */
+export interface CommittedEvent<S extends Entity | Group = Entity | Group> {
+  /** The event's number: increasing in commit order across the server, never reused. */
+  seq: number;
+  point: LifecyclePoint;
+  /** The operation, as hooks saw it in context.operation, e.g. `entity.update-meta`: one of OPERATIONS (hooks.ts). */
+  operation: string;
+  subjectKind: SubjectKind;
+  /** The entity id or group name the event is about. */
+  subjectKey: string;
+  /** The object before the change; null for a create. */
+  before: S | null;
+  /** The object as committed; null for a destroy. */
+  after: S | null;
+  /** The request's data as PRE/POST hooks saw it, without `secret` (SecretChange's plain text). */
+  request: JsonObject;
+  /** The API request's id: with `seq`, the key to recognise an event delivered again. */
+  requestId: string;
+  caller: string | null;
+  /** When it was committed, ISO 8601 UTC. */
+  at: string;
+}
+
+export interface CommittedParams {
+  hook: CommittedHookName;
+  event: CommittedEvent;
+  /** 1 for the first delivery; above 1 the plugin may already have handled this event (at-least-once). */
+  attempt: number;
 }
 
 export interface LogParams {

@@ -1,10 +1,11 @@
 // serve(plugin): the plugin side of the wire. Checks the magic cookie, answers the handshake,
-// calls the plugin's hook methods for the host's hook requests and keeps stdout for the wire alone.
-import type { HookName } from './hooks.js';
+// calls the plugin's hook and committed methods for the host's requests and keeps stdout for the wire alone.
+import { returnedProblem } from './contract.js';
+import type { HookName, PluginHookName } from './hooks.js';
 import { copyJson, jsonEqual } from './json.js';
 import { routeLogsToHost } from './logger.js';
 import type { Entity, Group } from './model.js';
-import { implementedHooks, type NullPlugin, type PluginContext } from './null-plugin.js';
+import { implementedHooks, type DeliveryContext, type NullPlugin, type PluginContext } from './null-plugin.js';
 import { isThenable, RpcEndpoint, RpcError, RpcErrorCodes, type RequestCall } from './rpc-endpoint.js';
 import {
   MAGIC_COOKIE_KEY,
@@ -12,6 +13,8 @@ import {
   negotiateProtocol,
   PluginErrorCodes,
   PROTOCOL_VERSIONS,
+  type CommittedEvent,
+  type CommittedParams,
   type HookContext,
   type HookParams,
   type HookResult,
@@ -60,17 +63,17 @@ function claimStdout(): (data: string) => void {
 const wire = process.env[MAGIC_COOKIE_KEY] === MAGIC_COOKIE_VALUE ? claimStdout() : undefined;
 
 /**
- * The context a hook receives: the host's HookContext (copied onto it), and `signal`, aborted when
- * the host sends `$/cancelRequest` for the call (it timed out). The AbortController is made only
+ * The context a hook receives (the host's HookContext copied onto it), or a committed hook (its
+ * DeliveryContext), with `signal`, aborted when the host sends `$/cancelRequest` for the call (it timed out). The AbortController is made only
  * when the hook reads the signal: most hooks never do, and one per call is not free. (A class
  * rather than a getter defined on the context: defining one cost about 1 µs per call.)
  */
 class CallContext {
-  readonly #hook: HookName;
+  readonly #hook: PluginHookName;
   readonly #call: RequestCall;
   #controller: AbortController | undefined;
 
-  constructor(hook: HookName, call: RequestCall) {
+  constructor(hook: PluginHookName, call: RequestCall) {
     this.#hook = hook;
     this.#call = call;
   }
@@ -106,11 +109,11 @@ export function serve(plugin: NullPlugin): void {
     process.exit(1);
   }
   // Known after configure(): a plugin may set up its hooks from its config.
-  let hooks = new Set<HookName>();
+  let hooks = new Set<PluginHookName>();
   // The hooks whose last answer was the very object they were given: only for those can a copy
   // made before the call tell an unchanged object (not sent back) from one changed in place.
   // Hooks that answer `unchanged`, or a new object, are not copied for.
-  const copyBefore = new Set<HookName>();
+  const copyBefore = new Set<PluginHookName>();
 
   // stdin closed: the host stopped us, or died (even by SIGKILL). Either way there is no one left to serve.
   const endpoint = new RpcEndpoint(process.stdin, wire, () => exitWithGroup(0), (err) => {
@@ -144,8 +147,9 @@ export function serve(plugin: NullPlugin): void {
       copyBefore.delete(hook);
       return { state: context.state };
     }
-    // Without this, a hook that forgot its return would pass for "unchanged" and an edit in place be lost.
-    if (result === null || typeof result !== 'object') throw new Error(`${hook} returned ${result === null ? 'null' : typeof result}: return the object it was given, changed or not (or unchanged)`);
+    // The contract's rule (contract.ts): a hook that forgot its return must not pass for "unchanged".
+    const problem = returnedProblem(hook, result);
+    if (problem) throw new Error(problem);
     if (result === subject) copyBefore.add(hook);
     else copyBefore.delete(hook);
     return sent !== undefined && jsonEqual(result, sent) ? { state: context.state } : { subject: result as Entity | Group, state: context.state };
@@ -175,6 +179,21 @@ export function serve(plugin: NullPlugin): void {
         });
     } catch (err) {
       throw failure(hook, call, err);
+    }
+  });
+
+  endpoint.onRequest('committed', async ({ hook, event, attempt }: CommittedParams, call): Promise<null> => {
+    if (!hooks.has(hook)) throw new RpcError(PluginErrorCodes.UnknownHook, `this plugin does not implement ${hook}`);
+    const context = Object.assign(new CallContext(hook, call), { attempt }) as unknown as DeliveryContext;
+    try {
+      // The host sends each committed hook the events of its own point.
+      const method = plugin[hook] as unknown as (e: CommittedEvent, c: DeliveryContext) => void | Promise<void>;
+      await method.call(plugin, event, context);
+      return null;
+    } catch (err) {
+      // Not a veto whatever it is: the change is committed; the host delivers the event again later.
+      if (!call.cancelled) plugin.logger.error({ err, hook, seq: event.seq }, `${hook} failed`);
+      throw new RpcError(RpcErrorCodes.InternalError, messageOf(err));
     }
   });
 

@@ -12,6 +12,7 @@ import type { Capability } from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../errors.js';
 import type { IdentityOperations } from '../identity/operations.js';
 import type { RequestInfo } from '../lifecycle/engine.js';
+import { plainAddress } from './client-address.js';
 import type { TokenRevocation } from './revocation.js';
 import type { TokenClaims, TokenService } from './tokens.js';
 
@@ -19,15 +20,22 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The verified token of the caller; set by the route's access hook, null on anonymous routes. */
     caller: TokenClaims | null;
+    /** When the request arrived (epoch ms): its lifecycle deadline counts from here, not from when it got its turn. */
+    arrivedAt: number;
   }
 }
 
 /** A second way to be allowed, checked only when the caller lacks the capability. */
 export type Alternative = 'self' | 'group-manager';
 
-/** The capability rule: the claims carry `capability`, or GLOBAL_ROOT, which satisfies every one. */
+/** The capability rule: `held` has `capability`, or GLOBAL_ROOT, which satisfies every one. */
+export function grants(held: readonly Capability[], capability: Capability): boolean {
+  return held.includes('GLOBAL_ROOT') || held.includes(capability);
+}
+
+/** The capability rule for a caller: its claims carry `capability`, or GLOBAL_ROOT. */
 export function allows(caller: TokenClaims, capability: Capability): boolean {
-  return caller.caps.includes('GLOBAL_ROOT') || caller.caps.includes(capability);
+  return grants(caller.caps, capability);
 }
 
 function forbidden(caller: TokenClaims, capability: Capability): KeyholdError {
@@ -41,7 +49,7 @@ export function demand(caller: TokenClaims, capability: Capability): void {
 
 /** The request's identity for the lifecycle engine, hook contexts and the identity layer's rules (what its token carries). */
 export function requestInfo(request: FastifyRequest): RequestInfo {
-  return { requestId: request.id, caller: request.caller?.sub ?? null, capabilities: request.caller?.caps ?? [] };
+  return { requestId: request.id, caller: request.caller?.sub ?? null, capabilities: request.caller?.caps ?? [], clientAddress: plainAddress(request.ip), arrivedAt: request.arrivedAt };
 }
 
 export class Access {

@@ -6,17 +6,24 @@ import swagger from '@fastify/swagger';
 import { fastify, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import { Counter, Histogram, type Registry } from 'prom-client';
-import { isWellFormedText } from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../errors.js';
+import type { LoginThrottle } from '../identity/login-throttle.js';
 import type { IdentityOperations } from '../identity/operations.js';
+import type { Store, StoreHealth } from '../store/store.js';
 import { VERSION } from '../version.js';
 import { Access } from './access.js';
 import { authRoutes } from './auth.js';
+import { answerClientError } from './client-errors.js';
 import { entityRoutes } from './entities.js';
+import { eventRoutes, type EventControl } from './events.js';
 import { installErrorHandling, toKeyholdError } from './error-mapping.js';
+import { forwardAuthRoutes } from './forward-auth.js';
+import type { ForwardAuthSettings } from './forward-auth-settings.js';
 import { groupRoutes } from './groups.js';
+import { LoginGate } from './login-gate.js';
 import { pluginRoutes, type PluginControl } from './plugins.js';
 import type { TokenRevocation } from './revocation.js';
+import { installRequestInput, MAX_PARAM_LENGTH } from './request-input.js';
 import { systemRoutes } from './system.js';
 import type { TokenService } from './tokens.js';
 
@@ -27,28 +34,23 @@ export interface ApiDeps {
   tokens: TokenService;
   /** The per-request check that a token was not revoked, and logout. */
   revocation: TokenRevocation;
+  /** In front of every route that checks a secret. */
+  throttle: LoginThrottle;
   logger: Logger;
   metrics: Registry;
   bodyLimitBytes: number;
   /** Resolves with the entity count when the store answers (health and status). */
   storeCheck(): Promise<number>;
+  /** The store's health, for /healthz. */
+  storeHealth(): Promise<StoreHealth>;
   /** PEM cert and key: serve HTTPS. */
   tls?: { cert: Buffer; key: Buffer };
   /** The plugin host, when one runs. */
   plugins?: PluginControl;
-}
-
-/** The path of the first string (value or key) in `value` that is not well-formed Unicode. */
-function malformedTextAt(value: unknown, path: string): string | undefined {
-  if (typeof value === 'string') return isWellFormedText(value) ? undefined : path;
-  if (value === null || typeof value !== 'object') return undefined;
-  for (const [key, item] of Object.entries(value)) {
-    const here = path ? `${path}.${key}` : key;
-    if (!isWellFormedText(key)) return here;
-    const found = malformedTextAt(item, here);
-    if (found !== undefined) return found;
-  }
-  return undefined;
+  /** The committed-event outbox, when one runs. */
+  events?: EventControl;
+  /** /v1/forward-auth: its settings, and the store its cache and identity headers read. */
+  forwardAuth: { settings: ForwardAuthSettings; store: Pick<Store, 'reader' | 'changeCounter'> };
 }
 
 function requestMetrics(app: FastifyInstance, registry: Registry): void {
@@ -67,6 +69,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     loggerInstance: deps.logger,
     bodyLimit: deps.bodyLimitBytes,
     genReqId: () => randomUUID(),
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // What the HTTP parser refuses before fastify sees a request (headers too large, not HTTP) gets a catalog body too.
+    clientErrorHandler: answerClientError,
     ...(deps.tls && { https: deps.tls }),
     // Strict input: unknown fields are refused rather than silently dropped, and nothing is coerced.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } },
@@ -78,14 +83,13 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   }) as unknown as FastifyInstance;
 
   app.decorateRequest('caller', null);
+  app.decorateRequest('arrivedAt', 0);
   app.addHook('onRequest', async (request, reply) => {
+    request.arrivedAt = Date.now() - reply.elapsedTime;
     reply.header(REQUEST_ID_HEADER, request.id);
   });
   installErrorHandling(app);
-  app.addHook('preValidation', async (request) => {
-    const at = malformedTextAt(request.body, '');
-    if (at !== undefined) throw new KeyholdError('KH_ERR_INVALID_INPUT', `body ${at}: not valid Unicode text (it has a lone surrogate)`, { in: 'body', problems: [{ path: at, problem: 'not valid Unicode text' }] });
-  });
+  installRequestInput(app);
   requestMetrics(app, deps.metrics);
 
   await app.register(swagger, {
@@ -102,10 +106,14 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const context = { identity: deps.identity, access };
   entityRoutes(app, context);
   groupRoutes(app, context);
-  authRoutes(app, { ...context, tokens: deps.tokens, revocation: deps.revocation });
+  const gate = new LoginGate(deps.identity, deps.throttle, deps.metrics);
+  authRoutes(app, { ...context, tokens: deps.tokens, revocation: deps.revocation, gate });
   const plugins = deps.plugins && { plugins: deps.plugins };
-  systemRoutes(app, { access, metrics: deps.metrics, storeCheck: deps.storeCheck, ...plugins });
+  systemRoutes(app, { access, metrics: deps.metrics, storeCheck: deps.storeCheck, storeHealth: deps.storeHealth, ...plugins });
   pluginRoutes(app, { access, ...plugins });
+  if (deps.events) eventRoutes(app, { access, events: deps.events });
+  // The login throttle wraps `authCheck` here, keyed by info.clientAddress (the forwarded end user's).
+  forwardAuthRoutes(app, { ...deps.forwardAuth, access, authCheck: (info, id, secret) => gate.check(info, deps.logger, id, secret), metrics: deps.metrics, logger: deps.logger });
 
   await app.ready();
   return app;

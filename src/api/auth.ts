@@ -1,8 +1,9 @@
 // /v1/auth: the routes that need no token, because they are how one is obtained or checked.
-// Each runs AuthCheck (and its plugin hooks); an unknown id and a wrong secret fail alike.
+// Each that takes a secret runs AuthCheck (and its plugin hooks) through the login gate: throttled,
+// and every refusal (unknown id, wrong secret, locked, throttled, plugin veto) answered alike.
 import type { FastifyInstance } from 'fastify';
-import { requestInfo } from './access.js';
 import type { RouteContext } from './entities.js';
+import type { LoginGate } from './login-gate.js';
 import * as s from './schemas.js';
 import type { TokenRevocation } from './revocation.js';
 import type { TokenClaims, TokenService } from './tokens.js';
@@ -13,7 +14,7 @@ function claimsView(claims: TokenClaims) {
   return { sub: claims.sub, capabilities: claims.caps, expiresAt: new Date(claims.exp * 1000).toISOString(), issuedAt: new Date(claims.iat * 1000).toISOString() };
 }
 
-export function authRoutes(app: FastifyInstance, { identity, access, tokens, revocation }: RouteContext & { tokens: TokenService; revocation: TokenRevocation }): void {
+export function authRoutes(app: FastifyInstance, { identity, access, tokens, revocation, gate }: RouteContext & { tokens: TokenService; revocation: TokenRevocation; gate: LoginGate }): void {
   const tags = ['auth'];
 
   app.post<{ Body: Credentials }>(
@@ -31,7 +32,7 @@ export function authRoutes(app: FastifyInstance, { identity, access, tokens, rev
       // Read before the check: a logout, lock or secret change committed after it replaces the
       // generation, so a token racing one is refused rather than spared ('' fits no entity).
       const generation = (await revocation.generationOf(request.body.id)) ?? '';
-      const entity = await identity.authCheck(requestInfo(request), request.body.id, request.body.secret);
+      const entity = await gate.authCheck(request, request.body.id, request.body.secret);
       const capabilities = await identity.effectiveCapabilities(entity.id);
       return { ...(await tokens.issue(entity.id, capabilities, generation)), id: entity.id, capabilities };
     },
@@ -41,7 +42,7 @@ export function authRoutes(app: FastifyInstance, { identity, access, tokens, rev
     '/v1/auth/check',
     { schema: { tags, security: [], summary: 'Check an id + secret without issuing a token', body: s.credentials, response: s.responses({ 200: { type: 'object', properties: { ok: { type: 'boolean' }, id: { type: 'string' } } } }) } },
     async (request) => {
-      const entity = await identity.authCheck(requestInfo(request), request.body.id, request.body.secret);
+      const entity = await gate.authCheck(request, request.body.id, request.body.secret);
       return { ok: true, id: entity.id };
     },
   );
@@ -51,7 +52,7 @@ export function authRoutes(app: FastifyInstance, { identity, access, tokens, rev
     { schema: { tags, security: [], summary: 'Self-service: change your own secret by proving the old one', body: s.changeSecretBody, response: s.responses({ 204: { type: 'null' } }) } },
     async (request, reply) => {
       const { id, oldSecret, newSecret } = request.body;
-      const entity = await identity.authCheck(requestInfo(request), id, oldSecret);
+      const entity = await gate.authCheck(request, id, oldSecret);
       // Proving the old secret grants no capability: enough to change one's own secret, nothing else.
       await identity.setSecret({ requestId: request.id, caller: entity.id, capabilities: [] }, entity.id, newSecret);
       return reply.code(204).send();

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `keyhold`: the server (`serve`) and the client commands that speak to its API.
-// Exit codes: 0 ok, 1 refused or failed, 2 usage (including a bad configuration for serve).
+// Exit codes: 0 ok, 1 refused or failed, 2 usage (including, for serve, a bad configuration or a data directory another server holds).
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.js';
 import { authCommands } from './auth-commands.js';
@@ -8,6 +8,7 @@ import { CliError } from './client.js';
 import { completionCommands } from './completion-commands.js';
 import { defaultServer } from './context.js';
 import { entityCommands } from './entity-commands.js';
+import { eventCommands } from './event-commands.js';
 import { groupCommands } from './group-commands.js';
 import { registerPluginCommands } from './plugin-commands.js';
 import { systemCommands } from './system-commands.js';
@@ -27,17 +28,21 @@ Often used environment variables:
   KEYHOLD_DATA_DIR=dir        database and token signing key (default ./data)
   KEYHOLD_LOG_LEVEL=level     trace, debug, info, warn, error, fatal, silent (default info)
   KEYHOLD_BOOTSTRAP=id:secret the first administrator, on the first start only
-                              (otherwise root with a random secret, printed once)`,
+                              (otherwise root with a random secret, printed once)
+  KEYHOLD_BOOTSTRAP_FILE=file the same from a file only the server's user can read
+                              (mode 0600); better: see docs/security.md`,
     )
     .action(async (options: { config?: string }) => {
       // Loaded here so that client commands do not pay for the server's modules at every run.
-      const [{ installSignalHandlers, startServer }, { ConfigError }, { PluginLoadError }] = await Promise.all([import('../server.js'), import('../config.js'), import('../host/host.js')]);
+      const [{ installSignalHandlers, startServer }, { ConfigError }, { PluginLoadError }, { DataDirInUseError }] = await Promise.all([import('../server.js'), import('../config.js'), import('../host/host.js'), import('../data-dir-lock.js')]);
       try {
         installSignalHandlers(await startServer({ ...(options.config !== undefined && { configFile: options.config }) }));
         serving = true;
       } catch (err) {
         // A plugin that cannot load (refused config, bad file, protocol mismatch) is a deployment to fix, like a bad setting.
         if (err instanceof ConfigError || err instanceof PluginLoadError) throw new CliError(`bad configuration: ${err.message}`, 2);
+        // Like a bad setting, another server on the same data directory is fixed by changing how this one is started.
+        if (err instanceof DataDirInUseError) throw new CliError(err.message, 2);
         throw err;
       }
     });
@@ -50,7 +55,7 @@ function buildProgram(): Command {
     .option('--server <url>', 'the keyhold server (env KEYHOLD_SERVER)', defaultServer())
     .option('--json', 'machine-readable output', false)
     .showHelpAfterError('(add --help for usage)');
-  for (const command of [serveCommand(), authCommands(), entityCommands(), groupCommands(), systemCommands(), ...completionCommands()]) program.addCommand(command);
+  for (const command of [serveCommand(), authCommands(), entityCommands(), groupCommands(), systemCommands(), eventCommands(), ...completionCommands()]) program.addCommand(command);
   registerPluginCommands(program);
   return program;
 }

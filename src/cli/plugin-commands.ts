@@ -24,8 +24,8 @@ async function serverPluginSettings(configFile: string | undefined): Promise<Plu
 function statusTable(plugins: readonly PluginStatus[]): void {
   if (plugins.length === 0) return line('no plugins loaded');
   table(
-    ['PLUGIN', 'STATE', 'PID', 'VERSION', 'ORDER', 'FAILURE', 'RESTARTS', 'HOOKS', 'LAST ERROR'],
-    plugins.map((p) => [p.name, p.state, String(p.pid ?? '-'), p.version ?? '-', String(p.order), p.failureMode, String(p.restarts), p.hooks.join(',') || '-', p.lastError ?? '']),
+    ['PLUGIN', 'STATE', 'PID', 'VERSION', 'ORDER', 'MODE', 'FAILURE', 'RESTARTS', 'HOOKS', 'LAST ERROR'],
+    plugins.map((p) => [p.name, p.state, String(p.pid ?? '-'), p.version ?? '-', String(p.order), p.mode, p.failureMode, String(p.restarts), p.hooks.join(',') || '-', p.lastError ?? '']),
   );
 }
 

@@ -2,13 +2,13 @@
 // `$/cancelRequest` (on their own lane, hook-calls.ts), and the plugin's logs. When the process
 // exits or its stream breaks, every call in flight fails at once, not at its timeout.
 import type { Readable } from 'node:stream';
-import { FramingError, isHookName, PluginErrorCodes, type HookParams, type HookResult, type InitializeParams, type InitializeResult, type JsonObject, type LogLevel } from 'keyhold-plugin-sdk';
+import { FramingError, isPluginHookName, PluginErrorCodes, type CommittedParams, type HookParams, type HookResult, type InitializeParams, type InitializeResult, type JsonObject, type LogLevel } from 'keyhold-plugin-sdk';
 import { pino, type Logger } from 'pino';
 import { CancellationTokenSource, ErrorCodes, ResponseError, type CancellationToken, type MessageConnection } from 'vscode-jsonrpc/node';
 import { PluginCallError } from '../lifecycle/dispatcher.js';
-import { HookCalls } from './hook-calls.js';
+import { answerError, HookCalls } from './hook-calls.js';
 import { settlesWithin, stopProcess, type ExitInfo, type PluginProcess } from './process.js';
-import { InitializeRequest, LogNotification, PingRequest, ShutdownRequest } from './requests.js';
+import { CommittedRequest, InitializeRequest, LogNotification, PingRequest, ShutdownRequest } from './requests.js';
 import { readLines } from './stderr-lines.js';
 import { createWireConnection } from './wire.js';
 
@@ -85,7 +85,7 @@ export class PluginClient {
     if (!params.protocolVersions.includes(result?.protocolVersion)) {
       throw new Error(`protocol mismatch: the plugin chose protocol version ${result?.protocolVersion}, the host speaks ${params.protocolVersions.join(', ')}`);
     }
-    const unknown = Array.isArray(result.hooks) ? result.hooks.filter((h) => !isHookName(h)) : ['(hooks is not a list)'];
+    const unknown = Array.isArray(result.hooks) ? result.hooks.filter((h) => !isPluginHookName(h)) : ['(hooks is not a list)'];
     if (unknown.length > 0) throw new Error(`the plugin reported hooks keyhold does not have: ${unknown.join(', ')}`);
     return result;
   }
@@ -110,6 +110,17 @@ export class PluginClient {
     if (this.stopping) return Promise.reject(new PluginCallError('unavailable', 'the plugin is being stopped'));
     if (this.closedReason !== undefined) return Promise.reject(new PluginCallError('crash', this.closedReason));
     return this.hookCalls.call(params, timeoutMs);
+  }
+
+  /** One committed event delivery. Rejects with PluginCallError: an error answer (crash), a timeout or a dead process. */
+  committed(params: CommittedParams, timeoutMs: number): Promise<void> {
+    if (this.stopping) return Promise.reject(new PluginCallError('unavailable', 'the plugin is being stopped'));
+    return this.request((token) => this.connection.sendRequest(CommittedRequest, params, token), timeoutMs).then(
+      () => undefined,
+      (err: unknown) => {
+        throw err instanceof PluginCallError ? err : answerError(err);
+      },
+    );
   }
 
   ping(timeoutMs: number): Promise<unknown> {

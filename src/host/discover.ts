@@ -1,10 +1,12 @@
 // Finding plugin executables: every executable regular file (or symlink to one) in a directory,
-// or explicitly named files; and the optional sha256 pin, checked right before each exec.
+// or explicitly named files, each refused when another user could change it (trust.ts); and the
+// optional sha256 pin, checked right before each exec.
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { access, readdir, readFile, stat } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
 import type { Logger } from 'pino';
+import { untrustedDirectory, untrustedPluginFile } from './trust.js';
 
 export interface PluginFile {
   /** The plugin's name: its file name without the extension (`fail2lock.js` → `fail2lock`). */
@@ -13,7 +15,7 @@ export interface PluginFile {
   path: string;
 }
 
-/** An explicitly named file that cannot be a plugin, and why. */
+/** An explicitly named file that cannot be a plugin, or a file or directory that is not trusted, and why. */
 export interface RefusedFile extends PluginFile {
   reason: string;
 }
@@ -48,8 +50,11 @@ async function unusable(path: string): Promise<string | undefined> {
  * Plugins in `paths`: a directory contributes its executable files (hidden and non-executable
  * ones are skipped with a debug line, so a README never counts); a file is taken as named and
  * refused with a reason when it cannot run. Of two plugins with one name, the second is refused.
+ * Unless `requireTrusted` is false, a directory or an executable that another user could change
+ * is refused (never skipped: a refusal stops the start, so no site policy is quietly missing).
  */
-export async function discoverPlugins(paths: readonly string[], logger: Logger): Promise<Discovery> {
+export async function discoverPlugins(paths: readonly string[], logger: Logger, requireTrusted = true): Promise<Discovery> {
+  const result: Discovery = { found: [], refused: [] };
   const candidates: { path: string; explicit: boolean }[] = [];
   for (const given of paths) {
     const path = resolve(given);
@@ -58,22 +63,26 @@ export async function discoverPlugins(paths: readonly string[], logger: Logger):
       candidates.push({ path, explicit: true });
       continue;
     }
+    const untrusted = requireTrusted ? await untrustedDirectory(path) : undefined;
+    if (untrusted !== undefined) {
+      result.refused.push({ name: nameOf(path), path, reason: untrusted });
+      continue;
+    }
     for (const entry of (await readdir(path)).sort()) {
       if (entry.startsWith('.')) logger.debug({ file: join(path, entry) }, 'plugin discovery: skipping hidden file');
       else candidates.push({ path: join(path, entry), explicit: false });
     }
   }
-  const reasons = await Promise.all(candidates.map((c) => unusable(c.path)));
-  const result: Discovery = { found: [], refused: [] };
+  const reasons = await Promise.all(candidates.map((c) => whyNot(c.path, requireTrusted)));
   const names = new Set<string>();
   candidates.forEach(({ path, explicit }, i) => {
     const file = { name: nameOf(path), path };
-    const problem = reasons[i];
-    if (problem !== undefined && !explicit) {
-      logger.debug({ file: path, reason: problem }, 'plugin discovery: skipping file');
+    const { unusable, untrusted } = reasons[i]!;
+    if (unusable !== undefined && !explicit) {
+      logger.debug({ file: path, reason: unusable }, 'plugin discovery: skipping file');
       return;
     }
-    const reason = problem ?? (names.has(file.name) ? `another plugin is already named "${file.name}"` : undefined);
+    const reason = unusable ?? untrusted ?? (names.has(file.name) ? `another plugin is already named "${file.name}"` : undefined);
     if (reason !== undefined) {
       result.refused.push({ ...file, reason });
       return;
@@ -82,6 +91,14 @@ export async function discoverPlugins(paths: readonly string[], logger: Logger):
     result.found.push(file);
   });
   return result;
+}
+
+/** Why `path` is no plugin at all (`unusable`: skipped in a directory), or is one the server must not run (`untrusted`). */
+async function whyNot(path: string, requireTrusted: boolean): Promise<{ unusable?: string | undefined; untrusted?: string | undefined }> {
+  const problem = await unusable(path);
+  if (problem !== undefined || !requireTrusted) return { unusable: problem };
+  // The file may vanish between the two checks.
+  return { untrusted: await untrustedPluginFile(path).catch((err: Error) => `cannot check who may change it: ${err.message}`) };
 }
 
 /** Throws when the file's sha256 is not the pinned one; called before every exec so a swapped file never runs. */

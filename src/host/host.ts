@@ -1,13 +1,15 @@
 // PluginHost: the server's plugin set. Starts every plugin in parallel, hands the engine a
 // dispatcher over the set, reloads without a restart (with the settings read again; all-or-nothing:
-// a new set replaces the old only when every plugin in it loaded) and stops the set at shutdown.
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+// a new set replaces the old only when every plugin in it loaded and none could lock every login
+// out, see break-glass.ts) and stops the set at shutdown.
+import { statSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
 import { Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import type { HookDispatcher } from '../lifecycle/dispatcher.js';
 import { REQUEST_DEADLINE_MS } from '../lifecycle/engine.js';
 import { VERSION } from '../version.js';
+import { resolveExemptions, type AccountDirectory } from './break-glass.js';
 import { discoverPlugins } from './discover.js';
 import { buildDispatcher, byCallOrder, type PluginSetDispatcher } from './dispatch.js';
 import { PluginMetrics } from './metrics.js';
@@ -42,10 +44,16 @@ export interface LoadOutcome {
   failures: LoadFailure[];
 }
 
+/** A set the host loaded: the plugins and each one's exempt entities. */
+interface LoadedSet extends LoadOutcome {
+  exemptions: ReadonlyMap<string, ReadonlySet<string>>;
+}
+
 /** Discovers the plugins in `paths` and starts every enabled one in parallel, each within the start timeout. */
 export async function loadPlugins(paths: readonly string[], settings: PluginSettings, options: LoadOptions): Promise<LoadOutcome> {
   const { logger } = options;
-  const { found, refused } = await discoverPlugins(paths, logger);
+  if (settings.allowUntrustedFiles) logger.warn(`DANGEROUS: plugins.allowUntrustedFiles is true: plugin files and directories that other users can change are run as the server's user; set it to false and fix their owner and mode (see docs/security.md)`);
+  const { found, refused } = await discoverPlugins(paths, logger, !settings.allowUntrustedFiles);
   const failures: LoadFailure[] = refused.map(({ name, path, reason }) => ({ name, path, reason }));
   for (const name of Object.keys(settings.plugins)) {
     if (!found.some((f) => f.name === name)) logger.warn({ plugin: name }, `the settings configure plugin "${name}", but no such plugin was found`);
@@ -87,6 +95,12 @@ export interface PluginHostOptions {
    * Default: a reload keeps the settings it has.
    */
   readSettings?: () => PluginSettings;
+  /**
+   * The accounts, for break-glass: the bootstrap root is then the default exemption of AuthCheck
+   * plugins, and a set with a plugin that could lock every login out is refused. Without it (tests)
+   * plugins exempt what their settings list, and nothing is refused for it.
+   */
+  accounts?: AccountDirectory;
 }
 
 export interface ReloadResult {
@@ -124,13 +138,13 @@ export class PluginHost {
     return this.serialised(async () => {
       // A second set would replace the first without stopping it.
       if (this.plugins.length > 0) throw new Error('the plugin host is already started; use reload() to load the plugins again');
-      const { loaded, failures } = await this.load(this.settings);
+      const { loaded, failures, exemptions } = await this.load(this.settings);
       if (failures.length > 0) {
         await stopPlugins(loaded);
         for (const f of failures) this.options.logger.error({ plugin: f.name, path: f.path, reason: f.reason }, `plugin "${f.name}" could not be loaded: ${f.reason}`);
         throw new PluginLoadError(failures);
       }
-      this.swap(loaded);
+      this.swap(loaded, exemptions);
       return this.current;
     });
   }
@@ -152,7 +166,7 @@ export class PluginHost {
         logger.error({ settingsError }, `plugin reload failed, the current plugins keep serving: the settings cannot be read: ${settingsError}`);
         return { swapped: false, settingsError, failures: [], plugins: this.status() };
       }
-      const { loaded, failures } = await this.load(settings);
+      const { loaded, failures, exemptions } = await this.load(settings);
       if (failures.length > 0) {
         await stopPlugins(loaded);
         logger.error({ failures }, `plugin reload failed, the current plugins keep serving: ${failures.map((f) => `${f.name}: ${f.reason}`).join('; ')}`);
@@ -161,7 +175,7 @@ export class PluginHost {
       const old = this.plugins;
       const oldSet = this.current;
       this.settings = settings;
-      this.swap(loaded);
+      this.swap(loaded, exemptions);
       // A request that started on the old set may still reach its POST hooks: the old processes
       // stay until such requests are done (bounded by how long any request may run).
       await drainedWithin(oldSet, REQUEST_DEADLINE_MS);
@@ -187,8 +201,11 @@ export class PluginHost {
     return () => this.listeners.delete(listener);
   }
 
-  private load(settings: PluginSettings): Promise<LoadOutcome> {
-    return loadPlugins(this.pluginPaths(settings), settings, {
+  /** Loads a set; a plugin break-glass refuses counts as one that failed to load. */
+  private async load(settings: PluginSettings): Promise<LoadedSet> {
+    const paths = this.pluginPaths(settings);
+    if (!Array.isArray(paths)) return { loaded: [], failures: [paths], exemptions: new Map() };
+    const outcome = await loadPlugins(paths, settings, {
       logger: this.options.logger,
       hostVersion: this.options.hostVersion ?? VERSION,
       restart: true,
@@ -197,20 +214,36 @@ export class PluginHost {
         for (const listener of this.listeners) listener(status);
       },
     });
+    const { accounts, logger } = this.options;
+    if (accounts === undefined || outcome.failures.length > 0) return { ...outcome, exemptions: new Map() };
+    try {
+      const { byPlugin, refused, warnings } = await resolveExemptions(outcome.loaded, accounts);
+      for (const warning of warnings) logger.warn(warning);
+      return { loaded: outcome.loaded, failures: refused, exemptions: byPlugin };
+    } catch (err) {
+      await stopPlugins(outcome.loaded);
+      throw err;
+    }
   }
 
-  private pluginPaths(settings: PluginSettings): string[] {
+  /** The paths to discover plugins in, or why the plugin directory cannot be used. */
+  private pluginPaths(settings: PluginSettings): string[] | LoadFailure {
     const base = this.options.baseDir ?? process.cwd();
     if (settings.list !== undefined) return settings.list.map((p) => resolve(base, p));
     const directory = resolve(base, settings.directory);
-    if (existsSync(directory)) return [directory];
+    const info = statSync(directory, { throwIfNoEntry: false });
+    if (info?.isDirectory()) return [directory];
+    const failure = (reason: string): LoadFailure => ({ name: basename(directory), path: directory, reason });
+    if (info !== undefined) return failure(`the plugin directory setting (plugins.directory or KEYHOLD_PLUGIN_DIR) names ${directory}, which is not a directory; name the directory the plugins are in, or list plugin files in plugins.list`);
+    // Configured on purpose, a missing directory is a mistake that would leave the site's policy out.
+    if (settings.directoryConfigured) return failure(`the configured plugin directory ${directory} does not exist, so none of the site's plugins would run; create it (mkdir -m 755 ${directory}) or correct plugins.directory or KEYHOLD_PLUGIN_DIR`);
     this.options.logger.warn({ directory }, 'the plugin directory does not exist: no plugins loaded');
     return [];
   }
 
-  private swap(loaded: PluginSupervisor[]): void {
+  private swap(loaded: PluginSupervisor[], exemptions: ReadonlyMap<string, ReadonlySet<string>>): void {
     this.plugins = loaded.sort(byCallOrder);
-    this.current = buildDispatcher(loaded, this.options.logger, this.metrics);
+    this.current = buildDispatcher(loaded, this.options.logger, this.metrics, exemptions);
     this.options.onSwap?.(this.current);
   }
 

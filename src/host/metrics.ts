@@ -4,7 +4,7 @@
 // that a call does one label lookup, not two (docs/performance.md).
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { HookName } from 'keyhold-plugin-sdk';
-import type { PluginFailureKind } from '../lifecycle/dispatcher.js';
+import type { PluginFailureKind, ShadowOutcome } from '../lifecycle/dispatcher.js';
 
 /** The series of one plugin and hook, bound once so a call does no label lookups. */
 export interface CallMetrics {
@@ -28,6 +28,10 @@ export class PluginMetrics {
   private readonly latency: Histogram<'plugin' | 'hook'>;
   private readonly restarts: Counter<'plugin'>;
   private readonly skips: Counter<'plugin' | 'hook'>;
+  private readonly shadowVetoes: Counter<'plugin' | 'hook'>;
+  private readonly shadowChanges: Counter<'plugin' | 'hook'>;
+  private readonly shadowFailures: Counter<'plugin' | 'hook' | 'kind'>;
+  private readonly exemptions: Counter<'plugin' | 'hook'>;
 
   /** `states` is read at every scrape, so the up gauge always shows the plugin set currently loaded. */
   constructor(registry: Registry, states: () => Iterable<{ name: string; state: string }>) {
@@ -65,6 +69,15 @@ export class PluginMetrics {
       labelNames: ['plugin', 'hook'],
       registers,
     });
+    this.shadowVetoes = new Counter({ name: 'keyhold_plugin_shadow_vetoes_total', help: 'Vetoes of a mode: shadow plugin, logged and not enforced', labelNames: ['plugin', 'hook'], registers });
+    this.shadowChanges = new Counter({ name: 'keyhold_plugin_shadow_changes_total', help: 'Changes a mode: shadow plugin made to the object, logged and discarded', labelNames: ['plugin', 'hook'], registers });
+    this.shadowFailures = new Counter({
+      name: 'keyhold_plugin_shadow_failures_total',
+      help: 'Calls of a mode: shadow plugin that crashed, timed out, found it down or returned an invalid result, logged and not enforced',
+      labelNames: ['plugin', 'hook', 'kind'],
+      registers,
+    });
+    this.exemptions = new Counter({ name: 'keyhold_plugin_exempt_skips_total', help: 'Hook calls not made because the subject is in the plugin\'s exempt list (break-glass)', labelNames: ['plugin', 'hook'], registers });
     new Gauge({
       name: 'keyhold_plugin_up',
       help: '1 when the plugin is ready, 0 when it is starting, restarting, failed or stopped',
@@ -107,5 +120,15 @@ export class PluginMetrics {
 
   skipped(plugin: string, hook: HookName): void {
     this.skips.inc({ plugin, hook });
+  }
+
+  shadowed(plugin: string, hook: HookName, outcome: ShadowOutcome): void {
+    if (outcome.kind === 'veto') this.shadowVetoes.inc({ plugin, hook });
+    else if (outcome.kind === 'change') this.shadowChanges.inc({ plugin, hook });
+    else this.shadowFailures.inc({ plugin, hook, kind: outcome.kind });
+  }
+
+  exempted(plugin: string, hook: HookName): void {
+    this.exemptions.inc({ plugin, hook });
   }
 }

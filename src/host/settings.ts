@@ -1,7 +1,7 @@
 // The `plugins:` section of the server's YAML, parsed once into typed settings with defaults.
 // Every error names the key path and what is wrong, so an admin can fix the file from the message.
 import { parseDuration, type JsonObject } from 'keyhold-plugin-sdk';
-import type { FailureMode } from '../lifecycle/dispatcher.js';
+import type { FailureMode, PluginMode } from '../lifecycle/dispatcher.js';
 import { didYouMean } from '../suggest.js';
 
 export interface RestartPolicy {
@@ -20,6 +20,16 @@ export interface PluginEntry {
   /** Call order: lower first, ties by name. */
   order: number;
   failureMode: FailureMode;
+  /** `shadow`: called, and what it would have done logged and counted, but never obeyed. */
+  mode: PluginMode;
+  /**
+   * Break-glass: ids of the entities this plugin is never called for as a hook's subject (for
+   * AuthCheck, the entity logging in). Undefined: the default, the bootstrap root for a plugin
+   * that hooks AuthCheck and nobody otherwise (src/host/break-glass.ts).
+   */
+  exempt: string[] | undefined;
+  /** Accepts that this plugin may lock everyone out: lets it hook AuthCheck with no exempt entity. */
+  allowLockout: boolean;
   /** How long one hook call may take. */
   timeoutMs: number;
   /** Lower-case hex sha256 the file must have, or undefined for no pin. */
@@ -31,6 +41,8 @@ export interface PluginEntry {
 export interface PluginSettings {
   /** Directory scanned for plugin executables (when `list` is not given). */
   directory: string;
+  /** True when `directory` was set rather than defaulted: then it must exist (a missing one would mean no site policy). */
+  directoryConfigured: boolean;
   /** Explicit plugin files instead of a directory scan. */
   list: string[] | undefined;
   startTimeoutMs: number;
@@ -42,6 +54,8 @@ export interface PluginSettings {
   restart: RestartPolicy;
   /** Per-plugin settings by plugin name (the file name without its extension). */
   plugins: Record<string, PluginEntry>;
+  /** Dangerous: run plugin files and directories that users other than the server's and root can change (trust.ts). */
+  allowUntrustedFiles: boolean;
 }
 
 export const DEFAULT_ORDER = 100;
@@ -82,6 +96,12 @@ function integer(raw: Raw, key: string, path: string, fallback: number, min: num
   return value;
 }
 
+function boolean(raw: Raw, key: string, path: string, fallback: boolean): boolean {
+  const value = raw[key] ?? fallback;
+  if (typeof value !== 'boolean') fail(`${path}.${key}`, `expected true or false, got ${JSON.stringify(value)}`);
+  return value;
+}
+
 function string(raw: Raw, key: string, path: string): string | undefined {
   const value = raw[key];
   if (value === undefined) return undefined;
@@ -89,28 +109,39 @@ function string(raw: Raw, key: string, path: string): string | undefined {
   return value;
 }
 
-const ENTRY_KEYS = ['enabled', 'order', 'failureMode', 'timeout', 'sha256', 'config'] as const;
+const ENTRY_KEYS = ['enabled', 'order', 'failureMode', 'mode', 'exempt', 'allowLockout', 'timeout', 'sha256', 'config'] as const;
+
+/** A list of entity ids, or undefined when the key is absent (`exempt: []` is an explicit "nobody"). */
+function entityIds(raw: Raw, key: string, path: string): string[] | undefined {
+  const value = raw[key];
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value) || value.some((id) => typeof id !== 'string' || id === '')) fail(`${path}.${key}`, `expected a list of entity ids (e.g. [root]), got ${JSON.stringify(value)}`);
+  return value as string[];
+}
 
 function parseEntry(value: unknown, path: string, callTimeoutMs: number): PluginEntry {
   const raw = section(value, path, ENTRY_KEYS);
-  const enabled = raw.enabled ?? true;
-  if (typeof enabled !== 'boolean') fail(`${path}.enabled`, `expected true or false, got ${JSON.stringify(enabled)}`);
   const failureMode = raw.failureMode ?? 'closed';
   if (failureMode !== 'closed' && failureMode !== 'open') fail(`${path}.failureMode`, `expected "closed" or "open", got ${JSON.stringify(failureMode)}`);
+  const mode = raw.mode ?? 'enforce';
+  if (mode !== 'enforce' && mode !== 'shadow') fail(`${path}.mode`, `expected "enforce" or "shadow", got ${JSON.stringify(mode)}`);
   const sha256 = string(raw, 'sha256', path)?.toLowerCase();
   if (sha256 !== undefined && !/^[0-9a-f]{64}$/.test(sha256)) fail(`${path}.sha256`, 'expected 64 hex digits (the output of sha256sum)');
   const config = mapping(raw.config, `${path}.config`);
   return {
-    enabled,
+    enabled: boolean(raw, 'enabled', path, true),
     order: integer(raw, 'order', path, DEFAULT_ORDER, Number.MIN_SAFE_INTEGER),
     failureMode,
+    mode,
+    exempt: entityIds(raw, 'exempt', path),
+    allowLockout: boolean(raw, 'allowLockout', path, false),
     timeoutMs: duration(raw, 'timeout', path, callTimeoutMs),
     sha256,
     config: config as JsonObject,
   };
 }
 
-const TOP_KEYS = ['directory', 'list', 'startTimeout', 'callTimeout', 'shutdownGrace', 'pingInterval', 'restart', 'plugins'] as const;
+const TOP_KEYS = ['directory', 'list', 'startTimeout', 'callTimeout', 'shutdownGrace', 'pingInterval', 'restart', 'plugins', 'allowUntrustedFiles'] as const;
 const RESTART_KEYS = ['initialDelay', 'maxDelay', 'maxCrashes', 'window', 'resetAfter'] as const;
 
 /** Parses the `plugins:` section of the server YAML (undefined gives every default); throws an Error naming the bad key. */
@@ -126,6 +157,7 @@ export function parsePluginSettings(raw: unknown, path = 'plugins'): PluginSetti
   const restartPath = `${path}.restart`;
   return {
     directory: string(top, 'directory', path) ?? 'plugins',
+    directoryConfigured: top.directory !== undefined,
     list: list as string[] | undefined,
     startTimeoutMs: duration(top, 'startTimeout', path, '10s'),
     callTimeoutMs,
@@ -139,6 +171,7 @@ export function parsePluginSettings(raw: unknown, path = 'plugins'): PluginSetti
       resetAfterMs: duration(restart, 'resetAfter', restartPath, '1m'),
     },
     plugins: Object.fromEntries(Object.entries(entries).map(([name, value]) => [name, parseEntry(value, `${path}.plugins.${name}`, callTimeoutMs)])),
+    allowUntrustedFiles: boolean(top, 'allowUntrustedFiles', path, false),
   };
 }
 

@@ -1,14 +1,15 @@
 // One plugin's life: starting → ready → (crash or hang) → restarting → ready … or → failed.
 // Restarts back off exponentially; too many crashes within a window and the plugin stays down
 // until the next reload. A periodic `$/ping` catches a plugin that hangs without dying.
-import { PROTOCOL_VERSIONS, type HookName, type HookParams, type HookResult, type InitializeResult, type LogLevel } from 'keyhold-plugin-sdk';
+import { PROTOCOL_VERSIONS, type CommittedParams, type HookParams, type HookResult, type InitializeResult, type LogLevel, type PluginHookName } from 'keyhold-plugin-sdk';
 import type { Logger } from 'pino';
-import { PluginCallError, type FailureMode } from '../lifecycle/dispatcher.js';
+import { PluginCallError, type FailureMode, type PluginMode } from '../lifecycle/dispatcher.js';
 import { PluginClient } from './client.js';
 import { checkChecksum, type PluginFile } from './discover.js';
 import type { PluginMetrics } from './metrics.js';
 import { spawnPlugin } from './process.js';
 import type { PluginEntry, PluginSettings } from './settings.js';
+import { checkTrusted } from './trust.js';
 
 export type PluginState = 'starting' | 'ready' | 'restarting' | 'failed' | 'stopped';
 
@@ -19,10 +20,11 @@ export interface PluginStatus {
   state: PluginState;
   pid: number | null;
   version: string | null;
-  hooks: HookName[];
+  hooks: PluginHookName[];
   restarts: number;
   lastError: string | null;
   failureMode: FailureMode;
+  mode: PluginMode;
   order: number;
 }
 
@@ -41,7 +43,7 @@ export class PluginSupervisor {
   private state: PluginState = 'starting';
   private client: PluginClient | undefined;
   private version: string | null = null;
-  private implemented: HookName[] = [];
+  private implemented: PluginHookName[] = [];
   private restarts = 0;
   private lastError: string | null = null;
   /** Crash times within the current window. */
@@ -73,7 +75,7 @@ export class PluginSupervisor {
   }
 
   /** The hooks the plugin reported at its first handshake: the ones the dispatcher routes to it. */
-  get hooks(): readonly HookName[] {
+  get hooks(): readonly PluginHookName[] {
     return this.implemented;
   }
 
@@ -91,7 +93,14 @@ export class PluginSupervisor {
   /** One hook call, or an immediate 'unavailable' when the plugin is not running. */
   call(params: HookParams): Promise<HookResult> {
     if (this.state !== 'ready' || this.client === undefined) return Promise.reject(new PluginCallError('unavailable', this.whyUnavailable()));
-    return this.client.call(params, this.options.entry.timeoutMs);
+    // The request's deadline bounds every call: a request that waited gets only the time it has left.
+    return this.client.call(params, Math.max(0, Math.min(this.options.entry.timeoutMs, params.context.deadline - Date.now())));
+  }
+
+  /** One committed event delivery, or an immediate 'unavailable' when the plugin is not running. */
+  deliver(params: CommittedParams): Promise<void> {
+    if (this.state !== 'ready' || this.client === undefined) return Promise.reject(new PluginCallError('unavailable', this.whyUnavailable()));
+    return this.client.committed(params, this.options.entry.timeoutMs);
   }
 
   /** Stops the plugin after the calls in flight: shutdown request, grace, SIGTERM, grace, SIGKILL. */
@@ -118,6 +127,7 @@ export class PluginSupervisor {
       restarts: this.restarts,
       lastError: this.lastError,
       failureMode: this.options.entry.failureMode,
+      mode: this.options.entry.mode,
       order: this.options.entry.order,
     };
   }
@@ -128,9 +138,10 @@ export class PluginSupervisor {
     return launching;
   }
 
-  /** Checksum, spawn and handshake; on success the plugin is ready and watched. */
+  /** Trust and checksum, spawn and handshake; on success the plugin is ready and watched. */
   private async spawnAndHandshake(): Promise<InitializeResult> {
     const { settings, entry } = this.options;
+    if (!settings.allowUntrustedFiles) await checkTrusted(this.file.path);
     if (entry.sha256 !== undefined) await checkChecksum(this.file.path, entry.sha256);
     if (this.stopping) throw new Error('the host is stopping the plugin');
     const client = new PluginClient(spawnPlugin(this.file), { name: this.name, logger: this.options.logger });

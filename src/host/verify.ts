@@ -1,13 +1,13 @@
 // `keyhold plugin verify`: discovery and the handshake without a server. Each plugin is started,
 // reported as loaded (name, version, hooks) or with the exact reason it cannot be, then stopped.
 import { pino, type Logger } from 'pino';
-import type { HookName } from 'keyhold-plugin-sdk';
+import type { PluginHookName } from 'keyhold-plugin-sdk';
 import { VERSION } from '../version.js';
 import { loadPlugins, stopPlugins } from './host.js';
 import type { PluginSettings } from './settings.js';
 
 export type VerifyResult =
-  | { ok: true; name: string; path: string; version: string; hooks: HookName[] }
+  | { ok: true; name: string; path: string; version: string; hooks: PluginHookName[] }
   | { ok: false; name: string; path: string; reason: string };
 
 /** Verifies the plugins in `paths` (directories are scanned, files taken as named) with the per-plugin settings of `settings`. */

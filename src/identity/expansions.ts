@@ -79,11 +79,16 @@ export async function resolveGroupsOf(reader: StoreReader, direct: readonly stri
   return groups;
 }
 
+/** `entity`'s own capabilities plus those of `groups` (every group it is in), in catalog order. */
+export function capabilitiesThrough(entity: Entity, groups: readonly Group[]): Capability[] {
+  const held = new Set(entity.meta.capabilities);
+  for (const group of groups) group.capabilities.forEach((c) => held.add(c));
+  return CAPABILITIES.filter((c) => held.has(c));
+}
+
 /** What `entity` may do: its own capabilities plus those of every group it is in, expansions resolved, in catalog order. */
 export async function capabilitiesHeld(reader: StoreReader, entity: Entity): Promise<Capability[]> {
-  const held = new Set(entity.meta.capabilities);
-  for (const group of await resolveGroupsOf(reader, entity.meta.groups)) group.capabilities.forEach((c) => held.add(c));
-  return CAPABILITIES.filter((c) => held.has(c));
+  return capabilitiesThrough(entity, await resolveGroupsOf(reader, entity.meta.groups));
 }
 
 /**

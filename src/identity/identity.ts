@@ -1,226 +1,45 @@
-// The identity operations on the lifecycle engine and the store. Each mutating operation is one
-// LifecycleStep: request checks that need no data (names, shapes) happen before the step starts;
-// checks against the data (exists, member, cycles, and the authorization rules of protection.ts)
-// happen in `change`, after PRE hooks, as the contract says. Every step's `change` persists PRE's
-// output together with the change itself.
-import { randomBytes } from 'node:crypto';
-import {
-  CAPABILITIES,
-  clearUntypedExact,
-  clearUntypedFuzzy,
-  EXPANSION_MODES,
-  jsonEqual,
-  parseEntity,
-  parseGroup,
-  SchemaError,
-  upsertUntyped,
-  type Capability,
-  type Entity,
-  type Expansion,
-  type Group,
-  type JsonObject,
-  type KVValues,
-  type LifecyclePoint,
-} from 'keyhold-plugin-sdk';
+// The identity operations: the facade the API layer uses (IdentityOperations). Each mutating
+// operation is one LifecycleStep run by the lifecycle engine, built in entity-steps.ts,
+// group-steps.ts, auth-check.ts or steps.ts (the shared shapes): input checks that need no data
+// (input-checks.ts) happen before the step starts; checks against the data (exists, member,
+// cycles, the authorization rules of protection.ts) happen on the change, after PRE hooks, and
+// again in the commit transaction, against the data as committed. Reads go to the store directly.
+import { parseEntity, parseGroup, type Capability, type Entity, type Expansion, type Group, type KVValues } from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../errors.js';
-import type { Subject } from '../lifecycle/chain.js';
-import type { LifecycleEngine, LifecycleStep, RequestInfo } from '../lifecycle/engine.js';
-import type { SearchQuery, Store, StoreReader, StoreTransaction } from '../store/store.js';
-import { capabilitiesHeld, checkExpansions, resolveGroupsOf, resolveMembers } from './expansions.js';
-import {
-  ENTITY_META_FIELDS,
-  type CreateEntityInput,
-  type CreateGroupInput,
-  type EntityMetaPatch,
-  type GroupPatch,
-  type IdentityOperations,
-  type KvChange,
-  type SetChange,
-  type UntypedMetaChange,
-} from './operations.js';
-import { checkManagedBy, guardChange, type ChangeGuard, type ProtectedSubject } from './protection.js';
-import { hashSecret, needsRehash, resolveHashParams, verifySecret, type HashParams } from './secrets.js';
+import type { LifecycleEngine, RequestInfo } from '../lifecycle/engine.js';
+import type { SearchQuery, Store } from '../store/store.js';
+import { asLoginRefusal, authCheckStep } from './auth-check.js';
+import { entityChangeStep, secretStep } from './entity-steps.js';
+import { applyKv, applySet, applyUntyped, checkKvChange, checkUntypedChange, kvValue } from './changes.js';
+import { capabilitiesHeld, resolveGroupsOf, resolveMembers } from './expansions.js';
+import { groupChangeStep, membershipStep } from './group-steps.js';
+import { HashSlots } from './hash-slots.js';
+import { checkCapability, checkExpansionShape, checkName, checkNumber, checkPatch, checkSecret, invalidInput, parsed } from './input-checks.js';
+import { ENTITY_META_FIELDS, type CreateEntityInput, type CreateGroupInput, type EntityMetaPatch, type GroupPatch, type IdentityOperations, type KvChange, type SetChange, type UntypedMetaChange } from './operations.js';
+import { resolveHashParams, type HashParams } from './secrets.js';
+import { SecretHasher } from './secret-hasher.js';
+import { checkGroup, createStep, destroyStep, loadEntity, loadGroup } from './steps.js';
 
-/** Longest entity id or group name, in characters: room for e.g. e-mail-like ids, short enough for paths and logs. */
-export const MAX_NAME_LENGTH = 128;
-/** Longest secret, in characters: far above any passphrase, low enough that hashing it is no denial of service. */
-export const MAX_SECRET_LENGTH = 1024;
+export { MAX_NAME_LENGTH, MAX_SECRET_LENGTH } from './input-checks.js';
 
-const NAME_RULE = `1 to ${MAX_NAME_LENGTH} characters, no whitespace or control characters, not starting with '-'`;
-
-/** What is wrong with `value` as a name, or undefined when it is fine. */
-function nameProblem(value: string): string | undefined {
-  if (value.length === 0) return 'it is empty';
-  if ([...value].length > MAX_NAME_LENGTH) return `it is ${[...value].length} characters long`;
-  if (/\s/u.test(value)) return 'it contains whitespace';
-  if (/\p{Cc}/u.test(value)) return 'it contains a control character';
-  if (value.startsWith('-')) return "it starts with '-'";
-  return undefined;
-}
-
-/** Entity ids and group names: KH_ERR_INVALID_NAME saying what is wrong and what is allowed. */
-function checkName(kind: 'entity id' | 'group name', value: string): void {
-  const problem = nameProblem(value);
-  if (problem) throw new KeyholdError('KH_ERR_INVALID_NAME', `invalid ${kind} ${JSON.stringify(value)}: ${problem}; ${kind}s are ${NAME_RULE}`, { [kind === 'entity id' ? 'id' : 'name']: value });
-}
-
-function invalidInput(message: string): KeyholdError {
-  return new KeyholdError('KH_ERR_INVALID_INPUT', message);
-}
-
-/** kv and untyped-metadata keys follow the name rule; untyped keys also may not hold the ':' that ends them. */
-function checkKey(kind: 'kv key' | 'untyped metadata key', key: string): void {
-  const problem = nameProblem(key) ?? (kind === 'untyped metadata key' && key.includes(':') ? "it contains ':'" : undefined);
-  if (problem) throw invalidInput(`invalid ${kind} ${JSON.stringify(key)}: ${problem}; keys are ${NAME_RULE}${kind === 'untyped metadata key' ? ", without ':'" : ''}`);
-}
-
-function checkNumber(number: number | undefined): void {
-  if (number !== undefined && !(Number.isInteger(number) && number >= 0 && number <= 2147483647)) {
-    throw invalidInput(`invalid number ${number}: give a whole number from 1 to 2147483647, or 0 for the next free one`);
-  }
-}
-
-function checkCapability(value: string): asserts value is Capability {
-  if (!(CAPABILITIES as readonly string[]).includes(value)) throw invalidInput(`unknown capability ${JSON.stringify(value)}; capabilities are ${CAPABILITIES.join(', ')}`);
-}
-
-function checkExpansionShape(e: Expansion): void {
-  if (!(EXPANSION_MODES as readonly string[]).includes(e.mode)) throw invalidInput(`unknown expansion mode ${JSON.stringify(e.mode)}; modes are ${EXPANSION_MODES.join(', ')}`);
-  checkName('group name', e.group);
-}
-
-function checkSecret(secret: string): void {
-  const length = [...secret].length;
-  if (length === 0 || length > MAX_SECRET_LENGTH) throw invalidInput(`a secret must be 1 to ${MAX_SECRET_LENGTH} characters, not ${length}`);
-}
-
-/** Only the given fields of `patch`, each a string. */
-function checkPatch(patch: object, fields: readonly string[]): void {
-  for (const [field, value] of Object.entries(patch)) {
-    if (!fields.includes(field)) throw invalidInput(`cannot set ${JSON.stringify(field)} here; the fields are ${fields.join(', ')}`);
-    if (typeof value !== 'string') throw invalidInput(`${field} must be a string`);
-  }
-}
-
-/** A schema check of request input; its SchemaError becomes KH_ERR_INVALID_INPUT with the path. */
-function parsed<T>(parse: (value: unknown) => T, value: unknown): T {
-  try {
-    return parse(value);
-  } catch (err) {
-    if (err instanceof SchemaError) throw invalidInput(err.message);
-    throw err;
-  }
-}
-
-/** Request data for hooks: a JSON copy, so no hook can reach into the caller's objects. */
-function json(value: object): JsonObject {
-  return JSON.parse(JSON.stringify(value)) as JsonObject;
-}
-
-/** Entities as the API and hooks see them: never with the secret hash. */
-function withoutSecret(entity: Entity): Entity {
-  return { ...entity, secret: '' };
-}
-
-// Shared by entities and groups: untyped metadata, kv and set-like lists change the same way.
-
-function applyUntyped(entries: string[], change: UntypedMetaChange): string[] {
-  switch (change.action) {
-    case 'upsert':
-      return upsertUntyped(entries, change.key, change.value);
-    case 'clear-fuzzy':
-      return clearUntypedFuzzy(entries, change.key);
-    case 'clear-exact':
-      return clearUntypedExact(entries, change.key);
-  }
-}
-
-function applyKv(kv: Record<string, KVValues>, change: KvChange): Record<string, KVValues> {
-  const exists = Object.hasOwn(kv, change.key);
-  if (change.action === 'add' && exists) throw new KeyholdError('KH_ERR_KV_KEY_EXISTS', `kv key "${change.key}" already exists; replace it instead`);
-  if (change.action !== 'add' && !exists) throw new KeyholdError('KH_ERR_KV_KEY_NOT_FOUND', `no kv key "${change.key}"`);
-  const next = { ...kv };
-  if (change.action === 'delete') delete next[change.key];
-  else next[change.key] = { values: [...change.values] };
-  return next;
-}
-
-/** Adding a present value or removing an absent one changes nothing (both are idempotent). */
-function applySet<T>(list: readonly T[], change: SetChange<T>): T[] {
-  if (change.action === 'add') return list.includes(change.value) ? [...list] : [...list, change.value];
-  return list.filter((v) => v !== change.value);
-}
-
-function checkUntypedChange(change: UntypedMetaChange): void {
-  checkKey('untyped metadata key', change.key);
-}
-
-function checkKvChange(change: KvChange): void {
-  checkKey('kv key', change.key);
-  if (change.action !== 'delete' && !(Array.isArray(change.values) && change.values.every((v) => typeof v === 'string'))) throw invalidInput('kv values must be a list of strings');
-}
-
-function kvValue(kv: Record<string, KVValues>, key: string): KVValues {
-  const values = Object.hasOwn(kv, key) ? kv[key] : undefined;
-  if (!values) throw new KeyholdError('KH_ERR_KV_KEY_NOT_FOUND', `no kv key "${key}"`);
-  return values;
-}
-
-async function loadEntity(reader: StoreReader, id: string): Promise<Entity> {
-  const entity = await reader.getEntity(id);
-  if (!entity) throw new KeyholdError('KH_ERR_ENTITY_NOT_FOUND', `no entity "${id}"`, { id });
-  return entity;
-}
-
-async function loadGroup(reader: StoreReader, name: string): Promise<Group> {
-  const group = await reader.getGroup(name);
-  if (!group) throw new KeyholdError('KH_ERR_GROUP_NOT_FOUND', `no group "${name}"`, { name });
-  return group;
-}
-
-/** The data checks every stored group passes: managedBy names another group and leads back to none, expansions are sound. */
-async function checkGroup(tx: StoreTransaction, group: Group): Promise<void> {
-  // A group naming itself (not stored yet when created) is refused as a managedBy cycle instead.
-  if (group.managedBy !== '' && group.managedBy !== group.name) await loadGroup(tx, group.managedBy);
-  await checkManagedBy(tx, group);
-  await checkExpansions(tx, group);
-}
-
-async function saveGroup(tx: StoreTransaction, group: Group): Promise<void> {
-  await checkGroup(tx, group);
-  await tx.updateGroup(group);
-}
-
-/**
- * Saving a locked entity also replaces its token generation, so that its tokens are revoked and do
- * not come back on unlock, whatever locked it (the lock operation or a plugin's hook). No token
- * can be issued while it is locked, so none is lost that should live.
- */
-async function saveEntity(tx: StoreTransaction, entity: Entity): Promise<void> {
-  await tx.updateEntity(entity);
-  if (entity.meta.locked) await tx.renewTokenGeneration(entity.id);
-}
-
-const AUTH_FAILED = 'unknown entity or wrong secret';
-
-/** Marks an operation that changes what its subject can do: protection.ts's rules apply. */
+/** Marks an operation that changes what its subject can do: protection.ts's rules apply (`!PROTECTED`: they do not). */
 const PROTECTED = true;
 
 export interface IdentityOptions {
   hash?: Partial<HashParams>;
+  /** The bound on concurrent argon2 work (default: DEFAULT_HASH_SLOTS, no metrics). */
+  slots?: HashSlots;
 }
 
 export class Identity implements IdentityOperations {
-  private readonly hashParams: HashParams;
-  /** A hash of a random secret: what an unknown entity's secret is checked against, so it costs the same time. */
-  private dummyHash?: Promise<string>;
+  private readonly hasher: SecretHasher;
 
   constructor(
     private readonly store: Store,
     private readonly engine: LifecycleEngine,
     options: IdentityOptions = {},
   ) {
-    this.hashParams = resolveHashParams(options.hash);
+    this.hasher = new SecretHasher(resolveHashParams(options.hash), options.slots ?? new HashSlots());
   }
 
   // Entities
@@ -232,42 +51,34 @@ export class Identity implements IdentityOperations {
     if (input.secret !== undefined) checkSecret(input.secret);
     (input.capabilities ?? []).forEach(checkCapability);
     const requested = parsed(parseEntity, { id: input.id, number: input.number ?? 0, meta: { ...input.meta, capabilities: input.capabilities ?? [] } });
-    const create: LifecycleStep<Entity> = {
-      point: 'EntityCreate',
-      operation: 'entity.create',
-      request: {},
-      load: () => Promise.resolve(requested),
-      change: (tx, entity) => tx.insertEntity(entity),
-      save: saveEntity,
-    };
+    const create = createStep('EntityCreate', requested, () => Promise.resolve(), (tx, entity) => tx.insertEntity(entity));
     if (input.secret === undefined) return this.engine.run(create, info);
-    // An initial secret is a SecretChange in the same transaction, so its hooks (a password policy) see it too.
-    // Hashed before the transaction so that the ~40 ms hash does not hold the write lock.
-    const setSecret = this.secretStep(info, input.id, input.secret, await hashSecret(input.secret, this.hashParams));
+    // An initial secret is a SecretChange in the same request and transaction, so its hooks (a password policy) see it too.
+    const setSecret = secretStep(info, input.id, input.secret, await this.hasher.hash(input.secret), true);
     return (await this.engine.runAll([create, setSecret], info)) as Entity;
   }
 
-  async entityInfo(id: string): Promise<Entity> {
-    return withoutSecret(await loadEntity(this.store.reader, id));
+  entityInfo(id: string): Promise<Entity> {
+    return loadEntity(this.store.reader, id);
   }
 
-  async searchEntities(query: SearchQuery): Promise<Entity[]> {
-    return (await this.store.reader.searchEntities(query)).map(withoutSecret);
+  searchEntities(query: SearchQuery): Promise<Entity[]> {
+    return this.store.reader.searchEntities(query);
   }
 
   async updateEntityMeta(info: RequestInfo, id: string, patch: EntityMetaPatch): Promise<Entity> {
     checkPatch(patch, ENTITY_META_FIELDS);
-    return this.changeEntity(info, 'EntityUpdate', 'entity.update-meta', id, { patch }, (e) => ({ ...e, meta: { ...e.meta, ...patch } }));
+    return this.engine.run(entityChangeStep(info, 'EntityUpdate', 'entity.update-meta', id, { patch }, (e) => ({ ...e, meta: { ...e.meta, ...patch } }), !PROTECTED), info);
   }
 
   async entityUntypedMeta(info: RequestInfo, id: string, change: UntypedMetaChange): Promise<Entity> {
     checkUntypedChange(change);
-    return this.changeEntity(info, 'EntityUpdate', 'entity.untyped-meta', id, { change }, (e) => ({ ...e, meta: { ...e.meta, untypedMeta: applyUntyped(e.meta.untypedMeta, change) } }));
+    return this.engine.run(entityChangeStep(info, 'EntityUpdate', 'entity.untyped-meta', id, { change }, (e) => ({ ...e, meta: { ...e.meta, untypedMeta: applyUntyped(e.meta.untypedMeta, change) } }), !PROTECTED), info);
   }
 
   async entityKv(info: RequestInfo, id: string, change: KvChange): Promise<Entity> {
     checkKvChange(change);
-    return this.changeEntity(info, 'EntityUpdate', 'entity.kv', id, { change }, (e) => ({ ...e, meta: { ...e.meta, kv: applyKv(e.meta.kv, change) } }));
+    return this.engine.run(entityChangeStep(info, 'EntityUpdate', 'entity.kv', id, { change }, (e) => ({ ...e, meta: { ...e.meta, kv: applyKv(e.meta.kv, change) } }), !PROTECTED), info);
   }
 
   async entityKvGet(id: string, key: string): Promise<KVValues> {
@@ -276,68 +87,34 @@ export class Identity implements IdentityOperations {
 
   async entityKeys(info: RequestInfo, id: string, change: SetChange<string>): Promise<Entity> {
     if (typeof change.value !== 'string' || change.value.trim() === '' || /\p{Cc}/u.test(change.value)) throw invalidInput('a key must be a non-empty line of text');
-    return this.changeEntity(info, 'EntityUpdate', 'entity.keys', id, { change }, (e) => ({ ...e, meta: { ...e.meta, keys: applySet(e.meta.keys, change) } }), PROTECTED);
+    return this.engine.run(entityChangeStep(info, 'EntityUpdate', 'entity.keys', id, { change }, (e) => ({ ...e, meta: { ...e.meta, keys: applySet(e.meta.keys, change) } }), PROTECTED), info);
   }
 
   async entityCapabilities(info: RequestInfo, id: string, change: SetChange<Capability>): Promise<Entity> {
     checkCapability(change.value);
-    return this.changeEntity(info, 'EntityUpdate', 'entity.capabilities', id, { change }, (e) => ({ ...e, meta: { ...e.meta, capabilities: applySet(e.meta.capabilities, change) } }), PROTECTED);
+    return this.engine.run(entityChangeStep(info, 'EntityUpdate', 'entity.capabilities', id, { change }, (e) => ({ ...e, meta: { ...e.meta, capabilities: applySet(e.meta.capabilities, change) } }), PROTECTED), info);
   }
 
   async lockEntity(info: RequestInfo, id: string): Promise<Entity> {
-    return this.changeEntity(info, 'EntityLock', 'entity.lock', id, {}, (e) => ({ ...e, meta: { ...e.meta, locked: true } }), PROTECTED);
+    return this.engine.run(entityChangeStep(info, 'EntityLock', 'entity.lock', id, {}, (e) => ({ ...e, meta: { ...e.meta, locked: true } }), PROTECTED), info);
   }
 
   async unlockEntity(info: RequestInfo, id: string): Promise<Entity> {
-    return this.changeEntity(info, 'EntityUnlock', 'entity.unlock', id, {}, (e) => ({ ...e, meta: { ...e.meta, locked: false } }), PROTECTED);
+    return this.engine.run(entityChangeStep(info, 'EntityUnlock', 'entity.unlock', id, {}, (e) => ({ ...e, meta: { ...e.meta, locked: false } }), PROTECTED), info);
   }
 
-  destroyEntity(info: RequestInfo, id: string): Promise<void> {
-    return this.destroyStep(info, 'EntityDestroy', 'entity.destroy', { entity: id }, (tx) => loadEntity(tx, id), (tx) => tx.deleteEntity(id));
+  async destroyEntity(info: RequestInfo, id: string): Promise<void> {
+    await this.engine.run(destroyStep(info, 'EntityDestroy', { entity: id }, (reader) => loadEntity(reader, id), (tx) => tx.deleteEntity(id)), info);
   }
 
   async setSecret(info: RequestInfo, id: string, secret: string): Promise<void> {
     checkSecret(secret);
-    await this.engine.run(this.secretStep(info, id, secret, await hashSecret(secret, this.hashParams)), info);
+    // Hashed before the request takes any lock: the ~40 ms hash holds up no other request.
+    await this.engine.run(secretStep(info, id, secret, await this.hasher.hash(secret), false), info);
   }
 
-  /** SecretChange: the plain text goes to its hooks only (a password policy needs it), never further. */
-  private secretStep(info: RequestInfo, id: string, secret: string, hash: string): LifecycleStep<Entity> {
-    // A new secret revokes every token issued under the old one (same transaction: both or neither).
-    const change = async (tx: StoreTransaction, e: Entity) => (await tx.renewTokenGeneration(id), { ...e, secret: hash });
-    return this.updateStep('SecretChange', 'entity.set-secret', { secret }, (tx) => loadEntity(tx, id), change, saveEntity, guardChange(info, [{ entity: id }]));
-  }
-
-  async authCheck(info: RequestInfo, id: string, secret: string): Promise<Entity> {
-    // The hash is checked before the transaction (not to hold the write lock for it); inside, the
-    // verdict is reused if the stored hash is still the one checked, and checked again otherwise.
-    const verdict = await this.verify(await this.store.reader.getEntity(id), secret);
-    const rehashed = verdict.ok && needsRehash(verdict.hash, this.hashParams) ? await hashSecret(secret, this.hashParams) : undefined;
-    let loaded: Entity | undefined;
-    return this.engine.run(
-      {
-        point: 'AuthCheck',
-        operation: 'auth.check',
-        request: {},
-        load: async (tx) => {
-          loaded = await tx.getEntity(id);
-          if (!loaded) throw new KeyholdError('KH_ERR_AUTH_FAILED', AUTH_FAILED);
-          return loaded;
-        },
-        change: async (tx, entity) => {
-          if (entity.meta.locked) throw new KeyholdError('KH_ERR_ENTITY_LOCKED', `entity "${id}" is locked`, { id });
-          const unchanged = entity.secret === verdict.hash;
-          if (!(unchanged ? verdict : await this.verify(entity, secret)).ok) throw new KeyholdError('KH_ERR_AUTH_FAILED', AUTH_FAILED);
-          // Stored with weaker parameters than today's: upgraded now that the plain text is known.
-          const next = unchanged && rehashed ? { ...entity, secret: rehashed } : entity;
-          // Written only when something changed (a PRE hook's edit, a new hash): most logins write nothing.
-          if (!jsonEqual(next, loaded)) await saveEntity(tx, next);
-          return next;
-        },
-        save: saveEntity,
-      },
-      info,
-    );
+  authCheck(info: RequestInfo, id: string, secret: string): Promise<Entity> {
+    return this.engine.run(authCheckStep(id, secret, this.hasher), info).catch((err: unknown) => Promise.reject(asLoginRefusal(err)));
   }
 
   async entityGroups(id: string, options: { indirect: boolean }): Promise<string[]> {
@@ -358,23 +135,10 @@ export class Identity implements IdentityOperations {
     (input.capabilities ?? []).forEach(checkCapability);
     (input.expansions ?? []).forEach(checkExpansionShape);
     const requested = parsed(parseGroup, { ...input, number: input.number ?? 0 });
-    return this.engine.run(
-      {
-        point: 'GroupCreate',
-        operation: 'group.create',
-        request: {},
-        load: () => Promise.resolve(requested),
-        change: async (tx, group) => {
-          await checkGroup(tx, group);
-          return tx.insertGroup(group);
-        },
-        save: saveGroup,
-      },
-      info,
-    );
+    return this.engine.run(createStep('GroupCreate', requested, checkGroup, (tx, group) => tx.insertGroup(group)), info);
   }
 
-  async groupInfo(name: string): Promise<Group> {
+  groupInfo(name: string): Promise<Group> {
     return loadGroup(this.store.reader, name);
   }
 
@@ -385,17 +149,17 @@ export class Identity implements IdentityOperations {
   async updateGroup(info: RequestInfo, name: string, patch: GroupPatch): Promise<Group> {
     checkPatch(patch, ['displayName', 'managedBy']);
     // Who manages a group decides its membership: a protected change; its display name is not.
-    return this.changeGroup(info, 'group.update', name, { patch }, (g) => ({ ...g, ...patch }), patch.managedBy !== undefined);
+    return this.engine.run(groupChangeStep(info, 'group.update', name, { patch }, (g) => ({ ...g, ...patch }), patch.managedBy !== undefined), info);
   }
 
   async groupUntypedMeta(info: RequestInfo, name: string, change: UntypedMetaChange): Promise<Group> {
     checkUntypedChange(change);
-    return this.changeGroup(info, 'group.untyped-meta', name, { change }, (g) => ({ ...g, untypedMeta: applyUntyped(g.untypedMeta, change) }));
+    return this.engine.run(groupChangeStep(info, 'group.untyped-meta', name, { change }, (g) => ({ ...g, untypedMeta: applyUntyped(g.untypedMeta, change) }), !PROTECTED), info);
   }
 
   async groupKv(info: RequestInfo, name: string, change: KvChange): Promise<Group> {
     checkKvChange(change);
-    return this.changeGroup(info, 'group.kv', name, { change }, (g) => ({ ...g, kv: applyKv(g.kv, change) }));
+    return this.engine.run(groupChangeStep(info, 'group.kv', name, { change }, (g) => ({ ...g, kv: applyKv(g.kv, change) }), !PROTECTED), info);
   }
 
   async groupKvGet(name: string, key: string): Promise<KVValues> {
@@ -404,7 +168,7 @@ export class Identity implements IdentityOperations {
 
   async groupCapabilities(info: RequestInfo, name: string, change: SetChange<Capability>): Promise<Group> {
     checkCapability(change.value);
-    return this.changeGroup(info, 'group.capabilities', name, { change }, (g) => ({ ...g, capabilities: applySet(g.capabilities, change) }), PROTECTED);
+    return this.engine.run(groupChangeStep(info, 'group.capabilities', name, { change }, (g) => ({ ...g, capabilities: applySet(g.capabilities, change) }), PROTECTED), info);
   }
 
   async groupExpansions(info: RequestInfo, name: string, change: SetChange<Expansion>): Promise<Group> {
@@ -417,23 +181,21 @@ export class Identity implements IdentityOperations {
       }
       return { ...g, expansions: g.expansions.filter((e) => !(e.mode === mode && e.group === target)) };
     };
-    return this.changeGroup(info, 'group.expansions', name, { change }, expand, PROTECTED);
+    return this.engine.run(groupChangeStep(info, 'group.expansions', name, { change }, expand, PROTECTED), info);
   }
 
   async addMember(info: RequestInfo, group: string, entityId: string): Promise<Entity> {
-    return this.changeMembership(info, 'MembershipAdd', group, entityId, async (tx, entity) => {
-      if (entity.meta.groups.includes(group)) throw new KeyholdError('KH_ERR_ALREADY_MEMBER', `"${entityId}" is already a direct member of "${group}"`);
-      await tx.addMembership(entityId, group);
-      return [...entity.meta.groups, group].sort();
-    });
+    return this.engine.run(membershipStep(info, 'MembershipAdd', group, entityId, (groups) => {
+      if (groups.includes(group)) throw new KeyholdError('KH_ERR_ALREADY_MEMBER', `"${entityId}" is already a direct member of "${group}"`);
+      return [...groups, group].sort();
+    }), info);
   }
 
   async removeMember(info: RequestInfo, group: string, entityId: string): Promise<Entity> {
-    return this.changeMembership(info, 'MembershipRemove', group, entityId, async (tx, entity) => {
-      if (!entity.meta.groups.includes(group)) throw new KeyholdError('KH_ERR_NOT_A_MEMBER', `"${entityId}" is not a direct member of "${group}"`);
-      await tx.removeMembership(entityId, group);
-      return entity.meta.groups.filter((g) => g !== group);
-    });
+    return this.engine.run(membershipStep(info, 'MembershipRemove', group, entityId, (groups) => {
+      if (!groups.includes(group)) throw new KeyholdError('KH_ERR_NOT_A_MEMBER', `"${entityId}" is not a direct member of "${group}"`);
+      return groups.filter((g) => g !== group);
+    }), info);
   }
 
   async groupMembers(name: string): Promise<string[]> {
@@ -441,105 +203,8 @@ export class Identity implements IdentityOperations {
     return resolveMembers(this.store.reader, name);
   }
 
-  destroyGroup(info: RequestInfo, name: string): Promise<void> {
+  async destroyGroup(info: RequestInfo, name: string): Promise<void> {
     // The database refuses while other groups expand or are managed by this one (KH_ERR_GROUP_IN_USE naming them).
-    return this.destroyStep(info, 'GroupDestroy', 'group.destroy', { group: name }, (tx) => loadGroup(tx, name), (tx) => tx.deleteGroup(name));
-  }
-
-  // The shared shapes of the steps above.
-
-  /**
-   * Load, apply `mutate` to PRE's output and save it; POST's output is saved the same way. With a
-   * `guard` (a change to what the subjects can do), its rules hold before the change and after each save.
-   */
-  private updateStep<S extends Subject>(
-    point: LifecyclePoint,
-    operation: string,
-    request: object,
-    load: (tx: StoreTransaction) => Promise<S>,
-    mutate: (tx: StoreTransaction, subject: S) => S | Promise<S>,
-    save: (tx: StoreTransaction, subject: S) => Promise<void>,
-    guard?: ChangeGuard,
-  ): LifecycleStep<S> {
-    const guardedSave = async (tx: StoreTransaction, subject: S) => {
-      await save(tx, subject);
-      await guard?.after(tx);
-    };
-    return {
-      point,
-      operation,
-      request: json(request),
-      load,
-      change: async (tx, subject) => {
-        await guard?.before(tx);
-        const next = await mutate(tx, subject);
-        await guardedSave(tx, next);
-        return next;
-      },
-      save: guardedSave,
-    };
-  }
-
-  /** EntityUpdate/Lock/Unlock; `protect`: the operation changes what the entity can do (protection.ts). */
-  private changeEntity(info: RequestInfo, point: LifecyclePoint, operation: string, id: string, request: object, mutate: (entity: Entity) => Entity, protect = false): Promise<Entity> {
-    const guard = protect ? guardChange(info, [{ entity: id }]) : undefined;
-    return this.engine.run(this.updateStep(point, operation, request, (tx) => loadEntity(tx, id), (_tx, entity) => mutate(entity), saveEntity, guard), info);
-  }
-
-  /** GroupUpdate; the group is checked (managedBy, expansions) before each save; `protect` as for changeEntity. */
-  private changeGroup(info: RequestInfo, operation: string, name: string, request: object, mutate: (group: Group) => Group, protect = false): Promise<Group> {
-    const guard = protect ? guardChange(info, [{ group: name }]) : undefined;
-    return this.engine.run(this.updateStep('GroupUpdate', operation, request, (tx) => loadGroup(tx, name), (_tx, group) => mutate(group), saveGroup, guard), info);
-  }
-
-  /** MembershipAdd/Remove: the entity is the subject, the group is in the request; `apply` returns the new direct groups. Both are protected. */
-  private changeMembership(
-    info: RequestInfo,
-    point: 'MembershipAdd' | 'MembershipRemove',
-    group: string,
-    entityId: string,
-    apply: (tx: StoreTransaction, entity: Entity) => Promise<string[]>,
-  ): Promise<Entity> {
-    const operation = point === 'MembershipAdd' ? 'group.add-member' : 'group.remove-member';
-    const step = this.updateStep(
-      point,
-      operation,
-      { group },
-      (tx) => loadEntity(tx, entityId),
-      async (tx, entity) => {
-        await loadGroup(tx, group);
-        return { ...entity, meta: { ...entity.meta, groups: await apply(tx, entity) } };
-      },
-      saveEntity,
-      guardChange(info, [{ entity: entityId }, { group }]),
-    );
-    return this.engine.run(step, info);
-  }
-
-  /** Load, then delete (a protected change of `subject`); POST hooks see the object as it was, and nothing of theirs is saved. */
-  private async destroyStep<S extends Subject>(
-    info: RequestInfo,
-    point: 'EntityDestroy' | 'GroupDestroy',
-    operation: string,
-    subject: ProtectedSubject,
-    load: (tx: StoreTransaction) => Promise<S>,
-    remove: (tx: StoreTransaction) => Promise<void>,
-  ): Promise<void> {
-    const guard = guardChange(info, [subject]);
-    const change = async (tx: StoreTransaction, loaded: S) => {
-      await guard.before(tx);
-      await remove(tx);
-      await guard.after(tx);
-      return loaded;
-    };
-    await this.engine.run({ point, operation, request: {}, load, change }, info);
-  }
-
-  /** Checks `secret` against the entity's hash, or against a dummy hash when there is none, so both cost the same. */
-  private async verify(entity: Entity | undefined, secret: string): Promise<{ hash: string; ok: boolean }> {
-    const hash = entity?.secret ?? '';
-    this.dummyHash ??= hashSecret(randomBytes(32).toString('base64'), this.hashParams);
-    const ok = await verifySecret(hash || (await this.dummyHash), secret);
-    return { hash, ok: ok && hash !== '' };
+    await this.engine.run(destroyStep(info, 'GroupDestroy', { group: name }, (reader) => loadGroup(reader, name), (tx) => tx.deleteGroup(name)), info);
   }
 }

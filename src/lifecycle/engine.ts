@@ -1,13 +1,20 @@
 // The request lifecycle every mutating operation and AuthCheck goes through, in named stages:
 //
-//   load ─► PRE hooks ─► change (built-in checks + the write) ─► POST hooks ─► save ─► commit
+//   lock subjects ─► load ─► PRE hooks ─► change (checks + the change, in memory) ─► POST hooks
+//     ─► commit: one short write transaction (versions unchanged? re-check, write, event) ─► committed
 //
-// all inside one store transaction, so a failure at any stage writes nothing.
-// Plugins never see the secret hash: it is held aside here and put back before saving.
-import { hookName, type Capability, type Entity, type HookContext, type JsonObject, type LifecyclePoint } from 'keyhold-plugin-sdk';
-import type { Store, StoreTransaction } from '../store/store.js';
+// Hooks never run while the store's write lock is held: one slow plugin delays only the requests
+// on the same subject (they wait for its per-subject lock), never the rest of the server. The
+// write transaction re-validates what the hooks' time could have changed (the subjects' versions,
+// then each step's own checks against the data as committed), so a failure at any stage writes
+// nothing and emits no event. A subject changed underneath (another server process) fails the
+// request with KH_ERR_CONFLICT: hooks run once per request, never again for it.
+import { hookName, type Capability, type HookContext, type JsonObject, type LifecyclePoint, type OperationName } from 'keyhold-plugin-sdk';
+import { KeyholdError } from '../errors.js';
+import type { Store, StoreReader, StoreTransaction, SubjectRef } from '../store/store.js';
 import { runHook, type Subject } from './chain.js';
-import type { HookDispatcher } from './dispatcher.js';
+import { wantsEvent, type HookDispatcher } from './dispatcher.js';
+import { LockWaitExpired, SubjectLocks } from './subject-locks.js';
 
 /** Who asked, for hook contexts, logs and the authorization rules that depend on the data. */
 export interface RequestInfo {
@@ -20,6 +27,14 @@ export interface RequestInfo {
    * layer checks protected subjects against these (src/identity/protection.ts).
    */
   capabilities: readonly Capability[];
+  /**
+   * The client's network address, for requests that came over HTTP: the TCP peer, or for forward
+   * authentication the address a trusted proxy forwarded. What the login throttle counts, and
+   * what hooks see as context.clientAddress.
+   */
+  clientAddress?: string;
+  /** When the request arrived (epoch ms; default: when the engine got it): its deadline counts from here, waits for locks included. */
+  arrivedAt?: number;
 }
 
 /** A request made by the server itself (bootstrap, maintenance): it may do everything. */
@@ -30,38 +45,51 @@ export function serverRequest(requestId: string): RequestInfo {
 /** One operation, described as the stages the engine runs. */
 export interface LifecycleStep<S extends Subject> {
   point: LifecyclePoint;
-  /** A stable operation name, e.g. `entity.update-meta`; hooks see it as context.operation. */
-  operation: string;
+  /** Hooks see it as context.operation; the SDK's OPERATIONS lists each with its point. */
+  operation: OperationName;
   /** The request data hooks see (for SecretChange the new secret in plain text, never for AuthCheck). */
   request: JsonObject;
-  /** Loads the object as it stands (for create: the object as requested). */
-  load(tx: StoreTransaction): Promise<S>;
-  /** Built-in checks and the change itself, applied to PRE's output; returns the changed object. */
-  change(tx: StoreTransaction, subject: S): Promise<S>;
-  /** Persists the output of POST hooks; called only when they changed the object (the chain keeps an unchanged one as the same object). */
-  save?(tx: StoreTransaction, subject: S): Promise<void>;
+  /** What it reads and writes: locked for the whole request, and unchanged since the load at commit (a create names the subject it creates). */
+  subjects: readonly SubjectRef[];
+  /** Loads the object as it stands (for create: as requested); `previous`: the object the step before it in the request produced. */
+  load(reader: StoreReader, previous: Subject | undefined): Promise<S>;
+  /** Built-in checks against the data as read and the change itself, applied to PRE's output in memory; writes nothing. */
+  change(reader: StoreReader, subject: S): Promise<S>;
+  /** In the write transaction: re-checks what depends on other data and writes `final` (POST's output); `loaded` is what load returned. */
+  commit(tx: StoreTransaction, loaded: S, final: S): Promise<void>;
+  /** False when commit would write nothing (a login that changed nothing): no write transaction is opened for it. Default: it writes. */
+  writes?(loaded: S, final: S): boolean;
 }
 
-/** How long a whole request may take before its remaining hook calls are not started. */
+/** How long a whole request may take from its arrival: each plugin call gets at most the time left, and no stage starts after it. */
 export const REQUEST_DEADLINE_MS = 30_000;
 
-function secretOf(subject: Subject): string | undefined {
-  return 'secret' in subject ? subject.secret : undefined;
+/** The points whose object does not exist before the step: their event's `before` is null. */
+const CREATES: ReadonlySet<LifecyclePoint> = new Set(['EntityCreate', 'GroupCreate']);
+
+/** One step after its hooks: what commit needs. */
+interface Prepared {
+  step: LifecycleStep<Subject>;
+  loaded: Subject;
+  final: Subject;
+  event: boolean;
 }
 
-function withSecret<S extends Subject>(subject: S, secret: string | undefined): S {
-  return secret === undefined ? subject : ({ ...(subject as Entity), secret } as S);
-}
+const lockKey = (s: SubjectRef) => `${s.kind}:${s.key}`;
 
-/** The object as hooks see it: an entity's secret hash blanked. */
-function hookView<S extends Subject>(subject: S): S {
-  return withSecret(subject, secretOf(subject) === undefined ? undefined : '');
+function describe(s: SubjectRef): string {
+  return `${s.kind} "${s.key}"`;
 }
 
 export class LifecycleEngine {
+  /** Requests on the same subject run one at a time, hooks included. */
+  readonly locks = new SubjectLocks();
+
   constructor(
     private readonly store: Store,
     private dispatcher: HookDispatcher,
+    /** Told after a commit that wrote events (the outbox's delivery wakes up at once). */
+    private readonly onEvents: () => void = () => {},
   ) {}
 
   /** Swaps the plugin set; requests already running keep the set they started with. */
@@ -69,46 +97,105 @@ export class LifecycleEngine {
     this.dispatcher = dispatcher;
   }
 
-  /** Runs one operation through every stage and returns the object as committed (without its secret hash). */
+  /** Runs one operation through every stage and returns the object as committed (its `secret` always ''). */
   run<S extends Subject>(step: LifecycleStep<S>, info: RequestInfo): Promise<S> {
     return this.runAll([step], info) as Promise<S>;
   }
 
   /**
-   * Runs several operations as one request: in one transaction, with one state bag, each step's
-   * load seeing the steps before it (e.g. EntityCreate then SecretChange for a create with a secret).
-   * Returns the last step's object.
+   * Runs several operations as one request: one set of locks, one state bag, each step's load
+   * seeing the step before it (e.g. EntityCreate then SecretChange for a create with a secret),
+   * all committed in one transaction. Returns the last step's object.
    */
-  runAll(steps: readonly LifecycleStep<Subject>[], info: RequestInfo): Promise<Subject> {
+  async runAll(steps: readonly LifecycleStep<Subject>[], info: RequestInfo): Promise<Subject> {
+    const first = steps[0];
+    if (!first) throw new Error('LifecycleEngine.runAll needs at least one step');
     const dispatcher = this.dispatcher;
+    const deadline = (info.arrivedAt ?? Date.now()) + REQUEST_DEADLINE_MS;
     const context: HookContext = {
       requestId: info.requestId,
-      operation: '',
+      operation: first.operation,
       caller: info.caller,
-      deadline: Date.now() + REQUEST_DEADLINE_MS,
+      ...(info.clientAddress !== undefined && { clientAddress: info.clientAddress }),
+      deadline,
       state: {},
     };
+    const subjects = steps.flatMap((s) => s.subjects);
     const release = dispatcher.lease?.();
-    const done = this.store.write(async (tx) => {
-      let last: Subject | undefined;
+    let unlock: (() => void) | undefined;
+    try {
+      unlock = await this.locks.acquire(subjects.map(lockKey), deadline).catch((err: unknown) => {
+        throw err instanceof LockWaitExpired ? pastDeadline(`while it waited for other requests on ${err.key.replace(':', ' ')}`, { subject: err.key }) : err;
+      });
+      // Read before the loads: a write between the two makes the commit refuse, never pass unseen.
+      const versions = await Promise.all(subjects.map((s) => this.store.reader.version(s)));
+      const prepared: Prepared[] = [];
+      let previous: Subject | undefined;
       for (const step of steps) {
+        checkDeadline(deadline, 'before its hooks');
         context.operation = step.operation;
-        last = await runStages(dispatcher, tx, step, context);
+        const loaded = await step.load(this.store.reader, previous);
+        const pre = await runHook(dispatcher, hookName('pre', step.point), loaded, step.request, context);
+        const changed = await step.change(this.store.reader, pre);
+        const final = await runHook(dispatcher, hookName('post', step.point), changed, step.request, context);
+        prepared.push({ step, loaded, final, event: wantsEvent(dispatcher, step.point) });
+        previous = final;
       }
-      if (!last) throw new Error('LifecycleEngine.runAll needs at least one step');
-      return last;
+      if (prepared.some((p) => p.event || p.step.writes?.(p.loaded, p.final) !== false)) {
+        checkDeadline(deadline, 'before its commit');
+        await this.commit(prepared, subjects, versions, info);
+      }
+      return previous!;
+    } finally {
+      unlock?.();
+      release?.();
+    }
+  }
+
+  /** The short write transaction: the subjects are as they were read, each step re-checks and writes, then its event. */
+  private async commit(prepared: readonly Prepared[], subjects: readonly SubjectRef[], versions: readonly (number | undefined)[], info: RequestInfo): Promise<void> {
+    await this.store.write(async (tx) => {
+      for (const [i, subject] of subjects.entries()) {
+        const now = await tx.version(subject);
+        // A subject that did not exist is created by this request: its insert reports one made meanwhile (KH_ERR_ENTITY_EXISTS, …).
+        if (versions[i] !== undefined && now !== versions[i]) {
+          throw new KeyholdError('KH_ERR_CONFLICT', `${describe(subject)} was ${now === undefined ? 'deleted' : 'changed'} by another request while this one ran its hooks; nothing was written; retry`, { ...subject });
+        }
+      }
+      for (const p of prepared) {
+        await p.step.commit(tx, p.loaded, p.final);
+        if (p.event) await appendEvent(tx, p.step, p.loaded, info);
+      }
     });
-    return release ? done.finally(release) : done;
+    if (prepared.some((p) => p.event)) this.onEvents();
   }
 }
 
-async function runStages<S extends Subject>(dispatcher: HookDispatcher, tx: StoreTransaction, step: LifecycleStep<S>, context: HookContext): Promise<S> {
-  const loaded = await step.load(tx);
-  const pre = await runHook(dispatcher, hookName('pre', step.point), hookView(loaded), step.request, context);
-  const changed = await step.change(tx, withSecret(pre, secretOf(loaded)));
-  const secret = secretOf(changed);
-  const afterChange = hookView(changed);
-  const post = await runHook(dispatcher, hookName('post', step.point), afterChange, step.request, context);
-  if (step.save && post !== afterChange) await step.save(tx, withSecret(post, secret));
-  return post;
+/** KH_ERR_REQUEST_DEADLINE: the request ran out of time where no plugin was at fault, so it names none. */
+function pastDeadline(where: string, details?: Record<string, unknown>): KeyholdError {
+  return new KeyholdError('KH_ERR_REQUEST_DEADLINE', `the request reached its deadline (${REQUEST_DEADLINE_MS} ms after it arrived) ${where}; nothing was written; retry later`, details);
+}
+
+function checkDeadline(deadline: number, where: string): void {
+  if (Date.now() >= deadline) throw pastDeadline(where);
+}
+
+/** Appends the step's event: the object before it and as written (read back: exactly what was saved), never a secret. */
+async function appendEvent(tx: StoreTransaction, step: LifecycleStep<Subject>, loaded: Subject, info: RequestInfo): Promise<void> {
+  const subjectKind = 'id' in loaded ? 'entity' : 'group';
+  const subjectKey = 'id' in loaded ? loaded.id : loaded.name;
+  const after = subjectKind === 'entity' ? await tx.getEntity(subjectKey) : await tx.getGroup(subjectKey);
+  const { secret: _secret, ...request } = step.request;
+  await tx.outbox.append({
+    point: step.point,
+    operation: step.operation,
+    subjectKind,
+    subjectKey,
+    before: CREATES.has(step.point) ? null : loaded,
+    after: after ?? null,
+    request,
+    requestId: info.requestId,
+    caller: info.caller,
+    at: new Date().toISOString(),
+  });
 }

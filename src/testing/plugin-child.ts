@@ -7,7 +7,7 @@
 // Plugin authors import it from the server package: `import { startPluginChild } from
 // 'keyhold/dist/src/testing/plugin-child.js'`.
 import { Writable } from 'node:stream';
-import type { HookContext, HookName, JsonObject } from 'keyhold-plugin-sdk';
+import { committedHookName, type CommittedEvent, type HookContext, type HookName, type JsonObject } from 'keyhold-plugin-sdk';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { discoverPlugins } from '../host/discover.js';
@@ -43,6 +43,11 @@ export interface PluginChild {
    * server's KeyholdError (KH_ERR_PLUGIN_VETO, KH_ERR_PLUGIN_FAILED, …) naming plugin and hook.
    */
   call<S extends Subject>(hook: HookName, subject: S, request?: JsonObject, context?: Partial<HookContext>): Promise<{ subject: S; state: JsonObject }>;
+  /**
+   * Delivers one committed event to the hook of its point, as the server's outbox does. Resolves
+   * when the plugin took it; rejects with the host's PluginCallError (the server would retry).
+   */
+  deliver(event: CommittedEvent, attempt?: number): Promise<void>;
   /** Shutdown request, grace, SIGTERM, SIGKILL: the host's own stop sequence. */
   stop(): Promise<void>;
 }
@@ -78,6 +83,12 @@ export async function startPluginChild(path: string, options: PluginChildOptions
       const ctx: HookContext = { requestId: `child-test-${requests}`, operation: 'test', caller: 'root', deadline: Date.now() + 30_000, state: {}, ...context };
       const result = await runHook(dispatcher, hook, subject, request, ctx);
       return { subject: result, state: ctx.state };
+    },
+    async deliver(event, attempt = 1) {
+      const hook = committedHookName(event.point);
+      const subscriber = dispatcher.subscribers?.find((s) => s.hooks.has(hook));
+      if (!subscriber) throw new Error(`the plugin does not implement ${hook}, so the server would never deliver this event to it`);
+      await subscriber.deliver({ hook, event, attempt });
     },
     stop: () => supervisor.stop(),
   };

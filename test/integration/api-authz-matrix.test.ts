@@ -110,6 +110,9 @@ const MUTATIONS: Record<string, RouteCase> = {
   'DELETE /v1/groups/:name/members/:entityId': { capability: 'MODIFY_GROUP_MEMBERS', method: 'DELETE', ok: 200, protects: true, targets: SUBJECT_TARGETS, prepare: (tag, target, caller) => membershipTarget(tag, target, caller, true) },
   'DELETE /v1/groups/:name': groupRoute('DESTROY_GROUP', 'DELETE', 204, true, (name) => ({ path: `/v1/groups/${name}` })),
   'POST /v1/plugins/reload': { capability: 'GLOBAL_ROOT', method: 'POST', ok: 200, protects: false, targets: ['plain'], prepare: async () => ({ path: '/v1/plugins/reload' }) },
+  // No plugins here, so no events: past the authorization the answer is 404 (the whole path: events-server.test.ts).
+  'POST /v1/events/:seq/retry': { capability: 'GLOBAL_ROOT', method: 'POST', ok: 404, protects: false, targets: ['plain'], prepare: async () => ({ path: '/v1/events/1/retry', body: {} }) },
+  'POST /v1/events/:seq/skip': { capability: 'GLOBAL_ROOT', method: 'POST', ok: 404, protects: false, targets: ['plain'], prepare: async () => ({ path: '/v1/events/1/skip', body: {} }) },
 };
 
 /** The status the rules predict, and the capabilities a refusal names. */

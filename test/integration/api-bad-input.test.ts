@@ -60,11 +60,17 @@ const ROUTES: Record<string, RouteSample> = {
   'POST /v1/auth/logout': { method: 'POST', path: '/v1/auth/logout', as: 'leaver' },
   'GET /v1/auth/whoami': { method: 'GET', path: '/v1/auth/whoami' },
   'GET /v1/auth/jwks': { method: 'GET', path: '/v1/auth/jwks' },
+  'GET /v1/forward-auth': { method: 'GET', path: '/v1/forward-auth?group=staff' },
   'GET /healthz': { method: 'GET', path: '/healthz' },
   'GET /metrics': { method: 'GET', path: '/metrics' },
   'GET /v1/system/status': { method: 'GET', path: '/v1/system/status' },
   'GET /v1/plugins': { method: 'GET', path: '/v1/plugins' },
   'POST /v1/plugins/reload': { method: 'POST', path: '/v1/plugins/reload' },
+  // No plugins here, so no events: a valid request is answered 404.
+  'GET /v1/events': { method: 'GET', path: '/v1/events?after=0&limit=5&dead=true' },
+  'GET /v1/events/:seq': { method: 'GET', path: '/v1/events/1' },
+  'POST /v1/events/:seq/retry': { method: 'POST', path: '/v1/events/1/retry', body: { plugin: 'audit-log' } },
+  'POST /v1/events/:seq/skip': { method: 'POST', path: '/v1/events/1/skip', body: { plugin: 'audit-log' } },
 };
 
 /** Strings that have broken servers before: control characters, lone surrogates, direction overrides, huge and empty. */

@@ -46,7 +46,8 @@ it('reports, reloads (SIGHUP and API) and stops the plugin set of a server proce
   const token = await login(server.url, 'root', 'pw');
   const plugins = async () => (await call(server.url, 'GET', '/v1/plugins', { token })).body.plugins as Status[];
 
-  const health = await call(server.url, 'GET', '/healthz');
+  assert.deepEqual((await call(server.url, 'GET', '/healthz')).body, { status: 'ok' }, 'without a token, no plugin details');
+  const health = await call(server.url, 'GET', '/healthz', { token });
   assert.equal(health.status, 200);
   assert.equal(health.body.status, 'ok');
   assert.deepEqual(health.body.plugins.map((p: Status) => [p.name, p.state]), [['recorder', 'ready']]);

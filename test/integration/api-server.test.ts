@@ -7,6 +7,8 @@ import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
 import { checkListenSafety, ConfigError, loadConfig } from '../../src/config.js';
+import { DEFAULT_HASH_SLOTS } from '../../src/identity/hash-slots.js';
+import { DEFAULT_LOGIN_THROTTLE } from '../../src/identity/login-throttle.js';
 import { startServer } from '../../src/server.js';
 import { call, login, scratchDir, serverEnv } from '../support/keyhold.js';
 
@@ -87,6 +89,24 @@ describe('configuration', () => {
     assert.match(configError(() => loadConfig({ env: { KEYHOLD_CONFIG: join(cwd, 'missing.yaml') }, cwd })).problem, /KEYHOLD_CONFIG/);
   });
 
+  it('reads the login throttle and the argon2 bound: on by default, from the file and the environment, checked', () => {
+    const cwd = scratchDir('cfg');
+    const defaults = loadConfig({ env: {}, cwd });
+    assert.deepEqual(defaults.loginThrottle, DEFAULT_LOGIN_THROTTLE);
+    assert.equal(defaults.loginThrottle.enabled, true);
+    assert.deepEqual(defaults.hashSlots, DEFAULT_HASH_SLOTS);
+    writeFileSync(join(cwd, 'keyhold.yaml'), 'loginThrottle:\n  softLockAfter: 20\n  softLockDuration: 2h\n  familiarFor: 14d\nhash:\n  queue: 8\n');
+    const config = loadConfig({ env: { KEYHOLD_LOGIN_THROTTLE_BASE_DELAY: '250ms', KEYHOLD_HASH_CONCURRENCY: '3' }, cwd });
+    assert.deepEqual(config.loginThrottle, { ...DEFAULT_LOGIN_THROTTLE, baseDelayMs: 250, softLockAfter: 20, softLockMs: 7_200_000, familiarForMs: 14 * 86_400_000 });
+    assert.deepEqual(config.hashSlots, { concurrency: 3, queue: 8 });
+    assert.deepEqual(config.hash, { memoryCost: 19456, timeCost: 2, parallelism: 1 }, 'the argon2 parameters alone');
+    assert.equal(loadConfig({ env: { KEYHOLD_LOGIN_THROTTLE: 'false' }, cwd }).loginThrottle.enabled, false);
+    const tooLong = configError(() => loadConfig({ env: { KEYHOLD_LOGIN_THROTTLE_BASE_DELAY: '2m' }, cwd }));
+    assert.deepEqual([tooLong.source, tooLong.path], ['KEYHOLD_LOGIN_THROTTLE_BASE_DELAY', 'loginThrottle.baseDelay']);
+    assert.match(tooLong.problem, /expected a duration from 0ms to 60s, got "2m"/);
+    assert.match(configError(() => loadConfig({ env: { KEYHOLD_HASH_CONCURRENCY: '0' }, cwd })).problem, /integer from 1 to 256/);
+  });
+
   it('refuses a non-loopback address without TLS unless told it is insecure', () => {
     const cwd = scratchDir('cfg');
     assert.equal(checkListenSafety(loadConfig({ env: {}, cwd })), null);
@@ -135,7 +155,12 @@ describe('server', () => {
     try {
       const health = await call(handle.url, 'GET', '/healthz');
       assert.equal(health.status, 200);
-      assert.deepEqual(health.body, { status: 'ok', store: 'ok', plugins: [] });
+      assert.deepEqual(health.body, { status: 'ok' }, 'without a token, only the status');
+      const detailed = await call(handle.url, 'GET', '/healthz', { token: await login(handle.url, 'root', 'pw') });
+      assert.equal(detailed.status, 200);
+      assert.deepEqual(detailed.body, { status: 'ok', store: { reads: 'ok', writes: 'ok', queuedWrites: 0 }, plugins: [] });
+      const forged = await call(handle.url, 'GET', '/healthz', { token: 'not-a-token' });
+      assert.equal(forged.status, 401, 'a token that is not valid is refused, not ignored');
       await call(handle.url, 'GET', '/v1/entities');
       const metrics = await call(handle.url, 'GET', '/metrics');
       assert.match(metrics.text, /keyhold_http_requests_total\{method="GET",route="\/v1\/entities",status="401"\} 1/);

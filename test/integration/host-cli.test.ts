@@ -1,6 +1,7 @@
 // keyhold plugin verify | list | reload, run as a process: output and exit codes.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { chmodSync } from 'node:fs';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -33,7 +34,7 @@ async function fakeServer(t: Parameters<typeof pluginDir>[0], answer: (req: Inco
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests };
 }
 
-const status = { name: 'rec', path: '/p/rec.js', state: 'ready', pid: 42, version: '1.2.3', hooks: ['preEntityCreate'], restarts: 0, lastError: null, failureMode: 'closed', order: 100 };
+const status = { name: 'rec', path: '/p/rec.js', state: 'ready', pid: 42, version: '1.2.3', hooks: ['preEntityCreate'], restarts: 0, lastError: null, failureMode: 'closed', mode: 'shadow', order: 100 };
 
 describe('keyhold plugin', () => {
   it('verify prints ok or the reason for each plugin and exits 1 when any fails', async (t) => {
@@ -43,6 +44,15 @@ describe('keyhold plugin', () => {
     assert.match(stdout, /^ok {4}good 1\.2\.3 {2}hooks: preEntityCreate, postGroupUpdate/m);
     assert.match(stdout, /^FAIL {2}picky {2}config rejected: config\.reject is set/m);
     assert.match(stderr, /keyhold: 1 of 2 plugin\(s\) cannot be loaded/);
+  });
+
+  it('verify refuses a plugin directory other users can write to, saying how to fix it (exit 1)', async (t) => {
+    const dir = pluginDir(t, { good: 'recorder' });
+    chmodSync(dir, 0o777);
+    const { code, stdout } = await keyhold(['plugin', 'verify', dir]);
+    assert.equal(code, 1);
+    assert.ok(stdout.includes(`untrusted: the plugin directory ${dir} is writable by group and others (mode 0777)`), stdout);
+    assert.ok(stdout.includes(`fix: chmod go-w ${dir}`), stdout);
   });
 
   it('verify exits 0 when every plugin loads, with --json results', async (t) => {
@@ -58,7 +68,7 @@ describe('keyhold plugin', () => {
     assert.equal(code, 0);
     assert.deepEqual(server.requests, [{ method: 'GET', url: '/v1/plugins', authorization: 'Bearer tok' }]);
     assert.match(stdout, /^PLUGIN +STATE +PID/m);
-    assert.match(stdout, /^rec +ready +42 +1\.2\.3 +100 +closed +0 +preEntityCreate/m);
+    assert.match(stdout, /^rec +ready +42 +1\.2\.3 +100 +shadow +closed +0 +preEntityCreate/m);
   });
 
   it('reload posts to /v1/plugins/reload; a refused reload prints the server\'s reason and exits 1', async (t) => {

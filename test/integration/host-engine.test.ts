@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Entity, JsonObject } from 'keyhold-plugin-sdk';
 import { PluginHost } from '../../src/host/host.js';
-import { LifecycleEngine, type LifecycleStep } from '../../src/lifecycle/engine.js';
+import { LifecycleEngine, REQUEST_DEADLINE_MS, type LifecycleStep } from '../../src/lifecycle/engine.js';
 import { NO_PLUGINS } from '../../src/lifecycle/dispatcher.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { alice, CapturedLogs, pluginDir, testSettings } from '../fixtures/plugin-host.js';
@@ -14,12 +14,10 @@ function renameAlice(request: JsonObject & { displayName: string }): LifecycleSt
     point: 'EntityUpdate',
     operation: 'entity.update-meta',
     request,
-    load: async (tx) => (await tx.getEntity('alice'))!,
-    change: async (tx, subject) => {
-      const changed = { ...subject, meta: { ...subject.meta, displayName: request.displayName } };
-      await tx.updateEntity(changed);
-      return changed;
-    },
+    subjects: [{ kind: 'entity', key: 'alice' }],
+    load: async (reader) => (await reader.getEntity('alice'))!,
+    change: async (_reader, subject) => ({ ...subject, meta: { ...subject.meta, displayName: request.displayName } }),
+    commit: (tx, _loaded, final) => tx.updateEntity(final),
   };
 }
 
@@ -47,5 +45,24 @@ describe('plugins in the lifecycle engine', () => {
     const committed = await engine.run(renameAlice({ displayName: 'Bob', fault: 'none' }), info);
     assert.equal(committed.meta.displayName, 'Bob');
     assert.equal(await displayName(), 'Bob');
+  });
+
+  it('a request late from waiting gives a plugin only the time it has left, and the timeout names that plugin', async (t) => {
+    const store = SqliteStore.open(':memory:');
+    t.after(() => store.close());
+    await store.write((tx) => tx.insertEntity(alice));
+    const engine = new LifecycleEngine(store, NO_PLUGINS);
+    // The plugin's own timeout is far longer than what the request has left.
+    const host = new PluginHost({ settings: testSettings({ directory: pluginDir(t, { faulty: 'faulty' }), callTimeout: '20s' }), logger: new CapturedLogs().logger, onSwap: (d) => engine.setDispatcher(d) });
+    t.after(() => host.stop());
+    await host.start();
+    const left = 300;
+    const info = { requestId: 'late', caller: 'root', capabilities: ['GLOBAL_ROOT'] as const, arrivedAt: Date.now() - REQUEST_DEADLINE_MS + left };
+    const err = (await engine.run(renameAlice({ displayName: 'Late', fault: 'hang' }), info).catch((e: unknown) => e)) as { code: string; message: string; details: { plugin: string } };
+    assert.equal(err.code, 'KH_ERR_PLUGIN_TIMEOUT', err.message);
+    assert.equal(err.details.plugin, 'faulty');
+    const allowed = Number(/no answer within (\d+) ms/.exec(err.message)?.[1]);
+    assert.ok(allowed <= left, `the call was given ${allowed} ms, not the plugin's 20 s: ${err.message}`);
+    assert.equal((await store.reader.getEntity('alice'))!.meta.displayName, 'Alice');
   });
 });

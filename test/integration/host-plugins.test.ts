@@ -17,8 +17,8 @@ import { runHook } from '../../src/lifecycle/chain.js';
 import { alice, context, createHost, fixture, pluginDir, processGone, staff, startHost, testSettings, waitForExit } from '../fixtures/plugin-host.js';
 
 describe('loading and calling plugins', () => {
-  it('starts every plugin and reports name, state, pid, version, hooks, order and failure mode', async (t) => {
-    const { host } = await startHost(t, { rec: 'recorder', faulty: 'faulty' }, { plugins: { faulty: { order: 5, failureMode: 'open' } } });
+  it('starts every plugin and reports name, state, pid, version, hooks, order, failure mode and mode', async (t) => {
+    const { host } = await startHost(t, { rec: 'recorder', faulty: 'faulty' }, { plugins: { faulty: { order: 5, failureMode: 'open', mode: 'shadow' } } });
     const [first, second] = host.status();
     assert.deepEqual({ ...first, pid: typeof first!.pid }, {
       name: 'faulty',
@@ -30,12 +30,14 @@ describe('loading and calling plugins', () => {
       restarts: 0,
       lastError: null,
       failureMode: 'open',
+      mode: 'shadow',
       order: 5,
     });
     assert.equal(second!.name, 'rec');
     assert.equal(second!.version, '1.2.3');
     assert.deepEqual(second!.hooks, ['preEntityCreate', 'postGroupUpdate']);
     assert.equal(second!.failureMode, 'closed');
+    assert.equal(second!.mode, 'enforce');
     assert.equal(second!.order, 100);
   });
 

@@ -27,7 +27,7 @@ describe('a Python plugin written from docs/protocol.md', () => {
   it('loads, reports its hook, allows, vetoes, and its $/log records reach the host log', async () => {
     const child = await start(PYTHON_DENY, { config: { deny: ['root', 'admin'] } });
     assert.equal(child.status.state, 'ready');
-    assert.deepEqual(child.status.hooks, ['preEntityCreate']);
+    assert.deepEqual(child.status.hooks, ['preEntityCreate', 'committedEntityCreate']);
     const ok = await child.call('preEntityCreate', fakeEntity({ id: 'alice' }));
     assert.equal(ok.subject.id, 'alice');
     await assert.rejects(child.call('preEntityCreate', fakeEntity({ id: 'admin' })), vetoed(/plugin "python-deny" refused the request in preEntityCreate: the id "admin" is reserved/));
@@ -36,6 +36,16 @@ describe('a Python plugin written from docs/protocol.md', () => {
     assert.equal(record.level, 'warn');
     assert.equal(record.plugin, 'python-deny');
     assert.equal(record.entity, 'admin');
+  });
+
+  it('takes a committed event (answers null) and logs it', async () => {
+    const child = await start(PYTHON_DENY);
+    const alice = fakeEntity({ id: 'alice' });
+    const event = { seq: 42, point: 'EntityCreate', operation: 'entity.create', subjectKind: 'entity', subjectKey: 'alice', before: null, after: alice, request: {}, requestId: 'req-42', caller: 'root', at: '2026-01-01T00:00:00.000Z' } as const;
+    await child.deliver(event, 2);
+    const record = child.logs.find((r) => r.msg === 'entity created');
+    assert.ok(record, 'the committed call was handled and logged');
+    assert.deepEqual([record.plugin, record.entity, record.seq, record.requestId, record.attempt], ['python-deny', 'alice', 42, 'req-42', 2]);
   });
 
   it('is refused at the handshake with its own message when the config is bad', async () => {

@@ -102,4 +102,33 @@ describe('webhook', () => {
   it('rejects an unknown hook name in its config', async () => {
     await assert.rejects(start({ hooks: ['preEntityCreat'] }), /config "hooks": expected a list of names from preEntityCreate/);
   });
+
+  describe('mode notify', () => {
+    const notify = (config: JsonObject = {}) => start({ mode: 'notify', hooks: ['committedEntityCreate', 'committedGroupDestroy'], ...config });
+
+    it('implements the committed hooks it is given and posts each event with its hook, attempt and the custom config', async () => {
+      service.handler = (_body, res) => reply(res, 204);
+      const h = await notify({ custom: { tenant: 'blue' } });
+      assert.deepEqual(implementedHooks(h.plugin), ['committedEntityCreate', 'committedGroupDestroy']);
+      const event = await h.deliver('committedEntityCreate', { after: alice, requestId: 'r1' }, { attempt: 2 });
+      const sent = service.received.at(-1)!;
+      assert.deepEqual(sent, JSON.parse(JSON.stringify({ hook: 'committedEntityCreate', event, attempt: 2, config: { tenant: 'blue' } })));
+    });
+
+    it('fails the delivery (for the outbox to retry) on any non-2xx, a 4xx included, without retrying itself', async () => {
+      let calls = 0;
+      service.handler = (_body, res) => (++calls === 1 ? reply(res, 409, { message: 'seen already?' }) : reply(res, 503, { message: 'warming up' }));
+      const h = await notify();
+      await assert.rejects(h.deliver('committedEntityCreate', { after: alice }), (e: unknown) => !(e instanceof Veto) && /refused the event: seen already\?/.test((e as Error).message));
+      await assert.rejects(h.deliver('committedEntityCreate', { after: alice }), /answered 503: warming up/);
+      assert.equal(calls, 2);
+    });
+
+    it('refuses hooks of the other mode, and retries or includeSecret in notify mode', async () => {
+      await assert.rejects(notify({ hooks: ['postEntityCreate'] }), /config "hooks": mode notify takes committed hooks \(committedEntityCreate, …\), not postEntityCreate/);
+      await assert.rejects(start({ hooks: ['committedEntityCreate'] }), /config "hooks": committedEntityCreate is a committed hook: set mode: notify/);
+      await assert.rejects(notify({ retries: 2 }), /config "retries": mode notify is retried by the server/);
+      await assert.rejects(notify({ includeSecret: true }), /config "includeSecret": committed events never carry a secret/);
+    });
+  });
 });

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import type { HookName, HookParams, HookResult, JsonObject } from 'keyhold-plugin-sdk';
 import { isKeyholdError, type ErrorCode, type KeyholdError } from '../../src/errors.js';
-import { NO_PLUGINS, PluginCallError, type FailureMode, type HookDispatcher, type HookHandler } from '../../src/lifecycle/dispatcher.js';
+import { NO_PLUGINS, PluginCallError, type FailureMode, type HookDispatcher, type HookHandler, type PluginMode, type ShadowOutcome } from '../../src/lifecycle/dispatcher.js';
 import { LifecycleEngine, serverRequest, type RequestInfo } from '../../src/lifecycle/engine.js';
 import { Identity } from '../../src/identity/identity.js';
 import type { HashParams } from '../../src/identity/secrets.js';
@@ -36,6 +36,8 @@ export type TestHook = (params: HookParams) => HookResult | Promise<HookResult>;
 export interface TestPlugin {
   name: string;
   failureMode?: FailureMode;
+  mode?: PluginMode;
+  exempt?: string[];
   hooks: Partial<Record<HookName, TestHook>>;
 }
 
@@ -45,6 +47,10 @@ export class TestDispatcher implements HookDispatcher {
   readonly calls: string[] = [];
   /** `plugin:hook` for every call skipped under failureMode open. */
   readonly skips: string[] = [];
+  /** `plugin:hook` and what a shadow plugin would have done, for every shadow call that was not a plain pass. */
+  readonly shadowed: { call: string; outcome: ShadowOutcome }[] = [];
+  /** `plugin:hook:entity` for every call not made because the subject was exempt. */
+  readonly exempted: string[] = [];
 
   constructor(private readonly plugins: readonly TestPlugin[]) {}
 
@@ -55,6 +61,8 @@ export class TestDispatcher implements HookDispatcher {
       const handler: HookHandler = {
         plugin: plugin.name,
         failureMode: plugin.failureMode ?? 'closed',
+        mode: plugin.mode ?? 'enforce',
+        exempt: new Set(plugin.exempt),
         call: async (params) => {
           this.calls.push(`${plugin.name}:${hook}`);
           // A deep copy, as the wire would make: a plugin cannot reach the server's objects.
@@ -62,6 +70,12 @@ export class TestDispatcher implements HookDispatcher {
         },
         skipped: (h: HookName) => {
           this.skips.push(`${plugin.name}:${h}`);
+        },
+        shadowed: (h, _requestId, outcome) => {
+          this.shadowed.push({ call: `${plugin.name}:${h}`, outcome });
+        },
+        exempted: (h, _requestId, entity) => {
+          this.exempted.push(`${plugin.name}:${h}:${entity}`);
         },
       };
       return [handler];

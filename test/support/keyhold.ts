@@ -4,6 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -17,16 +18,24 @@ import { startServer, type ServerHandle } from '../../src/server.js';
 
 export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
-/** Environment for a test server: loopback, any free port, cheap hashing, no plugins. */
+let emptyPluginDir: string | undefined;
+
+/**
+ * Environment for a test server: loopback, any free port, cheap hashing, no plugins (an empty
+ * plugin directory: a missing one is an error), and login throttling counting failures but with
+ * no delays (tests log in right after a wrong secret; the throttle's own tests set their delays).
+ */
 export function serverEnv(dataDir: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  emptyPluginDir ??= scratchDir('no-plugins');
   return {
     KEYHOLD_HOST: '127.0.0.1',
     KEYHOLD_PORT: '0',
     KEYHOLD_DATA_DIR: dataDir,
     KEYHOLD_HASH_MEMORY_COST: '256',
     KEYHOLD_HASH_TIME_COST: '1',
-    KEYHOLD_PLUGIN_DIR: join(dataDir, 'no-plugins'),
+    KEYHOLD_PLUGIN_DIR: emptyPluginDir,
     KEYHOLD_LOG_LEVEL: 'warn',
+    KEYHOLD_LOGIN_THROTTLE_BASE_DELAY: '0',
     ...extra,
   };
 }
@@ -220,6 +229,24 @@ export async function call(url: string, method: string, path: string, options: {
     parsed = undefined;
   }
   return { status: response.status, body: parsed, text };
+}
+
+/**
+ * One JSON POST sent from the local address `from` (any of 127.0.0.0/8 on Linux), so that a test
+ * can play several clients: the server sees `from` as the client address.
+ */
+export function postFrom(from: string, url: string, path: string, body: unknown): Promise<ApiResponse & { headers: Record<string, string | string[] | undefined> }> {
+  return new Promise((resolve, reject) => {
+    const req = request(new URL(path, url), { method: 'POST', localAddress: from, headers: { 'content-type': 'application/json' } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined, text, headers: res.headers }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
 }
 
 /** Logs in over the API and returns the token. */

@@ -22,9 +22,26 @@ const INVALID_NAMES: [string, string, RegExp][] = [
   ['a DEL character', 'a\u007fb', /control character/],
   ['129 characters', 'x'.repeat(129), /129 characters long/],
   ["a leading '-'", '-rf', /starts with '-'/],
+  // Code points that hide or disguise text, or mean nothing: each refused with its name or number.
+  ['a right-to-left override', 'a\u202eb', /U\+202E RIGHT-TO-LEFT OVERRIDE, a format character/],
+  ['a zero-width space', 'a\u200bb', /U\+200B ZERO WIDTH SPACE, a format character/],
+  ['a left-to-right isolate', 'a\u2066b', /U\+2066 LEFT-TO-RIGHT ISOLATE, a format character/],
+  ['a pop directional isolate', 'a\u2069b', /U\+2069 POP DIRECTIONAL ISOLATE, a format character/],
+  ['a byte order mark', '\ufeffa', /U\+FEFF ZERO WIDTH NO-BREAK SPACE \(byte order mark\), a format character/],
+  ['a soft hyphen', 'a\u00adb', /U\+00AD SOFT HYPHEN, a format character/],
+  ['a lone surrogate', 'a\ud800b', /U\+D800, a lone surrogate/],
+  ['a private-use character', 'a\ue000b', /U\+E000, a private-use character/],
+  ['an unassigned code point', 'a\u0378b', /U\+0378, an unassigned code point/],
+  ['a noncharacter', 'a\ufdd0b', /U\+FDD0, an unassigned code point or a noncharacter/],
+  ['a line separator', 'a\u2028b', /U\+2028 LINE SEPARATOR, a line or paragraph separator/],
+  ['a paragraph separator', 'a\u2029b', /U\+2029 PARAGRAPH SEPARATOR, a line or paragraph separator/],
+  ['the replacement character', 'a\ufffdb', /U\+FFFD REPLACEMENT CHARACTER, the replacement character/],
 ];
 
-const RULE = /1 to 128 characters, no whitespace or control characters, not starting with '-'/;
+/** Keys JavaScript gives a meaning to: a kv map keyed by one would lose it or change its prototype. */
+const RESERVED_KEYS = ['__proto__', 'constructor', 'prototype'];
+
+const RULE = /1 to 128 characters, no whitespace, and no control, format \(invisible or bidi\), private-use, unassigned or surrogate code points nor U\+FFFD, not starting with '-'/;
 
 const CASES: BadCase[] = [
   // Names on create
@@ -33,6 +50,21 @@ const CASES: BadCase[] = [
     { what: `group name with ${what}`, attempt: (i) => i.createGroup(INFO, { name }), code: 'KH_ERR_INVALID_NAME', message },
   ]),
   { what: 'the name rule is stated', attempt: (i) => i.createEntity(INFO, { id: 'a b' }), code: 'KH_ERR_INVALID_NAME', message: RULE },
+  // kv and untyped-metadata keys follow the same rule
+  ...INVALID_NAMES.flatMap(([what, key, message]): BadCase[] => [
+    { what: `entity kv key with ${what}`, attempt: (i) => i.entityKv(INFO, 'alice', { action: 'add', key, values: ['x'] }), code: 'KH_ERR_INVALID_INPUT', message },
+    { what: `group kv key with ${what}`, attempt: (i) => i.groupKv(INFO, 'g1', { action: 'add', key, values: ['x'] }), code: 'KH_ERR_INVALID_INPUT', message },
+    { what: `untyped key with ${what}`, attempt: (i) => i.entityUntypedMeta(INFO, 'alice', { action: 'upsert', key, value: 'v' }), code: 'KH_ERR_INVALID_INPUT', message },
+  ]),
+  ...RESERVED_KEYS.flatMap((key): BadCase[] => [
+    { what: `entity kv key ${key}`, attempt: (i) => i.entityKv(INFO, 'alice', { action: 'add', key, values: ['x'] }), code: 'KH_ERR_INVALID_INPUT', message: /it is reserved/ },
+    { what: `entity kv replace of ${key}`, attempt: (i) => i.entityKv(INFO, 'alice', { action: 'replace', key, values: ['x'] }), code: 'KH_ERR_INVALID_INPUT', message: /it is reserved/ },
+    { what: `group kv key ${key}`, attempt: (i) => i.groupKv(INFO, 'g1', { action: 'add', key, values: ['x'] }), code: 'KH_ERR_INVALID_INPUT', message: /it is reserved/ },
+    { what: `entity untyped key ${key}`, attempt: (i) => i.entityUntypedMeta(INFO, 'alice', { action: 'upsert', key, value: 'v' }), code: 'KH_ERR_INVALID_INPUT', message: /it is reserved/ },
+    { what: `group untyped key ${key}`, attempt: (i) => i.groupUntypedMeta(INFO, 'g1', { action: 'upsert', key, value: 'v' }), code: 'KH_ERR_INVALID_INPUT', message: /it is reserved/ },
+    { what: `entity id ${key}`, attempt: (i) => i.createEntity(INFO, { id: key }), code: 'KH_ERR_INVALID_NAME', message: /it is reserved/ },
+    { what: `group name ${key}`, attempt: (i) => i.createGroup(INFO, { name: key }), code: 'KH_ERR_INVALID_NAME', message: /it is reserved/ },
+  ]),
 
   // Entities
   { what: 'duplicate entity id', attempt: (i) => i.createEntity(INFO, { id: 'alice' }), code: 'KH_ERR_ENTITY_EXISTS' },

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Identity } from '../../src/identity/identity.js';
 import type { KeyholdError } from '../../src/errors.js';
+import type { AuthFailed } from '../../src/identity/auth-failure.js';
 import { hashSecret } from '../../src/identity/secrets.js';
 import { NO_PLUGINS } from '../../src/lifecycle/dispatcher.js';
 import { LifecycleEngine } from '../../src/lifecycle/engine.js';
@@ -24,8 +25,8 @@ describe('identity: entities', () => {
     assert.equal(alice.secret, '');
     assert.equal(alice.meta.displayName, 'Alice');
     assert.deepEqual(await h.identity.entityInfo('alice'), alice);
-    assert.match((await h.store.reader.getEntity('alice'))!.secret, /^\$argon2id\$/);
-    assert.equal((await h.store.reader.getEntity('bob'))!.secret, '');
+    assert.match((await h.store.reader.secretHash('alice'))!, /^\$argon2id\$/);
+    assert.equal(await h.store.reader.secretHash('bob'), '');
   });
 
   it('searches without secret hashes', async () => {
@@ -97,9 +98,12 @@ describe('identity: entities', () => {
     await h.identity.authCheck(INFO, 'bob', 'bobs');
   });
 
-  it('locks and unlocks; a locked entity cannot authenticate even with the right secret', async () => {
+  it('locks and unlocks; a locked entity cannot authenticate even with the right secret, and is told so like a wrong secret', async () => {
     assert.equal((await h.identity.lockEntity(INFO, 'alice')).meta.locked, true);
-    await rejectsWith(h.identity.authCheck(INFO, 'alice', 'n3w secret'), 'KH_ERR_ENTITY_LOCKED');
+    const locked = await rejectsWith(h.identity.authCheck(INFO, 'alice', 'n3w secret'), 'KH_ERR_AUTH_FAILED');
+    const unknown = await rejectsWith(h.identity.authCheck(INFO, 'nobody', 'n3w secret'), 'KH_ERR_AUTH_FAILED');
+    assert.deepEqual(locked.toJSON(), unknown.toJSON());
+    assert.deepEqual([(locked as AuthFailed).reason, (unknown as AuthFailed).reason], ['locked', 'unknown']);
     assert.equal((await h.identity.unlockEntity(INFO, 'alice')).meta.locked, false);
     await h.identity.authCheck(INFO, 'alice', 'n3w secret');
   });
@@ -133,13 +137,13 @@ describe('identity: secrets at OWASP cost', () => {
     const h = openHarness();
     try {
       await h.identity.createEntity(INFO, { id: 'old-hash', secret: 'pw' });
-      assert.match((await h.store.reader.getEntity('old-hash'))!.secret, /m=1024,p=1,t=1/);
+      assert.match((await h.store.reader.secretHash('old-hash'))!, /m=1024,p=1,t=1/);
       const raised = new Identity(h.store, new LifecycleEngine(h.store, NO_PLUGINS), { hash: { ...FAST_HASH, timeCost: 2 } });
       await raised.authCheck(INFO, 'old-hash', 'pw');
-      const stored = (await h.store.reader.getEntity('old-hash'))!.secret;
+      const stored = (await h.store.reader.secretHash('old-hash'))!;
       assert.match(stored, /m=1024,p=1,t=2/);
       await raised.authCheck(INFO, 'old-hash', 'pw');
-      assert.equal((await h.store.reader.getEntity('old-hash'))!.secret, stored, 'a current hash is not rewritten');
+      assert.equal(await h.store.reader.secretHash('old-hash'), stored, 'a current hash is not rewritten');
       assert.notEqual(stored, await hashSecret('pw', FAST_HASH));
     } finally {
       await h.close();

@@ -2,7 +2,8 @@
 // engine, identity operations and SQLite store.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { HOOK_NAMES, parseEntity, type Entity, type HookName, type HookParams, type JsonObject } from 'keyhold-plugin-sdk';
+import { HOOK_NAMES, parseEntity, type Entity, type HookName, type HookParams, type HookResult, type JsonObject } from 'keyhold-plugin-sdk';
+import type { AuthFailed } from '../../src/identity/auth-failure.js';
 import { runHook } from '../../src/lifecycle/chain.js';
 import { PluginCallError } from '../../src/lifecycle/dispatcher.js';
 import { INFO, openHarness, refusedWithoutChange, rejectsWith, snapshot, TestDispatcher, veto, type Harness, type TestHook, type TestPlugin } from '../support/identity-harness.js';
@@ -237,7 +238,7 @@ describe('lifecycle contract', () => {
       await h.identity.authCheck(INFO, 'e', 'second-plain');
       await h.identity.authCheck(INFO, 'e', 'wrong-plain').catch(() => undefined);
       await h.identity.updateEntityMeta(INFO, 'e', { shell: '/bin/sh' });
-      const hash = (await h.store.reader.getEntity('e'))!.secret;
+      const hash = (await h.store.reader.secretHash('e'))!;
       for (const p of params) {
         const wire = JSON.stringify(p);
         assert.equal((p.subject as Entity).secret, '', `${p.hook} got a secret`);
@@ -255,6 +256,17 @@ describe('lifecycle contract', () => {
       assert.deepEqual(update.request, { patch: { shell: '/bin/sh' } });
       assert.deepEqual({ operation: update.context.operation, caller: update.context.caller, requestId: update.context.requestId }, { operation: 'entity.update-meta', caller: null, requestId: INFO.requestId });
       assert.ok(update.context.deadline > Date.now());
+    });
+  });
+
+  it("gives hooks the request's client address when it has one, and none for the server's own requests", async () => {
+    const contexts: HookParams['context'][] = [];
+    const record: TestHook = (p) => (contexts.push(p.context), { subject: p.subject, state: p.context.state });
+    await withPlugins([{ name: 'spy', hooks: { preAuthCheck: record, postAuthCheck: record, preEntityCreate: record } }], async (h) => {
+      await h.identity.createEntity(INFO, { id: 'e', secret: 'some-plain' });
+      await h.identity.authCheck({ requestId: 'r2', caller: null, capabilities: [], clientAddress: '203.0.113.9' }, 'e', 'some-plain');
+      assert.deepEqual(contexts.map((c) => c.clientAddress), [undefined, '203.0.113.9', '203.0.113.9']);
+      assert.equal('clientAddress' in contexts[0]!, false);
     });
   });
 
@@ -290,7 +302,7 @@ describe('lifecycle contract', () => {
       assert.deepEqual(d.calls, ['audit:preAuthCheck', 'audit:postAuthCheck']);
       d.calls.length = 0;
       await h.identity.lockEntity(INFO, 'e');
-      await rejectsWith(h.identity.authCheck(INFO, 'e', 'right'), 'KH_ERR_ENTITY_LOCKED');
+      assert.equal(((await rejectsWith(h.identity.authCheck(INFO, 'e', 'right'), 'KH_ERR_AUTH_FAILED')) as AuthFailed).reason, 'locked');
       assert.deepEqual(d.calls, ['audit:preAuthCheck']);
     });
   });
@@ -298,8 +310,23 @@ describe('lifecycle contract', () => {
   it('refuses AuthCheck when a PRE hook marks the entity locked, without saving the lock', async () => {
     await withPlugins([{ name: 'lockout', hooks: { preAuthCheck: editEntity((e) => ({ ...e, meta: { ...e.meta, locked: true } })) } }], async (h) => {
       await h.identity.createEntity(INFO, { id: 'e', secret: 'right' });
-      await refusedWithoutChange(h.store, () => h.identity.authCheck(INFO, 'e', 'right'), 'KH_ERR_ENTITY_LOCKED');
+      const refused = await refusedWithoutChange(h.store, () => h.identity.authCheck(INFO, 'e', 'right'), 'KH_ERR_AUTH_FAILED');
+      assert.equal((refused as AuthFailed).reason, 'locked');
       assert.equal((await h.identity.entityInfo('e')).meta.locked, false);
+    });
+  });
+
+  it('answers a veto in AuthCheck as a refused login (the plugin named only for the log), a crash as the outage it is', async () => {
+    const plugins: TestPlugin[] = [{ name: 'gatekeeper', hooks: { preAuthCheck: (p) => ((p.subject as Entity).id === 'crashes' ? Promise.reject(new TypeError('bug')) : veto('not today')(p)) } }];
+    await withPlugins(plugins, async (h) => {
+      await h.identity.createEntity(INFO, { id: 'e', secret: 'right' });
+      await h.identity.createEntity(INFO, { id: 'crashes', secret: 'right' });
+      const vetoed = (await refusedWithoutChange(h.store, () => h.identity.authCheck(INFO, 'e', 'right'), 'KH_ERR_AUTH_FAILED')) as AuthFailed;
+      const unknown = await rejectsWith(h.identity.authCheck(INFO, 'nobody', 'right'), 'KH_ERR_AUTH_FAILED');
+      assert.deepEqual(vetoed.toJSON(), unknown.toJSON());
+      assert.equal(vetoed.reason, 'plugin_veto');
+      assert.deepEqual(vetoed.logDetail, { plugin: 'gatekeeper', hook: 'preAuthCheck', reason: 'not today' });
+      await rejectsWith(h.identity.authCheck(INFO, 'crashes', 'right'), 'KH_ERR_PLUGIN_FAILED', /plugin "gatekeeper" failed in preAuthCheck/);
     });
   });
 
@@ -353,5 +380,105 @@ describe('plugin set leases', () => {
     } finally {
       await h.close();
     }
+  });
+});
+
+describe('shadow mode', () => {
+  it('never blocks: a veto, crash, timeout, down plugin or invalid result is reported, not enforced, whatever the failureMode', async () => {
+    const failing =
+      (kind: 'crash' | 'timeout' | 'unavailable', message: string): TestHook =>
+      () => {
+        throw new PluginCallError(kind, message);
+      };
+    await withPlugins(
+      [
+        {
+          name: 'watched',
+          mode: 'shadow',
+          failureMode: 'closed',
+          hooks: {
+            preEntityLock: veto('locking is not allowed'),
+            postEntityLock: failing('crash', 'a crash failure'),
+            preEntityUnlock: failing('timeout', 'a timeout failure'),
+            postEntityUnlock: failing('unavailable', 'an unavailable failure'),
+            preEntityUpdate: editEntity((e) => ({ ...e, id: 'mallory' })),
+          },
+        },
+      ],
+      async (h, d) => {
+        await h.identity.createEntity(INFO, { id: 'e' });
+        assert.equal((await h.identity.lockEntity(INFO, 'e')).meta.locked, true);
+        assert.equal((await h.identity.unlockEntity(INFO, 'e')).meta.locked, false);
+        assert.equal((await h.identity.updateEntityMeta(INFO, 'e', { shell: '/bin/sh' })).id, 'e');
+        assert.deepEqual(d.shadowed, [
+          { call: 'watched:preEntityLock', outcome: { kind: 'veto', message: 'locking is not allowed' } },
+          { call: 'watched:postEntityLock', outcome: { kind: 'crash', message: 'a crash failure' } },
+          { call: 'watched:preEntityUnlock', outcome: { kind: 'timeout', message: 'a timeout failure' } },
+          { call: 'watched:postEntityUnlock', outcome: { kind: 'unavailable', message: 'an unavailable failure' } },
+          { call: 'watched:preEntityUpdate', outcome: { kind: 'invalid', message: 'it changed id, which plugins may not change' } },
+        ]);
+        assert.deepEqual(d.skips, [], 'a shadow failure is no fail-open skip');
+      },
+    );
+  });
+
+  it('discards its changes to the object and to the state bag: no other plugin sees them, nothing is saved; its own later hooks see its state', async () => {
+    const seen: { plugin: string; hook: string; shell: string; state: JsonObject }[] = [];
+    const watch =
+      (plugin: string, edit: (p: HookParams) => HookResult): TestHook =>
+      (p) => {
+        seen.push({ plugin, hook: p.hook, shell: (p.subject as Entity).meta.shell, state: p.context.state });
+        return edit(p);
+      };
+    const shadowEdit = (p: HookParams): HookResult => ({ subject: { ...(p.subject as Entity), meta: { ...(p.subject as Entity).meta, shell: '/bin/shadow' } }, state: { ...p.context.state, shadow: p.hook } });
+    const passOn = (p: HookParams): HookResult => ({ subject: p.subject, state: { ...p.context.state, [`enforced-${p.hook}`]: true } });
+    await withPlugins(
+      [
+        { name: 'shadow', mode: 'shadow', hooks: { preEntityUpdate: watch('shadow', shadowEdit), postEntityUpdate: watch('shadow', shadowEdit) } },
+        { name: 'enforced', hooks: { preEntityUpdate: watch('enforced', passOn), postEntityUpdate: watch('enforced', passOn) } },
+      ],
+      async (h, d) => {
+        await h.identity.createEntity(INFO, { id: 'e' });
+        const updated = await h.identity.updateEntityMeta(INFO, 'e', { home: '/home/e' });
+        assert.equal(updated.meta.shell, '');
+        assert.equal((await h.identity.entityInfo('e')).meta.shell, '');
+        assert.deepEqual(seen, [
+          { plugin: 'shadow', hook: 'preEntityUpdate', shell: '', state: {} },
+          { plugin: 'enforced', hook: 'preEntityUpdate', shell: '', state: {} },
+          // Its own PRE's state comes back to it, on top of what the enforcing plugins set.
+          { plugin: 'shadow', hook: 'postEntityUpdate', shell: '', state: { 'enforced-preEntityUpdate': true, shadow: 'preEntityUpdate' } },
+          { plugin: 'enforced', hook: 'postEntityUpdate', shell: '', state: { 'enforced-preEntityUpdate': true } },
+        ]);
+        assert.deepEqual(
+          d.shadowed.map((s) => [s.call, s.outcome]),
+          [
+            ['shadow:preEntityUpdate', { kind: 'change', fields: ['meta.shell'] }],
+            ['shadow:postEntityUpdate', { kind: 'change', fields: ['meta.shell'] }],
+          ],
+        );
+      },
+    );
+  });
+});
+
+describe('break-glass exemptions', () => {
+  it('does not call a plugin for a subject it exempts; other plugins and other subjects are called', async () => {
+    await withPlugins(
+      [
+        { name: 'lockout', exempt: ['root'], hooks: { preAuthCheck: veto('logins are closed'), preEntityUpdate: veto('no changes') } },
+        { name: 'audit', hooks: { preAuthCheck: pass } },
+      ],
+      async (h, d) => {
+        await h.identity.createEntity(INFO, { id: 'root', secret: 'root-pw' });
+        await h.identity.createEntity(INFO, { id: 'alice', secret: 'alice-pw' });
+        assert.equal((await h.identity.authCheck(INFO, 'root', 'root-pw')).id, 'root');
+        // The veto reaches the client as any refused login; its reason stays on the error for the log.
+        assert.equal(((await rejectsWith(h.identity.authCheck(INFO, 'alice', 'alice-pw'), 'KH_ERR_AUTH_FAILED')) as AuthFailed).reason, 'plugin_veto');
+        await h.identity.updateEntityMeta(INFO, 'root', { shell: '/bin/sh' });
+        await rejectsWith(h.identity.updateEntityMeta(INFO, 'alice', { shell: '/bin/sh' }), 'KH_ERR_PLUGIN_VETO', /no changes/);
+        assert.deepEqual(d.exempted, ['lockout:preAuthCheck:root', 'lockout:preEntityUpdate:root']);
+        assert.deepEqual(d.calls, ['audit:preAuthCheck', 'lockout:preAuthCheck', 'lockout:preEntityUpdate']);
+      },
+    );
   });
 });

@@ -32,6 +32,8 @@ describe('schema', () => {
     assert.throws(() => parseGroup([]), /expected a Group object, got an array/);
     assert.throws(() => parseEntity({ id: 'a\ud800' }), /id: not valid Unicode text/);
     assert.throws(() => parseEntity({ id: 'a', meta: { kv: { '\udc00': { values: [] } } } }), /meta\.kv: a key is not valid Unicode/);
+    // As a plugin's result arrives: JSON.parse makes "__proto__" an own key, which a plain assignment would turn into the prototype.
+    assert.throws(() => parseEntity(JSON.parse('{"id":"a","meta":{"kv":{"__proto__":{"values":["x"]}}}}')), /meta\.kv: the key "__proto__" is reserved/);
   });
 
   it('round-trips through the protobuf encoding', () => {

@@ -104,10 +104,9 @@ describe('SqliteStore: entities', () => {
   });
   after(() => store.close());
 
-  it('round-trips every field, the secret hash included, and fills groups from memberships', async () => {
+  it('round-trips every field, keeps the secret hash out of the object, and fills groups from memberships', async () => {
     const full = parseEntity({
       id: 'roundtrip',
-      secret: '$argon2id$fake',
       meta: {
         displayName: 'R T',
         legalName: 'Round Trip',
@@ -120,7 +119,8 @@ describe('SqliteStore: entities', () => {
       },
     });
     await store.write(async (tx) => {
-      await tx.insertEntity(full);
+      await tx.insertEntity({ ...full, secret: 'ignored: only setSecretHash writes a hash' });
+      await tx.setSecretHash('roundtrip', '$argon2id$fake');
       await tx.insertGroup(parseGroup({ name: 'zeta' }));
       await tx.insertGroup(parseGroup({ name: 'alpha' }));
       await tx.addMembership('roundtrip', 'zeta');
@@ -129,6 +129,8 @@ describe('SqliteStore: entities', () => {
     const back = await store.reader.getEntity('roundtrip');
     assert.ok(back);
     assert.deepEqual(back, { ...full, number: back.number, meta: { ...full.meta, groups: ['alpha', 'zeta'] } });
+    assert.equal(await store.reader.secretHash('roundtrip'), '$argon2id$fake');
+    assert.equal(await store.reader.secretHash('nobody'), undefined);
   });
 
   it('numbers automatically from the highest number in use', async () => {
@@ -160,9 +162,11 @@ describe('SqliteStore: entities', () => {
       await tx.addMembership('upd', 'upd-group');
     });
     const current = (await store.reader.getEntity('upd'))!;
+    const version = await store.reader.version({ kind: 'entity', key: 'upd' });
     await store.write((tx) => tx.updateEntity({ ...current, secret: 'h', meta: { ...current.meta, displayName: 'Updated' } }));
     assert.equal((await store.reader.getEntity('upd'))?.meta.displayName, 'Updated');
-    assert.equal((await store.reader.getEntity('upd'))?.secret, 'h');
+    assert.equal(await store.reader.secretHash('upd'), '', 'updateEntity never writes the hash');
+    assert.ok((await store.reader.version({ kind: 'entity', key: 'upd' }))! > version!, 'an update moves the version');
     await store.write((tx) => tx.deleteEntity('upd'));
     assert.equal(await store.reader.getEntity('upd'), undefined);
     assert.deepEqual(await store.reader.directMembers('upd-group'), []);
@@ -318,6 +322,35 @@ describe('SqliteStore: transactions', () => {
     await Promise.all([failing.catch(() => undefined), slow('w1', 5), slow('w2', 1), slow('w3', 0)]);
     assert.deepEqual(events, ['failing start', 'w1 start', 'w1 end', 'w2 start', 'w2 end', 'w3 start', 'w3 end']);
     assert.deepEqual((await store.reader.searchEntities({ text: 'w' })).map((e) => e.id), ['w1', 'w2', 'w3']);
+  });
+
+  it('commits writes that queued up together, rolling a failing one back alone, answering each only after the commit', async () => {
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const transactions = store.writeTransactions;
+    const first = store.write(async (tx) => {
+      await tx.insertEntity(entity('g-first'));
+      await gate;
+    });
+    // Queued while the first holds its transaction: these three share the next one.
+    const answered: string[] = [];
+    const second = store.write((tx) => tx.insertEntity(entity('g-second'))).then(() => answered.push('second'));
+    const failing = store.write(async (tx) => {
+      await tx.insertEntity(entity('g-failing'));
+      throw new Error('fails');
+    });
+    const third = store.write(async (tx) => {
+      assert.ok(await tx.getEntity('g-second'), 'a write sees the writes before it in its batch');
+      assert.equal(await tx.getEntity('g-failing'), undefined, 'a failed write is rolled back alone');
+      await tx.insertEntity(entity('g-third'));
+    });
+    open();
+    await first;
+    await assert.rejects(failing, /fails/);
+    await Promise.all([second, third]);
+    assert.equal(store.writeTransactions, transactions + 2, 'the first write, then one transaction for the three queued behind it');
+    assert.deepEqual(answered, ['second']);
+    assert.deepEqual((await store.reader.searchEntities({ text: 'g-' })).map((e) => e.id), ['g-first', 'g-second', 'g-third']);
   });
 
   it('refuses a transaction object used after its transaction ended', async () => {

@@ -1,19 +1,26 @@
 // Runs a plugin's hooks in-process, the way the host would call them but without a server or a
-// child process: values cross a JSON round trip as on the wire, results are checked against the
-// schema, time comes from a clock the test moves, and log records are kept for assertions.
+// child process: values cross a JSON round trip as on the wire, results are checked by the
+// server's own rules (../contract.ts), committed events are delivered as the outbox would, time
+// comes from a clock the test moves, and log records are kept for assertions.
 // From the SDK's entry, not its modules: the bundled SDK is one file, and this module must share its
 // state (the log route) and classes instead of bundling copies of its own.
 import {
+  checkHookResult,
+  COMMITTED_HOOKS,
+  ContractViolation,
+  DEADLINE_PASSED,
+  deadlinePassed,
   hookName,
-  hookSpec,
   implementedHooks,
+  jsonEqual,
   parseDuration,
-  parseEntity,
-  parseGroup,
+  returnedProblem,
   routeLogsToHost,
   unchanged,
-  type Entity,
-  type Group,
+  type CommittedEvent,
+  type CommittedEventOf,
+  type CommittedHookName,
+  type DeliveryContext,
   type HookContext,
   type HookName,
   type JsonObject,
@@ -21,6 +28,8 @@ import {
   type LogParams,
   type NullPlugin,
   type PluginContext,
+  type PluginHookName,
+  type Subject,
 } from '../index.js';
 
 /** A clock that only moves when the test says so. */
@@ -44,6 +53,8 @@ export interface HarnessOptions {
   startTime?: number;
   /** The context.caller hooks see (default "root"). */
   caller?: string | null;
+  /** The name the server knows the plugin by (its file name without the extension), used in error messages as the server does; default the plugin's `name`. */
+  name?: string;
 }
 
 export interface HookOutcome<S> {
@@ -51,8 +62,11 @@ export interface HookOutcome<S> {
   state: JsonObject;
 }
 
-type Subject = Entity | Group;
 type HookFn = (subject: Subject, request: JsonObject, context: PluginContext) => unknown;
+type CommittedFn = (event: CommittedEvent, context: DeliveryContext) => void | Promise<void>;
+
+/** What a test gives to deliver an event: at least `before` or `after`; the harness fills in the rest. */
+export type EventInit<H extends CommittedHookName> = Partial<CommittedEventOf<H>> & ({ before: CommittedEventOf<H>['before'] } | { after: CommittedEventOf<H>['after'] });
 
 /** A JSON copy, so a plugin sees what it would see on the wire and cannot keep references into the test's objects. */
 function wire<T>(value: T): T {
@@ -63,8 +77,11 @@ export class PluginHarness<P extends NullPlugin> {
   readonly clock: FakeClock;
   /** The plugin's log records, as they would reach the host in `$/log` notifications. */
   readonly logs: LogParams[] = [];
+  /** The plugin's name in error messages, as the server would word them. */
+  readonly name: string;
   private readonly caller: string | null;
   private requests = 0;
+  private events = 0;
 
   private constructor(
     readonly plugin: P,
@@ -72,6 +89,7 @@ export class PluginHarness<P extends NullPlugin> {
   ) {
     this.clock = new FakeClock(options.startTime ?? Date.UTC(2026, 0, 1));
     this.caller = options.caller === undefined ? 'root' : options.caller;
+    this.name = options.name ?? (plugin.name || 'plugin');
     // Every SDK logger writes through one route, so the most recently started harness collects the records.
     routeLogsToHost((record) => this.logs.push(record));
     plugin.logger.level = 'trace';
@@ -93,22 +111,28 @@ export class PluginHarness<P extends NullPlugin> {
   }
 
   /**
-   * Calls one hook. A Veto or any other error the hook throws is passed through unchanged; a
-   * result that does not fit the schema rejects with the schema's message; a hook answering
-   * `unchanged` gives back the object it was given. Like the host, it refuses to call a hook the
-   * plugin does not implement.
+   * Calls one hook. A Veto or any other error the hook throws is passed through unchanged; a hook
+   * answering `unchanged` gives back the object it was given. What the server would refuse is
+   * refused here with the server's own message (a ContractViolation): a call after the request's
+   * deadline, a hook that returns no object, a result that does not fit the schema, changes an id,
+   * number, name, memberships or the secret, or leaves no state object.
+   * Like the host, it refuses to call a hook the plugin does not implement.
    */
   async call<S extends Subject>(hook: HookName, subject: S, request: JsonObject = {}, context: Partial<PluginContext> = {}): Promise<HookOutcome<S>> {
-    if (!implementedHooks(this.plugin).includes(hook)) throw new Error(`the plugin does not implement ${hook}, so the host would never call it`);
+    this.mustImplement(hook);
     // `signal` lets a test play the host cancelling the call; it is not JSON, so it is kept out of the copy.
     const { signal = new AbortController().signal, ...fields } = context;
     const ctx: PluginContext = { ...wire(this.context(fields)), signal };
+    if (deadlinePassed(ctx, this.clock.now())) throw new ContractViolation(this.name, hook, DEADLINE_PASSED);
+    const sent = wire(subject);
     const fn = (this.plugin as unknown as Record<HookName, HookFn>)[hook];
-    const given = wire(subject);
-    const answer = await fn.call(this.plugin, given, wire(request), ctx);
-    const result: unknown = wire(answer === unchanged ? subject : answer);
-    const parsed = hookSpec(hook).subject === 'entity' ? parseEntity(result, 'subject') : parseGroup(result, 'subject');
-    return { subject: parsed as S, state: ctx.state };
+    const returned: unknown = await fn.call(this.plugin, wire(subject), wire(request), ctx);
+    const problem = returnedProblem(hook, returned);
+    if (problem) throw new ContractViolation(this.name, hook, problem);
+    // The answer serve() would send (no subject when unchanged), checked as the server checks it.
+    const answer = wire(returned === unchanged || jsonEqual(returned, sent) ? { state: ctx.state } : { subject: returned, state: ctx.state });
+    const checked = checkHookResult(this.name, hook, sent, answer);
+    return { subject: checked.subject as S, state: checked.state };
   }
 
   /**
@@ -122,6 +146,41 @@ export class PluginHarness<P extends NullPlugin> {
     const pre = await this.callIfImplemented(hookName('pre', point), subject, request, context);
     const post = await this.callIfImplemented(hookName('post', point), await change(pre.subject), request, { ...context, state: pre.state });
     return post.subject;
+  }
+
+  /**
+   * Delivers one committed event to `hook`, as the outbox would after a commit, and returns the
+   * event delivered. Fields not given are filled in: the next seq, a fresh request id, the clock's
+   * time, the subject's kind and key from `after` (or `before`), operation "test", request {}.
+   * An error the hook throws is passed through (the host would deliver the event again).
+   */
+  async deliver<H extends CommittedHookName>(hook: H, init: EventInit<H>, options: Partial<DeliveryContext> = {}): Promise<CommittedEventOf<H>> {
+    this.mustImplement(hook);
+    const spec = COMMITTED_HOOKS.find((h) => h.name === hook)!;
+    const subject = (('after' in init && init.after) || ('before' in init && init.before)) as Subject | null | undefined;
+    this.events += 1;
+    this.requests += 1;
+    const event = {
+      seq: this.events,
+      point: spec.point,
+      operation: 'test',
+      subjectKind: spec.subject,
+      subjectKey: subject ? ('id' in subject ? subject.id : subject.name) : '',
+      before: null,
+      after: null,
+      request: {},
+      requestId: `test-${this.requests}`,
+      caller: this.caller,
+      at: new Date(this.clock.now()).toISOString(),
+      ...init,
+    } as CommittedEventOf<H>;
+    const fn = (this.plugin as unknown as Record<CommittedHookName, CommittedFn>)[hook];
+    await fn.call(this.plugin, wire(event), { attempt: options.attempt ?? 1, signal: options.signal ?? new AbortController().signal });
+    return event;
+  }
+
+  private mustImplement(hook: PluginHookName): void {
+    if (!implementedHooks(this.plugin).includes(hook)) throw new Error(`the plugin does not implement ${hook}, so the host would never call it`);
   }
 
   private callIfImplemented<S extends Subject>(hook: HookName, subject: S, request: JsonObject, context: HookContext): Promise<HookOutcome<S>> {

@@ -102,6 +102,88 @@ export const MIGRATIONS: readonly Migration[] = [
       }
     },
   },
+  {
+    description: 'committed-event outbox: events, delivery cursors, dead letters',
+    sql: `
+      -- One row per committed lifecycle step that a plugin subscribed to, written in the request's
+      -- own transaction. AUTOINCREMENT: a seq is never reused, even after old rows are pruned,
+      -- so a cursor can never point past a newer event. body: {before, after, request} as JSON,
+      -- never a secret or a hash. at: commit time, epoch ms.
+      CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        point TEXT NOT NULL,
+        operation TEXT NOT NULL,
+        subject_kind TEXT NOT NULL CHECK (subject_kind IN ('entity', 'group')),
+        subject_key TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        caller TEXT,
+        body TEXT NOT NULL
+      ) STRICT;
+
+      -- Per plugin (by name), the last seq handed to it: delivery resumes after it, also after a restart.
+      CREATE TABLE event_cursors (
+        plugin TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL
+      ) STRICT, WITHOUT ROWID;
+
+      -- Events a plugin failed to take maxAttempts times; the event is kept while one refers to it.
+      CREATE TABLE event_dead_letters (
+        plugin TEXT NOT NULL,
+        seq INTEGER NOT NULL REFERENCES events (seq),
+        attempts INTEGER NOT NULL,
+        last_error TEXT NOT NULL,
+        failed_at INTEGER NOT NULL,
+        PRIMARY KEY (plugin, seq)
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX event_dead_letters_by_seq ON event_dead_letters (seq);
+    `,
+  },
+  {
+    description: 'server facts: the bootstrap root, the default break-glass exemption of login policy plugins',
+    sql: `
+      -- Facts about this server's data that outlive a restart, one value per key.
+      CREATE TABLE server_facts (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+      ) STRICT, WITHOUT ROWID;
+      -- A store bootstrapped before this table existed: its first entity was the bootstrap root;
+      -- the oldest entity still holding GLOBAL_ROOT directly stands for it.
+      INSERT INTO server_facts (key, value)
+        SELECT 'bootstrapRoot', id FROM entities WHERE id IN (SELECT entity_id FROM entity_capabilities WHERE capability = 'GLOBAL_ROOT') ORDER BY rowid LIMIT 1;
+    `,
+  },
+  {
+    description: 'login throttle state and the addresses entities logged in from',
+    sql: `
+      -- One row per throttle key (src/identity/login-throttle.ts): an address, an (id, address)
+      -- pair or a presented id, known or not. Times are milliseconds since the epoch. Kept here so
+      -- that a restart does not wipe an attacker's delays; rows are pruned once they expire.
+      CREATE TABLE login_throttle (
+        key TEXT PRIMARY KEY,
+        failures INTEGER NOT NULL,
+        last_failure INTEGER NOT NULL,
+        blocked_until INTEGER NOT NULL
+      ) STRICT, WITHOUT ROWID;
+
+      -- Where each entity last logged in successfully: the per-id delay does not apply there.
+      CREATE TABLE familiar_addresses (
+        entity_id TEXT NOT NULL REFERENCES entities (id) ON DELETE CASCADE,
+        address TEXT NOT NULL,
+        last_login INTEGER NOT NULL,
+        PRIMARY KEY (entity_id, address)
+      ) STRICT, WITHOUT ROWID;
+    `,
+  },
+  {
+    description: 'versions of entities and groups: a request commits only if its subjects did not change since it read them',
+    sql: `
+      -- Bumped by every write to the row, its memberships (entities) or its expansions (groups).
+      -- Hooks run outside the write transaction; the commit compares the version read before them.
+      ALTER TABLE entities ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE groups ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+    `,
+  },
 ];
 
 /** Brings the database up to the latest schema version; refuses a database from a newer keyhold. */

@@ -1,19 +1,29 @@
 // The embedded default store: one SQLite file in WAL mode, opened twice. The write connection
-// runs one transaction at a time (BEGIN IMMEDIATE … COMMIT/ROLLBACK), queued so that a
-// transaction awaiting a plugin call never interleaves with another; the read connection only
-// ever sees committed data (WAL gives each read statement a snapshot of the last commit).
+// runs one transaction at a time (BEGIN IMMEDIATE … COMMIT/ROLLBACK), queued; the lifecycle keeps
+// them short (no plugin is called inside one) and compares each subject's `version` column to
+// see whether it changed since the request read it. The read connection only ever sees
+// committed data (WAL gives each read statement a snapshot of the last commit).
+// A lock held by another process is waited for asynchronously (store-faults.ts), and SQLite's
+// own failures (locked, disk full, I/O errors) reach clients as catalog errors; store-health.ts
+// says whether writes can go through.
 import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { decodeEntity, decodeGroup, encodeEntity, encodeGroup, type Capability, type Entity, type ExpansionMode, type Group } from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../../errors.js';
-import type { SearchQuery, Store, StoreReader, StoreTransaction } from '../store.js';
+import type { OutboxReader, OutboxWriter } from '../outbox.js';
+import type { SearchQuery, Store, StoreHealth, StoreReader, StoreTransaction, SubjectRef, ThrottleRecord } from '../store.js';
 import { migrate } from './migrations.js';
+import { SqliteOutboxReader, SqliteOutboxWriter } from './sqlite-outbox.js';
+import { BUSY_WAIT_MS, faultKind, retryWhileBusy, toStoreError } from './store-faults.js';
+import { checkHealth, type WriteFault } from './store-health.js';
+import { WriteBatches, type QueuedWrite } from './write-batches.js';
+import * as throttle from './throttle-rows.js';
 
 const DEFAULT_SEARCH_LIMIT = 100;
-/** How long a connection waits for another process's lock before SQLITE_BUSY. */
-const BUSY_TIMEOUT_MS = 5000;
+/** How long a write waits for another process's lock before KH_ERR_STORE_BUSY, unless told otherwise. */
+export const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 const INT32_MAX = 2147483647;
 /** A new token generation: 128 random bits, as the migration that created the table made them. */
 const NEW_GENERATION = 'lower(hex(randomblob(16)))';
@@ -21,7 +31,6 @@ const NEW_GENERATION = 'lower(hex(randomblob(16)))';
 interface EntityRow {
   id: string;
   number: number;
-  secret: string;
   data: Buffer;
 }
 
@@ -69,21 +78,41 @@ function settle<T>(run: () => T, inserted?: Inserted): Promise<T> {
   try {
     return Promise.resolve(run());
   } catch (err) {
-    return Promise.reject(mapConstraintError(err, inserted));
+    return Promise.reject(toStoreError(mapConstraintError(err, inserted), BUSY_WAIT_MS));
   }
+}
+
+/** Per connection, the statements of the reads every request makes, compiled once. */
+const hotStatements = new WeakMap<Database.Database, Map<string, Database.Statement>>();
+
+function prepared<P extends unknown[], R>(db: Database.Database, sql: string): Database.Statement<P, R> {
+  let cache = hotStatements.get(db);
+  if (!cache) hotStatements.set(db, (cache = new Map()));
+  let statement = cache.get(sql);
+  if (!statement) cache.set(sql, (statement = db.prepare(sql)));
+  return statement as unknown as Database.Statement<P, R>;
 }
 
 /** Reads over one connection; the transaction class adds writes on the write connection. */
 class SqliteReader implements StoreReader {
-  constructor(protected readonly db: Database.Database) {}
+  constructor(
+    protected readonly db: Database.Database,
+    /** How long a read waits for a lock another process holds (rare in WAL mode: recovery, exclusive locking). */
+    private readonly busyTimeoutMs: number,
+  ) {}
+
+  /** Runs a read, retrying it while another process holds a lock it needs. */
+  protected read<T>(run: () => T): Promise<T> {
+    return retryWhileBusy(run, Date.now() + this.busyTimeoutMs).catch((err: unknown) => Promise.reject(toStoreError(err, this.busyTimeoutMs)));
+  }
 
   protected groupsOf(id: string): string[] {
-    return this.db.prepare<[string], { group_name: string }>('SELECT group_name FROM memberships WHERE entity_id = ? ORDER BY group_name').all(id).map((r) => r.group_name);
+    return prepared<[string], { group_name: string }>(this.db, 'SELECT group_name FROM memberships WHERE entity_id = ? ORDER BY group_name').all(id).map((r) => r.group_name);
   }
 
   protected entityFrom(row: EntityRow): Entity {
     const stored = decodeEntity(row.data);
-    return { ...stored, id: row.id, number: row.number, secret: row.secret, meta: { ...stored.meta, groups: this.groupsOf(row.id) } };
+    return { ...stored, id: row.id, number: row.number, secret: '', meta: { ...stored.meta, groups: this.groupsOf(row.id) } };
   }
 
   protected groupFrom(row: GroupRow): Group {
@@ -96,12 +125,12 @@ class SqliteReader implements StoreReader {
 
   /** Runs several statements on one snapshot (a read transaction, or a savepoint inside a write one). */
   protected consistent<T>(read: () => T): Promise<T> {
-    return settle(() => this.db.transaction(read)());
+    return this.read(() => this.db.transaction(read)());
   }
 
   getEntity(id: string): Promise<Entity | undefined> {
     return this.consistent(() => {
-      const row = this.db.prepare<[string], EntityRow>('SELECT id, number, secret, data FROM entities WHERE id = ?').get(id);
+      const row = prepared<[string], EntityRow>(this.db, 'SELECT id, number, data FROM entities WHERE id = ?').get(id);
       return row && this.entityFrom(row);
     });
   }
@@ -112,7 +141,7 @@ class SqliteReader implements StoreReader {
         .prepare<[SearchParams], EntityRow>(
           // The page of ids comes from the covering index alone (a scan of short rows, about 20 ms
           // for 100k entities when nothing matches); only its rows are then read whole.
-          `SELECT id, number, secret, data FROM entities WHERE id IN (
+          `SELECT id, number, data FROM entities WHERE id IN (
              SELECT id FROM entities INDEXED BY entities_search
              WHERE id > @after AND (id LIKE @pattern ESCAPE '\\' OR display_name LIKE @pattern ESCAPE '\\' OR legal_name LIKE @pattern ESCAPE '\\')
              ORDER BY id LIMIT @limit)
@@ -123,8 +152,12 @@ class SqliteReader implements StoreReader {
     });
   }
 
+  secretHash(id: string): Promise<string | undefined> {
+    return this.read(() => prepared<[string], { secret: string }>(this.db, 'SELECT secret FROM entities WHERE id = ?').get(id)?.secret);
+  }
+
   countEntities(): Promise<number> {
-    return settle(() => this.db.prepare<[], { n: number }>('SELECT count(*) AS n FROM entities').get()!.n);
+    return this.read(() => this.db.prepare<[], { n: number }>('SELECT count(*) AS n FROM entities').get()!.n);
   }
 
   getGroup(name: string): Promise<Group | undefined> {
@@ -150,15 +183,15 @@ class SqliteReader implements StoreReader {
   }
 
   directMembers(group: string): Promise<string[]> {
-    return settle(() => this.names('SELECT entity_id AS name FROM memberships WHERE group_name = ? ORDER BY entity_id', group));
+    return this.read(() => this.names('SELECT entity_id AS name FROM memberships WHERE group_name = ? ORDER BY entity_id', group));
   }
 
   groupsExpanding(group: string): Promise<string[]> {
-    return settle(() => this.expanding(group));
+    return this.read(() => this.expanding(group));
   }
 
   groupsManagedBy(group: string): Promise<string[]> {
-    return settle(() => this.managed(group));
+    return this.read(() => this.managed(group));
   }
 
   tokenGeneration(entityId: string): Promise<string | undefined> {
@@ -171,6 +204,27 @@ class SqliteReader implements StoreReader {
 
   groupsWithCapability(capability: Capability): Promise<string[]> {
     return settle(() => this.names('SELECT group_name AS name FROM group_capabilities WHERE capability = ? ORDER BY group_name', capability));
+  }
+
+  version(subject: SubjectRef): Promise<number | undefined> {
+    const sql = subject.kind === 'entity' ? 'SELECT version FROM entities WHERE id = ?' : 'SELECT version FROM groups WHERE name = ?';
+    return this.read(() => prepared<[string], { version: number }>(this.db, sql).get(subject.key)?.version);
+  }
+
+  nextNumber(kind: SubjectRef['kind']): Promise<number> {
+    return settle(() => numberFor(this.db, kind === 'entity' ? 'entities' : 'groups', 0));
+  }
+
+  bootstrapRoot(): Promise<string | undefined> {
+    return settle(() => this.db.prepare<[], { value: string }>("SELECT value FROM server_facts WHERE key = 'bootstrapRoot'").get()?.value);
+  }
+
+  throttleRecords(keys: readonly string[]): Promise<ThrottleRecord[]> {
+    return this.consistent(() => throttle.readThrottleRecords(this.db, keys));
+  }
+
+  lastLoginFrom(entityId: string, address: string): Promise<number | undefined> {
+    return settle(() => throttle.readLastLogin(this.db, entityId, address));
   }
 
   protected expanding(group: string): string[] {
@@ -206,6 +260,7 @@ function groupData(group: Group): Buffer {
 class SqliteTransaction extends SqliteReader implements StoreTransaction {
   /** False once the transaction has committed or rolled back: a late write must not land in the next one. */
   open = true;
+  readonly outbox: OutboxWriter = new SqliteOutboxWriter(() => this.writable());
 
   private writable(): Database.Database {
     if (!this.open) throw new Error('store transaction used after it ended');
@@ -219,7 +274,7 @@ class SqliteTransaction extends SqliteReader implements StoreTransaction {
       db.prepare('INSERT INTO entities (id, number, secret, display_name, legal_name, data) VALUES (?, ?, ?, ?, ?, ?)').run(
         entity.id,
         number,
-        entity.secret,
+        '',
         entity.meta.displayName,
         entity.meta.legalName,
         entityData(entity),
@@ -232,8 +287,8 @@ class SqliteTransaction extends SqliteReader implements StoreTransaction {
 
   async updateEntity(entity: Entity): Promise<void> {
     await this.change(
-      'UPDATE entities SET secret = ?, display_name = ?, legal_name = ?, data = ? WHERE id = ?',
-      [entity.secret, entity.meta.displayName, entity.meta.legalName, entityData(entity), entity.id],
+      'UPDATE entities SET display_name = ?, legal_name = ?, data = ?, version = version + 1 WHERE id = ?',
+      [entity.meta.displayName, entity.meta.legalName, entityData(entity), entity.id],
       () => new KeyholdError('KH_ERR_ENTITY_NOT_FOUND', `no entity "${entity.id}"`),
     );
     this.writeCapabilities('entity', entity.id, entity.meta.capabilities);
@@ -243,8 +298,18 @@ class SqliteTransaction extends SqliteReader implements StoreTransaction {
     return this.change('DELETE FROM entities WHERE id = ?', [id], () => new KeyholdError('KH_ERR_ENTITY_NOT_FOUND', `no entity "${id}"`));
   }
 
+  setSecretHash(id: string, hash: string): Promise<void> {
+    return this.change('UPDATE entities SET secret = ?, version = version + 1 WHERE id = ?', [hash, id], () => new KeyholdError('KH_ERR_ENTITY_NOT_FOUND', `no entity "${id}"`));
+  }
+
   renewTokenGeneration(entityId: string): Promise<void> {
     return this.change(`UPDATE token_generations SET generation = ${NEW_GENERATION} WHERE entity_id = ?`, [entityId]);
+  }
+
+  recordBootstrapRoot(id: string): Promise<void> {
+    return settle(() => {
+      this.writable().prepare("INSERT INTO server_facts (key, value) VALUES ('bootstrapRoot', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(id);
+    });
   }
 
   insertGroup(group: Group): Promise<Group> {
@@ -267,7 +332,7 @@ class SqliteTransaction extends SqliteReader implements StoreTransaction {
   updateGroup(group: Group): Promise<void> {
     return settle(() => {
       const result = this.writable()
-        .prepare('UPDATE groups SET display_name = ?, managed_by = ?, data = ? WHERE name = ?')
+        .prepare('UPDATE groups SET display_name = ?, managed_by = ?, data = ?, version = version + 1 WHERE name = ?')
         .run(group.displayName, group.managedBy || null, groupData(group), group.name);
       if (result.changes === 0) throw new KeyholdError('KH_ERR_GROUP_NOT_FOUND', `no group "${group.name}"`);
       this.db.prepare('DELETE FROM expansions WHERE group_name = ?').run(group.name);
@@ -284,16 +349,23 @@ class SqliteTransaction extends SqliteReader implements StoreTransaction {
     });
   }
 
-  addMembership(entityId: string, group: string): Promise<void> {
-    return this.change('INSERT INTO memberships (entity_id, group_name) VALUES (?, ?)', [entityId, group]);
+  async addMembership(entityId: string, group: string): Promise<void> {
+    await this.change('INSERT INTO memberships (entity_id, group_name) VALUES (?, ?)', [entityId, group]);
+    await this.bumpEntity(entityId);
   }
 
-  removeMembership(entityId: string, group: string): Promise<void> {
-    return this.change(
+  async removeMembership(entityId: string, group: string): Promise<void> {
+    await this.change(
       'DELETE FROM memberships WHERE entity_id = ? AND group_name = ?',
       [entityId, group],
       () => new KeyholdError('KH_ERR_NOT_A_MEMBER', `"${entityId}" is not a direct member of "${group}"`),
     );
+    await this.bumpEntity(entityId);
+  }
+
+  /** An entity's memberships are part of it: changing them moves its version. */
+  private bumpEntity(id: string): Promise<void> {
+    return this.change('UPDATE entities SET version = version + 1 WHERE id = ?', [id]);
   }
 
   /** Replaces the by-capability copy of what the subject's blob says it holds. */
@@ -302,6 +374,22 @@ class SqliteTransaction extends SqliteReader implements StoreTransaction {
     this.db.prepare(`DELETE FROM ${table} WHERE ${column} = ?`).run(key);
     const insert = this.db.prepare(`INSERT INTO ${table} (${column}, capability) VALUES (?, ?)`);
     for (const capability of new Set(capabilities)) insert.run(key, capability);
+  }
+
+  putThrottleRecords(records: readonly ThrottleRecord[]): Promise<void> {
+    return settle(() => throttle.writeThrottleRecords(this.writable(), records));
+  }
+
+  deleteThrottleRecords(keys: readonly string[]): Promise<void> {
+    return settle(() => throttle.deleteThrottleRecords(this.writable(), keys));
+  }
+
+  rememberLogin(entityId: string, address: string, at: number): Promise<void> {
+    return settle(() => throttle.writeLastLogin(this.writable(), entityId, address, at));
+  }
+
+  pruneLoginThrottle(now: number, failuresBefore: number, loginsBefore: number): Promise<void> {
+    return settle(() => throttle.pruneLoginThrottle(this.writable(), now, failuresBefore, loginsBefore));
   }
 
   private writeExpansions(group: Group): void {
@@ -327,28 +415,41 @@ class SqliteTransaction extends SqliteReader implements StoreTransaction {
   }
 }
 
-function connect(file: string, options: Database.Options = {}): Database.Database {
+function connect(file: string, busyWaitMs: number, options: Database.Options = {}): Database.Database {
   const db = new Database(file, options);
-  db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+  db.pragma(`busy_timeout = ${busyWaitMs}`);
   db.pragma('foreign_keys = ON');
   return db;
 }
 
+export interface SqliteStoreOptions {
+  /** How long a write waits for a lock another process holds before KH_ERR_STORE_BUSY (default 5 s). */
+  busyTimeoutMs?: number;
+}
+
 export class SqliteStore implements Store {
   readonly reader: StoreReader;
-  /** The tail of the write queue: each write starts when the one before it has settled. */
-  private queue: Promise<unknown> = Promise.resolve();
+  readonly outbox: OutboxReader;
+  /** The write queue: writes run one after another, those that queued up meanwhile committed together. */
+  private readonly writes = new WriteBatches<StoreTransaction>((batch) => this.transaction(batch));
   /** Read per authenticated request, so prepared once. */
   private readonly dataVersion: Database.Statement<[], number>;
+  private begun = 0;
+  /** Why the last write failed when the disk or the files were at fault; cleared by the next commit. No probe sees a full disk coming. */
+  private lastWriteFault: WriteFault | null = null;
 
   private constructor(
     private readonly writer: Database.Database,
     private readonly readerDb: Database.Database,
+    private readonly busyTimeoutMs: number,
     /** A directory to remove on close (the private file behind ':memory:'). */
     private readonly scratchDir: string | undefined,
+    /** The directory holding the database, whose disk's free space health reports. */
+    private readonly directory: string,
   ) {
-    this.reader = new SqliteReader(readerDb);
+    this.reader = new SqliteReader(readerDb, busyTimeoutMs);
     this.dataVersion = readerDb.prepare<[], number>('PRAGMA data_version').pluck();
+    this.outbox = new SqliteOutboxReader(readerDb);
   }
 
   /**
@@ -356,12 +457,14 @@ export class SqliteStore implements Store {
    * temporary database removed on close: it is a real file because the separate read connection
    * needs WAL's shared snapshots, which an in-memory database cannot offer.
    */
-  static open(file: string): SqliteStore {
+  static open(file: string, options: SqliteStoreOptions = {}): SqliteStore {
+    const busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
     const scratchDir = file === ':memory:' ? mkdtempSync(join(tmpdir(), 'keyhold-db-')) : undefined;
     const path = scratchDir ? join(scratchDir, 'keyhold.sqlite') : file;
     // The file holds secret hashes: created owner-only (SQLite gives its -wal and -shm files the same mode).
     closeSync(openSync(path, 'a', 0o600));
-    const writer = connect(path);
+    // Before the server serves anything, waiting for the lock in SQLite (blocking) is harmless.
+    const writer = connect(path, busyTimeoutMs);
     try {
       writer.pragma('journal_mode = WAL');
       // FULL: every acknowledged commit is fsynced to the WAL, so it survives a power loss or OS
@@ -369,33 +472,83 @@ export class SqliteStore implements Store {
       // rare and small; a lost password change or lock is worse than an fsync per write.
       writer.pragma('synchronous = FULL');
       migrate(writer);
-      return new SqliteStore(writer, connect(path, { readonly: true }), scratchDir);
+      writer.pragma(`busy_timeout = ${BUSY_WAIT_MS}`);
+      return new SqliteStore(writer, connect(path, BUSY_WAIT_MS, { readonly: true }), busyTimeoutMs, scratchDir, dirname(path));
     } catch (err) {
       writer.close();
       if (scratchDir) rmSync(scratchDir, { recursive: true, force: true });
-      throw err;
+      throw toStoreError(err, busyTimeoutMs);
     }
   }
 
   write<T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T> {
-    const result = this.queue.then(() => this.transaction(work));
-    this.queue = result.catch(() => undefined);
-    return result;
+    // The wait for another process's lock counts from now: writes queued behind a waiting one do not each wait anew.
+    return this.writes.add(work, Date.now() + this.busyTimeoutMs);
   }
 
-  private async transaction<T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T> {
-    const tx = new SqliteTransaction(this.writer);
-    this.writer.exec('BEGIN IMMEDIATE');
+  /**
+   * One transaction for a batch of writes, each in a savepoint: a write that fails is rolled back
+   * alone and its caller gets the error; the others are answered once the commit succeeded (or
+   * all get its error). Returns the writes not run because a failure ended the whole transaction.
+   */
+  private async transaction(batch: QueuedWrite<StoreTransaction>[]): Promise<QueuedWrite<StoreTransaction>[]> {
     try {
-      const result = await work(tx);
-      tx.open = false;
-      this.writer.exec('COMMIT');
-      return result;
+      await retryWhileBusy(() => this.writer.exec('BEGIN IMMEDIATE'), batch[0]!.deadline);
     } catch (err) {
-      tx.open = false;
-      if (this.writer.inTransaction) this.writer.exec('ROLLBACK');
-      throw err;
+      const failed = toStoreError(err, this.busyTimeoutMs);
+      for (const write of batch) write.reject(failed);
+      return [];
     }
+    this.begun++;
+    const done: { write: QueuedWrite<StoreTransaction>; value: unknown }[] = [];
+    for (const [i, write] of batch.entries()) {
+      const tx = new SqliteTransaction(this.writer, this.busyTimeoutMs);
+      try {
+        this.writer.exec('SAVEPOINT write');
+        const value = await write.work(tx);
+        tx.open = false;
+        this.writer.exec('RELEASE write');
+        done.push({ write, value });
+      } catch (err) {
+        tx.open = false;
+        const failed = this.fault(err);
+        write.reject(failed);
+        // Some failures (an I/O error, a full disk) end the whole transaction: the writes before are undone too, those after run in the next one.
+        if (!this.writer.inTransaction) {
+          for (const d of done) d.write.reject(failed);
+          return batch.slice(i + 1);
+        }
+        this.writer.exec('ROLLBACK TO write');
+        this.writer.exec('RELEASE write');
+      }
+    }
+    try {
+      this.writer.exec('COMMIT');
+      this.lastWriteFault = null;
+    } catch (err) {
+      const failed = this.fault(err);
+      try {
+        if (this.writer.inTransaction) this.writer.exec('ROLLBACK');
+      } finally {
+        for (const d of done) d.write.reject(failed);
+      }
+      return [];
+    }
+    for (const d of done) d.write.resolve(d.value);
+    return [];
+  }
+
+  /** A write's failure as the catalog error its caller gets; a disk or file fault is remembered for health. */
+  private fault(err: unknown): unknown {
+    const failed = toStoreError(err, BUSY_WAIT_MS);
+    const kind = faultKind(failed);
+    if (kind === 'full' || kind === 'failing') this.lastWriteFault = { kind, message: (failed as Error).message };
+    return failed;
+  }
+
+  /** Write transactions begun since the store was opened (a login that changes nothing begins none; tests and benchmarks count them). */
+  get writeTransactions(): number {
+    return this.begun;
   }
 
   /**
@@ -406,9 +559,13 @@ export class SqliteStore implements Store {
     return settle(() => this.dataVersion.get()!);
   }
 
+  health(): Promise<StoreHealth> {
+    return checkHealth({ reader: this.readerDb, writer: this.writer, directory: this.directory, lastWriteFault: this.lastWriteFault, queuedWrites: this.writes.size });
+  }
+
   /** Waits for queued writes, then closes both connections. */
   async close(): Promise<void> {
-    await this.queue;
+    await this.writes.drained();
     this.readerDb.close();
     this.writer.close();
     if (this.scratchDir) rmSync(this.scratchDir, { recursive: true, force: true });

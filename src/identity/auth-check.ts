@@ -1,0 +1,49 @@
+// AuthCheck as a lifecycle step: an id and a secret checked, with the AuthCheck hooks around the
+// check. The secret is verified on the load, under the entity's lock only (never the store's write
+// lock): before any hook, so that every refusal (unknown, a plugin's veto, locked, wrong) costs the
+// same verify, and the hash checked is the one stored until the request ends. A login opens a write
+// transaction only when a hook changed the entity or the hash is upgraded.
+import { jsonEqual, type Entity } from 'keyhold-plugin-sdk';
+import { isKeyholdError } from '../errors.js';
+import type { LifecycleStep } from '../lifecycle/engine.js';
+import { AuthFailed } from './auth-failure.js';
+import type { SecretHasher, Verdict } from './secret-hasher.js';
+import { entityRef, saveEntity } from './steps.js';
+
+/** A plugin's veto of an AuthCheck is a refused login like any other (the client is not told which plugin, nor that one did); crashes and timeouts stay 5xx. */
+export function asLoginRefusal(err: unknown): unknown {
+  if (!isKeyholdError(err) || err.code !== 'KH_ERR_PLUGIN_VETO') return err;
+  return new AuthFailed('plugin_veto', { ...err.details });
+}
+
+/** The step of one check; every refusal is the same AuthFailed for the client, its reason for the log and metrics. */
+export function authCheckStep(id: string, secret: string, hasher: SecretHasher): LifecycleStep<Entity> {
+  let verdict: Verdict | undefined;
+  let upgrade: string | undefined;
+  return {
+    point: 'AuthCheck',
+    operation: 'auth.check',
+    request: {},
+    subjects: [entityRef(id)],
+    load: async (reader) => {
+      const entity = await reader.getEntity(id);
+      // An unknown id is checked against the dummy hash: it answers in the same time as a wrong secret.
+      verdict = await hasher.verify(entity && (await reader.secretHash(id)), secret);
+      if (!entity) throw new AuthFailed('unknown');
+      return entity;
+    },
+    change: async (_reader, entity) => {
+      // Locked (by an operator, or for this request by a PRE hook such as fail2lock): the hash was checked all the same, so the time does not tell.
+      if (entity.meta.locked) throw new AuthFailed('locked');
+      if (!verdict?.ok) throw new AuthFailed('wrong_secret');
+      upgrade = await hasher.upgrade(verdict, secret);
+      return entity;
+    },
+    // Written only when something changed (a hook's edit, a new hash): most logins open no write transaction.
+    writes: (loaded, final) => upgrade !== undefined || !jsonEqual(final, loaded),
+    commit: async (tx, loaded, final) => {
+      if (!jsonEqual(final, loaded)) await saveEntity(tx, final);
+      if (upgrade !== undefined) await tx.setSecretHash(id, upgrade);
+    },
+  };
+}
