@@ -1,7 +1,8 @@
-// `node dist/bench/profile.js [DIR]`: profiles the plugin hook round trip (--cpu-prof) on both
-// sides and prints each side's functions by self time. It runs itself again under --cpu-prof as
-// the host, which starts the pass-through plugin through a wrapper that profiles it too; the
-// .cpuprofile files stay in DIR (default: a new temporary directory) for Chrome DevTools.
+// `node dist/bench/profile.js [--answer unchanged|same-object|changed] [DIR]`: profiles the plugin
+// hook round trip (--cpu-prof) on both sides and prints each side's functions by self time. It
+// runs itself again under --cpu-prof as the host, which starts the pass-through plugin (answering
+// as --answer says, default unchanged) through a wrapper that profiles it too; the .cpuprofile
+// files stay in DIR (default: a new temporary directory) for Chrome DevTools.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -38,10 +39,10 @@ function topSelf(file: string, limit = 30): string {
 }
 
 /** The profiled host: sequential warm-up, then CALLS calls with 8 in flight. */
-async function measureProfiled(dir: string): Promise<void> {
+async function measureProfiled(dir: string, answer: string): Promise<void> {
   const wrapper = join(dir, 'profiled-plugin.sh');
   writeFileSync(wrapper, `#!/bin/sh\nexec "${process.execPath}" --cpu-prof --cpu-prof-dir="${dir}" --cpu-prof-name=plugin.cpuprofile "${benchFixture('pass-through-plugin')}"\n`, { mode: 0o755 });
-  const set = pluginSet([], { 'pass-through.sh': wrapper });
+  const set = pluginSet([], { 'pass-through.sh': { file: wrapper, config: { answer } } });
   const host = benchHost(set);
   try {
     const dispatcher = await host.start();
@@ -57,12 +58,15 @@ async function measureProfiled(dir: string): Promise<void> {
 }
 
 if (process.argv[2] === '--profiled') {
-  await measureProfiled(process.argv[3]!);
+  await measureProfiled(process.argv[3]!, process.argv[4]!);
 } else {
-  const dir = process.argv[2] ?? mkdtempSync(join(tmpdir(), 'keyhold-profile-'));
+  const args = process.argv.slice(2);
+  const at = args.indexOf('--answer');
+  const answer = at < 0 ? 'unchanged' : args.splice(at, 2)[1]!;
+  const dir = args[0] ?? mkdtempSync(join(tmpdir(), 'keyhold-profile-'));
   mkdirSync(dir, { recursive: true });
   const self = fileURLToPath(import.meta.url);
-  const run = spawnSync(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-name=host.cpuprofile', self, '--profiled', dir], { stdio: 'inherit' });
+  const run = spawnSync(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-name=host.cpuprofile', self, '--profiled', dir, answer], { stdio: 'inherit' });
   if (run.status !== 0) process.exit(run.status ?? 1);
   for (const side of ['host', 'plugin']) console.log(`\n${side} side, self time (${join(dir, `${side}.cpuprofile`)}):\n${topSelf(join(dir, `${side}.cpuprofile`))}`);
 }

@@ -1,28 +1,29 @@
 // The reference for plugin start and idle memory: a bare Node child (bench/fixtures/bare-node.js)
-// with the minimal environment plugins get, started like a plugin and ready when it says so.
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+// started exactly as the host starts a plugin (spawnPlugin: execa, the plugin environment, a
+// process group and session of its own), ready when it says so. The same spawn path puts it in the
+// same place in the scheduler: on Linux each session is a scheduling group of its own (autogroup),
+// and on a busy machine children sharing the bench's group started up to twice as slowly.
 import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
-import { minimalEnv } from './env.js';
+import { spawnPlugin } from '../../src/host/process.js';
+import { benchFixture } from './plugins.js';
 
 export interface BareNode {
-  child: ChildProcessWithoutNullStreams;
+  pid: number;
   close(): Promise<void>;
 }
 
 /** Starts one and resolves once it has said "ready". */
 export async function startBareNode(): Promise<BareNode> {
-  const child = spawn(process.execPath, [fileURLToPath(new URL('../fixtures/bare-node.js', import.meta.url))], { env: minimalEnv(), stdio: 'pipe' });
-  const exited = once(child, 'exit');
+  const proc = spawnPlugin({ name: 'bare-node', path: benchFixture('bare-node') });
   const close = async () => {
-    child.stdin.end();
-    if (child.exitCode === null && child.signalCode === null) await exited;
+    proc.stdin.end();
+    await proc.exited;
   };
   try {
-    await Promise.race([once(child.stdout, 'data'), exited.then(([code]) => Promise.reject(new Error(`the bare node child exited with ${code}`)))]);
+    await Promise.race([once(proc.stdout, 'data'), proc.exited.then((info) => Promise.reject(new Error(`the bare node child exited (${JSON.stringify(info)}) before it was ready`)))]);
   } catch (err) {
     await close();
     throw err;
   }
-  return { child, close };
+  return { pid: proc.pid!, close };
 }

@@ -25,17 +25,38 @@ export interface PluginSet {
   remove(): void;
 }
 
-/** A directory of pass-through plugins named p1, p2, …, plugin i implementing `hooks[i]`; `extra` adds other executables by name. */
-export function pluginSet(hooks: readonly HookChoice[], extra: Record<string, string> = {}): PluginSet {
+/** One executable of a set: the file its link points to, and its `config:` if any. */
+export interface SetEntry {
+  file: string;
+  config?: Record<string, unknown>;
+}
+
+/** A temporary plugin directory of links named by `entries`' keys. */
+function linkedSet(entries: Record<string, SetEntry>): PluginSet {
   const directory = mkdtempSync(join(tmpdir(), 'keyhold-bench-plugins-'));
-  const plugin = benchFixture('pass-through-plugin');
   const plugins: Record<string, unknown> = {};
-  hooks.forEach((choice, i) => {
-    symlinkSync(plugin, join(directory, `p${i + 1}.js`));
-    plugins[`p${i + 1}`] = { config: { hooks: choice === 'all' ? 'all' : [...choice] } };
-  });
-  for (const [name, path] of Object.entries(extra)) symlinkSync(path, join(directory, name));
+  for (const [name, { file, config }] of Object.entries(entries)) {
+    symlinkSync(file, join(directory, name));
+    if (config) plugins[name.replace(/\.[^.]*$/, '')] = { config };
+  }
   return { directory, settings: { directory, plugins }, remove: () => rmSync(directory, { recursive: true, force: true }) };
+}
+
+/**
+ * A directory of pass-through plugins named p1, p2, …, plugin i implementing `hooks[i]`, each
+ * answering `answer` (bench/fixtures/pass-through-plugin.ts); `extra` adds other executables by name.
+ */
+export function pluginSet(hooks: readonly HookChoice[], extra: Record<string, string | SetEntry> = {}, answer = 'unchanged'): PluginSet {
+  const plugin = benchFixture('pass-through-plugin');
+  const entries: Record<string, SetEntry> = {};
+  hooks.forEach((choice, i) => (entries[`p${i + 1}.js`] = { file: plugin, config: { hooks: choice === 'all' ? 'all' : [...choice], answer } }));
+  for (const [name, entry] of Object.entries(extra)) entries[name] = typeof entry === 'string' ? { file: entry } : entry;
+  return linkedSet(entries);
+}
+
+/** A directory of `n` links to the plugin `file`, named s1, s2, …, with its default config. */
+export function copiesSet(file: string, n: number): PluginSet {
+  return linkedSet(Object.fromEntries(Array.from({ length: n }, (_, i) => [`s${i + 1}`, { file }])));
 }
 
 /** A host over `set` with the server's default settings. It logs only fatal records: the crashes the bench causes are expected, and a failure surfaces as an exception. */

@@ -17,7 +17,7 @@ export async function memory(report: Report, options: BenchOptions): Promise<voi
   const bare: number[] = [];
   for (let run = 0; run < options.runs; run++) {
     const child = await startBareNode();
-    bare.push(rssMiB(child.child.pid!));
+    bare.push(rssMiB(child.pid));
     await child.close();
   }
   report.add(SUITE, 'bare node child, idle', median(bare), 'MiB');

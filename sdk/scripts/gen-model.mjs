@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Generates sdk/src/generated/model.ts from proto/keyhold.proto so that the TypeScript
-// types can never drift from the schema. Run by the SDK's build; the output is not committed.
-import { mkdirSync, writeFileSync } from 'node:fs';
+// types can never drift from the schema, and sdk/src/generated/proto-source.ts, the schema's text
+// for protobufjs at run time. Run by the SDK's build; the output is not committed.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 
@@ -40,3 +41,7 @@ for (const nested of pkg.nestedArray) {
 }
 mkdirSync(new URL('../src/generated/', import.meta.url), { recursive: true });
 writeFileSync(outPath, lines.join('\n'));
+// The schema itself, for protobufjs at run time: a module, not a file beside the code, so that it
+// is there also when the SDK is bundled into a plugin's single file.
+const source = readFileSync(protoPath, 'utf8');
+writeFileSync(new URL('../src/generated/proto-source.ts', import.meta.url), `// Generated from proto/keyhold.proto by scripts/gen-model.mjs. Do not edit.\n\nexport const KEYHOLD_PROTO = ${JSON.stringify(source)};\n`);

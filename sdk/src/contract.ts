@@ -5,6 +5,7 @@
 import { hookSpec, type HookName } from './hooks.js';
 import { parseEntity, parseGroup, SchemaError, type Entity, type Group } from './model.js';
 import type { HookContext, JsonObject } from './protocol.js';
+import { unchanged } from './unchanged.js';
 
 /** The object a hook is about. */
 export type Subject = Entity | Group;
@@ -35,12 +36,12 @@ export function deadlinePassed(context: Pick<HookContext, 'deadline'>, now: numb
 }
 
 /**
- * What a hook method returned must be an object: a hook that forgot its `return` would otherwise
- * pass for "unchanged" and an edit made in place be lost. Returns the problem, or undefined.
+ * What a hook method returned must be an object or `unchanged`: a hook that forgot its `return`
+ * would otherwise pass for "unchanged" and an edit made in place be lost. Returns the problem, or undefined.
  */
 export function returnedProblem(hook: HookName, returned: unknown): string | undefined {
-  if (returned !== null && typeof returned === 'object') return undefined;
-  return `${hook} returned ${returned === null ? 'null' : typeof returned}: return the object it was given, changed or not`;
+  if (returned === unchanged || (returned !== null && typeof returned === 'object')) return undefined;
+  return `${hook} returned ${returned === null ? 'null' : typeof returned}: return the object it was given, changed or not (or unchanged)`;
 }
 
 /** The first field a plugin may not change that `after` changes: what identifies the object, or what the server alone keeps. */

@@ -3,8 +3,8 @@
 // plugin is unit-tested without a host) records go to stderr as JSON lines, which the host parses
 // into records as well. pino is loaded with the first record written, not at start: loading it
 // was about a fifth of a plugin's start-up time and memory, and many plugins log rarely.
-import { createRequire } from 'node:module';
 import type { Logger, pino as createPino } from 'pino';
+import { requireDependency } from './dependency.js';
 import type { JsonObject, LogLevel, LogParams } from './protocol.js';
 
 const LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
@@ -28,7 +28,7 @@ const destination = {
 };
 
 function createPinoLogger(level: LogLevel): Logger {
-  const { pino } = createRequire(import.meta.url)('pino') as { pino: typeof createPino };
+  const { pino } = requireDependency('pino') as { pino: typeof createPino };
   return pino({ level, base: undefined, timestamp: false, formatters: { level: (label) => ({ level: label }) } }, destination);
 }
 

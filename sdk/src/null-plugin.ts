@@ -5,6 +5,7 @@ import { PLUGIN_HOOK_NAMES, type CommittedHookName, type HookName, type Lifecycl
 import { createPluginLogger, type PluginLogger } from './logger.js';
 import type { Entity, Group } from './model.js';
 import type { CommittedEvent, HookContext, JsonObject } from './protocol.js';
+import type { Unchanged } from './unchanged.js';
 
 type PointOf<H extends HookName> = H extends `${Phase}${infer P extends LifecyclePoint}` ? P : never;
 
@@ -22,12 +23,13 @@ export interface PluginContext extends HookContext {
 
 /**
  * A hook: gets the object as it stands, the request's data and the request context, and returns
- * the object (possibly changed). `context.state` may be changed in place; it flows to the next
- * hook of the same request. Throw `Veto` to refuse the request; any other error is a plugin failure.
+ * the object (possibly changed), or `unchanged` when it did not change it (the cheapest answer).
+ * `context.state` may be changed in place; it flows to the next hook of the same request. Throw
+ * `Veto` to refuse the request; any other error is a plugin failure.
  */
-export type HookMethod<H extends HookName> = (subject: HookSubject<H>, request: JsonObject, context: PluginContext) => HookSubject<H> | Promise<HookSubject<H>>;
+export type HookMethod<H extends HookName> = (subject: HookSubject<H>, request: JsonObject, context: PluginContext) => Hooked<HookSubject<H>>;
 
-type Hooked<S> = S | Promise<S>;
+type Hooked<S> = S | Unchanged | Promise<S | Unchanged>;
 
 type CommittedPointOf<H extends CommittedHookName> = H extends `committed${infer P extends LifecyclePoint}` ? P : never;
 

@@ -1,8 +1,7 @@
 // The wire contract between the keyhold host and a plugin: JSON-RPC 2.0 over the plugin's
-// stdin/stdout with vscode-jsonrpc's Content-Length framing. Declared once, imported by
-// the host (src/host/) and the SDK (serve). docs/protocol.md describes the same contract
-// for authors in other languages.
-import { NotificationType, RequestType, RequestType0 } from './jsonrpc.js';
+// stdin/stdout with the Content-Length framing of the Language Server Protocol. Declared once,
+// imported by the host (src/host/) and the SDK (serve). docs/protocol.md describes the same
+// contract for authors in other languages.
 import type { CommittedHookName, HookName, LifecyclePoint, PluginHookName, SubjectKind } from './hooks.js';
 import type { Entity, Group } from './model.js';
 
@@ -147,11 +146,3 @@ export const PluginErrorCodes = {
   /** The plugin was asked for a hook it does not implement. */
   UnknownHook: -32004,
 } as const;
-
-export const InitializeRequest = new RequestType<InitializeParams, InitializeResult, void>('initialize');
-export const HookRequest = new RequestType<HookParams, HookResult, void>('hook');
-/** Answered with null once the plugin is done with the event; an error makes the host deliver it again later. */
-export const CommittedRequest = new RequestType<CommittedParams, null, void>('committed');
-export const PingRequest = new RequestType0<null, void>('$/ping');
-export const ShutdownRequest = new RequestType0<null, void>('shutdown');
-export const LogNotification = new NotificationType<LogParams>('$/log');

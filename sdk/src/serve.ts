@@ -1,30 +1,28 @@
 // serve(plugin): the plugin side of the wire. Checks the magic cookie, answers the handshake,
-// dispatches hook and committed requests to the plugin's methods and keeps stdout for the wire alone.
-import { Writable } from 'node:stream';
-import { ErrorCodes, ResponseError, type CancellationToken, type Disposable } from './jsonrpc.js';
+// calls the plugin's hook and committed methods for the host's requests and keeps stdout for the wire alone.
 import { returnedProblem } from './contract.js';
-import type { PluginHookName } from './hooks.js';
+import type { HookName, PluginHookName } from './hooks.js';
 import { copyJson, jsonEqual } from './json.js';
 import { routeLogsToHost } from './logger.js';
 import type { Entity, Group } from './model.js';
 import { implementedHooks, type DeliveryContext, type NullPlugin, type PluginContext } from './null-plugin.js';
-import { createWireConnection, FramingError } from './wire.js';
+import { isThenable, RpcEndpoint, RpcError, RpcErrorCodes, type RequestCall } from './rpc-endpoint.js';
 import {
-  CommittedRequest,
-  HookRequest,
-  InitializeRequest,
-  LogNotification,
   MAGIC_COOKIE_KEY,
   MAGIC_COOKIE_VALUE,
   negotiateProtocol,
-  PingRequest,
   PluginErrorCodes,
   PROTOCOL_VERSIONS,
-  ShutdownRequest,
   type CommittedEvent,
+  type CommittedParams,
   type HookContext,
+  type HookParams,
   type HookResult,
+  type InitializeParams,
+  type InitializeResult,
+  type JsonObject,
 } from './protocol.js';
+import { unchanged } from './unchanged.js';
 
 const RUN_BY_HAND =
   "This is a keyhold plugin. It is started by the keyhold server, not run directly: drop it into the server's plugin directory.";
@@ -51,54 +49,46 @@ function exitWithGroup(code: number): never {
  * module is first imported, i.e. before the plugin's own top-level code runs, and only inside a
  * plugin process (the cookie is set), so that the server and tests importing the SDK keep their stdout.
  * A plugin that speaks the protocol without serve() must therefore not import the SDK.
+ * Returns the write to the pipe itself: frames go to it directly, strings as they are.
  */
-function claimStdout(): Writable {
+function claimStdout(): (data: string) => void {
   const stdout = process.stdout;
   const writeToPipe = stdout.write.bind(stdout);
   stdout.write = process.stderr.write.bind(process.stderr) as typeof stdout.write;
   // The host is gone when its end of the pipe is: nothing left to do.
   stdout.on('error', () => exitWithGroup(0));
-  return new Writable({
-    // Strings pass through as they are: no copy into a Buffer on the way.
-    decodeStrings: false,
-    write(chunk: string | Buffer, encoding, done) {
-      writeToPipe(chunk, encoding, done);
-    },
-  });
+  return (data) => void writeToPipe(data);
 }
 
 const wire = process.env[MAGIC_COOKIE_KEY] === MAGIC_COOKIE_VALUE ? claimStdout() : undefined;
 
 /**
- * `context.signal` for one hook call or delivery: aborted when the host sends `$/cancelRequest` (it timed out).
- * Made only when the hook reads it: most hooks never do, and a signal per call is not free.
+ * The context a hook receives (the host's HookContext copied onto it), or a committed hook (its
+ * DeliveryContext), with `signal`, aborted when the host sends `$/cancelRequest` for the call (it timed out). The AbortController is made only
+ * when the hook reads the signal: most hooks never do, and one per call is not free. (A class
+ * rather than a getter defined on the context: defining one cost about 1 µs per call.)
  */
-class HookCancellation {
-  private controller: AbortController | undefined;
-  private listener: Disposable | undefined;
+class CallContext {
+  readonly #hook: PluginHookName;
+  readonly #call: RequestCall;
+  #controller: AbortController | undefined;
 
-  constructor(
-    private readonly hook: PluginHookName,
-    private readonly token: CancellationToken,
-  ) {}
-
-  addSignalTo<C extends object>(context: C): C & { signal: AbortSignal } {
-    return Object.defineProperty(context, 'signal', { get: () => this.signal() }) as C & { signal: AbortSignal };
+  constructor(hook: PluginHookName, call: RequestCall) {
+    this.#hook = hook;
+    this.#call = call;
   }
 
-  private signal(): AbortSignal {
-    if (!this.controller) {
-      const controller = (this.controller = new AbortController());
-      const abort = () => controller.abort(new Error(`the host cancelled ${this.hook}: it stopped waiting for the answer`));
-      if (this.token.isCancellationRequested) abort();
-      else this.listener = this.token.onCancellationRequested(abort);
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      const controller = (this.#controller = new AbortController());
+      this.#call.onCancel(() => controller.abort(new Error(`the host cancelled ${this.#hook}: it stopped waiting for the answer`)));
     }
-    return this.controller.signal;
+    return this.#controller.signal;
   }
+}
 
-  dispose(): void {
-    this.listener?.dispose();
-  }
+function pluginContext(context: HookContext, hook: HookName, call: RequestCall): PluginContext {
+  return Object.assign(new CallContext(hook, call), context) as unknown as PluginContext;
 }
 
 function messageOf(err: unknown): string {
@@ -110,6 +100,8 @@ function isVeto(err: unknown): boolean {
   return err instanceof Error && err.name === 'Veto';
 }
 
+type HookFn = (subject: Entity | Group, request: JsonObject, context: PluginContext) => unknown;
+
 /** Serves `plugin` on stdin/stdout until the host sends shutdown or closes stdin. */
 export function serve(plugin: NullPlugin): void {
   if (!wire) {
@@ -118,53 +110,81 @@ export function serve(plugin: NullPlugin): void {
   }
   // Known after configure(): a plugin may set up its hooks from its config.
   let hooks = new Set<PluginHookName>();
-  const connection = createWireConnection(process.stdin, wire);
+  // The hooks whose last answer was the very object they were given: only for those can a copy
+  // made before the call tell an unchanged object (not sent back) from one changed in place.
+  // Hooks that answer `unchanged`, or a new object, are not copied for.
+  const copyBefore = new Set<PluginHookName>();
 
-  connection.onRequest(InitializeRequest, async (params) => {
+  // stdin closed: the host stopped us, or died (even by SIGKILL). Either way there is no one left to serve.
+  const endpoint = new RpcEndpoint(process.stdin, wire, () => exitWithGroup(0), (err) => {
+    // The host's stream cannot be read any further (a broken host): stop, saying why.
+    process.stderr.write(`keyhold plugin: stopping: the host ${err.message}\n`);
+    exitWithGroup(1);
+  });
+
+  endpoint.onRequest('initialize', async (params: InitializeParams): Promise<InitializeResult> => {
     let protocolVersion: number;
     try {
       protocolVersion = negotiateProtocol(params.protocolVersions, PROTOCOL_VERSIONS);
     } catch (err) {
-      throw new ResponseError(PluginErrorCodes.UnsupportedProtocol, messageOf(err));
+      throw new RpcError(PluginErrorCodes.UnsupportedProtocol, messageOf(err));
     }
     plugin.logger.level = params.logLevel;
     plugin.config = params.config;
     try {
       await plugin.configure(params.config);
     } catch (err) {
-      throw new ResponseError(PluginErrorCodes.ConfigRejected, messageOf(err));
+      throw new RpcError(PluginErrorCodes.ConfigRejected, messageOf(err));
     }
     hooks = new Set(implementedHooks(plugin));
+    for (const hook of hooks) copyBefore.add(hook);
     return { name: plugin.name || params.pluginName, version: plugin.version, protocolVersion, hooks: [...hooks] };
   });
 
-  connection.onRequest(HookRequest, async ({ hook, subject, request, context }, token): Promise<HookResult> => {
-    if (!hooks.has(hook)) throw new ResponseError(PluginErrorCodes.UnknownHook, `this plugin does not implement ${hook}`);
-    // As sent, to tell whether the hook changed it (even in place): an unchanged subject is not sent back.
-    const sent = copyJson(subject);
-    const cancellation = new HookCancellation(hook, token);
-    const pluginContext: PluginContext = cancellation.addSignalTo<HookContext>(context);
+  /** What the hook's answer `result` tells the host; throws when it is no answer at all. */
+  const answer = (hook: HookName, subject: Entity | Group, sent: unknown, context: PluginContext, result: unknown): HookResult => {
+    if (result === unchanged) {
+      copyBefore.delete(hook);
+      return { state: context.state };
+    }
+    // The contract's rule (contract.ts): a hook that forgot its return must not pass for "unchanged".
+    const problem = returnedProblem(hook, result);
+    if (problem) throw new Error(problem);
+    if (result === subject) copyBefore.add(hook);
+    else copyBefore.delete(hook);
+    return sent !== undefined && jsonEqual(result, sent) ? { state: context.state } : { subject: result as Entity | Group, state: context.state };
+  };
+
+  const failure = (hook: HookName, call: RequestCall, err: unknown): RpcError => {
+    if (isVeto(err)) return new RpcError(PluginErrorCodes.Veto, messageOf(err));
+    // After a cancellation nobody waits for the answer: a hook ending on the aborted signal is no failure to log.
+    if (!call.cancelled) plugin.logger.error({ err, hook }, `${hook} failed`);
+    return new RpcError(RpcErrorCodes.InternalError, messageOf(err));
+  };
+
+  endpoint.onRequest('hook', ({ hook, subject, request, context }: HookParams, call): HookResult | Promise<HookResult> => {
+    if (!hooks.has(hook)) throw new RpcError(PluginErrorCodes.UnknownHook, `this plugin does not implement ${hook}`);
+    // As sent, to tell whether the hook changed it in place.
+    const sent = copyBefore.has(hook) ? copyJson(subject) : undefined;
+    // The state the host reads back is the one on the hook's context: the hook may replace it.
+    const hookContext = pluginContext(context, hook, call);
     try {
       // The host sends each hook the kind of object its point is about (checked on the host side).
-      const method = plugin[hook] as unknown as (s: Entity | Group, r: typeof request, c: PluginContext) => Entity | Group | Promise<Entity | Group>;
-      const result: unknown = await method.call(plugin, subject, request, pluginContext);
-      const problem = returnedProblem(hook, result);
-      if (problem) throw new Error(problem);
-      return jsonEqual(result, sent) ? { state: pluginContext.state } : { subject: result as Entity | Group, state: pluginContext.state };
+      const result = (plugin[hook] as unknown as HookFn).call(plugin, subject, request, hookContext);
+      if (!isThenable(result)) return answer(hook, subject, sent, hookContext, result);
+      return Promise.resolve(result)
+        .then((value) => answer(hook, subject, sent, hookContext, value))
+        .catch((err: unknown) => {
+          throw failure(hook, call, err);
+        });
     } catch (err) {
-      if (isVeto(err)) throw new ResponseError(PluginErrorCodes.Veto, messageOf(err));
-      // After a cancellation nobody waits for the answer: a hook ending on the aborted signal is no failure to log.
-      if (!token.isCancellationRequested) plugin.logger.error({ err, hook }, `${hook} failed`);
-      throw new ResponseError(ErrorCodes.InternalError, messageOf(err));
-    } finally {
-      cancellation.dispose();
+      throw failure(hook, call, err);
     }
   });
 
-  connection.onRequest(CommittedRequest, async ({ hook, event, attempt }, token): Promise<null> => {
-    if (!hooks.has(hook)) throw new ResponseError(PluginErrorCodes.UnknownHook, `this plugin does not implement ${hook}`);
-    const cancellation = new HookCancellation(hook, token);
-    const context: DeliveryContext = cancellation.addSignalTo({ attempt });
+  endpoint.onRequest('committed', async ({ hook, event, attempt }: CommittedParams, call): Promise<null> => {
+    if (!hooks.has(hook)) throw new RpcError(PluginErrorCodes.UnknownHook, `this plugin does not implement ${hook}`);
+    const context = Object.assign(new CallContext(hook, call), { attempt }) as unknown as DeliveryContext;
     try {
       // The host sends each committed hook the events of its own point.
       const method = plugin[hook] as unknown as (e: CommittedEvent, c: DeliveryContext) => void | Promise<void>;
@@ -172,25 +192,15 @@ export function serve(plugin: NullPlugin): void {
       return null;
     } catch (err) {
       // Not a veto whatever it is: the change is committed; the host delivers the event again later.
-      if (!token.isCancellationRequested) plugin.logger.error({ err, hook, seq: event.seq }, `${hook} failed`);
-      throw new ResponseError(ErrorCodes.InternalError, messageOf(err));
-    } finally {
-      cancellation.dispose();
+      if (!call.cancelled) plugin.logger.error({ err, hook, seq: event.seq }, `${hook} failed`);
+      throw new RpcError(RpcErrorCodes.InternalError, messageOf(err));
     }
   });
 
-  connection.onRequest(PingRequest, () => null);
+  endpoint.onRequest('$/ping', () => null);
   // The host closes stdin right after this answer; the exit follows from that.
-  connection.onRequest(ShutdownRequest, () => null);
-  // stdin closed: the host stopped us, or died (even by SIGKILL). Either way there is no one left to serve.
-  connection.onClose(() => exitWithGroup(0));
-  // The host's stream cannot be read any further (a broken host): stop, saying why.
-  connection.onError(([err]) => {
-    if (!(err instanceof FramingError)) return;
-    process.stderr.write(`keyhold plugin: stopping: the host ${err.message}\n`);
-    exitWithGroup(1);
-  });
+  endpoint.onRequest('shutdown', () => null);
 
-  routeLogsToHost((record) => void connection.sendNotification(LogNotification, record));
-  connection.listen();
+  routeLogsToHost((record) => endpoint.notify('$/log', record));
+  endpoint.listen();
 }

@@ -39,17 +39,19 @@ export function registerPluginCommands(program: Command, deps: PluginCommandDeps
     .description('write a ready TypeScript plugin project (one hook, a test, a build to one executable file)')
     .argument('<name>', 'the plugin name: lower-case letters, digits and dashes')
     .option('--dir <dir>', 'where to write the project (default: ./<name>)')
-    .action(async (name: string, options: { dir?: string }, command: Command) => {
+    .option('--sdk <spec>', "the project's dependency on keyhold-plugin-sdk, as npm takes it (default: ^ and this keyhold's SDK version)")
+    .action(async (name: string, options: { dir?: string; sdk?: string }, command: Command) => {
       const ctx = new CommandContext(command);
       const { scaffoldPlugin } = await import('./plugin-scaffold.js');
       const dir = options.dir ?? name;
-      const written = await scaffoldPlugin(dir, name).catch((err: Error) => {
+      const written = await scaffoldPlugin(dir, name, options.sdk === undefined ? {} : { sdk: options.sdk }).catch((err: Error) => {
         throw new CliError(err.message, 2);
       });
       ctx.print({ dir, files: written }, () => {
         line(`wrote plugin project "${name}" in ${dir}:`);
         for (const file of written) line(`  ${file}`);
-        line(`next: cd ${dir} && npm install && npm test, then link dist/${name}.js into the server's plugins/ as ${name} (see its README)`);
+        line(`next: cd ${dir} && npm install && npm test, then link dist/${name}.js into the server's plugins/ as ${name} (see its README;`);
+        line(`without a registry that has keyhold-plugin-sdk, first npm install the SDK packed from keyhold: npm pack ./sdk in the keyhold checkout)`);
       });
     });
 

@@ -1,35 +1,16 @@
 // The JSON-RPC connection to one plugin process: handshake, hook calls with a timeout and
-// `$/cancelRequest`, and the plugin's logs. When the process exits or its stream breaks,
-// every call in flight fails at once, not at its timeout.
+// `$/cancelRequest` (on their own lane, hook-calls.ts), and the plugin's logs. When the process
+// exits or its stream breaks, every call in flight fails at once, not at its timeout.
 import type { Readable } from 'node:stream';
-import {
-  CommittedRequest,
-  createWireConnection,
-  FramingError,
-  HookRequest,
-  InitializeRequest,
-  isPluginHookName,
-  jsonrpc,
-  LogNotification,
-  PingRequest,
-  PluginErrorCodes,
-  ShutdownRequest,
-  type CommittedParams,
-  type HookParams,
-  type HookResult,
-  type InitializeParams,
-  type InitializeResult,
-  type JsonObject,
-  type LogLevel,
-} from 'keyhold-plugin-sdk';
+import { FramingError, isPluginHookName, PluginErrorCodes, type CommittedParams, type HookParams, type HookResult, type InitializeParams, type InitializeResult, type JsonObject, type LogLevel } from 'keyhold-plugin-sdk';
 import { pino, type Logger } from 'pino';
+import { CancellationTokenSource, ErrorCodes, ResponseError, type CancellationToken, type MessageConnection } from 'vscode-jsonrpc/node';
 import { PluginCallError } from '../lifecycle/dispatcher.js';
+import { answerError, HookCalls } from './hook-calls.js';
 import { settlesWithin, stopProcess, type ExitInfo, type PluginProcess } from './process.js';
+import { CommittedRequest, InitializeRequest, LogNotification, PingRequest, ShutdownRequest } from './requests.js';
 import { readLines } from './stderr-lines.js';
-
-// The SDK's copy of vscode-jsonrpc, the one its connection is made of (sdk/src/jsonrpc.ts).
-const { CancellationTokenSource, ErrorCodes, ResponseError } = jsonrpc;
-type CancellationToken = jsonrpc.CancellationToken;
+import { createWireConnection } from './wire.js';
 
 /** Stderr lines longer than this are cut (and the record says `truncated: true`): one runaway line must not fill the host's memory or log. */
 const MAX_LINE_CHARS = 8 * 1024;
@@ -59,9 +40,10 @@ export class PluginClient {
   readonly pid: number | undefined;
   /** Resolves with why the connection ended: the process exited or its stream broke. */
   readonly closed: Promise<string>;
-  private readonly connection: jsonrpc.MessageConnection;
+  private readonly connection: MessageConnection;
+  private readonly hookCalls: HookCalls;
   private readonly log: Logger;
-  /** Calls in flight, each with the function that fails it. */
+  /** Requests other than hook calls in flight, each with the function that fails it. */
   private readonly inFlight = new Map<Promise<unknown>, (err: PluginCallError) => void>();
   private readonly stderrHead: string[] = [];
   private readonly stderrTail: string[] = [];
@@ -80,7 +62,9 @@ export class PluginClient {
     this.log = options.logger.child({ plugin: options.name, pid: proc.pid });
     this.closed = new Promise((resolve) => (this.markClosed = resolve));
     this.stderrDone = this.forwardStderr(proc.stderr);
-    this.connection = createWireConnection(proc.stdout, proc.stdin);
+    // Write errors surface as the stream's error event (below), as for the connection's own writes.
+    this.hookCalls = new HookCalls((data) => void proc.stdin.write(data));
+    this.connection = createWireConnection(proc.stdout, proc.stdin, (message) => this.hookCalls.receive(message));
     this.connection.onNotification(LogNotification, ({ level, msg, fields }) => this.logRecord(level, msg, fields ?? {}));
     // Bad framing is reported at the first bad byte: the rest of the stream cannot be read.
     this.connection.onError(([err]) => (err instanceof FramingError ? this.breakConnection(err.message) : this.streamFailed(`broke the JSON-RPC stream: ${err.message}`)));
@@ -124,9 +108,8 @@ export class PluginClient {
   /** One hook call. Rejects with PluginCallError: veto, timeout or crash. */
   call(params: HookParams, timeoutMs: number): Promise<HookResult> {
     if (this.stopping) return Promise.reject(new PluginCallError('unavailable', 'the plugin is being stopped'));
-    return this.request((token) => this.connection.sendRequest(HookRequest, params, token), timeoutMs).catch((err: unknown) => {
-      throw toCallError(err);
-    });
+    if (this.closedReason !== undefined) return Promise.reject(new PluginCallError('crash', this.closedReason));
+    return this.hookCalls.call(params, timeoutMs);
   }
 
   /** One committed event delivery. Rejects with PluginCallError: an error answer (crash), a timeout or a dead process. */
@@ -135,7 +118,7 @@ export class PluginClient {
     return this.request((token) => this.connection.sendRequest(CommittedRequest, params, token), timeoutMs).then(
       () => undefined,
       (err: unknown) => {
-        throw toCallError(err);
+        throw err instanceof PluginCallError ? err : answerError(err);
       },
     );
   }
@@ -147,7 +130,7 @@ export class PluginClient {
   /** Waits for the calls in flight (also those made meanwhile), then shutdown, close stdin, grace, SIGTERM, grace, SIGKILL. */
   async stop(graceMs: number): Promise<ExitInfo> {
     // Bounded: every call has a timeout.
-    while (this.inFlight.size > 0) await Promise.allSettled(this.inFlight.keys());
+    while (this.inFlight.size > 0 || this.hookCalls.size > 0) await Promise.allSettled([...this.inFlight.keys(), this.hookCalls.idle()]);
     this.stopping = true;
     return stopProcess(this.proc, graceMs, async () => {
       if (this.closedReason === undefined) await this.request((token) => this.connection.sendRequest(ShutdownRequest, token), graceMs);
@@ -210,7 +193,9 @@ export class PluginClient {
   private close(reason: string): void {
     if (this.closedReason !== undefined) return;
     this.closedReason = reason;
-    for (const fail of this.inFlight.values()) fail(new PluginCallError('crash', reason));
+    const failure = new PluginCallError('crash', reason);
+    this.hookCalls.failAll(failure);
+    for (const fail of this.inFlight.values()) fail(failure);
     this.connection.dispose();
     this.markClosed(reason);
   }
@@ -245,9 +230,4 @@ export class PluginClient {
       this.log.warn(marks, line);
     });
   }
-}
-
-function toCallError(err: unknown): PluginCallError {
-  if (err instanceof ResponseError) return new PluginCallError(err.code === PluginErrorCodes.Veto ? 'veto' : 'crash', err.message);
-  return err instanceof PluginCallError ? err : new PluginCallError('crash', err instanceof Error ? err.message : String(err));
 }

@@ -14,13 +14,13 @@ export function repoPath(path: string): string {
 /** Scaffolds plugin `name` into `dir`/`name` with its dependencies linked; returns the project directory. */
 export async function scaffoldLinked(dir: string, name: string): Promise<string> {
   const project = join(dir, name);
-  await scaffoldPlugin(project, name, { sdk: `file:${repoPath('sdk')}` });
+  await scaffoldPlugin(project, name);
   await mkdir(join(project, 'node_modules/@types'), { recursive: true });
   await mkdir(join(project, 'node_modules/.bin'));
   await symlink(repoPath('sdk'), join(project, 'node_modules/keyhold-plugin-sdk'));
-  await symlink(repoPath('node_modules/typescript'), join(project, 'node_modules/typescript'));
-  await symlink(repoPath('node_modules/@types/node'), join(project, 'node_modules/@types/node'));
+  for (const pkg of ['typescript', 'esbuild', '@types/node']) await symlink(repoPath(`node_modules/${pkg}`), join(project, `node_modules/${pkg}`));
   await symlink('../typescript/bin/tsc', join(project, 'node_modules/.bin/tsc'));
+  await symlink('../esbuild/bin/esbuild', join(project, 'node_modules/.bin/esbuild'));
   return project;
 }
 

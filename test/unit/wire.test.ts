@@ -1,13 +1,12 @@
-// The wire both ends use (sdk/src/wire.ts): messages out of any split of the byte stream, a clear
-// FramingError at the first byte that breaks the framing, and dispatch without a turn per message.
+// The host's wire (src/host/wire.ts over the SDK's frames.ts): messages out of any split of the
+// byte stream, a clear FramingError at the first byte that breaks the framing, and dispatch
+// without a turn per message.
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
-import { createWireConnection, FramedMessageReader, FramedMessageWriter, FramingError, jsonrpc } from 'keyhold-plugin-sdk';
-
-const { RequestType } = jsonrpc;
-type CancellationToken = jsonrpc.CancellationToken;
-type Message = jsonrpc.Message;
+import { FramingError } from 'keyhold-plugin-sdk';
+import { RequestType, type CancellationToken, type Message } from 'vscode-jsonrpc/node';
+import { createWireConnection, FramedMessageReader, FramedMessageWriter } from '../../src/host/wire.js';
 
 function frame(body: string): Buffer {
   return Buffer.from(`Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);

@@ -1,5 +1,5 @@
 // Fake entities and groups for tests: give the fields that matter, the schema fills the rest.
-import { parseEntity, parseGroup, type Entity, type EntityMeta, type Group } from '../model.js';
+import { parseEntity, parseGroup, type Entity, type EntityMeta, type Group } from '../index.js';
 
 export type EntityInit = Partial<Omit<Entity, 'meta'>> & { meta?: Partial<EntityMeta> };
 

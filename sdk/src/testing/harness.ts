@@ -2,13 +2,35 @@
 // child process: values cross a JSON round trip as on the wire, results are checked by the
 // server's own rules (../contract.ts), committed events are delivered as the outbox would, time
 // comes from a clock the test moves, and log records are kept for assertions.
-import { checkHookResult, ContractViolation, DEADLINE_PASSED, deadlinePassed, returnedProblem, type Subject } from '../contract.js';
-import { parseDuration } from '../duration.js';
-import { COMMITTED_HOOKS, hookName, type CommittedHookName, type HookName, type LifecyclePoint, type PluginHookName } from '../hooks.js';
-import { jsonEqual } from '../json.js';
-import { routeLogsToHost } from '../logger.js';
-import { implementedHooks, type CommittedEventOf, type DeliveryContext, type NullPlugin, type PluginContext } from '../null-plugin.js';
-import type { CommittedEvent, HookContext, JsonObject, LogParams } from '../protocol.js';
+// From the SDK's entry, not its modules: the bundled SDK is one file, and this module must share its
+// state (the log route) and classes instead of bundling copies of its own.
+import {
+  checkHookResult,
+  COMMITTED_HOOKS,
+  ContractViolation,
+  DEADLINE_PASSED,
+  deadlinePassed,
+  hookName,
+  implementedHooks,
+  jsonEqual,
+  parseDuration,
+  returnedProblem,
+  routeLogsToHost,
+  unchanged,
+  type CommittedEvent,
+  type CommittedEventOf,
+  type CommittedHookName,
+  type DeliveryContext,
+  type HookContext,
+  type HookName,
+  type JsonObject,
+  type LifecyclePoint,
+  type LogParams,
+  type NullPlugin,
+  type PluginContext,
+  type PluginHookName,
+  type Subject,
+} from '../index.js';
 
 /** A clock that only moves when the test says so. */
 export class FakeClock {
@@ -40,7 +62,7 @@ export interface HookOutcome<S> {
   state: JsonObject;
 }
 
-type HookFn = (subject: Subject, request: JsonObject, context: PluginContext) => Subject | Promise<Subject>;
+type HookFn = (subject: Subject, request: JsonObject, context: PluginContext) => unknown;
 type CommittedFn = (event: CommittedEvent, context: DeliveryContext) => void | Promise<void>;
 
 /** What a test gives to deliver an event: at least `before` or `after`; the harness fills in the rest. */
@@ -89,10 +111,11 @@ export class PluginHarness<P extends NullPlugin> {
   }
 
   /**
-   * Calls one hook. A Veto or any other error the hook throws is passed through unchanged. What
-   * the server would refuse is refused here with the server's own message (a ContractViolation):
-   * a call after the request's deadline, a hook that returns no object, a result that does not fit
-   * the schema, changes an id, number, name, memberships or the secret, or leaves no state object.
+   * Calls one hook. A Veto or any other error the hook throws is passed through unchanged; a hook
+   * answering `unchanged` gives back the object it was given. What the server would refuse is
+   * refused here with the server's own message (a ContractViolation): a call after the request's
+   * deadline, a hook that returns no object, a result that does not fit the schema, changes an id,
+   * number, name, memberships or the secret, or leaves no state object.
    * Like the host, it refuses to call a hook the plugin does not implement.
    */
   async call<S extends Subject>(hook: HookName, subject: S, request: JsonObject = {}, context: Partial<PluginContext> = {}): Promise<HookOutcome<S>> {
@@ -107,7 +130,7 @@ export class PluginHarness<P extends NullPlugin> {
     const problem = returnedProblem(hook, returned);
     if (problem) throw new ContractViolation(this.name, hook, problem);
     // The answer serve() would send (no subject when unchanged), checked as the server checks it.
-    const answer = wire(jsonEqual(returned, sent) ? { state: ctx.state } : { subject: returned, state: ctx.state });
+    const answer = wire(returned === unchanged || jsonEqual(returned, sent) ? { state: ctx.state } : { subject: returned, state: ctx.state });
     const checked = checkHookResult(this.name, hook, sent, answer);
     return { subject: checked.subject as S, state: checked.state };
   }
