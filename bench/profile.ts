@@ -41,13 +41,23 @@ function topSelf(file: string, limit = 30): string {
 /** The profiled host: sequential warm-up, then CALLS calls with 8 in flight. */
 async function measureProfiled(dir: string, answer: string): Promise<void> {
   const wrapper = join(dir, 'profiled-plugin.sh');
-  writeFileSync(wrapper, `#!/bin/sh\nexec "${process.execPath}" --cpu-prof --cpu-prof-dir="${dir}" --cpu-prof-name=plugin.cpuprofile "${benchFixture('pass-through-plugin')}"\n`, { mode: 0o755 });
+  writeFileSync(
+    wrapper,
+    `#!/bin/sh\nexec "${process.execPath}" --cpu-prof --cpu-prof-dir="${dir}" --cpu-prof-name=plugin.cpuprofile "${benchFixture('pass-through-plugin')}"\n`,
+    { mode: 0o755 },
+  );
   const set = pluginSet([], { 'pass-through.sh': { file: wrapper, config: { answer } } });
   const host = benchHost(set);
   try {
     const dispatcher = await host.start();
     const entity = realisticEntity();
-    const context = () => ({ requestId: 'bench', operation: 'entity.update-meta', caller: 'root', deadline: Date.now() + 60_000, state: {} });
+    const context = () => ({
+      requestId: 'bench',
+      operation: 'entity.update-meta',
+      caller: 'root',
+      deadline: Date.now() + 60_000,
+      state: {},
+    });
     const call = () => runHook(dispatcher, 'preEntityUpdate', entity, { patch: { displayName: 'Alice Example' } }, context());
     for (let i = 0; i < 5_000; i++) await call();
     console.error(`${Math.round(await measureThroughput(call, CALLS, 8))} calls/s with 8 in flight (while profiled)`);
@@ -66,7 +76,12 @@ if (process.argv[2] === '--profiled') {
   const dir = args[0] ?? mkdtempSync(join(tmpdir(), 'keyhold-profile-'));
   mkdirSync(dir, { recursive: true });
   const self = fileURLToPath(import.meta.url);
-  const run = spawnSync(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-name=host.cpuprofile', self, '--profiled', dir, answer], { stdio: 'inherit' });
+  const run = spawnSync(
+    process.execPath,
+    ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-name=host.cpuprofile', self, '--profiled', dir, answer],
+    { stdio: 'inherit' },
+  );
   if (run.status !== 0) process.exit(run.status ?? 1);
-  for (const side of ['host', 'plugin']) console.log(`\n${side} side, self time (${join(dir, `${side}.cpuprofile`)}):\n${topSelf(join(dir, `${side}.cpuprofile`))}`);
+  for (const side of ['host', 'plugin'])
+    console.log(`\n${side} side, self time (${join(dir, `${side}.cpuprofile`)}):\n${topSelf(join(dir, `${side}.cpuprofile`))}`);
 }

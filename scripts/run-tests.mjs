@@ -19,7 +19,10 @@ function testFiles(dir) {
 
 const runId = randomUUID();
 const files = testFiles('dist/test').sort();
-const run = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...process.argv.slice(2), ...files], { stdio: 'inherit', env: { ...process.env, [TEST_RUN_ENV]: runId } });
+const run = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...process.argv.slice(2), ...files], {
+  stdio: 'inherit',
+  env: { ...process.env, [TEST_RUN_ENV]: runId },
+});
 
 const leftovers = await leftoverProcesses(runId);
 if (leftovers.length > 0) {

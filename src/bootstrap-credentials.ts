@@ -34,7 +34,8 @@ export function takeBootstrapSource(env: NodeJS.ProcessEnv, cwd: string): Bootst
   const credentials = env[BOOTSTRAP_ENV] || undefined;
   const file = env[BOOTSTRAP_FILE_ENV] || undefined;
   delete process.env[BOOTSTRAP_ENV];
-  if (credentials !== undefined && file !== undefined) throw new ConfigError(BOOTSTRAP_FILE_ENV, 'bootstrap', `set ${BOOTSTRAP_ENV} or ${BOOTSTRAP_FILE_ENV}, not both`);
+  if (credentials !== undefined && file !== undefined)
+    throw new ConfigError(BOOTSTRAP_FILE_ENV, 'bootstrap', `set ${BOOTSTRAP_ENV} or ${BOOTSTRAP_FILE_ENV}, not both`);
   return { credentials, file: file === undefined ? undefined : resolve(cwd, file) };
 }
 
@@ -47,12 +48,18 @@ export async function chosenCredentials(source: BootstrapSource): Promise<RootCr
 
 function parse(text: string, variable: string, where: string): RootCredentials {
   const at = text.indexOf(':');
-  if (at < 1 || at === text.length - 1 || /[\r\n]/.test(text)) throw new ConfigError(variable, where, 'expected id:secret on one line (both non-empty)');
+  if (at < 1 || at === text.length - 1 || /[\r\n]/.test(text))
+    throw new ConfigError(variable, where, 'expected id:secret on one line (both non-empty)');
   return { id: text.slice(0, at), secret: text.slice(at + 1) };
 }
 
 /** What other users must not be able to do to the file: read the secret, or write one of their own. */
-const BOOTSTRAP_FILE_RULE = { bits: 0o066, access: 'readable or writable', chmod: 'chmod 600', chownTo: process.getuid?.() === 0 ? 'root' : String(process.getuid?.()) };
+const BOOTSTRAP_FILE_RULE = {
+  bits: 0o066,
+  access: 'readable or writable',
+  chmod: 'chmod 600',
+  chownTo: process.getuid?.() === 0 ? 'root' : String(process.getuid?.()),
+};
 
 /** The file's text without its trailing line break; refuses a file another user could read or change. */
 async function readBootstrapFile(path: string): Promise<string> {
@@ -65,7 +72,12 @@ async function readBootstrapFile(path: string): Promise<string> {
   try {
     // The checked file is the one read: both go through the same open descriptor.
     const problem = accessProblem(await handle.stat(), BOOTSTRAP_FILE_RULE);
-    if (problem) throw new ConfigError(BOOTSTRAP_FILE_ENV, path, `the file ${problem.state}, so other users could read or choose the first administrator's secret; fix: ${problem.fix} ${path}`);
+    if (problem)
+      throw new ConfigError(
+        BOOTSTRAP_FILE_ENV,
+        path,
+        `the file ${problem.state}, so other users could read or choose the first administrator's secret; fix: ${problem.fix} ${path}`,
+      );
     return (await handle.readFile('utf8')).replace(/[\r\n]+$/, '');
   } finally {
     await handle.close();
@@ -80,6 +92,8 @@ export function warnUnusedBootstrap(source: BootstrapSource, logger: Logger): vo
     );
   }
   if (source.file !== undefined && existsSync(source.file)) {
-    logger.warn(`${BOOTSTRAP_FILE_ENV} is ignored: the store already has entities. Delete ${source.file} (and the variable): it holds the first administrator's secret`);
+    logger.warn(
+      `${BOOTSTRAP_FILE_ENV} is ignored: the store already has entities. Delete ${source.file} (and the variable): it holds the first administrator's secret`,
+    );
   }
 }

@@ -32,7 +32,13 @@ export interface GeneratedRoot {
  * Creates the root entity when there are no entities; otherwise warns about a bootstrap setting
  * left in place. Returns the credentials when it generated them (none given), for bootstrapNotice.
  */
-export async function bootstrapRoot({ identity, countEntities, recordRoot, source, logger }: BootstrapOptions): Promise<GeneratedRoot | null> {
+export async function bootstrapRoot({
+  identity,
+  countEntities,
+  recordRoot,
+  source,
+  logger,
+}: BootstrapOptions): Promise<GeneratedRoot | null> {
   if ((await countEntities()) > 0) {
     warnUnusedBootstrap(source, logger);
     return null;

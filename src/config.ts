@@ -7,7 +7,14 @@ import { resolve } from 'node:path';
 import { parseDuration } from 'keyhold-plugin-sdk';
 import YAML from 'yaml';
 import type { OutboxSettings } from './events/settings.js';
-import { parseClientAddressHeader, parseHeaderName, parseRealm, parseRules, parseTrustedProxies, type ForwardAuthSettings } from './api/forward-auth-settings.js';
+import {
+  parseClientAddressHeader,
+  parseHeaderName,
+  parseRealm,
+  parseRules,
+  parseTrustedProxies,
+  type ForwardAuthSettings,
+} from './api/forward-auth-settings.js';
 import { parsePluginSettings, type PluginSettings } from './host/settings.js';
 import { DEFAULT_HASH_SLOTS, type HashSlotSettings } from './identity/hash-slots.js';
 import { DEFAULT_LOGIN_THROTTLE, type LoginThrottleSettings } from './identity/login-throttle.js';
@@ -84,7 +91,8 @@ function str(raw: unknown): string {
 
 function integer(min: number, max: number): (raw: unknown) => number {
   return (raw) => {
-    if (typeof raw !== 'number' || !Number.isInteger(raw) || raw < min || raw > max) throw new Error(`expected an integer from ${min} to ${max}, got ${describe(raw)}`);
+    if (typeof raw !== 'number' || !Number.isInteger(raw) || raw < min || raw > max)
+      throw new Error(`expected an integer from ${min} to ${max}, got ${describe(raw)}`);
     return raw;
   };
 }
@@ -100,7 +108,8 @@ const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1024, mb: 1024 * 1
 function size(raw: unknown): number {
   const m = typeof raw === 'string' ? /^\s*(\d+)\s*(b|kb|mb)?\s*$/i.exec(raw) : null;
   const bytes = typeof raw === 'number' ? raw : m ? Number(m[1]) * SIZE_UNITS[(m[2] ?? '').toLowerCase()]! : NaN;
-  if (!Number.isInteger(bytes) || bytes < 1024 || bytes > 64 * 1024 * 1024) throw new Error(`expected a size from 1kb to 64mb (a number of bytes, or like "64kb", "1mb"), got ${describe(raw)}`);
+  if (!Number.isInteger(bytes) || bytes < 1024 || bytes > 64 * 1024 * 1024)
+    throw new Error(`expected a size from 1kb to 64mb (a number of bytes, or like "64kb", "1mb"), got ${describe(raw)}`);
   return bytes;
 }
 
@@ -114,9 +123,9 @@ function duration(min: string, max: string): (raw: unknown) => number {
   };
 }
 
-
 function logLevel(raw: unknown): LogLevel {
-  if (typeof raw !== 'string' || !(LOG_LEVELS as readonly string[]).includes(raw)) throw new Error(`expected one of ${LOG_LEVELS.join(', ')}, got ${describe(raw)}`);
+  if (typeof raw !== 'string' || !(LOG_LEVELS as readonly string[]).includes(raw))
+    throw new Error(`expected one of ${LOG_LEVELS.join(', ')}, got ${describe(raw)}`);
   return raw as LogLevel;
 }
 
@@ -138,7 +147,12 @@ const SETTINGS: SettingsTree = {
   tokenTtl: { env: 'KEYHOLD_TOKEN_TTL', default: '10m', parse: duration('1s', '24h'), fromEnv: asNumber },
   logLevel: { env: 'KEYHOLD_LOG_LEVEL', default: 'info', parse: logLevel },
   hash: {
-    memoryCost: { env: 'KEYHOLD_HASH_MEMORY_COST', default: DEFAULT_HASH_PARAMS.memoryCost, parse: integer(8, 4 * 1024 * 1024), fromEnv: asNumber },
+    memoryCost: {
+      env: 'KEYHOLD_HASH_MEMORY_COST',
+      default: DEFAULT_HASH_PARAMS.memoryCost,
+      parse: integer(8, 4 * 1024 * 1024),
+      fromEnv: asNumber,
+    },
     timeCost: { env: 'KEYHOLD_HASH_TIME_COST', default: DEFAULT_HASH_PARAMS.timeCost, parse: integer(1, 100), fromEnv: asNumber },
     parallelism: { env: 'KEYHOLD_HASH_PARALLELISM', default: DEFAULT_HASH_PARAMS.parallelism, parse: integer(1, 64), fromEnv: asNumber },
     concurrency: { env: 'KEYHOLD_HASH_CONCURRENCY', default: DEFAULT_HASH_SLOTS.concurrency, parse: integer(1, 256), fromEnv: asNumber },
@@ -146,7 +160,12 @@ const SETTINGS: SettingsTree = {
   },
   loginThrottle: {
     enabled: { env: 'KEYHOLD_LOGIN_THROTTLE', default: DEFAULT_LOGIN_THROTTLE.enabled, parse: bool, fromEnv: asBoolean },
-    baseDelay: { env: 'KEYHOLD_LOGIN_THROTTLE_BASE_DELAY', default: DEFAULT_LOGIN_THROTTLE.baseDelayMs, parse: duration('0ms', '60s'), fromEnv: asNumber },
+    baseDelay: {
+      env: 'KEYHOLD_LOGIN_THROTTLE_BASE_DELAY',
+      default: DEFAULT_LOGIN_THROTTLE.baseDelayMs,
+      parse: duration('0ms', '60s'),
+      fromEnv: asNumber,
+    },
     softLockAfter: { default: DEFAULT_LOGIN_THROTTLE.softLockAfter, parse: integer(1, 1_000_000) },
     softLockDuration: { default: DEFAULT_LOGIN_THROTTLE.softLockMs, parse: duration('1s', '30d') },
     forgetAfter: { default: DEFAULT_LOGIN_THROTTLE.forgetAfterMs, parse: duration('1s', '30d') },
@@ -190,7 +209,12 @@ function readTree(tree: SettingsTree, raw: unknown, path: string, file: string, 
   const given = raw ?? {};
   const known = path === '' ? TOP_LEVEL_KEYS : Object.keys(tree);
   for (const key of Object.keys(given)) {
-    if (!Object.hasOwn(tree, key)) throw new ConfigError(file, path ? `${path}.${key}` : key, `unknown key${didYouMean(key, known)}; expected one of ${known.join(', ')}`);
+    if (!Object.hasOwn(tree, key))
+      throw new ConfigError(
+        file,
+        path ? `${path}.${key}` : key,
+        `unknown key${didYouMean(key, known)}; expected one of ${known.join(', ')}`,
+      );
   }
   const out: Record<string, unknown> = {};
   for (const [key, node] of Object.entries(tree)) {
@@ -200,7 +224,12 @@ function readTree(tree: SettingsTree, raw: unknown, path: string, file: string, 
       continue;
     }
     const text = node.env === undefined ? undefined : env[node.env];
-    const [source, value] = text !== undefined && text !== '' ? [node.env!, (node.fromEnv ?? ((t: string) => t))(text)] : given[key] !== undefined && given[key] !== null ? [file, given[key]] : ['default', node.default];
+    const [source, value] =
+      text !== undefined && text !== ''
+        ? [node.env!, (node.fromEnv ?? ((t: string) => t))(text)]
+        : given[key] !== undefined && given[key] !== null
+          ? [file, given[key]]
+          : ['default', node.default];
     try {
       out[key] = node.parse(value);
     } catch (err) {
@@ -240,7 +269,12 @@ export function loadConfig(options: LoadConfigOptions = {}): KeyholdConfig {
   const env = splitListen(options.env ?? process.env);
   const cwd = options.cwd ?? process.cwd();
   const explicit = options.file ?? env.KEYHOLD_CONFIG;
-  const file = explicit !== undefined && explicit !== '' ? resolve(cwd, explicit) : existsSync(resolve(cwd, DEFAULT_CONFIG_FILE)) ? resolve(cwd, DEFAULT_CONFIG_FILE) : null;
+  const file =
+    explicit !== undefined && explicit !== ''
+      ? resolve(cwd, explicit)
+      : existsSync(resolve(cwd, DEFAULT_CONFIG_FILE))
+        ? resolve(cwd, DEFAULT_CONFIG_FILE)
+        : null;
   let raw: unknown = undefined;
   if (file !== null) {
     let text: string;
@@ -249,7 +283,14 @@ export function loadConfig(options: LoadConfigOptions = {}): KeyholdConfig {
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       const given = options.file !== undefined ? '--config' : 'KEYHOLD_CONFIG';
-      const problem = code === 'ENOENT' ? `no such file; check the path given to ${given}` : code === 'EACCES' ? "permission denied; the server's user must be able to read it" : code === 'EISDIR' ? 'it is a directory; name the settings file in it' : `cannot read it: ${code ?? (err as Error).message}`;
+      const problem =
+        code === 'ENOENT'
+          ? `no such file; check the path given to ${given}`
+          : code === 'EACCES'
+            ? "permission denied; the server's user must be able to read it"
+            : code === 'EISDIR'
+              ? 'it is a directory; name the settings file in it'
+              : `cannot read it: ${code ?? (err as Error).message}`;
       throw new ConfigError(file, '(file)', problem);
     }
     const doc = YAML.parseDocument(text, { uniqueKeys: true });
@@ -263,7 +304,8 @@ export function loadConfig(options: LoadConfigOptions = {}): KeyholdConfig {
     raw = doc.toJS();
   }
   const source = file ?? 'defaults';
-  if (raw !== undefined && raw !== null && !isMapping(raw)) throw new ConfigError(source, '(top level)', `expected a mapping of settings, got ${describe(raw)}`);
+  if (raw !== undefined && raw !== null && !isMapping(raw))
+    throw new ConfigError(source, '(top level)', `expected a mapping of settings, got ${describe(raw)}`);
   const { plugins, ...rest } = (raw ?? {}) as Record<string, unknown>;
   const values = readTree(SETTINGS, rest, '', source, env) as {
     listen: KeyholdConfig['listen'];
@@ -273,7 +315,14 @@ export function loadConfig(options: LoadConfigOptions = {}): KeyholdConfig {
     tokenTtl: number;
     logLevel: LogLevel;
     hash: KeyholdConfig['hash'] & HashSlotSettings;
-    loginThrottle: { enabled: boolean; baseDelay: number; softLockAfter: number; softLockDuration: number; forgetAfter: number; familiarFor: number };
+    loginThrottle: {
+      enabled: boolean;
+      baseDelay: number;
+      softLockAfter: number;
+      softLockDuration: number;
+      forgetAfter: number;
+      familiarFor: number;
+    };
     bodyLimit: number;
     events: { retention: number; maxAttempts: number; retryInitialDelay: number; retryMaxDelay: number };
     storeBusyTimeout: number;
@@ -281,9 +330,15 @@ export function loadConfig(options: LoadConfigOptions = {}): KeyholdConfig {
   };
   const { concurrency, queue, ...hash } = values.hash;
   const throttle = values.loginThrottle;
-  if ((values.tls.cert === '') !== (values.tls.key === '')) throw new ConfigError(file ?? 'environment', 'tls', 'set both cert and key, or neither');
+  if ((values.tls.cert === '') !== (values.tls.key === ''))
+    throw new ConfigError(file ?? 'environment', 'tls', 'set both cert and key, or neither');
   const { events, forwardAuth } = values;
-  if (events.retryMaxDelay < events.retryInitialDelay) throw new ConfigError(file ?? 'environment', 'events.retryMaxDelay', `must not be shorter than events.retryInitialDelay (${events.retryInitialDelay} ms)`);
+  if (events.retryMaxDelay < events.retryInitialDelay)
+    throw new ConfigError(
+      file ?? 'environment',
+      'events.retryMaxDelay',
+      `must not be shorter than events.retryInitialDelay (${events.retryInitialDelay} ms)`,
+    );
   let pluginSettings: PluginSettings;
   try {
     pluginSettings = parsePluginSettings(plugins);
@@ -303,9 +358,21 @@ export function loadConfig(options: LoadConfigOptions = {}): KeyholdConfig {
     logLevel: values.logLevel,
     hash,
     hashSlots: { concurrency, queue },
-    loginThrottle: { enabled: throttle.enabled, baseDelayMs: throttle.baseDelay, softLockAfter: throttle.softLockAfter, softLockMs: throttle.softLockDuration, forgetAfterMs: throttle.forgetAfter, familiarForMs: throttle.familiarFor },
+    loginThrottle: {
+      enabled: throttle.enabled,
+      baseDelayMs: throttle.baseDelay,
+      softLockAfter: throttle.softLockAfter,
+      softLockMs: throttle.softLockDuration,
+      forgetAfterMs: throttle.forgetAfter,
+      familiarForMs: throttle.familiarFor,
+    },
     bodyLimitBytes: values.bodyLimit,
-    events: { retentionMs: events.retention, maxAttempts: events.maxAttempts, retryInitialDelayMs: events.retryInitialDelay, retryMaxDelayMs: events.retryMaxDelay },
+    events: {
+      retentionMs: events.retention,
+      maxAttempts: events.maxAttempts,
+      retryInitialDelayMs: events.retryInitialDelay,
+      retryMaxDelayMs: events.retryMaxDelay,
+    },
     storeBusyTimeoutMs: values.storeBusyTimeout,
     forwardAuth: { ...forwardAuth, cache: { ttlMs: forwardAuth.cache.ttl, maxEntries: forwardAuth.cache.maxEntries } },
     plugins: {
@@ -329,7 +396,11 @@ export function isLoopback(host: string): boolean {
 export function checkListenSafety(config: KeyholdConfig): string | null {
   if (isLoopback(config.listen.host) || config.tls !== null) return null;
   if (!config.insecure) {
-    throw new ConfigError(config.file ?? 'environment', 'listen.host', `${config.listen.host} is reachable from other machines, so it needs tls.cert and tls.key; set insecure: true (KEYHOLD_INSECURE=true) to serve plain HTTP anyway`);
+    throw new ConfigError(
+      config.file ?? 'environment',
+      'listen.host',
+      `${config.listen.host} is reachable from other machines, so it needs tls.cert and tls.key; set insecure: true (KEYHOLD_INSECURE=true) to serve plain HTTP anyway`,
+    );
   }
   return `INSECURE: serving plain HTTP on ${config.listen.host}, reachable from other machines; secrets and tokens cross the network unencrypted. Configure tls.cert and tls.key.`;
 }

@@ -70,7 +70,9 @@ function readLock(file: string): string | null {
 function ownerIn(text: string): LockOwner | null {
   try {
     const owner = JSON.parse(text) as Partial<LockOwner>;
-    return typeof owner.pid === 'number' && Number.isInteger(owner.pid) && owner.pid > 0 ? { pid: owner.pid, startTime: typeof owner.startTime === 'string' ? owner.startTime : null } : null;
+    return typeof owner.pid === 'number' && Number.isInteger(owner.pid) && owner.pid > 0
+      ? { pid: owner.pid, startTime: typeof owner.startTime === 'string' ? owner.startTime : null }
+      : null;
   } catch {
     return null;
   }
@@ -104,7 +106,10 @@ export function lockDataDir(dataDir: string, logger: Logger): DataDirLock {
       // Removed only if unchanged since it was judged, so a lock another start just took is left alone.
       if (readLock(file) !== seen) continue;
       rmSync(file, { force: true });
-      logger.warn({ lockFile: file, stalePid: owner?.pid ?? null }, `taking over the stale data directory lock ${file}${owner ? ` of pid ${owner.pid}, which is no longer running` : ' (unreadable)'}`);
+      logger.warn(
+        { lockFile: file, stalePid: owner?.pid ?? null },
+        `taking over the stale data directory lock ${file}${owner ? ` of pid ${owner.pid}, which is no longer running` : ' (unreadable)'}`,
+      );
     }
     throw new Error(`could not take the data directory lock ${file}: other servers keep starting on ${dataDir}`);
   } finally {

@@ -8,12 +8,18 @@ export const ERRORS = {
   KH_ERR_TOKEN_EXPIRED: { status: 401, summary: 'the token has expired; log in again' },
   KH_ERR_TOKEN_REVOKED: { status: 401, summary: 'the token has been revoked; log in again' },
   KH_ERR_AUTH_FAILED: { status: 401, summary: 'unknown entity or wrong secret' },
-  KH_ERR_FORBIDDEN: { status: 403, summary: 'the caller lacks a capability: the one the operation needs, or one its subject holds or confers' },
+  KH_ERR_FORBIDDEN: {
+    status: 403,
+    summary: 'the caller lacks a capability: the one the operation needs, or one its subject holds or confers',
+  },
   KH_ERR_NOT_FOUND: { status: 404, summary: 'no such route' },
   KH_ERR_ENTITY_NOT_FOUND: { status: 404, summary: 'no entity with that id' },
   KH_ERR_GROUP_NOT_FOUND: { status: 404, summary: 'no group with that name' },
   KH_ERR_KV_KEY_NOT_FOUND: { status: 404, summary: 'no kv key of that name' },
-  KH_ERR_EVENT_NOT_FOUND: { status: 404, summary: 'no committed event with that number (it may have been deleted after the retention period)' },
+  KH_ERR_EVENT_NOT_FOUND: {
+    status: 404,
+    summary: 'no committed event with that number (it may have been deleted after the retention period)',
+  },
   KH_ERR_DEAD_LETTER_NOT_FOUND: { status: 404, summary: 'the event is not a dead letter (of that plugin)' },
   KH_ERR_REQUEST_TIMEOUT: { status: 408, summary: 'the request did not arrive in time' },
   KH_ERR_ENTITY_EXISTS: { status: 409, summary: 'an entity with that id already exists' },
@@ -36,13 +42,19 @@ export const ERRORS = {
   KH_ERR_CONFIG_INVALID: { status: 500, summary: "the server's settings file is not valid (a plugin reload read it); nothing was changed" },
   KH_ERR_PLUGIN_FAILED: { status: 502, summary: 'a plugin crashed or failed while handling the request' },
   KH_ERR_PLUGIN_INVALID_RESULT: { status: 502, summary: 'a plugin returned an object that is not valid' },
-  KH_ERR_EVENT_DELIVERY_FAILED: { status: 502, summary: 'a plugin failed to take a committed event retried by hand; it stays a dead letter' },
+  KH_ERR_EVENT_DELIVERY_FAILED: {
+    status: 502,
+    summary: 'a plugin failed to take a committed event retried by hand; it stays a dead letter',
+  },
   KH_ERR_PLUGIN_UNAVAILABLE: { status: 503, summary: 'a plugin this request needs is down' },
   KH_ERR_BUSY: { status: 503, summary: 'too many secret checks are waiting; retry after Retry-After seconds' },
   KH_ERR_STORE_BUSY: { status: 503, summary: 'another process holds the database lock; retry later' },
   KH_ERR_STORE_FAILED: { status: 503, summary: 'the database cannot be read or written (an I/O error, a read-only or damaged file)' },
   KH_ERR_PLUGIN_TIMEOUT: { status: 504, summary: 'a plugin did not answer in time' },
-  KH_ERR_REQUEST_DEADLINE: { status: 504, summary: 'the request reached its deadline waiting for other requests on the same subject, or between its stages; nothing was written' },
+  KH_ERR_REQUEST_DEADLINE: {
+    status: 504,
+    summary: 'the request reached its deadline waiting for other requests on the same subject, or between its stages; nothing was written',
+  },
   KH_ERR_STORE_FULL: { status: 507, summary: 'the disk holding the database is full' },
 } as const satisfies Record<string, { status: number; summary: string }>;
 
@@ -64,7 +76,9 @@ export class KeyholdError extends Error {
 
   /** The body every API error is sent as. */
   toJSON(): { code: ErrorCode; message: string; details?: Record<string, unknown> } {
-    return this.details === undefined ? { code: this.code, message: this.message } : { code: this.code, message: this.message, details: this.details };
+    return this.details === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, details: this.details };
   }
 }
 

@@ -33,7 +33,8 @@ export function createLogger({ level, destination }: LoggerOptions): Logger {
   // No `pid` in the base: plugin records carry the plugin's pid under that key, and a record must not hold it twice.
   const options = { level, base: { hostname: hostname() }, redact: { paths: REDACT_PATHS, censor: '[redacted]' } };
   if (destination) return pino(options, destination);
-  if (process.stdout.isTTY) return pino({ ...options, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } });
+  if (process.stdout.isTTY)
+    return pino({ ...options, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } });
   return pino(options);
 }
 

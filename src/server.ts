@@ -61,7 +61,11 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
   // First of all: the initial root secret leaves the server's environment before anything can be started.
   const bootstrap = takeBootstrapSource(env, options.cwd ?? process.cwd());
   // Kept for plugin reloads, which read the settings again from the same place.
-  const configSource: LoadConfigOptions = { ...(options.configFile !== undefined && { file: options.configFile }), env, cwd: options.cwd ?? process.cwd() };
+  const configSource: LoadConfigOptions = {
+    ...(options.configFile !== undefined && { file: options.configFile }),
+    env,
+    cwd: options.cwd ?? process.cwd(),
+  };
   const config = loadConfig(configSource);
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   const insecureWarning = checkListenSafety(config);
@@ -102,8 +106,19 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
     };
     // A reload takes the `plugins:` section as the file says then; the rest of a changed file needs a restart (it is checked all the same).
     const readSettings = () => loadConfig(configSource).plugins;
-    const accounts = { bootstrapRoot: () => store.reader.bootstrapRoot(), exists: async (id: string) => (await store.reader.getEntity(id)) !== undefined };
-    const plugins = new PluginHost({ settings: config.plugins, readSettings, accounts, logger, registry: metrics, hostVersion: VERSION, onSwap });
+    const accounts = {
+      bootstrapRoot: () => store.reader.bootstrapRoot(),
+      exists: async (id: string) => (await store.reader.getEntity(id)) !== undefined,
+    };
+    const plugins = new PluginHost({
+      settings: config.plugins,
+      readSettings,
+      accounts,
+      logger,
+      registry: metrics,
+      hostVersion: VERSION,
+      onSwap,
+    });
     plugins.onStateChange((status) => status.state === 'ready' && outbox.pluginReady(status.name));
     // Cleanups run in reverse: the HTTP server closes (waiting for requests in flight), then the
     // outbox stops (deliveries in flight finish, cursors are written), then the plugins stop.
@@ -111,7 +126,13 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
     cleanups.push(() => outbox.stop());
 
     // Bootstrap runs before plugins load: the first administrator must not depend on site policy.
-    unprinted = await bootstrapRoot({ identity, countEntities: () => store.reader.countEntities(), recordRoot: (id) => store.write((tx) => tx.recordBootstrapRoot(id)), source: bootstrap, logger });
+    unprinted = await bootstrapRoot({
+      identity,
+      countEntities: () => store.reader.countEntities(),
+      recordRoot: (id) => store.write((tx) => tx.recordBootstrapRoot(id)),
+      source: bootstrap,
+      logger,
+    });
     // Plugins start before the server listens, so no request is ever served without the site's policy.
     await plugins.start();
 

@@ -20,7 +20,10 @@ export async function startBareNode(): Promise<BareNode> {
     await proc.exited;
   };
   try {
-    await Promise.race([once(proc.stdout, 'data'), proc.exited.then((info) => Promise.reject(new Error(`the bare node child exited (${JSON.stringify(info)}) before it was ready`)))]);
+    await Promise.race([
+      once(proc.stdout, 'data'),
+      proc.exited.then((info) => Promise.reject(new Error(`the bare node child exited (${JSON.stringify(info)}) before it was ready`))),
+    ]);
   } catch (err) {
     await close();
     throw err;

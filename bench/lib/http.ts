@@ -19,16 +19,20 @@ export class ApiClient {
     if (payload !== undefined) headers['content-type'] = 'application/json';
     if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`;
     return new Promise((resolve, reject) => {
-      const req = request(new URL(path, this.url), { method, headers, agent: this.agent, ...(this.localAddress && { localAddress: this.localAddress }) }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          const status = res.statusCode ?? 0;
-          if (status < 200 || status > 299) return reject(new Error(`${method} ${path}: ${status} ${text}`));
-          resolve(text === '' ? undefined : JSON.parse(text));
-        });
-      });
+      const req = request(
+        new URL(path, this.url),
+        { method, headers, agent: this.agent, ...(this.localAddress && { localAddress: this.localAddress }) },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            const status = res.statusCode ?? 0;
+            if (status < 200 || status > 299) return reject(new Error(`${method} ${path}: ${status} ${text}`));
+            resolve(text === '' ? undefined : JSON.parse(text));
+          });
+        },
+      );
       req.on('error', reject);
       req.end(payload);
     });

@@ -22,7 +22,11 @@ export interface Peer {
 }
 
 function startChild(fixture: string, kind: AnswerKind): { child: ChildProcessWithoutNullStreams; close: () => Promise<void> } {
-  const child = spawn(process.execPath, [fileURLToPath(new URL(`../fixtures/${fixture}.js`, import.meta.url)), kind], { env: minimalEnv(), stdio: 'pipe', detached: true });
+  const child = spawn(process.execPath, [fileURLToPath(new URL(`../fixtures/${fixture}.js`, import.meta.url)), kind], {
+    env: minimalEnv(),
+    stdio: 'pipe',
+    detached: true,
+  });
   child.stderr.pipe(process.stderr);
   const close = async () => {
     child.stdin.end();

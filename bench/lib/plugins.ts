@@ -49,7 +49,9 @@ function linkedSet(entries: Record<string, SetEntry>): PluginSet {
 export function pluginSet(hooks: readonly HookChoice[], extra: Record<string, string | SetEntry> = {}, answer = 'unchanged'): PluginSet {
   const plugin = benchFixture('pass-through-plugin');
   const entries: Record<string, SetEntry> = {};
-  hooks.forEach((choice, i) => (entries[`p${i + 1}.js`] = { file: plugin, config: { hooks: choice === 'all' ? 'all' : [...choice], answer } }));
+  hooks.forEach(
+    (choice, i) => (entries[`p${i + 1}.js`] = { file: plugin, config: { hooks: choice === 'all' ? 'all' : [...choice], answer } }),
+  );
   for (const [name, entry] of Object.entries(extra)) entries[name] = typeof entry === 'string' ? { file: entry } : entry;
   return linkedSet(entries);
 }

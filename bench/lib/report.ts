@@ -28,12 +28,26 @@ export class Report {
   compare(suite: string, name: string, value: number, unit: string, reference: string, target?: string): void {
     const ref = this.figures.find((f) => f.name === reference);
     const ratio = ref ? value / ref.value : undefined;
-    this.figures.push({ suite, name, value, unit, reference, ...(ratio === undefined ? {} : { ratio }), ...(target === undefined ? {} : { target }) });
+    this.figures.push({
+      suite,
+      name,
+      value,
+      unit,
+      reference,
+      ...(ratio === undefined ? {} : { ratio }),
+      ...(target === undefined ? {} : { target }),
+    });
     console.error(`  ${suite} / ${name}: ${format(value)} ${unit}${ratio === undefined ? '' : ` (${ratio.toFixed(2)}× ${reference})`}`);
   }
 
   print(): void {
-    const rows = this.figures.map((f) => [f.suite, f.name, `${format(f.value)} ${f.unit}`, f.ratio === undefined ? '' : `${f.ratio.toFixed(2)}× ${f.reference}`, f.target ?? '']);
+    const rows = this.figures.map((f) => [
+      f.suite,
+      f.name,
+      `${format(f.value)} ${f.unit}`,
+      f.ratio === undefined ? '' : `${f.ratio.toFixed(2)}× ${f.reference}`,
+      f.target ?? '',
+    ]);
     const header = ['suite', 'figure', 'value', 'vs reference (same run)', 'target'];
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
     const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
@@ -45,7 +59,13 @@ export class Report {
   /** Writes the figures with the machine they were measured on, its load, and `run` (e.g. whether it was quick). */
   write(path: URL, run: Record<string, unknown>): void {
     mkdirSync(new URL('.', path), { recursive: true });
-    const machine = { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), loadAverage: loadavg() };
+    const machine = {
+      node: process.version,
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model,
+      memoryGiB: Math.round(totalmem() / 2 ** 30),
+      loadAverage: loadavg(),
+    };
     writeFileSync(path, `${JSON.stringify({ date: new Date().toISOString(), ...run, machine, figures: this.figures }, null, 2)}\n`);
   }
 }

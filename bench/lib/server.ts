@@ -27,7 +27,10 @@ export async function startServerProcess(plugins: Record<string, unknown>, setti
   const dataDir = mkdtempSync(join(tmpdir(), 'keyhold-bench-data-'));
   const configFile = join(dataDir, 'keyhold.yaml');
   // JSON is YAML.
-  writeFileSync(configFile, JSON.stringify({ listen: { host: '127.0.0.1', port: 0 }, dataDir, logLevel: 'warn', hash: LOW_HASH, plugins, ...settings }));
+  writeFileSync(
+    configFile,
+    JSON.stringify({ listen: { host: '127.0.0.1', port: 0 }, dataDir, logLevel: 'warn', hash: LOW_HASH, plugins, ...settings }),
+  );
   const child = spawn(process.execPath, [fileURLToPath(new URL('../fixtures/server.js', import.meta.url)), configFile], {
     env: minimalEnv({ KEYHOLD_BOOTSTRAP: `${ROOT.id}:${ROOT.secret}` }),
     stdio: ['pipe', 'pipe', 'inherit'],
@@ -42,7 +45,10 @@ export async function startServerProcess(plugins: Record<string, unknown>, setti
   let api: ApiClient;
   let pid: number;
   try {
-    const [line] = (await Promise.race([listening, exited.then(([code]) => Promise.reject(new Error(`the bench server exited with ${code} before listening`)))])) as [string];
+    const [line] = (await Promise.race([
+      listening,
+      exited.then(([code]) => Promise.reject(new Error(`the bench server exited with ${code} before listening`))),
+    ])) as [string];
     const started = JSON.parse(line) as { url: string; pid: number };
     pid = started.pid;
     api = new ApiClient(started.url);

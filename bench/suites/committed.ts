@@ -39,7 +39,9 @@ function sinks(n: number, gated = false): Sinks {
     symlinkSync(plugin, join(directory, `s${i}.js`));
     files.push(join(directory, `s${i}.deliveries`));
     // A gated sink holds its first event until the gate opens: no timeout may count that as a failure.
-    plugins[`s${i}`] = gated ? { timeout: `${DRAIN_LIMIT_MS}ms`, config: { file: files.at(-1)!, gate } } : { config: { file: files.at(-1)! } };
+    plugins[`s${i}`] = gated
+      ? { timeout: `${DRAIN_LIMIT_MS}ms`, config: { file: files.at(-1)!, gate } }
+      : { config: { file: files.at(-1)! } };
   }
   return { settings: { directory, plugins }, files, gate, remove: () => rmSync(directory, { recursive: true, force: true }) };
 }
@@ -47,7 +49,11 @@ function sinks(n: number, gated = false): Sinks {
 /** Each file's deliveries: [delivered at (epoch ms), lag (ms)]. */
 function deliveries(file: string): [number, number][] {
   if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8').trimEnd().split('\n').filter(Boolean).map((l) => l.split(' ').map(Number) as [number, number]);
+  return readFileSync(file, 'utf8')
+    .trimEnd()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split(' ').map(Number) as [number, number]);
 }
 
 /** Waits (bounded) until every file holds `expected` deliveries; returns them, per file. */
@@ -56,12 +62,16 @@ async function drained(files: readonly string[], expected: number): Promise<[num
   for (;;) {
     const all = files.map(deliveries);
     if (all.every((d) => d.length >= expected)) return all;
-    if (Date.now() > until) throw new Error(`the outbox delivered ${all.map((d) => d.length).join('/')} of ${expected} events within ${DRAIN_LIMIT_MS} ms`);
+    if (Date.now() > until)
+      throw new Error(`the outbox delivered ${all.map((d) => d.length).join('/')} of ${expected} events within ${DRAIN_LIMIT_MS} ms`);
     await sleep(50);
   }
 }
 
-async function withServer<T>(plugins: Record<string, unknown>, run: (server: ServerProcess, update: () => Promise<unknown>) => Promise<T>): Promise<T> {
+async function withServer<T>(
+  plugins: Record<string, unknown>,
+  run: (server: ServerProcess, update: () => Promise<unknown>) => Promise<T>,
+): Promise<T> {
   const server = await startServerProcess(plugins);
   try {
     const ids = Array.from({ length: ENTITIES }, (_, i) => `bench${i}`);
@@ -93,11 +103,12 @@ export async function committed(report: Report, options: BenchOptions): Promise<
   const n = count(options, 3_000);
 
   // The cost of the event in the write: saturating writes, no subscriber beside one.
-  const throughput = (plugins: Record<string, unknown>) => withServer(plugins, async (_server, update) => {
-    const runs: number[] = [];
-    for (let run = 0; run < options.runs; run++) runs.push(await measureThroughput(update, n, IN_FLIGHT));
-    return median(runs);
-  });
+  const throughput = (plugins: Record<string, unknown>) =>
+    withServer(plugins, async (_server, update) => {
+      const runs: number[] = [];
+      for (let run = 0; run < options.runs; run++) runs.push(await measureThroughput(update, n, IN_FLIGHT));
+      return median(runs);
+    });
   const none = sinks(0);
   try {
     report.add(SUITE, 'metadata update, no committed subscriber', await throughput(none.settings), 'ops/s');
@@ -106,7 +117,13 @@ export async function committed(report: Report, options: BenchOptions): Promise<
   }
   const one = sinks(1);
   try {
-    report.compare(SUITE, 'metadata update, 1 committed subscriber', await throughput(one.settings), 'ops/s', 'metadata update, no committed subscriber');
+    report.compare(
+      SUITE,
+      'metadata update, 1 committed subscriber',
+      await throughput(one.settings),
+      'ops/s',
+      'metadata update, no committed subscriber',
+    );
   } finally {
     one.remove();
   }

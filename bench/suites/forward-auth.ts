@@ -60,7 +60,9 @@ async function load(url: string, total: number, inFlight: number, authorize: boo
 
 /** htpasswd lines for USERS in apr1 (`openssl passwd -apr1`, the secret on stdin). */
 function htpasswd(): string {
-  return USERS.map((u) => `${u.id}:${execFileSync('openssl', ['passwd', '-apr1', '-stdin'], { input: `${u.secret}\n`, encoding: 'utf8' }).trim()}\n`).join('');
+  return USERS.map(
+    (u) => `${u.id}:${execFileSync('openssl', ['passwd', '-apr1', '-stdin'], { input: `${u.secret}\n`, encoding: 'utf8' }).trim()}\n`,
+  ).join('');
 }
 
 function nginxHttp(cachedPort: number, uncachedPort: number) {
@@ -96,7 +98,10 @@ function nginxHttp(cachedPort: number, uncachedPort: number) {
 }
 
 async function keyholdWithUsers(cacheTtl: string | number): Promise<ServerProcess> {
-  const server = await startServerProcess({}, { hash: DEFAULT_HASH_PARAMS, forwardAuth: { trustedProxies: ['127.0.0.1'], cache: { ttl: cacheTtl } } });
+  const server = await startServerProcess(
+    {},
+    { hash: DEFAULT_HASH_PARAMS, forwardAuth: { trustedProxies: ['127.0.0.1'], cache: { ttl: cacheTtl } } },
+  );
   try {
     for (const user of USERS) await server.api.call('POST', '/v1/entities', user);
   } catch (err) {
@@ -120,7 +125,10 @@ export async function forwardAuth(report: Report, options: BenchOptions): Promis
   try {
     servers.push(await keyholdWithUsers('30s'), await keyholdWithUsers(0));
     const [cachedPort, uncachedPort] = servers.map((s) => Number(new URL(s.api.url).port)) as [number, number];
-    nginx = await startNginx(binary, { http: nginxHttp(cachedPort, uncachedPort), files: { htpasswd: passwords, 'www/page.html': '<!doctype html><title>page</title><p>hello</p>\n' } });
+    nginx = await startNginx(binary, {
+      http: nginxHttp(cachedPort, uncachedPort),
+      files: { htpasswd: passwords, 'www/page.html': '<!doctype html><title>page</title><p>hello</p>\n' },
+    });
     const fast = count(options, 20_000);
     // Every request of the uncached variant is an argon2 check at the default parameters.
     const slow = count(options, 400);
@@ -131,23 +139,60 @@ export async function forwardAuth(report: Report, options: BenchOptions): Promis
       ['forward-auth, cache off', '/uncached/page.html', slow, true],
     ];
     // Warm-up: connections, JIT, and the cache of the cached variant.
-    for (const [, path, , authorize] of variants) await load(nginx.url + path, Math.min(USERS.length * 4, count(options, 500)), IN_FLIGHT, authorize);
+    for (const [, path, , authorize] of variants)
+      await load(nginx.url + path, Math.min(USERS.length * 4, count(options, 500)), IN_FLIGHT, authorize);
     const results = new Map<string, LoadFigures[]>(variants.map(([name]) => [name, []]));
     // Interleaved runs, so that a busy moment of the machine hits all alike.
     for (let run = 0; run < options.runs; run++) {
-      for (const [name, path, total, authorize] of variants) results.get(name)!.push(await load(nginx.url + path, total, IN_FLIGHT, authorize));
+      for (const [name, path, total, authorize] of variants)
+        results.get(name)!.push(await load(nginx.url + path, total, IN_FLIGHT, authorize));
     }
     const figure = (name: string, pick: (f: LoadFigures) => number) => median(results.get(name)!.map(pick));
     const label = (name: string, what: string) => `${name}, ${IN_FLIGHT} in flight: ${what}`;
     const reference = 'auth_basic (htpasswd, apr1)';
-    report.add(SUITE, label(reference, 'requests/s'), figure(reference, (f) => f.perSecond), 'requests/s');
-    report.add(SUITE, label(reference, 'p50'), figure(reference, (f) => f.p50), 'µs');
-    report.add(SUITE, label(reference, 'p99'), figure(reference, (f) => f.p99), 'µs');
+    report.add(
+      SUITE,
+      label(reference, 'requests/s'),
+      figure(reference, (f) => f.perSecond),
+      'requests/s',
+    );
+    report.add(
+      SUITE,
+      label(reference, 'p50'),
+      figure(reference, (f) => f.p50),
+      'µs',
+    );
+    report.add(
+      SUITE,
+      label(reference, 'p99'),
+      figure(reference, (f) => f.p99),
+      'µs',
+    );
     for (const [name] of variants.filter(([n]) => n !== reference)) {
       const cached = name === 'forward-auth, cache on';
-      report.compare(SUITE, label(name, 'requests/s'), figure(name, (f) => f.perSecond), 'requests/s', label(reference, 'requests/s'));
-      report.compare(SUITE, label(name, 'p50'), figure(name, (f) => f.p50), 'µs', label(reference, 'p50'), cached ? '≤ 2×' : undefined);
-      report.compare(SUITE, label(name, 'p99'), figure(name, (f) => f.p99), 'µs', label(reference, 'p99'), cached ? '≤ 3×' : undefined);
+      report.compare(
+        SUITE,
+        label(name, 'requests/s'),
+        figure(name, (f) => f.perSecond),
+        'requests/s',
+        label(reference, 'requests/s'),
+      );
+      report.compare(
+        SUITE,
+        label(name, 'p50'),
+        figure(name, (f) => f.p50),
+        'µs',
+        label(reference, 'p50'),
+        cached ? '≤ 2×' : undefined,
+      );
+      report.compare(
+        SUITE,
+        label(name, 'p99'),
+        figure(name, (f) => f.p99),
+        'µs',
+        label(reference, 'p99'),
+        cached ? '≤ 3×' : undefined,
+      );
     }
   } finally {
     await nginx?.stop();

@@ -26,11 +26,17 @@ const SECRET = 'bench-entity-secret';
 function sleeper(config: { ms: number; only?: string } | undefined): { settings: Record<string, unknown>; remove(): void } {
   const directory = mkdtempSync(join(tmpdir(), 'keyhold-bench-sleeper-'));
   if (config) symlinkSync(benchFixture('sleeping-plugin'), join(directory, 'sleeping.js'));
-  return { settings: { directory, plugins: config ? { sleeping: { config } } : {} }, remove: () => rmSync(directory, { recursive: true, force: true }) };
+  return {
+    settings: { directory, plugins: config ? { sleeping: { config } } : {} },
+    remove: () => rmSync(directory, { recursive: true, force: true }),
+  };
 }
 
 /** A server with `config`'s plugin and CLIENTS entities (c0 …) plus "slow"; `run` gets an update of entity i. */
-async function withServer<T>(config: { ms: number; only?: string } | undefined, run: (update: (id: string) => Promise<unknown>, server: ServerProcess) => Promise<T>): Promise<T> {
+async function withServer<T>(
+  config: { ms: number; only?: string } | undefined,
+  run: (update: (id: string) => Promise<unknown>, server: ServerProcess) => Promise<T>,
+): Promise<T> {
   const plugins = sleeper(config);
   const server = await startServerProcess(plugins.settings);
   try {
@@ -58,7 +64,12 @@ export async function lifecycle(report: Report, options: BenchOptions): Promise<
   };
 
   // (a) One slow subject: a client keeps updating "slow" (200 ms in its PRE hook) while 16 others update their own entities.
-  report.add(SUITE, '16 clients on 16 entities, no plugin', await withServer(undefined, (update) => runs(() => distinctClients(update, n))), 'updates/s');
+  report.add(
+    SUITE,
+    '16 clients on 16 entities, no plugin',
+    await withServer(undefined, (update) => runs(() => distinctClients(update, n))),
+    'updates/s',
+  );
   const beside = await withServer({ ms: 200, only: 'slow' }, (update) =>
     runs(async () => {
       let measuring = true;
@@ -71,13 +82,32 @@ export async function lifecycle(report: Report, options: BenchOptions): Promise<
       return rate;
     }),
   );
-  report.compare(SUITE, '16 clients on 16 entities, beside a plugin sleeping 200 ms for one other entity', beside, 'updates/s', '16 clients on 16 entities, no plugin', '≥ 0.8×');
+  report.compare(
+    SUITE,
+    '16 clients on 16 entities, beside a plugin sleeping 200 ms for one other entity',
+    beside,
+    'updates/s',
+    '16 clients on 16 entities, no plugin',
+    '≥ 0.8×',
+  );
 
   // (b) A plugin sleeping 20 ms on every update: one client at a time, then 16 at once on distinct entities.
   const sleepN = count(options, 400);
   await withServer({ ms: 20 }, async (update) => {
-    report.add(SUITE, 'plugin sleeping 20 ms per update, 1 client', await runs(() => distinctClients(update, Math.max(1, Math.round(sleepN / 8)), 1)), 'updates/s');
-    report.compare(SUITE, 'plugin sleeping 20 ms per update, 16 clients on 16 entities', await runs(() => distinctClients(update, sleepN)), 'updates/s', 'plugin sleeping 20 ms per update, 1 client', '≥ 8×');
+    report.add(
+      SUITE,
+      'plugin sleeping 20 ms per update, 1 client',
+      await runs(() => distinctClients(update, Math.max(1, Math.round(sleepN / 8)), 1)),
+      'updates/s',
+    );
+    report.compare(
+      SUITE,
+      'plugin sleeping 20 ms per update, 16 clients on 16 entities',
+      await runs(() => distinctClients(update, sleepN)),
+      'updates/s',
+      'plugin sleeping 20 ms per update, 1 client',
+      '≥ 8×',
+    );
   });
 
   // (c) Logins with no AuthCheck hook, in process: the engine's login beside the same check without it.
@@ -95,7 +125,8 @@ export async function lifecycle(report: Report, options: BenchOptions): Promise<
       const id = ids[next++ % ids.length]!;
       const entity = await store.reader.getEntity(id);
       const hash = await store.reader.secretHash(id);
-      if (!entity || entity.meta.locked || !(await slots.run('verify', () => verifySecret(hash ?? '', SECRET)))) throw new Error('the bench login failed');
+      if (!entity || entity.meta.locked || !(await slots.run('verify', () => verifySecret(hash ?? '', SECRET))))
+        throw new Error('the bench login failed');
     };
     const viaEngine = () => identity.authCheck(serverRequest(`login-${next}`), ids[next++ % ids.length]!, SECRET);
     // Interleaved, so that both see the same load on a shared machine.
@@ -108,7 +139,14 @@ export async function lifecycle(report: Report, options: BenchOptions): Promise<
     }
     const transactions = store.writeTransactions - before;
     report.add(SUITE, 'login check without the engine (read + verify)', median(bareRuns), 'logins/s');
-    report.compare(SUITE, 'login through the engine, no AuthCheck hook', median(engineRuns), 'logins/s', 'login check without the engine (read + verify)', '≥ 0.95×');
+    report.compare(
+      SUITE,
+      'login through the engine, no AuthCheck hook',
+      median(engineRuns),
+      'logins/s',
+      'login check without the engine (read + verify)',
+      '≥ 0.95×',
+    );
     report.add(SUITE, 'write transactions during those logins', transactions, 'transactions', '0');
   } finally {
     await store.close();

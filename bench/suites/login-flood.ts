@@ -57,7 +57,11 @@ function startFlood(url: string): { stop(): Promise<FloodCounts> } {
 }
 
 const BOUNDS = [
-  { name: `bound ${DEFAULT_HASH_SLOTS.concurrency} (default)`, concurrency: DEFAULT_HASH_SLOTS.concurrency, queue: DEFAULT_HASH_SLOTS.queue },
+  {
+    name: `bound ${DEFAULT_HASH_SLOTS.concurrency} (default)`,
+    concurrency: DEFAULT_HASH_SLOTS.concurrency,
+    queue: DEFAULT_HASH_SLOTS.queue,
+  },
   // libuv's thread pool (4 threads) is then the only limit.
   { name: 'no bound (reference)', concurrency: 256, queue: 100_000 },
 ];
@@ -67,7 +71,11 @@ export async function loginFlood(report: Report, options: BenchOptions): Promise
   for (const bound of BOUNDS) {
     const set = pluginSet([]);
     try {
-      const server = await startServerProcess(set.settings, { hash: { ...DEFAULT_HASH_PARAMS, concurrency: bound.concurrency, queue: bound.queue }, loginThrottle: { enabled: false }, tokenTtl: '24h' });
+      const server = await startServerProcess(set.settings, {
+        hash: { ...DEFAULT_HASH_PARAMS, concurrency: bound.concurrency, queue: bound.queue },
+        loginThrottle: { enabled: false },
+        tokenTtl: '24h',
+      });
       try {
         const { api } = server;
         await api.call('POST', '/v1/entities', { id: 'target' });
@@ -88,7 +96,14 @@ export async function loginFlood(report: Report, options: BenchOptions): Promise
         }
         const idleName = `metadata update p99, idle, ${bound.name}`;
         report.add(SUITE, idleName, median(idle), 'µs');
-        report.compare(SUITE, `metadata update p99, login flood, ${bound.name}`, median(flooded), 'µs', idleName, bound.concurrency === DEFAULT_HASH_SLOTS.concurrency ? '≤ 3×' : undefined);
+        report.compare(
+          SUITE,
+          `metadata update p99, login flood, ${bound.name}`,
+          median(flooded),
+          'µs',
+          idleName,
+          bound.concurrency === DEFAULT_HASH_SLOTS.concurrency ? '≤ 3×' : undefined,
+        );
         report.add(SUITE, `flood: logins checked by argon2, ${bound.name}`, median(checked), '/s');
         report.add(SUITE, `flood: refused busy (503), ${bound.name}`, median(busy), '%');
       } finally {

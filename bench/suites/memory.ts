@@ -37,7 +37,9 @@ export async function memory(report: Report, options: BenchOptions): Promise<voi
       let next = 0;
       const operation = () => {
         const i = next++;
-        return i % 2 === 0 ? api.call('PATCH', '/v1/entities/bench', { displayName: `Bench ${i}` }) : api.call('POST', '/v1/auth/check', { id: 'bench', secret: SECRET });
+        return i % 2 === 0
+          ? api.call('PATCH', '/v1/entities/bench', { displayName: `Bench ${i}` })
+          : api.call('POST', '/v1/auth/check', { id: 'bench', secret: SECRET });
       };
       // The first batch grows the heaps to their working size; a leak shows as growth over the second.
       await measureThroughput(operation, calls / 2, 8);

@@ -20,7 +20,9 @@ const SECRET = 'bench-entity-secret';
 const FAIL2LOCK = fileURLToPath(new URL('../../../examples/fail2lock/dist/fail2lock.js', import.meta.url));
 
 /** Two hooks each for five plugins, none at EntityUpdate. */
-const TWO_HOOKS_EACH: HookName[][] = (['EntityCreate', 'AuthCheck', 'GroupCreate', 'MembershipAdd', 'SecretChange'] as const).map((point) => [`pre${point}`, `post${point}`]);
+const TWO_HOOKS_EACH: HookName[][] = (['EntityCreate', 'AuthCheck', 'GroupCreate', 'MembershipAdd', 'SecretChange'] as const).map(
+  (point) => [`pre${point}`, `post${point}`],
+);
 
 interface Configuration {
   name: string;
@@ -84,7 +86,14 @@ export async function operations(report: Report, options: BenchOptions): Promise
           report.add(SUITE, updateName, median(updates), unit);
           report.add(SUITE, checkName, median(checks), unit);
         } else {
-          report.compare(SUITE, updateName, median(updates), unit, 'metadata update, no plugins', config.name === '5 plugins × 2 hooks' ? '≥ 0.91× (cost ≤ 1.1×)' : undefined);
+          report.compare(
+            SUITE,
+            updateName,
+            median(updates),
+            unit,
+            'metadata update, no plugins',
+            config.name === '5 plugins × 2 hooks' ? '≥ 0.91× (cost ≤ 1.1×)' : undefined,
+          );
           report.compare(SUITE, checkName, median(checks), unit, 'AuthCheck, no plugins');
         }
       } finally {

@@ -50,7 +50,8 @@ interface Contender {
 }
 
 /** The figure names of one contender, as printed. */
-const figure = (name: string, key: keyof LatencyFigures | 'calls/s') => (key === 'calls/s' ? `${name} calls/s (${IN_FLIGHT} in flight)` : `${name} ${key}`);
+const figure = (name: string, key: keyof LatencyFigures | 'calls/s') =>
+  key === 'calls/s' ? `${name} calls/s (${IN_FLIGHT} in flight)` : `${name} ${key}`;
 
 export async function roundTrip(report: Report, options: BenchOptions): Promise<void> {
   const answers = ['unchanged', 'same-object', 'changed'] as const;
@@ -96,7 +97,8 @@ export async function roundTrip(report: Report, options: BenchOptions): Promise<
     };
     /** `name` against `reference`, figure by figure, with the targets given. */
     const compare = (name: string, reference: string, targets: Partial<Record<keyof LatencyFigures | 'calls/s', string>> = {}) => {
-      for (const key of ['p50', 'p99', 'mean'] as const) report.compare(SUITE, figure(name, key), med(name, key), 'µs', figure(reference, key), targets[key]);
+      for (const key of ['p50', 'p99', 'mean'] as const)
+        report.compare(SUITE, figure(name, key), med(name, key), 'µs', figure(reference, key), targets[key]);
       report.compare(SUITE, figure(name, 'calls/s'), perSecond(name), 'calls/s', figure(reference, 'calls/s'), targets['calls/s']);
     };
     add('pipe, same work');

@@ -29,7 +29,12 @@ export async function scale(report: Report, options: BenchOptions): Promise<void
       const i = created++;
       return identity.createEntity(INFO, { id: id(i), meta: { displayName: `User Number ${i}`, legalName: `Legal Name ${i}` } });
     };
-    report.add(SUITE, `create ${entities.toLocaleString('en-US')} entities (8 in flight, fsync per commit)`, await measureThroughput(create, entities, 8), 'entities/s');
+    report.add(
+      SUITE,
+      `create ${entities.toLocaleString('en-US')} entities (8 in flight, fsync per commit)`,
+      await measureThroughput(create, entities, 8),
+      'entities/s',
+    );
 
     let probe = 0;
     // A spread of ids, so that the figure is not one cached row.
@@ -47,7 +52,12 @@ export async function scale(report: Report, options: BenchOptions): Promise<void
     await identity.createGroup(INFO, { name: 'everyone' });
     let added = 0;
     const add = () => identity.addMember(INFO, 'everyone', id(added++));
-    report.add(SUITE, `add ${members.toLocaleString('en-US')} members to one group (8 in flight)`, await measureThroughput(add, members, 8), 'members/s');
+    report.add(
+      SUITE,
+      `add ${members.toLocaleString('en-US')} members to one group (8 in flight)`,
+      await measureThroughput(add, members, 8),
+      'members/s',
+    );
     const listed = await measureLatency(() => identity.groupMembers('everyone'), count(options, 200), 5);
     report.add(SUITE, `members of a ${members.toLocaleString('en-US')}-member group p50`, listed.p50 / 1000, 'ms');
   } finally {

@@ -80,7 +80,13 @@ async function crashToGoodCall(): Promise<number> {
 
 export async function startAndRecovery(report: Report, options: BenchOptions): Promise<void> {
   const runs = Math.max(options.runs, count(options, 10));
-  const figures = { bare1: [] as number[], plugin1: [] as number[], bare10: [] as number[], plugin10: [] as number[], crash: [] as number[] };
+  const figures = {
+    bare1: [] as number[],
+    plugin1: [] as number[],
+    bare10: [] as number[],
+    plugin10: [] as number[],
+    crash: [] as number[],
+  };
   const scaffolded = await scaffoldedPlugin();
   try {
     for (let run = 0; run < runs; run++) {

@@ -28,8 +28,13 @@ const TTL_MS = 600_000;
 /** The realistic entity (5 groups, one of them giving a capability, plus its own) and a token of it. */
 async function tokenOfRealisticEntity(identity: Identity, store: SqliteStore, tokens: TokenService): Promise<string> {
   const entity = realisticEntity();
-  for (const group of entity.meta.groups) await identity.createGroup(INFO, { name: group, ...(group === 'ops' && { capabilities: ['LOCK_ENTITY'] }) });
-  await identity.createEntity(INFO, { id: entity.id, meta: { displayName: entity.meta.displayName }, capabilities: entity.meta.capabilities });
+  for (const group of entity.meta.groups)
+    await identity.createGroup(INFO, { name: group, ...(group === 'ops' && { capabilities: ['LOCK_ENTITY'] }) });
+  await identity.createEntity(INFO, {
+    id: entity.id,
+    meta: { displayName: entity.meta.displayName },
+    capabilities: entity.meta.capabilities,
+  });
   for (const group of entity.meta.groups) await identity.addMember(INFO, group, entity.id);
   await identity.createEntity(INFO, { id: 'someone-else' });
   const generation = (await store.reader.tokenGeneration(entity.id))!;
@@ -71,7 +76,13 @@ async function inProcess(report: Report, options: BenchOptions): Promise<void> {
     const warmP50 = median(warm.map((f) => f.p50));
     report.add(SUITE, 'TokenService.verify p50 (signature + claims)', verifyP50, 'µs');
     report.compare(SUITE, 'verify + revocation check p50, cache warm', warmP50, 'µs', 'TokenService.verify p50 (signature + claims)');
-    report.compare(SUITE, 'verify + revocation check p50, after a commit (miss)', median(miss), 'µs', 'TokenService.verify p50 (signature + claims)');
+    report.compare(
+      SUITE,
+      'verify + revocation check p50, after a commit (miss)',
+      median(miss),
+      'µs',
+      'TokenService.verify p50 (signature + claims)',
+    );
     report.add(SUITE, 'revocation check alone p50, cache warm (difference)', warmP50 - verifyP50, 'µs');
   } finally {
     await store.close();

@@ -5,7 +5,17 @@
 // a line whose event (seq + request id) is already among the file's last lines is not written again.
 // Never records a secret.
 import { open, type FileHandle } from 'node:fs/promises';
-import { COMMITTED_HOOKS, ConfiguredPlugin, isMainModule, serve, setting, type CommittedEvent, type CommittedHookName, type JsonObject, type JsonValue } from 'keyhold-plugin-sdk';
+import {
+  COMMITTED_HOOKS,
+  ConfiguredPlugin,
+  isMainModule,
+  serve,
+  setting,
+  type CommittedEvent,
+  type CommittedHookName,
+  type JsonObject,
+  type JsonValue,
+} from 'keyhold-plugin-sdk';
 
 const schema = {
   /** The log file; created (mode 0600) if missing, only ever appended to. */

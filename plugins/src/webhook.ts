@@ -64,9 +64,17 @@ export class Webhook extends ConfiguredPlugin(schema) {
     const { mode, hooks, retries, includeSecret } = this.settings;
     const notify = mode === 'notify';
     const wrong = hooks.find((hook) => isCommittedHookName(hook) !== notify);
-    if (wrong !== undefined) throw new ConfigError('hooks', notify ? `mode notify takes committed hooks (committedEntityCreate, …), not ${wrong}` : `${wrong} is a committed hook: set mode: notify to post committed events`);
-    if (notify && retries > 0) throw new ConfigError('retries', 'mode notify is retried by the server (events.maxAttempts): leave retries out');
-    if (notify && includeSecret) throw new ConfigError('includeSecret', 'committed events never carry a secret: leave includeSecret out in mode notify');
+    if (wrong !== undefined)
+      throw new ConfigError(
+        'hooks',
+        notify
+          ? `mode notify takes committed hooks (committedEntityCreate, …), not ${wrong}`
+          : `${wrong} is a committed hook: set mode: notify to post committed events`,
+      );
+    if (notify && retries > 0)
+      throw new ConfigError('retries', 'mode notify is retried by the server (events.maxAttempts): leave retries out');
+    if (notify && includeSecret)
+      throw new ConfigError('includeSecret', 'committed events never carry a secret: leave includeSecret out in mode notify');
     for (const hook of hooks) {
       const handler = isCommittedHookName(hook)
         ? (event: CommittedEvent, context: DeliveryContext) => this.notify(hook, event, context)

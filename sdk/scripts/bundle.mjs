@@ -8,7 +8,15 @@ import { build } from 'esbuild';
 import { fileURLToPath } from 'node:url';
 
 const sdk = (path) => fileURLToPath(new URL(`../${path}`, import.meta.url));
-const common = { bundle: true, platform: 'node', target: 'node20', format: 'esm', packages: 'external', sourcemap: true, logLevel: 'warning' };
+const common = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'esm',
+  packages: 'external',
+  sourcemap: true,
+  logLevel: 'warning',
+};
 
 await build({ ...common, entryPoints: [sdk('src/index.ts')], outfile: sdk('dist/index.js') });
 // The harness imports the SDK through '../index.js': left as an import of the bundle above.

@@ -10,7 +10,15 @@ const protoPath = fileURLToPath(new URL('../proto/keyhold.proto', import.meta.ur
 const outPath = fileURLToPath(new URL('../src/generated/model.ts', import.meta.url));
 const pkg = protobuf.loadSync(protoPath).lookup('keyhold.v1');
 
-const scalar = { string: 'string', bool: 'boolean', int32: 'number', uint32: 'number', sint32: 'number', double: 'number', float: 'number' };
+const scalar = {
+  string: 'string',
+  bool: 'boolean',
+  int32: 'number',
+  uint32: 'number',
+  sint32: 'number',
+  double: 'number',
+  float: 'number',
+};
 const lines = ['// Generated from proto/keyhold.proto by scripts/gen-model.mjs. Do not edit.', ''];
 
 function tsType(field) {
@@ -44,4 +52,7 @@ writeFileSync(outPath, lines.join('\n'));
 // The schema itself, for protobufjs at run time: a module, not a file beside the code, so that it
 // is there also when the SDK is bundled into a plugin's single file.
 const source = readFileSync(protoPath, 'utf8');
-writeFileSync(new URL('../src/generated/proto-source.ts', import.meta.url), `// Generated from proto/keyhold.proto by scripts/gen-model.mjs. Do not edit.\n\nexport const KEYHOLD_PROTO = ${JSON.stringify(source)};\n`);
+writeFileSync(
+  new URL('../src/generated/proto-source.ts', import.meta.url),
+  `// Generated from proto/keyhold.proto by scripts/gen-model.mjs. Do not edit.\n\nexport const KEYHOLD_PROTO = ${JSON.stringify(source)};\n`,
+);

@@ -50,12 +50,20 @@ function inBounds(n: number, { min, max }: Bounds): boolean {
 /** The setting constructors; each takes an optional default (no default: the setting is required). */
 export const setting = {
   integer(options: Bounds & { default?: number } = {}): ConfigField<number> {
-    return field(`an integer${boundsText(options)}`, (raw) => (typeof raw === 'number' && Number.isInteger(raw) && inBounds(raw, options) ? raw : undefined), options.default);
+    return field(
+      `an integer${boundsText(options)}`,
+      (raw) => (typeof raw === 'number' && Number.isInteger(raw) && inBounds(raw, options) ? raw : undefined),
+      options.default,
+    );
   },
   string(options: { default?: string; oneOf?: readonly string[]; nonEmpty?: boolean } = {}): ConfigField<string> {
     const { oneOf, nonEmpty } = options;
     const expected = oneOf ? `one of ${oneOf.map((s) => JSON.stringify(s)).join(', ')}` : nonEmpty ? 'a non-empty string' : 'a string';
-    return field(expected, (raw) => (typeof raw === 'string' && (!oneOf || oneOf.includes(raw)) && (!nonEmpty || raw !== '') ? raw : undefined), options.default);
+    return field(
+      expected,
+      (raw) => (typeof raw === 'string' && (!oneOf || oneOf.includes(raw)) && (!nonEmpty || raw !== '') ? raw : undefined),
+      options.default,
+    );
   },
   boolean(options: { default?: boolean } = {}): ConfigField<boolean> {
     return field('true or false', (raw) => (typeof raw === 'boolean' ? raw : undefined), options.default);
@@ -92,7 +100,8 @@ export const setting = {
  */
 export function readConfig<S extends ConfigSchema>(schema: S, raw: JsonObject): ConfigValues<S> {
   for (const key of Object.keys(raw)) {
-    if (!Object.hasOwn(schema, key)) throw new ConfigError(key, `unknown setting; this plugin knows ${Object.keys(schema).join(', ') || 'none'}`);
+    if (!Object.hasOwn(schema, key))
+      throw new ConfigError(key, `unknown setting; this plugin knows ${Object.keys(schema).join(', ') || 'none'}`);
   }
   const values: Record<string, unknown> = {};
   for (const [key, spec] of Object.entries(schema)) {

@@ -9,5 +9,7 @@ export function parseDuration(value: unknown): number {
     const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/.exec(value);
     if (m) return Math.round(Number(m[1]) * UNITS[m[2]!]!);
   }
-  throw new Error(`${JSON.stringify(value)} is not a duration; use milliseconds (e.g. 1500) or a string like "250ms", "2s", "15m", "1h", "1d"`);
+  throw new Error(
+    `${JSON.stringify(value)} is not a duration; use milliseconds (e.g. 1500) or a string like "250ms", "2s", "15m", "1h", "1d"`,
+  );
 }

@@ -70,9 +70,11 @@ export class FrameParser {
           break;
         }
         const length = CONTENT_LENGTH.exec(header)?.[1];
-        if (length === undefined) return this.broken(`sent a message without a Content-Length header: ${JSON.stringify(header.slice(0, 80))}`);
+        if (length === undefined)
+          return this.broken(`sent a message without a Content-Length header: ${JSON.stringify(header.slice(0, 80))}`);
         this.bodyLength = Number(length);
-        if (this.bodyLength > this.maxBodyBytes) return this.broken(`sent a message of ${this.bodyLength} bytes, over the ${this.maxBodyBytes}-byte limit`);
+        if (this.bodyLength > this.maxBodyBytes)
+          return this.broken(`sent a message of ${this.bodyLength} bytes, over the ${this.maxBodyBytes}-byte limit`);
         at = end + HEADER_END.length;
       }
       if (data.length - at < this.bodyLength) break;

@@ -64,7 +64,9 @@ export type HookName = `${Phase}${LifecyclePoint}`;
 export type SubjectKind = 'entity' | 'group';
 
 /** The object type a hook at a given point receives and returns. */
-export type SubjectOf<P extends LifecyclePoint> = Extract<(typeof LIFECYCLE_POINTS)[number], { point: P }>['subject'] extends 'group' ? Group : Entity;
+export type SubjectOf<P extends LifecyclePoint> = Extract<(typeof LIFECYCLE_POINTS)[number], { point: P }>['subject'] extends 'group'
+  ? Group
+  : Entity;
 
 export interface HookSpec {
   name: HookName;
@@ -108,7 +110,11 @@ export interface CommittedHookSpec {
 }
 
 /** All 12 committed hooks: committedEntityCreate … committedMembershipRemove. */
-export const COMMITTED_HOOKS: readonly CommittedHookSpec[] = LIFECYCLE_POINTS.map(({ point, subject }) => ({ name: `committed${point}` as CommittedHookName, point, subject }));
+export const COMMITTED_HOOKS: readonly CommittedHookSpec[] = LIFECYCLE_POINTS.map(({ point, subject }) => ({
+  name: `committed${point}` as CommittedHookName,
+  point,
+  subject,
+}));
 
 export const COMMITTED_HOOK_NAMES: readonly CommittedHookName[] = COMMITTED_HOOKS.map((h) => h.name);
 

@@ -91,7 +91,13 @@ function planOf(type: Protobuf.Type): readonly FieldPlan[] {
       field.resolve();
       const resolved = field.resolvedType;
       const base = { name: field.name, repeated: field.repeated, map: field.map, names: [] as string[], message: undefined };
-      if (resolved instanceof protobuf.Enum) return { ...base, kind: 'enum', typeName: resolved.name, names: Object.keys(resolved.values).filter((n) => !n.endsWith('_UNSPECIFIED')) };
+      if (resolved instanceof protobuf.Enum)
+        return {
+          ...base,
+          kind: 'enum',
+          typeName: resolved.name,
+          names: Object.keys(resolved.values).filter((n) => !n.endsWith('_UNSPECIFIED')),
+        };
       if (resolved instanceof protobuf.Type) return { ...base, kind: 'message', typeName: resolved.name, message: resolved };
       const kind = field.type === 'string' || field.type === 'bool' || field.type === 'int32' ? field.type : 'other';
       return { ...base, kind, typeName: field.type };
@@ -110,7 +116,10 @@ function checkScalar(field: FieldPlan, value: unknown, parent: string, item?: nu
       return value;
     case 'enum':
       if (typeof value !== 'string' || !field.names.includes(value)) {
-        throw new SchemaError(at(parent, field.name, item), `${describe(value)} is not a ${field.typeName}; expected one of ${field.names.join(', ')}`);
+        throw new SchemaError(
+          at(parent, field.name, item),
+          `${describe(value)} is not a ${field.typeName}; expected one of ${field.names.join(', ')}`,
+        );
       }
       return value;
     case 'message':
@@ -152,10 +161,12 @@ function checkMessage(type: Protobuf.Type, value: unknown, path: string): Record
       if (field.kind === 'enum' && !field.repeated) throw new SchemaError(join(path, field.name), 'is required');
       out[field.name] = defaultFor(field);
     } else if (field.map) {
-      if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new SchemaError(join(path, field.name), `expected an object map, got ${describe(v)}`);
+      if (v === null || typeof v !== 'object' || Array.isArray(v))
+        throw new SchemaError(join(path, field.name), `expected an object map, got ${describe(v)}`);
       const m: Record<string, unknown> = {};
       for (const [k, item] of Object.entries(v)) {
-        if (!isWellFormedText(k)) throw new SchemaError(join(path, field.name), 'a key is not valid Unicode text (it has a lone surrogate)');
+        if (!isWellFormedText(k))
+          throw new SchemaError(join(path, field.name), 'a key is not valid Unicode text (it has a lone surrogate)');
         // Assigning it would replace the map's prototype and lose the entry: never a key.
         if (k === '__proto__') throw new SchemaError(join(path, field.name), 'the key "__proto__" is reserved');
         m[k] = checkScalar(field, item, path, k);

@@ -1,7 +1,15 @@
 // The base class of every SDK plugin: all 24 PRE/POST hooks return the object unchanged, all 12
 // committed hooks do nothing. A plugin extends it and overrides only the hooks it needs; serve()
 // reports exactly those to the host, which then never calls the others.
-import { PLUGIN_HOOK_NAMES, type CommittedHookName, type HookName, type LifecyclePoint, type Phase, type PluginHookName, type SubjectOf } from './hooks.js';
+import {
+  PLUGIN_HOOK_NAMES,
+  type CommittedHookName,
+  type HookName,
+  type LifecyclePoint,
+  type Phase,
+  type PluginHookName,
+  type SubjectOf,
+} from './hooks.js';
 import { createPluginLogger, type PluginLogger } from './logger.js';
 import type { Entity, Group } from './model.js';
 import type { CommittedEvent, HookContext, JsonObject } from './protocol.js';
@@ -27,7 +35,11 @@ export interface PluginContext extends HookContext {
  * `context.state` may be changed in place; it flows to the next hook of the same request. Throw
  * `Veto` to refuse the request; any other error is a plugin failure.
  */
-export type HookMethod<H extends HookName> = (subject: HookSubject<H>, request: JsonObject, context: PluginContext) => Hooked<HookSubject<H>>;
+export type HookMethod<H extends HookName> = (
+  subject: HookSubject<H>,
+  request: JsonObject,
+  context: PluginContext,
+) => Hooked<HookSubject<H>>;
 
 type Hooked<S> = S | Unchanged | Promise<S | Unchanged>;
 
@@ -73,30 +85,78 @@ export class NullPlugin {
    */
   configure(_config: JsonObject): void | Promise<void> {}
 
-  preEntityCreate(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
-  postEntityCreate(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
-  preEntityUpdate(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
-  postEntityUpdate(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
-  preEntityLock(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
-  postEntityLock(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
-  preEntityUnlock(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
-  postEntityUnlock(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
-  preEntityDestroy(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
-  postEntityDestroy(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
-  preSecretChange(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
-  postSecretChange(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
-  preAuthCheck(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
-  postAuthCheck(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
-  preGroupCreate(subject: Group, _request: JsonObject, _context: PluginContext): Hooked<Group> { return subject; }
-  postGroupCreate(subject: Group, _request: JsonObject, _context: PluginContext): Hooked<Group> { return subject; }
-  preGroupUpdate(subject: Group, _request: JsonObject, _context: PluginContext): Hooked<Group> { return subject; }
-  postGroupUpdate(subject: Group, _request: JsonObject, _context: PluginContext): Hooked<Group> { return subject; }
-  preGroupDestroy(subject: Group, _request: JsonObject, _context: PluginContext): Hooked<Group> { return subject; }
-  postGroupDestroy(subject: Group, _request: JsonObject, _context: PluginContext): Hooked<Group> { return subject; }
-  preMembershipAdd(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
-  postMembershipAdd(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
-  preMembershipRemove(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
-  postMembershipRemove(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> { return subject; }
+  preEntityCreate(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+    return subject;
+  }
+  postEntityCreate(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+    return subject;
+  }
+  preEntityUpdate(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+    return subject;
+  }
+  postEntityUpdate(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+    return subject;
+  }
+  preEntityLock(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+    return subject;
+  }
+  postEntityLock(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+    return subject;
+  }
+  preEntityUnlock(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+    return subject;
+  }
+  postEntityUnlock(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+    return subject;
+  }
+  preEntityDestroy(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+    return subject;
+  }
+  postEntityDestroy(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+    return subject;
+  }
+  preSecretChange(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+    return subject;
+  }
+  postSecretChange(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+    return subject;
+  }
+  preAuthCheck(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+    return subject;
+  }
+  postAuthCheck(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+    return subject;
+  }
+  preGroupCreate(subject: Group, _request: JsonObject, _context: PluginContext): Hooked<Group> {
+    return subject;
+  }
+  postGroupCreate(subject: Group, _request: JsonObject, _context: PluginContext): Hooked<Group> {
+    return subject;
+  }
+  preGroupUpdate(subject: Group, _request: JsonObject, _context: PluginContext): Hooked<Group> {
+    return subject;
+  }
+  postGroupUpdate(subject: Group, _request: JsonObject, _context: PluginContext): Hooked<Group> {
+    return subject;
+  }
+  preGroupDestroy(subject: Group, _request: JsonObject, _context: PluginContext): Hooked<Group> {
+    return subject;
+  }
+  postGroupDestroy(subject: Group, _request: JsonObject, _context: PluginContext): Hooked<Group> {
+    return subject;
+  }
+  preMembershipAdd(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+    return subject;
+  }
+  postMembershipAdd(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+    return subject;
+  }
+  preMembershipRemove(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+    return subject;
+  }
+  postMembershipRemove(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+    return subject;
+  }
 
   committedEntityCreate(_event: CommittedEvent<Entity>, _context: DeliveryContext): Done {}
   committedEntityUpdate(_event: CommittedEvent<Entity>, _context: DeliveryContext): Done {}

@@ -139,7 +139,10 @@ export class RpcEndpoint {
     const error =
       err instanceof RpcError
         ? { code: err.code, message: err.message }
-        : { code: RpcErrorCodes.InternalError, message: `Request ${method} failed with message: ${err instanceof Error ? err.message : String(err)}` };
+        : {
+            code: RpcErrorCodes.InternalError,
+            message: `Request ${method} failed with message: ${err instanceof Error ? err.message : String(err)}`,
+          };
     this.write(frame(JSON.stringify({ jsonrpc: '2.0', id, error })));
   }
 }

@@ -116,11 +116,16 @@ export function serve(plugin: NullPlugin): void {
   const copyBefore = new Set<PluginHookName>();
 
   // stdin closed: the host stopped us, or died (even by SIGKILL). Either way there is no one left to serve.
-  const endpoint = new RpcEndpoint(process.stdin, wire, () => exitWithGroup(0), (err) => {
-    // The host's stream cannot be read any further (a broken host): stop, saying why.
-    process.stderr.write(`keyhold plugin: stopping: the host ${err.message}\n`);
-    exitWithGroup(1);
-  });
+  const endpoint = new RpcEndpoint(
+    process.stdin,
+    wire,
+    () => exitWithGroup(0),
+    (err) => {
+      // The host's stream cannot be read any further (a broken host): stop, saying why.
+      process.stderr.write(`keyhold plugin: stopping: the host ${err.message}\n`);
+      exitWithGroup(1);
+    },
+  );
 
   endpoint.onRequest('initialize', async (params: InitializeParams): Promise<InitializeResult> => {
     let protocolVersion: number;
@@ -152,7 +157,9 @@ export function serve(plugin: NullPlugin): void {
     if (problem) throw new Error(problem);
     if (result === subject) copyBefore.add(hook);
     else copyBefore.delete(hook);
-    return sent !== undefined && jsonEqual(result, sent) ? { state: context.state } : { subject: result as Entity | Group, state: context.state };
+    return sent !== undefined && jsonEqual(result, sent)
+      ? { state: context.state }
+      : { subject: result as Entity | Group, state: context.state };
   };
 
   const failure = (hook: HookName, call: RequestCall, err: unknown): RpcError => {

@@ -9,7 +9,10 @@ export function splitEntry(entry: string): { key: string; value: string } {
 
 /** The values stored under exactly `key`, in order. */
 export function readUntyped(entries: readonly string[], key: string): string[] {
-  return entries.map(splitEntry).filter((e) => e.key === key).map((e) => e.value);
+  return entries
+    .map(splitEntry)
+    .filter((e) => e.key === key)
+    .map((e) => e.value);
 }
 
 /** Sets `key` to `value`: replaces the first entry with that key (dropping any later ones) or appends. */

@@ -39,7 +39,9 @@ export function allows(caller: TokenClaims, capability: Capability): boolean {
 }
 
 function forbidden(caller: TokenClaims, capability: Capability): KeyholdError {
-  return new KeyholdError('KH_ERR_FORBIDDEN', `this needs the ${capability} capability, which ${caller.sub} does not have`, { needed: [capability] });
+  return new KeyholdError('KH_ERR_FORBIDDEN', `this needs the ${capability} capability, which ${caller.sub} does not have`, {
+    needed: [capability],
+  });
 }
 
 /** Throws KH_ERR_FORBIDDEN unless `allows(caller, capability)`. */
@@ -49,7 +51,13 @@ export function demand(caller: TokenClaims, capability: Capability): void {
 
 /** The request's identity for the lifecycle engine, hook contexts and the identity layer's rules (what its token carries). */
 export function requestInfo(request: FastifyRequest): RequestInfo {
-  return { requestId: request.id, caller: request.caller?.sub ?? null, capabilities: request.caller?.caps ?? [], clientAddress: plainAddress(request.ip), arrivedAt: request.arrivedAt };
+  return {
+    requestId: request.id,
+    caller: request.caller?.sub ?? null,
+    capabilities: request.caller?.caps ?? [],
+    clientAddress: plainAddress(request.ip),
+    arrivedAt: request.arrivedAt,
+  };
 }
 
 export class Access {
@@ -70,7 +78,11 @@ export class Access {
   async authenticate(request: FastifyRequest): Promise<TokenClaims> {
     const header = request.headers.authorization;
     const match = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (!match) throw new KeyholdError('KH_ERR_UNAUTHENTICATED', 'this needs a token (Authorization: Bearer …); get one with `keyhold auth login` or POST /v1/auth/token');
+    if (!match)
+      throw new KeyholdError(
+        'KH_ERR_UNAUTHENTICATED',
+        'this needs a token (Authorization: Bearer …); get one with `keyhold auth login` or POST /v1/auth/token',
+      );
     return this.verifyToken(match[1]!);
   }
 

@@ -56,7 +56,12 @@ export interface ApiDeps {
 function requestMetrics(app: FastifyInstance, registry: Registry): void {
   const labelNames = ['method', 'route', 'status'] as const;
   const requests = new Counter({ name: 'keyhold_http_requests_total', help: 'HTTP requests served', labelNames, registers: [registry] });
-  const seconds = new Histogram({ name: 'keyhold_http_request_duration_seconds', help: 'HTTP request duration', labelNames, registers: [registry] });
+  const seconds = new Histogram({
+    name: 'keyhold_http_request_duration_seconds',
+    help: 'HTTP request duration',
+    labelNames,
+    registers: [registry],
+  });
   app.addHook('onResponse', async (request, reply) => {
     const labels = { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) };
     requests.inc(labels);
@@ -96,7 +101,11 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     openapi: {
       // 3.1: the schemas use JSON Schema's if/then/else and const, which 3.0 lacks.
       openapi: '3.1.0',
-      info: { title: 'keyhold', version: VERSION, description: 'Entities, groups, secrets and tokens. Errors are {code, message, details?}; see docs/api.md.' },
+      info: {
+        title: 'keyhold',
+        version: VERSION,
+        description: 'Entities, groups, secrets and tokens. Errors are {code, message, details?}; see docs/api.md.',
+      },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
       security: [{ bearer: [] }],
     },
@@ -113,7 +122,13 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   pluginRoutes(app, { access, ...plugins });
   if (deps.events) eventRoutes(app, { access, events: deps.events });
   // The login throttle wraps `authCheck` here, keyed by info.clientAddress (the forwarded end user's).
-  forwardAuthRoutes(app, { ...deps.forwardAuth, access, authCheck: (info, id, secret) => gate.check(info, deps.logger, id, secret), metrics: deps.metrics, logger: deps.logger });
+  forwardAuthRoutes(app, {
+    ...deps.forwardAuth,
+    access,
+    authCheck: (info, id, secret) => gate.check(info, deps.logger, id, secret),
+    metrics: deps.metrics,
+    logger: deps.logger,
+  });
 
   await app.ready();
   return app;

@@ -11,10 +11,18 @@ import type { TokenClaims, TokenService } from './tokens.js';
 type Credentials = { id: string; secret: string };
 
 function claimsView(claims: TokenClaims) {
-  return { sub: claims.sub, capabilities: claims.caps, expiresAt: new Date(claims.exp * 1000).toISOString(), issuedAt: new Date(claims.iat * 1000).toISOString() };
+  return {
+    sub: claims.sub,
+    capabilities: claims.caps,
+    expiresAt: new Date(claims.exp * 1000).toISOString(),
+    issuedAt: new Date(claims.iat * 1000).toISOString(),
+  };
 }
 
-export function authRoutes(app: FastifyInstance, { identity, access, tokens, revocation, gate }: RouteContext & { tokens: TokenService; revocation: TokenRevocation; gate: LoginGate }): void {
+export function authRoutes(
+  app: FastifyInstance,
+  { identity, access, tokens, revocation, gate }: RouteContext & { tokens: TokenService; revocation: TokenRevocation; gate: LoginGate },
+): void {
   const tags = ['auth'];
 
   app.post<{ Body: Credentials }>(
@@ -25,7 +33,17 @@ export function authRoutes(app: FastifyInstance, { identity, access, tokens, rev
         security: [],
         summary: 'Log in: id + secret → a signed, short-lived token carrying the effective capabilities',
         body: s.credentials,
-        response: s.responses({ 200: { type: 'object', properties: { token: { type: 'string' }, expiresAt: { type: 'string' }, id: { type: 'string' }, capabilities: { type: 'array', items: { type: 'string' } } } } }),
+        response: s.responses({
+          200: {
+            type: 'object',
+            properties: {
+              token: { type: 'string' },
+              expiresAt: { type: 'string' },
+              id: { type: 'string' },
+              capabilities: { type: 'array', items: { type: 'string' } },
+            },
+          },
+        }),
       },
     },
     async (request) => {
@@ -40,7 +58,15 @@ export function authRoutes(app: FastifyInstance, { identity, access, tokens, rev
 
   app.post<{ Body: Credentials }>(
     '/v1/auth/check',
-    { schema: { tags, security: [], summary: 'Check an id + secret without issuing a token', body: s.credentials, response: s.responses({ 200: { type: 'object', properties: { ok: { type: 'boolean' }, id: { type: 'string' } } } }) } },
+    {
+      schema: {
+        tags,
+        security: [],
+        summary: 'Check an id + secret without issuing a token',
+        body: s.credentials,
+        response: s.responses({ 200: { type: 'object', properties: { ok: { type: 'boolean' }, id: { type: 'string' } } } }),
+      },
+    },
     async (request) => {
       const entity = await gate.authCheck(request, request.body.id, request.body.secret);
       return { ok: true, id: entity.id };
@@ -49,7 +75,15 @@ export function authRoutes(app: FastifyInstance, { identity, access, tokens, rev
 
   app.post<{ Body: { id: string; oldSecret: string; newSecret: string } }>(
     '/v1/auth/change-secret',
-    { schema: { tags, security: [], summary: 'Self-service: change your own secret by proving the old one', body: s.changeSecretBody, response: s.responses({ 204: { type: 'null' } }) } },
+    {
+      schema: {
+        tags,
+        security: [],
+        summary: 'Self-service: change your own secret by proving the old one',
+        body: s.changeSecretBody,
+        response: s.responses({ 204: { type: 'null' } }),
+      },
+    },
     async (request, reply) => {
       const { id, oldSecret, newSecret } = request.body;
       const entity = await gate.authCheck(request, id, oldSecret);
@@ -61,13 +95,28 @@ export function authRoutes(app: FastifyInstance, { identity, access, tokens, rev
 
   app.post<{ Body: { token: string } }>(
     '/v1/auth/validate',
-    { schema: { tags, security: [], summary: 'Validate a token and return what it says (401 when invalid, expired or revoked)', body: s.validateTokenBody, response: s.responses({ 200: s.claims }) } },
+    {
+      schema: {
+        tags,
+        security: [],
+        summary: 'Validate a token and return what it says (401 when invalid, expired or revoked)',
+        body: s.validateTokenBody,
+        response: s.responses({ 200: s.claims }),
+      },
+    },
     async (request) => claimsView(await access.verifyToken(request.body.token)),
   );
 
   app.post(
     '/v1/auth/logout',
-    { onRequest: access.token, schema: { tags, summary: "Log out: revoke every token of the caller's entity (every session of it ends)", response: s.responses({ 204: { type: 'null' } }) } },
+    {
+      onRequest: access.token,
+      schema: {
+        tags,
+        summary: "Log out: revoke every token of the caller's entity (every session of it ends)",
+        response: s.responses({ 204: { type: 'null' } }),
+      },
+    },
     async (request, reply) => {
       await revocation.revokeAll(request.caller!.sub);
       return reply.code(204).send();

@@ -26,11 +26,13 @@ export function parseProxyEntry(entry: string): { address: string; prefix: numbe
   const [written, prefixText, extra] = entry.trim().split('/');
   const address = plainAddress(written ?? '');
   const family = familyOf(address);
-  if (!family || extra !== undefined) throw new Error(`${JSON.stringify(entry)} is not an IP address or a CIDR block (e.g. 127.0.0.1, ::1, 10.0.0.0/8)`);
+  if (!family || extra !== undefined)
+    throw new Error(`${JSON.stringify(entry)} is not an IP address or a CIDR block (e.g. 127.0.0.1, ::1, 10.0.0.0/8)`);
   if (prefixText === undefined) return { address, prefix: undefined, family };
   const max = family === 'ipv4' ? 32 : 128;
   const prefix = /^\d{1,3}$/.test(prefixText) ? Number(prefixText) : NaN;
-  if (!(prefix >= 0 && prefix <= max)) throw new Error(`${JSON.stringify(entry)}: the prefix length must be a whole number from 0 to ${max}`);
+  if (!(prefix >= 0 && prefix <= max))
+    throw new Error(`${JSON.stringify(entry)}: the prefix length must be a whole number from 0 to ${max}`);
   return { address, prefix, family };
 }
 

@@ -10,10 +10,17 @@ import { KeyholdError } from '../errors.js';
 /** The catalog error for an error Node's HTTP server reports as 'clientError'. */
 export function clientErrorFor(err: NodeJS.ErrnoException): KeyholdError {
   if (err.code === 'HPE_HEADER_OVERFLOW') {
-    return new KeyholdError('KH_ERR_HEADERS_TOO_LARGE', `the request line and headers are over the limit of ${maxHeaderSize} bytes; send a shorter URL (query string) or smaller headers`, { limitBytes: maxHeaderSize });
+    return new KeyholdError(
+      'KH_ERR_HEADERS_TOO_LARGE',
+      `the request line and headers are over the limit of ${maxHeaderSize} bytes; send a shorter URL (query string) or smaller headers`,
+      { limitBytes: maxHeaderSize },
+    );
   }
-  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return new KeyholdError('KH_ERR_REQUEST_TIMEOUT', 'the request did not arrive in time; send it again');
-  return new KeyholdError('KH_ERR_INVALID_INPUT', `the request cannot be read as HTTP/1.1 (${err.code ?? err.message})`, { reason: err.code ?? 'bad request' });
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT')
+    return new KeyholdError('KH_ERR_REQUEST_TIMEOUT', 'the request did not arrive in time; send it again');
+  return new KeyholdError('KH_ERR_INVALID_INPUT', `the request cannot be read as HTTP/1.1 (${err.code ?? err.message})`, {
+    reason: err.code ?? 'bad request',
+  });
 }
 
 /** fastify's `clientErrorHandler`: writes the error as a whole HTTP response and closes the connection. */
@@ -24,7 +31,9 @@ export function answerClientError(this: FastifyInstance, err: NodeJS.ErrnoExcept
   this.log.debug({ err }, `client error: ${error.message}`);
   if (socket.writable) {
     const body = JSON.stringify(error.toJSON());
-    socket.write(`HTTP/1.1 ${error.status} ${STATUS_CODES[error.status]}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    socket.write(
+      `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status]}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
   }
   socket.destroy();
 }

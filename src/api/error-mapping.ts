@@ -39,7 +39,11 @@ function fromValidation(err: FastifyError): KeyholdError {
   const problems = all.slice(0, MAX_PROBLEMS_LISTED).map((p) => ({ path: problemPath(p), problem: describeProblem(p) }));
   const first = problems[0];
   const message = first ? `${where}${first.path ? ` ${first.path}` : ''}: ${first.problem}` : `${where} does not fit the schema`;
-  return new KeyholdError('KH_ERR_INVALID_INPUT', message, { in: where, problems, ...(all.length > problems.length && { moreProblems: all.length - problems.length }) });
+  return new KeyholdError('KH_ERR_INVALID_INPUT', message, {
+    in: where,
+    problems,
+    ...(all.length > problems.length && { moreProblems: all.length - problems.length }),
+  });
 }
 
 /** Maps anything thrown while handling a request to a catalog error; null means "unexpected". */
@@ -49,11 +53,27 @@ export function toKeyholdError(err: unknown): KeyholdError | null {
   const fastifyError = err as Partial<FastifyError>;
   if (Array.isArray(fastifyError.validation)) return fromValidation(err as FastifyError);
   const status = fastifyError.statusCode;
-  if (typeof fastifyError.code === 'string' && fastifyError.code.startsWith('FST_') && status !== undefined && status >= 400 && status < 500) {
+  if (
+    typeof fastifyError.code === 'string' &&
+    fastifyError.code.startsWith('FST_') &&
+    status !== undefined &&
+    status >= 400 &&
+    status < 500
+  ) {
     if (status === 413) return new KeyholdError('KH_ERR_BODY_TOO_LARGE', 'the request body is over the size limit');
     if (status === 404) return new KeyholdError('KH_ERR_NOT_FOUND', 'no such route');
-    if (fastifyError.code === 'FST_ERR_BAD_URL') return new KeyholdError('KH_ERR_INVALID_INPUT', `path: ${fastifyError.message}: its percent-encoding is not valid UTF-8; encode each id or name with encodeURIComponent`, { in: 'path', reason: fastifyError.code });
-    if (fastifyError.code === 'FST_ERR_MAX_PARAM_LENGTH') return new KeyholdError('KH_ERR_INVALID_INPUT', `path: a path parameter is over ${MAX_PARAM_LENGTH} characters; ids and names are at most ${MAX_NAME_LENGTH}`, { in: 'path', reason: fastifyError.code });
+    if (fastifyError.code === 'FST_ERR_BAD_URL')
+      return new KeyholdError(
+        'KH_ERR_INVALID_INPUT',
+        `path: ${fastifyError.message}: its percent-encoding is not valid UTF-8; encode each id or name with encodeURIComponent`,
+        { in: 'path', reason: fastifyError.code },
+      );
+    if (fastifyError.code === 'FST_ERR_MAX_PARAM_LENGTH')
+      return new KeyholdError(
+        'KH_ERR_INVALID_INPUT',
+        `path: a path parameter is over ${MAX_PARAM_LENGTH} characters; ids and names are at most ${MAX_NAME_LENGTH}`,
+        { in: 'path', reason: fastifyError.code },
+      );
     // Malformed JSON, an empty JSON body, an unsupported content type: the request as sent cannot be read.
     return new KeyholdError('KH_ERR_INVALID_INPUT', fastifyError.message ?? 'the request cannot be read', { reason: fastifyError.code });
   }
@@ -70,7 +90,14 @@ export function installErrorHandling(app: FastifyInstance): void {
       return reply.code(known.status).send(known.toJSON());
     }
     request.log.error({ err }, 'unexpected error while handling the request');
-    return reply.code(500).send(new KeyholdError('KH_ERR_INTERNAL', `an unexpected server error; the server log has the details under request id ${request.id}`).toJSON());
+    return reply
+      .code(500)
+      .send(
+        new KeyholdError(
+          'KH_ERR_INTERNAL',
+          `an unexpected server error; the server log has the details under request id ${request.id}`,
+        ).toJSON(),
+      );
   });
   app.setNotFoundHandler(async (request, reply) => {
     const err = new KeyholdError('KH_ERR_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`);

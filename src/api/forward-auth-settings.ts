@@ -40,32 +40,38 @@ function describe(raw: unknown): string {
 
 /** Printable ASCII without quotes or backslashes, so it goes into the challenge as it is. */
 export function parseRealm(raw: unknown): string {
-  if (typeof raw !== 'string' || !/^[\x20-\x21\x23-\x5b\x5d-\x7e]{1,100}$/.test(raw)) throw new Error(`expected 1 to 100 printable ASCII characters without " or \\, got ${describe(raw)}`);
+  if (typeof raw !== 'string' || !/^[\x20-\x21\x23-\x5b\x5d-\x7e]{1,100}$/.test(raw))
+    throw new Error(`expected 1 to 100 printable ASCII characters without " or \\, got ${describe(raw)}`);
   return raw;
 }
 
 /** A list of addresses and CIDR blocks; from the environment, separated by commas or spaces. */
 export function parseTrustedProxies(raw: unknown): string[] {
   const list = typeof raw === 'string' ? raw.split(/[\s,]+/).filter(Boolean) : raw;
-  if (!Array.isArray(list) || !list.every((e) => typeof e === 'string')) throw new Error(`expected a list of IP addresses or CIDR blocks, got ${describe(raw)}`);
+  if (!Array.isArray(list) || !list.every((e) => typeof e === 'string'))
+    throw new Error(`expected a list of IP addresses or CIDR blocks, got ${describe(raw)}`);
   for (const entry of list) parseProxyEntry(entry);
   return list;
 }
 
 export function parseClientAddressHeader(raw: unknown): ClientAddressHeader {
   const value = typeof raw === 'string' ? raw.toLowerCase() : raw;
-  if (!(CLIENT_ADDRESS_HEADERS as readonly unknown[]).includes(value)) throw new Error(`expected one of ${CLIENT_ADDRESS_HEADERS.join(', ')}, got ${describe(raw)}`);
+  if (!(CLIENT_ADDRESS_HEADERS as readonly unknown[]).includes(value))
+    throw new Error(`expected one of ${CLIENT_ADDRESS_HEADERS.join(', ')}, got ${describe(raw)}`);
   return value as ClientAddressHeader;
 }
 
 /** A header name, or '' to leave the header out. */
 export function parseHeaderName(raw: unknown): string {
-  if (typeof raw !== 'string' || (raw !== '' && !HEADER_NAME.test(raw))) throw new Error(`expected an HTTP header name (letters, digits and -), or "" to leave it out, got ${describe(raw)}`);
+  if (typeof raw !== 'string' || (raw !== '' && !HEADER_NAME.test(raw)))
+    throw new Error(`expected an HTTP header name (letters, digits and -), or "" to leave it out, got ${describe(raw)}`);
   return raw;
 }
 
 function groupList(raw: unknown, where: string): string[] {
-  const ok = Array.isArray(raw) && raw.every((g) => typeof g === 'string' && g.length > 0 && [...g].length <= MAX_NAME_LENGTH && !/[\s\p{Cc}]/u.test(g));
+  const ok =
+    Array.isArray(raw) &&
+    raw.every((g) => typeof g === 'string' && g.length > 0 && [...g].length <= MAX_NAME_LENGTH && !/[\s\p{Cc}]/u.test(g));
   if (!ok) throw new Error(`${where}: expected a list of group names, got ${describe(raw)}`);
   return raw as string[];
 }
@@ -73,22 +79,30 @@ function groupList(raw: unknown, where: string): string[] {
 function capabilityList(raw: unknown, where: string): Capability[] {
   const list = Array.isArray(raw) ? raw : [];
   const unknown = list.find((c) => !(CAPABILITIES as readonly unknown[]).includes(c));
-  if (!Array.isArray(raw) || unknown !== undefined) throw new Error(`${where}: expected a list of capabilities from ${CAPABILITIES.join(', ')}, got ${describe(unknown ?? raw)}`);
+  if (!Array.isArray(raw) || unknown !== undefined)
+    throw new Error(`${where}: expected a list of capabilities from ${CAPABILITIES.join(', ')}, got ${describe(unknown ?? raw)}`);
   return raw as Capability[];
 }
 
 /** `rules:` a mapping of rule name → {groups?, capabilities?}. */
 export function parseRules(raw: unknown): Record<string, AccessRule> {
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`expected a mapping of rule names to {groups, capabilities}, got ${describe(raw)}`);
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+    throw new Error(`expected a mapping of rule names to {groups, capabilities}, got ${describe(raw)}`);
   const rules: Record<string, AccessRule> = {};
   for (const [name, body] of Object.entries(raw)) {
-    if (!RULE_NAME.test(name)) throw new Error(`rule name ${JSON.stringify(name)}: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit`);
-    if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new Error(`${name}: expected a mapping with groups and/or capabilities, got ${describe(body)}`);
+    if (!RULE_NAME.test(name))
+      throw new Error(`rule name ${JSON.stringify(name)}: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit`);
+    if (body === null || typeof body !== 'object' || Array.isArray(body))
+      throw new Error(`${name}: expected a mapping with groups and/or capabilities, got ${describe(body)}`);
     for (const key of Object.keys(body)) {
-      if (key !== 'groups' && key !== 'capabilities') throw new Error(`${name}.${key}: unknown key${didYouMean(key, ['groups', 'capabilities'])}; expected groups, capabilities`);
+      if (key !== 'groups' && key !== 'capabilities')
+        throw new Error(`${name}.${key}: unknown key${didYouMean(key, ['groups', 'capabilities'])}; expected groups, capabilities`);
     }
     const { groups, capabilities } = body as { groups?: unknown; capabilities?: unknown };
-    rules[name] = { groups: groups === undefined ? [] : groupList(groups, `${name}.groups`), capabilities: capabilities === undefined ? [] : capabilityList(capabilities, `${name}.capabilities`) };
+    rules[name] = {
+      groups: groups === undefined ? [] : groupList(groups, `${name}.groups`),
+      capabilities: capabilities === undefined ? [] : capabilityList(capabilities, `${name}.capabilities`),
+    };
   }
   return rules;
 }

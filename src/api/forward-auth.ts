@@ -60,8 +60,14 @@ const querySchema = {
   additionalProperties: false,
   properties: {
     rule: { type: 'string', pattern: RULE_NAME_PATTERN, description: 'a rule named in forwardAuth.rules' },
-    group: { anyOf: [nameSchema, { type: 'array', items: nameSchema, maxItems: 64 }], description: 'the entity must be in one of these groups (directly or through expansions)' },
-    capability: { anyOf: [capabilitySchema, { type: 'array', items: capabilitySchema, maxItems: CAPABILITIES.length }], description: 'the entity must hold every one of these (GLOBAL_ROOT holds all)' },
+    group: {
+      anyOf: [nameSchema, { type: 'array', items: nameSchema, maxItems: 64 }],
+      description: 'the entity must be in one of these groups (directly or through expansions)',
+    },
+    capability: {
+      anyOf: [capabilitySchema, { type: 'array', items: capabilitySchema, maxItems: CAPABILITIES.length }],
+      description: 'the entity must hold every one of these (GLOBAL_ROOT holds all)',
+    },
   },
 } as const;
 
@@ -78,7 +84,13 @@ const listOf = <T>(value: T | T[] | undefined): T[] => (value === undefined ? []
 
 /** Printable ASCII but '%' and ',' as it is; anything else percent-encoded as UTF-8, so any name fits a header and a list splits on ','. */
 function headerValue(names: readonly string[]): string {
-  return names.map((name) => name.replace(/[^\x21-\x24\x26-\x2b\x2d-\x7e]/gu, (c) => [...Buffer.from(c, 'utf8')].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''))).join(',');
+  return names
+    .map((name) =>
+      name.replace(/[^\x21-\x24\x26-\x2b\x2d-\x7e]/gu, (c) =>
+        [...Buffer.from(c, 'utf8')].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''),
+      ),
+    )
+    .join(',');
 }
 
 export function forwardAuthRoutes(app: FastifyInstance, deps: ForwardAuthDeps): void {
@@ -87,9 +99,26 @@ export function forwardAuthRoutes(app: FastifyInstance, deps: ForwardAuthDeps): 
   const cache = new CredentialCache(store, settings.cache);
   const challenge = `Basic realm="${settings.realm}", charset="UTF-8"`;
   const log = deps.logger.child({ component: 'forward-auth' });
-  const decisions = new Counter({ name: 'keyhold_forward_auth_decisions_total', help: 'Forward-auth answers by rule: allowed (200), unauthenticated (401), forbidden (403)', labelNames: ['rule', 'decision'], registers: [deps.metrics] });
-  const lookups = new Counter({ name: 'keyhold_forward_auth_cache_lookups_total', help: 'Basic credentials checked by forward auth, by rule: hit (no AuthCheck of its own) or miss', labelNames: ['rule', 'result'], registers: [deps.metrics] });
-  new Gauge({ name: 'keyhold_forward_auth_cache_entries', help: 'Verified credentials held by the forward-auth cache', registers: [deps.metrics], collect() { this.set(cache.size); } });
+  const decisions = new Counter({
+    name: 'keyhold_forward_auth_decisions_total',
+    help: 'Forward-auth answers by rule: allowed (200), unauthenticated (401), forbidden (403)',
+    labelNames: ['rule', 'decision'],
+    registers: [deps.metrics],
+  });
+  const lookups = new Counter({
+    name: 'keyhold_forward_auth_cache_lookups_total',
+    help: 'Basic credentials checked by forward auth, by rule: hit (no AuthCheck of its own) or miss',
+    labelNames: ['rule', 'result'],
+    registers: [deps.metrics],
+  });
+  new Gauge({
+    name: 'keyhold_forward_auth_cache_entries',
+    help: 'Verified credentials held by the forward-auth cache',
+    registers: [deps.metrics],
+    collect() {
+      this.set(cache.size);
+    },
+  });
 
   /** The entity behind the Authorization header and how it was verified, or why it was refused (401); other errors are thrown. */
   async function authenticate(header: string | undefined, info: RequestInfo, label: string): Promise<Authenticated | Refused> {
@@ -108,7 +137,11 @@ export function forwardAuthRoutes(app: FastifyInstance, deps: ForwardAuthDeps): 
     }
     const { id, secret } = presented;
     try {
-      const { profile, cached } = await cache.check(id, secret, async () => (await deps.authCheck(info, id, secret), loadAccessProfile(store.reader, id)));
+      const { profile, cached } = await cache.check(
+        id,
+        secret,
+        async () => (await deps.authCheck(info, id, secret), loadAccessProfile(store.reader, id)),
+      );
       if (cache.enabled) lookups.inc({ rule: label, result: cached ? 'hit' : 'miss' });
       // Destroyed right after its check.
       if (!profile) return { refused: new KeyholdError('KH_ERR_AUTH_FAILED', AUTH_FAILED), reason: 'KH_ERR_ENTITY_NOT_FOUND', entity: id };
@@ -116,14 +149,21 @@ export function forwardAuthRoutes(app: FastifyInstance, deps: ForwardAuthDeps): 
     } catch (err) {
       if (!isKeyholdError(err) || !REFUSED_CREDENTIALS.has(err.code)) throw err;
       cache.forget(id);
-      return { refused: new KeyholdError('KH_ERR_AUTH_FAILED', AUTH_FAILED), reason: isAuthFailed(err) ? err.reason : err.code, entity: id };
+      return {
+        refused: new KeyholdError('KH_ERR_AUTH_FAILED', AUTH_FAILED),
+        reason: isAuthFailed(err) ? err.reason : err.code,
+        entity: id,
+      };
     }
   }
 
   function decide(request: FastifyRequest, decision: Decision, label: string, fields: Record<string, unknown>, message: string): void {
     decisions.inc({ rule: label, decision });
     // Refusals are worth reading (a wrong password, a denied page); allowed answers come with every asset of every page.
-    log[decision === 'allowed' ? 'debug' : 'info']({ reqId: request.id, rule: label, decision, ...fields }, `forward-auth, rule ${label}: ${message}`);
+    log[decision === 'allowed' ? 'debug' : 'info'](
+      { reqId: request.id, rule: label, decision, ...fields },
+      `forward-auth, rule ${label}: ${message}`,
+    );
   }
 
   async function handle(request: FastifyRequest, reply: FastifyReply, conditions: Condition[], label: string): Promise<FastifyReply> {
@@ -131,7 +171,13 @@ export function forwardAuthRoutes(app: FastifyInstance, deps: ForwardAuthDeps): 
     const outcome = await authenticate(request.headers.authorization, { ...requestInfo(request), clientAddress: client }, label);
     if ('refused' in outcome) {
       const { refused, reason, entity } = outcome;
-      decide(request, 'unauthenticated', label, { client, entity, reason }, `refused ${entity === undefined ? 'a request' : `"${entity}"`} from ${client}: ${reason}`);
+      decide(
+        request,
+        'unauthenticated',
+        label,
+        { client, entity, reason },
+        `refused ${entity === undefined ? 'a request' : `"${entity}"`} from ${client}: ${reason}`,
+      );
       return reply.code(401).header('www-authenticate', challenge).send(refused.toJSON());
     }
     const { profile, via } = outcome;
@@ -139,7 +185,14 @@ export function forwardAuthRoutes(app: FastifyInstance, deps: ForwardAuthDeps): 
     if (unmet) {
       decide(request, 'forbidden', label, { client, entity: profile.id, via, unmet }, `"${profile.id}" from ${client} is ${unmet}`);
       // The end user may see this body (Traefik and Caddy pass it on): it names no group.
-      return reply.code(403).send(new KeyholdError('KH_ERR_FORBIDDEN', `"${profile.id}" may not use this site: ${unmet.startsWith('lacks') ? unmet : 'it is not in a group this site needs'}`).toJSON());
+      return reply
+        .code(403)
+        .send(
+          new KeyholdError(
+            'KH_ERR_FORBIDDEN',
+            `"${profile.id}" may not use this site: ${unmet.startsWith('lacks') ? unmet : 'it is not in a group this site needs'}`,
+          ).toJSON(),
+        );
     }
     decide(request, 'allowed', label, { client, entity: profile.id, via }, `allowed "${profile.id}" from ${client} (${via})`);
     const { entity, groups, capabilities } = settings.headers;
@@ -155,7 +208,11 @@ export function forwardAuthRoutes(app: FastifyInstance, deps: ForwardAuthDeps): 
     const found = Object.hasOwn(settings.rules, rule) ? settings.rules[rule] : undefined;
     if (!found) {
       const known = Object.keys(settings.rules);
-      throw new KeyholdError('KH_ERR_INVALID_INPUT', `${where}: no rule ${JSON.stringify(rule)} in forwardAuth.rules; ${known.length ? `the rules are ${known.join(', ')}` : 'keyhold.yaml defines none'}`, { in: where, problems: [{ path: 'rule', problem: 'unknown rule' }] });
+      throw new KeyholdError(
+        'KH_ERR_INVALID_INPUT',
+        `${where}: no rule ${JSON.stringify(rule)} in forwardAuth.rules; ${known.length ? `the rules are ${known.join(', ')}` : 'keyhold.yaml defines none'}`,
+        { in: where, problems: [{ path: 'rule', problem: 'unknown rule' }] },
+      );
     }
     return describeRule(found);
   }
@@ -174,10 +231,15 @@ export function forwardAuthRoutes(app: FastifyInstance, deps: ForwardAuthDeps): 
     const exact = async (request: FastifyRequest<{ Querystring: Query }>, reply: FastifyReply) => {
       const { rule, group, capability } = request.query;
       const groups = listOf(group);
-      const conditions = [...named(rule, 'querystring'), ...(groups.length ? [{ groups }] : []), ...listOf(capability).map((c) => ({ capability: c }))];
+      const conditions = [
+        ...named(rule, 'querystring'),
+        ...(groups.length ? [{ groups }] : []),
+        ...listOf(capability).map((c) => ({ capability: c })),
+      ];
       return handle(request, reply, conditions, rule ?? (conditions.length ? '(inline)' : '(none)'));
     };
-    const summary = 'Forward authentication for reverse proxies (any method): 200 with identity headers, 401 with a Basic challenge, 403 when the rule is not met (docs/forward-auth.md)';
+    const summary =
+      'Forward authentication for reverse proxies (any method): 200 with identity headers, 401 with a Basic challenge, 403 when the rule is not met (docs/forward-auth.md)';
     scope.get(FORWARD_AUTH_PATH, { schema: { tags, security: [], summary, querystring: querySchema } }, exact);
     scope.route({ method: otherMethods, url: FORWARD_AUTH_PATH, schema: { hide: true, querystring: querySchema }, handler: exact });
 

@@ -21,7 +21,12 @@ export class LoginGate {
     private readonly throttle: LoginThrottle,
     registry: Registry,
   ) {
-    this.failures = new Counter({ name: 'keyhold_auth_failures_total', help: 'Refused authentications by reason (the client gets the same answer for every reason)', labelNames: ['reason'], registers: [registry] });
+    this.failures = new Counter({
+      name: 'keyhold_auth_failures_total',
+      help: 'Refused authentications by reason (the client gets the same answer for every reason)',
+      labelNames: ['reason'],
+      registers: [registry],
+    });
     // Every reason is a series from the start, so a rate() over it works before its first failure.
     for (const reason of AUTH_FAILURE_REASONS) this.failures.inc({ reason }, 0);
   }
@@ -41,7 +46,10 @@ export class LoginGate {
         this.failures.inc({ reason: err.reason });
         // A soft lock beginning is worth a warning; single refusals are routine.
         const level = err.logDetail.softLocked ? 'warn' : 'info';
-        log[level]({ reqId: info.requestId, entity: id, address, reason: err.reason, detail: err.logDetail }, `authentication of "${id}" from ${address} refused: ${err.reason}`);
+        log[level](
+          { reqId: info.requestId, entity: id, address, reason: err.reason, detail: err.logDetail },
+          `authentication of "${id}" from ${address} refused: ${err.reason}`,
+        );
       }
       throw err;
     }

@@ -14,22 +14,44 @@ export function pluginRoutes(app: FastifyInstance, { access, plugins }: { access
 
   app.get(
     '/v1/plugins',
-    { onRequest: access.token, schema: { tags, summary: 'Loaded plugins and their state', response: s.responses({ 200: s.list('plugins', { type: 'object', additionalProperties: true }) }) } },
+    {
+      onRequest: access.token,
+      schema: {
+        tags,
+        summary: 'Loaded plugins and their state',
+        response: s.responses({ 200: s.list('plugins', { type: 'object', additionalProperties: true }) }),
+      },
+    },
     async () => ({ plugins: plugins?.status() ?? [] }),
   );
 
   app.post(
     '/v1/plugins/reload',
-    { onRequest: access.need('GLOBAL_ROOT'), schema: { tags, summary: 'Read the plugin settings again and start the plugin set anew; the old set stays when the settings are not valid or any new plugin fails to load', response: s.responses({ 200: { type: 'object', additionalProperties: true } }) } },
+    {
+      onRequest: access.need('GLOBAL_ROOT'),
+      schema: {
+        tags,
+        summary:
+          'Read the plugin settings again and start the plugin set anew; the old set stays when the settings are not valid or any new plugin fails to load',
+        response: s.responses({ 200: { type: 'object', additionalProperties: true } }),
+      },
+    },
     async () => {
       if (!plugins) return { swapped: false, failures: [], plugins: [] };
       const result = await plugins.reload();
       if (result.settingsError !== undefined) {
-        throw new KeyholdError('KH_ERR_CONFIG_INVALID', `plugin reload failed, the previous plugins keep serving: the settings cannot be read: ${result.settingsError}`, { plugins: result.plugins });
+        throw new KeyholdError(
+          'KH_ERR_CONFIG_INVALID',
+          `plugin reload failed, the previous plugins keep serving: the settings cannot be read: ${result.settingsError}`,
+          { plugins: result.plugins },
+        );
       }
       if (!result.swapped) {
         const reasons = result.failures.map((f) => `${f.name}: ${f.reason}`).join('; ');
-        throw new KeyholdError('KH_ERR_PLUGIN_FAILED', `plugin reload failed, the previous plugins keep serving: ${reasons}`, { failures: result.failures, plugins: result.plugins });
+        throw new KeyholdError('KH_ERR_PLUGIN_FAILED', `plugin reload failed, the previous plugins keep serving: ${reasons}`, {
+          failures: result.failures,
+          plugins: result.plugins,
+        });
       }
       return result;
     },

@@ -22,7 +22,10 @@ const NO_QUERY = { type: 'object', properties: {}, additionalProperties: false }
 type Where = 'body' | 'querystring';
 
 function refused(where: Where, path: string, problem: string): KeyholdError {
-  return new KeyholdError('KH_ERR_INVALID_INPUT', `${where}${path ? ` ${path}` : ''}: ${problem}`, { in: where, problems: [{ path, problem }] });
+  return new KeyholdError('KH_ERR_INVALID_INPUT', `${where}${path ? ` ${path}` : ''}: ${problem}`, {
+    in: where,
+    problems: [{ path, problem }],
+  });
 }
 
 /** The byte offset of the first byte sequence that is not UTF-8 (`bytes` is known to have one). */
@@ -52,7 +55,8 @@ export function bodyProblem(body: unknown): { path: string; problem: string } | 
       continue;
     }
     if (value === null || typeof value !== 'object') continue;
-    if (depth === MAX_BODY_DEPTH) return { path, problem: `nested more than ${MAX_BODY_DEPTH} levels deep (objects and arrays), the limit` };
+    if (depth === MAX_BODY_DEPTH)
+      return { path, problem: `nested more than ${MAX_BODY_DEPTH} levels deep (objects and arrays), the limit` };
     const children: Pending[] = [];
     for (const [key, item] of Object.entries(value)) {
       const here = path ? `${path}.${key}` : key;
@@ -69,7 +73,8 @@ export function bodyProblem(body: unknown): { path: string; problem: string } | 
 /** JSON is UTF-8 (RFC 8259): a content type that declares another charset is refused, not read as UTF-8 regardless. */
 function checkCharset(contentType: string | undefined): void {
   const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(contentType ?? '')?.[1];
-  if (charset !== undefined && charset.toLowerCase() !== 'utf-8') throw refused('body', '', `the content type says charset=${charset}; JSON bodies are UTF-8: send application/json (or charset=utf-8)`);
+  if (charset !== undefined && charset.toLowerCase() !== 'utf-8')
+    throw refused('body', '', `the content type says charset=${charset}; JSON bodies are UTF-8: send application/json (or charset=utf-8)`);
 }
 
 /** The JSON body parser: strict UTF-8 (never a silent U+FFFD), then JSON, then bodyProblem. */
@@ -107,8 +112,14 @@ export function checkQueryEncoding(request: FastifyRequest): void {
     const split = pair.indexOf('=');
     const [rawName, rawValue] = split === -1 ? [pair, ''] : [pair.slice(0, split), pair.slice(split + 1)];
     const name = decodeQueryPart(rawName);
-    if (name === undefined) throw refused('querystring', rawName, 'the parameter name is not percent-encoded UTF-8; encode it with encodeURIComponent');
-    if (decodeQueryPart(rawValue) === undefined) throw refused('querystring', name, `the value ${JSON.stringify(rawValue.slice(0, 40))} is not percent-encoded UTF-8; encode it with encodeURIComponent`);
+    if (name === undefined)
+      throw refused('querystring', rawName, 'the parameter name is not percent-encoded UTF-8; encode it with encodeURIComponent');
+    if (decodeQueryPart(rawValue) === undefined)
+      throw refused(
+        'querystring',
+        name,
+        `the value ${JSON.stringify(rawValue.slice(0, 40))} is not percent-encoded UTF-8; encode it with encodeURIComponent`,
+      );
   }
 }
 

@@ -42,7 +42,9 @@ export const searchQuery = object({
   after: { type: 'string', maxLength: MAX_NAME_LENGTH, description: 'results after this id/name, for paging' },
 });
 
-export const groupsQuery = object({ indirect: { type: 'string', enum: ['true', 'false'], description: 'also the groups reached through expansions' } });
+export const groupsQuery = object({
+  indirect: { type: 'string', enum: ['true', 'false'], description: 'also the groups reached through expansions' },
+});
 
 export const createEntityBody = object({ id: name, number, secret, meta: entityMetaPatch }, ['id']);
 
@@ -54,7 +56,14 @@ export const untypedMetaChange = {
 } as const;
 
 export const kvChange = {
-  ...object({ action: { type: 'string', enum: ['add', 'replace', 'delete'] }, key: name, values: { type: 'array', items: text, minItems: 1, maxItems: 256 } }, ['action', 'key']),
+  ...object(
+    {
+      action: { type: 'string', enum: ['add', 'replace', 'delete'] },
+      key: name,
+      values: { type: 'array', items: text, minItems: 1, maxItems: 256 },
+    },
+    ['action', 'key'],
+  ),
   if: { properties: { action: { const: 'delete' } } },
   then: { not: { required: ['values'] } },
   else: { required: ['values'] },
@@ -78,7 +87,10 @@ export const createGroupBody = object(
   ['name'],
 );
 
-export const groupPatch = { ...object({ displayName: text, managedBy: { type: 'string', maxLength: MAX_NAME_LENGTH, description: 'empty: managed by nobody' } }), minProperties: 1 } as const;
+export const groupPatch = {
+  ...object({ displayName: text, managedBy: { type: 'string', maxLength: MAX_NAME_LENGTH, description: 'empty: managed by nobody' } }),
+  minProperties: 1,
+} as const;
 
 export const credentials = object({ id: name, secret }, ['id', 'secret']);
 export const changeSecretBody = object({ id: name, oldSecret: secret, newSecret: secret }, ['id', 'oldSecret', 'newSecret']);
@@ -148,7 +160,14 @@ export interface SearchParams {
 export function toSearchQuery(query: SearchParams): { text?: string; limit?: number; after?: string } {
   const limit = query.limit === undefined ? undefined : Number(query.limit);
   if (limit !== undefined && (limit < 1 || limit > 1000)) {
-    throw new KeyholdError('KH_ERR_INVALID_INPUT', 'querystring limit: must be from 1 to 1000', { in: 'querystring', problems: [{ path: 'limit', problem: 'must be from 1 to 1000' }] });
+    throw new KeyholdError('KH_ERR_INVALID_INPUT', 'querystring limit: must be from 1 to 1000', {
+      in: 'querystring',
+      problems: [{ path: 'limit', problem: 'must be from 1 to 1000' }],
+    });
   }
-  return { ...(query.text !== undefined && { text: query.text }), ...(limit !== undefined && { limit }), ...(query.after !== undefined && { after: query.after }) };
+  return {
+    ...(query.text !== undefined && { text: query.text }),
+    ...(limit !== undefined && { limit }),
+    ...(query.after !== undefined && { after: query.after }),
+  };
 }

@@ -38,7 +38,10 @@ export function subjectRoutes<S>(app: FastifyInstance, access: Access, r: Subjec
 
   app.get<{ Querystring: s.SearchParams }>(
     path.slice(0, path.lastIndexOf('/')),
-    { onRequest: access.token, schema: { tags, summary: r.searchSummary, querystring: s.searchQuery, response: s.responses({ 200: s.list(r.listKey, r.schema) }) } },
+    {
+      onRequest: access.token,
+      schema: { tags, summary: r.searchSummary, querystring: s.searchQuery, response: s.responses({ 200: s.list(r.listKey, r.schema) }) },
+    },
     async (request) => ({ [r.listKey]: await r.search(s.toSearchQuery(request.query)) }),
   );
 
@@ -50,19 +53,40 @@ export function subjectRoutes<S>(app: FastifyInstance, access: Access, r: Subjec
 
   app.post<{ Params: Params; Body: UntypedMetaChange }>(
     `${path}/untyped-meta`,
-    { onRequest: access.need(r.metaCapability), schema: { tags, summary: 'Upsert or clear untyped "key:value" metadata', params: r.params, body: s.untypedMetaChange, response: s.responses({ 200: r.schema }) } },
+    {
+      onRequest: access.need(r.metaCapability),
+      schema: {
+        tags,
+        summary: 'Upsert or clear untyped "key:value" metadata',
+        params: r.params,
+        body: s.untypedMetaChange,
+        response: s.responses({ 200: r.schema }),
+      },
+    },
     async (request) => r.untypedMeta(requestInfo(request), subject(request.params), request.body),
   );
 
   app.post<{ Params: Params; Body: KvChange }>(
     `${path}/kv`,
-    { onRequest: access.need(r.metaCapability), schema: { tags, summary: 'Add, replace or delete a typed key/value entry', params: r.params, body: s.kvChange, response: s.responses({ 200: r.schema }) } },
+    {
+      onRequest: access.need(r.metaCapability),
+      schema: {
+        tags,
+        summary: 'Add, replace or delete a typed key/value entry',
+        params: r.params,
+        body: s.kvChange,
+        response: s.responses({ 200: r.schema }),
+      },
+    },
     async (request) => r.kv(requestInfo(request), subject(request.params), request.body),
   );
 
   app.get<{ Params: Params }>(
     `${path}/kv/:key`,
-    { onRequest: access.token, schema: { tags, summary: 'The values of one key/value entry', params: r.keyParams, response: s.responses({ 200: s.kvValues }) } },
+    {
+      onRequest: access.token,
+      schema: { tags, summary: 'The values of one key/value entry', params: r.keyParams, response: s.responses({ 200: s.kvValues }) },
+    },
     async (request) => ({ key: request.params.key!, values: (await r.kvGet(subject(request.params), request.params.key!)).values }),
   );
 }

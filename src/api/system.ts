@@ -21,8 +21,16 @@ const healthBody = {
   type: 'object',
   properties: {
     status: { type: 'string', enum: ['ok', 'degraded', 'unavailable'] },
-    store: { type: 'object', additionalProperties: true, description: 'with a token: reads, writes (ok, busy, full, failing), problem, queuedWrites' },
-    plugins: { type: 'array', items: { type: 'object', additionalProperties: true }, description: 'with a token: each plugin and its state' },
+    store: {
+      type: 'object',
+      additionalProperties: true,
+      description: 'with a token: reads, writes (ok, busy, full, failing), problem, queuedWrites',
+    },
+    plugins: {
+      type: 'array',
+      items: { type: 'object', additionalProperties: true },
+      description: 'with a token: each plugin and its state',
+    },
   },
   required: ['status'],
 } as const;
@@ -41,7 +49,8 @@ export function systemRoutes(app: FastifyInstance, { access, metrics, storeCheck
         tags,
         // Documented as anonymous (what a load balancer uses); a bearer token, when sent, adds the details.
         security: [],
-        summary: 'Health: 200 ok or degraded (a plugin is down), 503 degraded (the store cannot write) or unavailable (the store does not answer); with a token, the store and plugin details',
+        summary:
+          'Health: 200 ok or degraded (a plugin is down), 503 degraded (the store cannot write) or unavailable (the store does not answer); with a token, the store and plugin details',
         response: s.responses({ 200: healthBody, 503: healthBody }),
       },
     },
@@ -53,16 +62,25 @@ export function systemRoutes(app: FastifyInstance, { access, metrics, storeCheck
       const pluginStates = plugins?.status() ?? [];
       // A plugin that is down fails only the requests that need it: the server stays in service, degraded.
       // A store that cannot write fails every change, so the server is out of service (503) though reads still work.
-      const status = store.reads !== 'ok' ? 'unavailable' : store.writes !== 'ok' || pluginStates.some((p) => p.state !== 'ready') ? 'degraded' : 'ok';
+      const status =
+        store.reads !== 'ok' ? 'unavailable' : store.writes !== 'ok' || pluginStates.some((p) => p.state !== 'ready') ? 'degraded' : 'ok';
       const storeOk = store.reads === 'ok' && store.writes === 'ok';
-      if (!storeOk) request.log.error({ store }, `health check: the store ${store.reads !== 'ok' ? 'does not answer' : `cannot write (${store.writes})`}: ${store.problem}`);
+      if (!storeOk)
+        request.log.error(
+          { store },
+          `health check: the store ${store.reads !== 'ok' ? 'does not answer' : `cannot write (${store.writes})`}: ${store.problem}`,
+        );
       return reply.code(storeOk ? 200 : 503).send(detailed ? { status, store, plugins: pluginStates } : { status });
     },
   );
 
-  app.get('/metrics', { logLevel: 'warn', schema: { tags, security: [], summary: 'Prometheus metrics (text exposition format)' } }, async (_request, reply) => {
-    return reply.type(metrics.contentType).send(await metrics.metrics());
-  });
+  app.get(
+    '/metrics',
+    { logLevel: 'warn', schema: { tags, security: [], summary: 'Prometheus metrics (text exposition format)' } },
+    async (_request, reply) => {
+      return reply.type(metrics.contentType).send(await metrics.metrics());
+    },
+  );
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
@@ -73,9 +91,24 @@ export function systemRoutes(app: FastifyInstance, { access, metrics, storeCheck
       schema: {
         tags,
         summary: 'Version, uptime, entity count and plugin status',
-        response: s.responses({ 200: { type: 'object', properties: { version: { type: 'string' }, uptimeSeconds: { type: 'integer' }, entities: { type: 'integer' }, plugins: { type: 'array', items: { type: 'object', additionalProperties: true } } } } }),
+        response: s.responses({
+          200: {
+            type: 'object',
+            properties: {
+              version: { type: 'string' },
+              uptimeSeconds: { type: 'integer' },
+              entities: { type: 'integer' },
+              plugins: { type: 'array', items: { type: 'object', additionalProperties: true } },
+            },
+          },
+        }),
       },
     },
-    async () => ({ version: VERSION, uptimeSeconds: Math.floor((Date.now() - startedAt) / 1000), entities: await storeCheck(), plugins: plugins?.status() ?? [] }),
+    async () => ({
+      version: VERSION,
+      uptimeSeconds: Math.floor((Date.now() - startedAt) / 1000),
+      entities: await storeCheck(),
+      plugins: plugins?.status() ?? [],
+    }),
   );
 }

@@ -45,7 +45,10 @@ function loadOrCreateKeyPem(dataDir: string): string {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const { privateKey } = generateKeyPairSync('ed25519', { privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+  const { privateKey } = generateKeyPairSync('ed25519', {
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+  });
   // 'wx': never overwrite a key another process created meanwhile.
   try {
     writeFileSync(file, privateKey, { mode: 0o600, flag: 'wx' });
@@ -103,7 +106,12 @@ export class TokenService {
   async verify(token: string): Promise<TokenClaims> {
     let payload;
     try {
-      ({ payload } = await jwtVerify(token, this.publicKey, { issuer: ISSUER, audience: AUDIENCE, algorithms: [ALGORITHM], requiredClaims: ['sub', 'exp', 'iat', 'jti'] }));
+      ({ payload } = await jwtVerify(token, this.publicKey, {
+        issuer: ISSUER,
+        audience: AUDIENCE,
+        algorithms: [ALGORITHM],
+        requiredClaims: ['sub', 'exp', 'iat', 'jti'],
+      }));
     } catch (err) {
       if (err instanceof joseErrors.JWTExpired) throw new KeyholdError('KH_ERR_TOKEN_EXPIRED', 'the token has expired; log in again');
       throw invalid();

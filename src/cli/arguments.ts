@@ -7,7 +7,8 @@ import { usageError } from './client.js';
 export function wholeNumber(min: number, max: number): (value: string) => number {
   return (value) => {
     const number = /^[0-9]+$/.test(value) ? Number(value) : Number.NaN;
-    if (!(Number.isSafeInteger(number) && number >= min && number <= max)) throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}`);
+    if (!(Number.isSafeInteger(number) && number >= min && number <= max))
+      throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}`);
     return number;
   };
 }
@@ -21,7 +22,9 @@ export function serverUrl(value: string): string {
     url = undefined;
   }
   if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.host === '') {
-    throw usageError(`--server (or KEYHOLD_SERVER) must be an http:// or https:// URL such as http://127.0.0.1:8470, not ${JSON.stringify(value)}`);
+    throw usageError(
+      `--server (or KEYHOLD_SERVER) must be an http:// or https:// URL such as http://127.0.0.1:8470, not ${JSON.stringify(value)}`,
+    );
   }
   return value.replace(/\/+$/, '');
 }

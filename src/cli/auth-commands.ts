@@ -29,7 +29,9 @@ export function authCommands(): Command {
       const [secret] = await readSecrets([{ label: `secret for ${id}` }], Boolean(options.secretStdin));
       const result = await ctx.login(id, secret!);
       ctx.print({ id: result.id, expiresAt: result.expiresAt, capabilities: result.capabilities }, () =>
-        line(`logged in to ${ctx.server} as ${result.id} until ${result.expiresAt}${result.capabilities.length ? ` (${result.capabilities.join(', ')})` : ''}`),
+        line(
+          `logged in to ${ctx.server} as ${result.id} until ${result.expiresAt}${result.capabilities.length ? ` (${result.capabilities.join(', ')})` : ''}`,
+        ),
       );
     });
 
@@ -76,7 +78,10 @@ export function authCommands(): Command {
       const ctx = new CommandContext(command);
       const entity = id ?? loadLogin(ctx.server)?.id;
       if (!entity) throw usageError('which entity? give its ID or log in first');
-      const [oldSecret, newSecret] = await readSecrets([{ label: `current secret for ${entity}` }, { label: 'new secret', confirm: true }], Boolean(options.secretStdin));
+      const [oldSecret, newSecret] = await readSecrets(
+        [{ label: `current secret for ${entity}` }, { label: 'new secret', confirm: true }],
+        Boolean(options.secretStdin),
+      );
       await ctx.client.post('/v1/auth/change-secret', { id: entity, oldSecret, newSecret });
       ctx.done(`secret of ${entity} changed; every token of ${entity} was revoked, so log in again`);
     });
@@ -87,7 +92,8 @@ export function authCommands(): Command {
     .action(async (_options, command: Command) => {
       const ctx = new CommandContext(command, { renewLogin: false });
       const saved = loadLogin(ctx.server);
-      if (!(process.env.KEYHOLD_TOKEN || saved)) return ctx.done(`no saved login for ${ctx.server} (in ${credentialsPath()})`, { ok: true, revoked: false, forgotten: false });
+      if (!(process.env.KEYHOLD_TOKEN || saved))
+        return ctx.done(`no saved login for ${ctx.server} (in ${credentialsPath()})`, { ok: true, revoked: false, forgotten: false });
       const refusal = await ctx.client.post('/v1/auth/logout').then(
         () => undefined,
         (err: unknown) => {
@@ -97,12 +103,22 @@ export function authCommands(): Command {
       );
       // Forgotten in every case: a token the server could not revoke is still no longer wanted here.
       const forgotten = forgetLogin(ctx.server);
-      if (!refusal) return ctx.done(`logged out of ${ctx.server}: every session of ${saved?.id ?? 'the entity'} has ended`, { ok: true, revoked: true, forgotten });
+      if (!refusal)
+        return ctx.done(`logged out of ${ctx.server}: every session of ${saved?.id ?? 'the entity'} has ended`, {
+          ok: true,
+          revoked: true,
+          forgotten,
+        });
       if (refusal.body && TOKEN_NO_LONGER_VALID.includes(refusal.body.code)) {
-        return ctx.done(`logged out of ${ctx.server}: the token was no longer valid (${refusal.body.code}), so there was nothing to revoke with it; to end other sessions, log in and log out again`, { ok: true, revoked: false, forgotten });
+        return ctx.done(
+          `logged out of ${ctx.server}: the token was no longer valid (${refusal.body.code}), so there was nothing to revoke with it; to end other sessions, log in and log out again`,
+          { ok: true, revoked: false, forgotten },
+        );
       }
       const until = saved ? `until ${saved.expiresAt}` : 'until it expires';
-      throw new CliError(`the server did not revoke the token (${refusal.message}): it stays valid ${until}${forgotten ? '; the saved login was forgotten anyway' : ''}`);
+      throw new CliError(
+        `the server did not revoke the token (${refusal.message}): it stays valid ${until}${forgotten ? '; the saved login was forgotten anyway' : ''}`,
+      );
     });
 
   return auth;

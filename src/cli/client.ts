@@ -70,7 +70,9 @@ export class ApiClient {
       response = await fetch(new URL(path, this.server), { method, headers, ...(body !== undefined && { body: JSON.stringify(body) }) });
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      throw new CliError(`cannot reach the keyhold server at ${this.server} (${cause?.code ?? cause?.message ?? (err as Error).message}); is it running? Set --server or KEYHOLD_SERVER.`);
+      throw new CliError(
+        `cannot reach the keyhold server at ${this.server} (${cause?.code ?? cause?.message ?? (err as Error).message}); is it running? Set --server or KEYHOLD_SERVER.`,
+      );
     }
     const text = await response.text();
     const parsed = text === '' ? undefined : safeJson(text);

@@ -50,7 +50,8 @@ export class CommandContext {
       const server = this.server === DEFAULT_SERVER_URL ? '' : ` --server ${this.server}`;
       const again = `keyhold auth login ${saved?.id ?? 'ID'}${server}`;
       const reason = refusal.body?.message ?? refusal.message;
-      if (!saved || this.json || !process.stdin.isTTY || !process.stderr.isTTY) throw new CliError(`${reason}: ${again} [${refusal.body?.code}]`, 1, refusal.body);
+      if (!saved || this.json || !process.stdin.isTTY || !process.stderr.isTTY)
+        throw new CliError(`${reason}: ${again} [${refusal.body?.code}]`, 1, refusal.body);
       process.stderr.write(`keyhold: ${reason}; logging in again as ${saved.id}\n`);
       const [secret] = await readSecrets([{ label: `secret for ${saved.id}` }], false);
       return (await this.login(saved.id, secret!)).token;

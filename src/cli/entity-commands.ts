@@ -6,7 +6,18 @@ import { wholeNumber } from './arguments.js';
 import { usageError } from './client.js';
 import { CommandContext, line, table } from './context.js';
 import { readSecrets, SECRET_STDIN_OPTION } from './secret-input.js';
-import { addCaps, addDestroy, addFieldOptions, addInfo, addKv, addMeta, addSearch, ENTITY, pickFields, subjectPath } from './subject-commands.js';
+import {
+  addCaps,
+  addDestroy,
+  addFieldOptions,
+  addInfo,
+  addKv,
+  addMeta,
+  addSearch,
+  ENTITY,
+  pickFields,
+  subjectPath,
+} from './subject-commands.js';
 
 const entityPath = (id: string, rest = '') => subjectPath(ENTITY, id, rest);
 
@@ -28,22 +39,28 @@ export function entityCommands(): Command {
     const wantsSecret = Boolean(options.withSecret || options.secretStdin);
     const [secret] = wantsSecret ? await readSecrets([{ label: `secret for ${id}`, confirm: true }], Boolean(options.secretStdin)) : [];
     const meta = pickFields(options, ENTITY_META_FIELDS);
-    const created = await ctx.client.post<Entity>('/v1/entities', { id, ...(number !== undefined && { number }), ...(secret && { secret }), ...(Object.keys(meta).length > 0 && { meta }) });
+    const created = await ctx.client.post<Entity>('/v1/entities', {
+      id,
+      ...(number !== undefined && { number }),
+      ...(secret && { secret }),
+      ...(Object.keys(meta).length > 0 && { meta }),
+    });
     ctx.print(created, () => line(`entity ${created.id} created (number ${created.number})`));
   });
 
   addInfo(entity, ENTITY);
   addSearch(entity, ENTITY);
 
-  addFieldOptions(entity.command('update').description('change typed metadata fields (an empty value clears one)').argument('<id>'), ENTITY_META_FIELDS).action(
-    async (id: string, options: Record<string, unknown>, command: Command) => {
-      const ctx = new CommandContext(command);
-      const patch = pickFields(options, ENTITY_META_FIELDS);
-      if (Object.keys(patch).length === 0) throw usageError('nothing to change: give at least one field option (see --help)');
-      const updated = await ctx.client.patch<Entity>(entityPath(id), patch);
-      ctx.print(updated, () => line(`entity ${id} updated`));
-    },
-  );
+  addFieldOptions(
+    entity.command('update').description('change typed metadata fields (an empty value clears one)').argument('<id>'),
+    ENTITY_META_FIELDS,
+  ).action(async (id: string, options: Record<string, unknown>, command: Command) => {
+    const ctx = new CommandContext(command);
+    const patch = pickFields(options, ENTITY_META_FIELDS);
+    if (Object.keys(patch).length === 0) throw usageError('nothing to change: give at least one field option (see --help)');
+    const updated = await ctx.client.patch<Entity>(entityPath(id), patch);
+    ctx.print(updated, () => line(`entity ${id} updated`));
+  });
 
   addMeta(entity, ENTITY);
   addKv(entity, ENTITY);
@@ -67,7 +84,12 @@ export function entityCommands(): Command {
 
   addCaps(entity, ENTITY, async (ctx, id) => {
     const caps = await ctx.client.get<{ direct: string[]; effective: string[] }>(entityPath(id, '/capabilities'));
-    ctx.print(caps, () => table(['CAPABILITY', 'HOW'], caps.effective.map((c) => [c, caps.direct.includes(c) ? 'direct' : 'through a group'])));
+    ctx.print(caps, () =>
+      table(
+        ['CAPABILITY', 'HOW'],
+        caps.effective.map((c) => [c, caps.direct.includes(c) ? 'direct' : 'through a group']),
+      ),
+    );
   });
 
   for (const [name, description] of [
@@ -106,7 +128,9 @@ export function entityCommands(): Command {
     .option('--indirect', 'also groups reached through expansions')
     .action(async (id: string, options: { indirect?: boolean }, command: Command) => {
       const ctx = new CommandContext(command);
-      const { groups } = await ctx.client.get<{ groups: string[] }>(entityPath(id, `/groups?indirect=${options.indirect ? 'true' : 'false'}`));
+      const { groups } = await ctx.client.get<{ groups: string[] }>(
+        entityPath(id, `/groups?indirect=${options.indirect ? 'true' : 'false'}`),
+      );
       ctx.print(groups, () => groups.forEach((g) => line(g)));
     });
 

@@ -15,7 +15,14 @@ function deliveryTable(subscribers: readonly SubscriberStatus[]): void {
   if (subscribers.length === 0) return line('no loaded plugin has committed hooks');
   table(
     ['PLUGIN', 'CURSOR', 'PENDING', 'LAG', 'DEAD LETTERS', 'RETRYING'],
-    subscribers.map((s) => [s.plugin, String(s.cursor), String(s.pending), `${s.lagSeconds.toFixed(1)}s`, String(s.deadLetters), s.failures > 0 ? `attempt ${s.failures + 1}: ${s.lastError ?? ''}` : '-']),
+    subscribers.map((s) => [
+      s.plugin,
+      String(s.cursor),
+      String(s.pending),
+      `${s.lagSeconds.toFixed(1)}s`,
+      String(s.deadLetters),
+      s.failures > 0 ? `attempt ${s.failures + 1}: ${s.lastError ?? ''}` : '-',
+    ]),
   );
 }
 
@@ -32,18 +39,25 @@ function deadLetterCommand(events: Command, verb: 'retry' | 'skip', description:
     .option('--plugin <name>', 'whose dead letter (needed only when several plugins have this event as a dead letter)')
     .action(async (seq: string, options: { plugin?: string }, command: Command) => {
       const ctx = new CommandContext(command);
-      const result = await ctx.client.post<Record<string, DeadLetter>>(`/v1/events/${seqOf(seq)}/${verb}`, options.plugin === undefined ? {} : { plugin: options.plugin });
+      const result = await ctx.client.post<Record<string, DeadLetter>>(
+        `/v1/events/${seqOf(seq)}/${verb}`,
+        options.plugin === undefined ? {} : { plugin: options.plugin },
+      );
       const letter = result[verb === 'retry' ? 'retried' : 'skipped']!;
       ctx.print(result, () => line(done(letter)));
     });
 }
 
 export function eventCommands(): Command {
-  const events = new Command('events').description('committed events: their delivery to plugins (pending, lag) and dead letters (retry, skip)');
+  const events = new Command('events').description(
+    'committed events: their delivery to plugins (pending, lag) and dead letters (retry, skip)',
+  );
 
   events
     .command('list')
-    .description('events in commit order with the plugins still to get them and their dead letters, then each plugin\'s delivery: cursor, pending, lag, dead letters')
+    .description(
+      "events in commit order with the plugins still to get them and their dead letters, then each plugin's delivery: cursor, pending, lag, dead letters",
+    )
     .option('--dead', 'only dead letters')
     .option('--plugin <name>', "only the events at this plugin's committed points (with --dead: only its dead letters)")
     .option('--after <seq>', 'events after this number, for paging')
@@ -55,13 +69,23 @@ export function eventCommands(): Command {
       if (options.plugin !== undefined) query.set('plugin', options.plugin);
       if (options.after !== undefined) query.set('after', String(seqOf(options.after)));
       if (options.limit !== undefined) query.set('limit', options.limit);
-      const result = await ctx.client.get<{ events: EventView[]; subscribers: SubscriberStatus[] }>(`/v1/events${query.size > 0 ? `?${query}` : ''}`);
+      const result = await ctx.client.get<{ events: EventView[]; subscribers: SubscriberStatus[] }>(
+        `/v1/events${query.size > 0 ? `?${query}` : ''}`,
+      );
       ctx.print(result, () => {
         if (result.events.length === 0) line(options.dead ? 'no dead letters' : 'no events');
         else {
           table(
             ['SEQ', 'AT', 'POINT', 'SUBJECT', 'REQUEST', 'PENDING FOR', 'DEAD LETTER OF'],
-            result.events.map((e) => [String(e.seq), e.at, e.point, `${e.subjectKind} ${e.subjectKey}`, e.requestId, e.pendingFor.join(',') || '-', e.deadLetters.map((l) => l.plugin).join(',') || '-']),
+            result.events.map((e) => [
+              String(e.seq),
+              e.at,
+              e.point,
+              `${e.subjectKind} ${e.subjectKey}`,
+              e.requestId,
+              e.pendingFor.join(',') || '-',
+              e.deadLetters.map((l) => l.plugin).join(',') || '-',
+            ]),
           );
         }
         line();
@@ -94,7 +118,12 @@ export function eventCommands(): Command {
       });
     });
 
-  deadLetterCommand(events, 'retry', 'deliver a dead letter to its plugin once more, now (exit 1 when it fails again: it stays a dead letter)', (l) => `event ${l.seq} delivered to ${l.plugin}`);
+  deadLetterCommand(
+    events,
+    'retry',
+    'deliver a dead letter to its plugin once more, now (exit 1 when it fails again: it stays a dead letter)',
+    (l) => `event ${l.seq} delivered to ${l.plugin}`,
+  );
   deadLetterCommand(events, 'skip', 'drop a dead letter: its plugin never gets the event', (l) => `event ${l.seq} skipped for ${l.plugin}`);
   return events;
 }

@@ -21,7 +21,12 @@ export function groupCommands(): Command {
     .action(async (name: string, options: { number?: number; displayName?: string; managedBy?: string }, command: Command) => {
       const ctx = new CommandContext(command);
       const { number } = options;
-      const body = { name, ...(number !== undefined && { number }), ...(options.displayName !== undefined && { displayName: options.displayName }), ...(options.managedBy !== undefined && { managedBy: options.managedBy }) };
+      const body = {
+        name,
+        ...(number !== undefined && { number }),
+        ...(options.displayName !== undefined && { displayName: options.displayName }),
+        ...(options.managedBy !== undefined && { managedBy: options.managedBy }),
+      };
       const created = await ctx.client.post<Group>('/v1/groups', body);
       ctx.print(created, () => line(`group ${created.name} created (number ${created.number})`));
     });
@@ -37,7 +42,8 @@ export function groupCommands(): Command {
     .option('--managed-by <group>')
     .action(async (name: string, options: { displayName?: string; managedBy?: string }, command: Command) => {
       const ctx = new CommandContext(command);
-      if (options.displayName === undefined && options.managedBy === undefined) throw usageError('nothing to change: give --display-name and/or --managed-by');
+      if (options.displayName === undefined && options.managedBy === undefined)
+        throw usageError('nothing to change: give --display-name and/or --managed-by');
       const updated = await ctx.client.patch<Group>(groupPath(name), options);
       ctx.print(updated, () => line(`group ${name} updated`));
     });

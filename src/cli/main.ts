@@ -34,7 +34,12 @@ Often used environment variables:
     )
     .action(async (options: { config?: string }) => {
       // Loaded here so that client commands do not pay for the server's modules at every run.
-      const [{ installSignalHandlers, startServer }, { ConfigError }, { PluginLoadError }, { DataDirInUseError }] = await Promise.all([import('../server.js'), import('../config.js'), import('../host/host.js'), import('../data-dir-lock.js')]);
+      const [{ installSignalHandlers, startServer }, { ConfigError }, { PluginLoadError }, { DataDirInUseError }] = await Promise.all([
+        import('../server.js'),
+        import('../config.js'),
+        import('../host/host.js'),
+        import('../data-dir-lock.js'),
+      ]);
       try {
         installSignalHandlers(await startServer({ ...(options.config !== undefined && { configFile: options.config }) }));
         serving = true;
@@ -55,7 +60,16 @@ function buildProgram(): Command {
     .option('--server <url>', 'the keyhold server (env KEYHOLD_SERVER)', defaultServer())
     .option('--json', 'machine-readable output', false)
     .showHelpAfterError('(add --help for usage)');
-  for (const command of [serveCommand(), authCommands(), entityCommands(), groupCommands(), systemCommands(), eventCommands(), ...completionCommands()]) program.addCommand(command);
+  for (const command of [
+    serveCommand(),
+    authCommands(),
+    entityCommands(),
+    groupCommands(),
+    systemCommands(),
+    eventCommands(),
+    ...completionCommands(),
+  ])
+    program.addCommand(command);
   registerPluginCommands(program);
   return program;
 }

@@ -25,14 +25,26 @@ function statusTable(plugins: readonly PluginStatus[]): void {
   if (plugins.length === 0) return line('no plugins loaded');
   table(
     ['PLUGIN', 'STATE', 'PID', 'VERSION', 'ORDER', 'MODE', 'FAILURE', 'RESTARTS', 'HOOKS', 'LAST ERROR'],
-    plugins.map((p) => [p.name, p.state, String(p.pid ?? '-'), p.version ?? '-', String(p.order), p.mode, p.failureMode, String(p.restarts), p.hooks.join(',') || '-', p.lastError ?? '']),
+    plugins.map((p) => [
+      p.name,
+      p.state,
+      String(p.pid ?? '-'),
+      p.version ?? '-',
+      String(p.order),
+      p.mode,
+      p.failureMode,
+      String(p.restarts),
+      p.hooks.join(',') || '-',
+      p.lastError ?? '',
+    ]),
   );
 }
 
 /** Adds new, verify, list and reload under `keyhold plugin` (creating that command unless it exists). */
 export function registerPluginCommands(program: Command, deps: PluginCommandDeps = {}): Command {
   const plugin =
-    program.commands.find((c) => c.name() === 'plugin') ?? program.command('plugin').description('plugins: check files before installing them; list and reload those of the server');
+    program.commands.find((c) => c.name() === 'plugin') ??
+    program.command('plugin').description('plugins: check files before installing them; list and reload those of the server');
 
   plugin
     .command('new')
@@ -50,14 +62,20 @@ export function registerPluginCommands(program: Command, deps: PluginCommandDeps
       ctx.print({ dir, files: written }, () => {
         line(`wrote plugin project "${name}" in ${dir}:`);
         for (const file of written) line(`  ${file}`);
-        line(`next: cd ${dir} && npm install && npm test, then link dist/${name}.js into the server's plugins/ as ${name} (see its README;`);
-        line(`without a registry that has keyhold-plugin-sdk, first npm install the SDK packed from keyhold: npm pack ./sdk in the keyhold checkout)`);
+        line(
+          `next: cd ${dir} && npm install && npm test, then link dist/${name}.js into the server's plugins/ as ${name} (see its README;`,
+        );
+        line(
+          `without a registry that has keyhold-plugin-sdk, first npm install the SDK packed from keyhold: npm pack ./sdk in the keyhold checkout)`,
+        );
       });
     });
 
   plugin
     .command('verify')
-    .description('start each plugin, do the handshake and report: ok with name, version and hooks, or why it cannot load (exit 1 if any fails)')
+    .description(
+      'start each plugin, do the handshake and report: ok with name, version and hooks, or why it cannot load (exit 1 if any fails)',
+    )
     .argument('[paths...]', 'plugin directories (scanned) or files (default: the plugin directory or list of the settings)')
     .option('--config <file>', 'settings file whose plugins: section gives each plugin its config and sha256 pin')
     .action(async (paths: string[], options: { config?: string }, command: Command) => {
@@ -68,7 +86,11 @@ export function registerPluginCommands(program: Command, deps: PluginCommandDeps
       ctx.print(results, () => {
         if (results.length === 0) line('no plugins found');
         for (const r of results) {
-          line(r.ok ? `ok    ${r.name} ${r.version}  hooks: ${r.hooks.join(', ') || 'none'}  (${r.path})` : `FAIL  ${r.name}  ${r.reason}  (${r.path})`);
+          line(
+            r.ok
+              ? `ok    ${r.name} ${r.version}  hooks: ${r.hooks.join(', ') || 'none'}  (${r.path})`
+              : `FAIL  ${r.name}  ${r.reason}  (${r.path})`,
+          );
         }
       });
       const failed = results.filter((r) => !r.ok).length;
@@ -77,7 +99,9 @@ export function registerPluginCommands(program: Command, deps: PluginCommandDeps
 
   plugin
     .command('list')
-    .description("the server's plugins: state (starting, ready, restarting, failed), pid, version, order, failure mode, restarts, hooks, last error")
+    .description(
+      "the server's plugins: state (starting, ready, restarting, failed), pid, version, order, failure mode, restarts, hooks, last error",
+    )
     .action(async (_options, command: Command) => {
       const ctx = new CommandContext(command);
       const { plugins } = await ctx.client.get<{ plugins: PluginStatus[] }>('/v1/plugins');
@@ -86,11 +110,16 @@ export function registerPluginCommands(program: Command, deps: PluginCommandDeps
 
   plugin
     .command('reload')
-    .description('start the plugin set again on the server, with the plugins: settings read again from its settings file; if the file is not valid or any plugin fails to load, the old set keeps serving and the reasons are printed (exit 1)')
+    .description(
+      'start the plugin set again on the server, with the plugins: settings read again from its settings file; if the file is not valid or any plugin fails to load, the old set keeps serving and the reasons are printed (exit 1)',
+    )
     .action(async (_options, command: Command) => {
       const ctx = new CommandContext(command);
       const result = await ctx.client.post<ReloadResult>('/v1/plugins/reload');
-      if (!result.swapped) throw new CliError(`plugin reload failed, the previous plugins keep serving: ${result.failures.map((f) => `${f.name}: ${f.reason}`).join('; ')}`);
+      if (!result.swapped)
+        throw new CliError(
+          `plugin reload failed, the previous plugins keep serving: ${result.failures.map((f) => `${f.name}: ${f.reason}`).join('; ')}`,
+        );
       ctx.print(result, () => {
         line(`plugins reloaded: ${result.plugins.length} plugin(s)`);
         statusTable(result.plugins);

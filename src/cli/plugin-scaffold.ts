@@ -169,7 +169,8 @@ plugins:
  * already hold a package.json). Returns the paths written, relative to `targetDir`.
  */
 export async function scaffoldPlugin(targetDir: string, name: string, options: ScaffoldOptions = {}): Promise<string[]> {
-  if (!NAME.test(name)) throw new Error(`"${name}" cannot be a plugin name: use lower-case letters, digits and dashes, starting with a letter`);
+  if (!NAME.test(name))
+    throw new Error(`"${name}" cannot be a plugin name: use lower-case letters, digits and dashes, starting with a letter`);
   const exists = await access(join(targetDir, 'package.json')).then(
     () => true,
     () => false,

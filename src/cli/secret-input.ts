@@ -41,7 +41,10 @@ export interface SecretRequest {
 }
 
 /** The option of every command that reads secrets: `.option(...SECRET_STDIN_OPTION)`, then `readSecrets(…, options.secretStdin)`. */
-export const SECRET_STDIN_OPTION = ['--secret-stdin', 'read the secret(s) from stdin, one a line in the order prompted, instead of prompting'] as const;
+export const SECRET_STDIN_OPTION = [
+  '--secret-stdin',
+  'read the secret(s) from stdin, one a line in the order prompted, instead of prompting',
+] as const;
 
 /** Reads the secrets asked for, in order: from stdin lines when `fromStdin`, otherwise from prompts. */
 export async function readSecrets(requests: SecretRequest[], fromStdin: boolean): Promise<string[]> {
@@ -49,7 +52,10 @@ export async function readSecrets(requests: SecretRequest[], fromStdin: boolean)
     const lines = await readStdinLines();
     const secrets = requests.map((_, i) => lines[i] ?? '');
     const missing = requests.findIndex((_, i) => secrets[i] === '');
-    if (missing >= 0) throw usageError(`--secret-stdin: expected ${requests.length} non-empty line(s) on stdin (${requests.map((r) => r.label).join(', ')}); line ${missing + 1} is missing or empty`);
+    if (missing >= 0)
+      throw usageError(
+        `--secret-stdin: expected ${requests.length} non-empty line(s) on stdin (${requests.map((r) => r.label).join(', ')}); line ${missing + 1} is missing or empty`,
+      );
     return secrets;
   }
   if (!process.stdin.isTTY) throw usageError('no terminal to prompt for the secret on; pass it on stdin with --secret-stdin');

@@ -64,7 +64,11 @@ export function addSearch<S>(parent: Command, kind: SubjectKind<S>): void {
     .option('--after <key>', `continue after this ${kind.key} (paging)`)
     .action(async (text: string | undefined, options: { limit: number; after?: string }, command: Command) => {
       const ctx = new CommandContext(command);
-      const query = new URLSearchParams({ limit: String(options.limit), ...(text && { text }), ...(options.after && { after: options.after }) });
+      const query = new URLSearchParams({
+        limit: String(options.limit),
+        ...(text && { text }),
+        ...(options.after && { after: options.after }),
+      });
       const result = await ctx.client.get<Record<string, S[]>>(`/v1/${kind.collection}?${query}`);
       const items = result[kind.collection] ?? [];
       ctx.print(items, () => table(kind.headers, items.map(kind.row)));
@@ -88,8 +92,13 @@ export function addMeta<S>(parent: Command, kind: SubjectKind<S>): void {
         return ctx.print(shown, () => shown.forEach((e) => line(e)));
       }
       if (!key) throw usageError(`meta ${action} needs a KEY`);
-      if ((action === 'upsert') !== (value !== undefined)) throw usageError(action === 'upsert' ? 'meta upsert needs a VALUE' : `meta ${action} takes no VALUE`);
-      const updated = await ctx.client.post<S>(subjectPath(kind, name, '/untyped-meta'), { action, key, ...(value !== undefined && { value }) });
+      if ((action === 'upsert') !== (value !== undefined))
+        throw usageError(action === 'upsert' ? 'meta upsert needs a VALUE' : `meta ${action} takes no VALUE`);
+      const updated = await ctx.client.post<S>(subjectPath(kind, name, '/untyped-meta'), {
+        action,
+        key,
+        ...(value !== undefined && { value }),
+      });
       ctx.print(updated, () => kind.untypedMeta(updated).forEach((e) => line(e)));
     });
 }
@@ -106,14 +115,20 @@ export function addKv<S>(parent: Command, kind: SubjectKind<S>): void {
       const ctx = new CommandContext(command);
       if (action === 'list') {
         const kv = kind.kv(await ctx.client.get<S>(subjectPath(kind, name)));
-        return ctx.print(kv, () => table(['KEY', 'VALUES'], Object.entries(kv).map(([k, v]) => [k, v.values.join(', ')])));
+        return ctx.print(kv, () =>
+          table(
+            ['KEY', 'VALUES'],
+            Object.entries(kv).map(([k, v]) => [k, v.values.join(', ')]),
+          ),
+        );
       }
       if (!key) throw usageError(`kv ${action} needs a KEY`);
       if (action === 'get') {
         const result = await ctx.client.get<{ values: string[] }>(subjectPath(kind, name, `/kv/${seg(key)}`));
         return ctx.print(result, () => result.values.forEach((v) => line(v)));
       }
-      if ((action === 'delete') !== (values.length === 0)) throw usageError(action === 'delete' ? 'kv delete takes no VALUES' : `kv ${action} needs at least one VALUE`);
+      if ((action === 'delete') !== (values.length === 0))
+        throw usageError(action === 'delete' ? 'kv delete takes no VALUES' : `kv ${action} needs at least one VALUE`);
       const updated = await ctx.client.post<S>(subjectPath(kind, name, '/kv'), { action, key, ...(values.length > 0 && { values }) });
       ctx.print(updated, () => line(`${kind.noun} ${name}: kv ${key} ${action === 'delete' ? 'deleted' : 'set'}`));
     });

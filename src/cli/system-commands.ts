@@ -26,7 +26,10 @@ export function systemCommands(): Command {
         ]);
         if (status.plugins.length === 0) return line('plugins: none loaded');
         line();
-        table(['PLUGIN', 'STATE'], status.plugins.map((p) => [String(p.name ?? '?'), String(p.state ?? p.status ?? '?')]));
+        table(
+          ['PLUGIN', 'STATE'],
+          status.plugins.map((p) => [String(p.name ?? '?'), String(p.state ?? p.status ?? '?')]),
+        );
       });
     });
   return system;

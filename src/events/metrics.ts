@@ -19,7 +19,12 @@ export class OutboxMetrics {
   /** `gauges` is read at every scrape, so the gauges always show the plugins currently subscribed. */
   constructor(registry: Registry, gauges: () => Promise<DeliveryGauges[]>) {
     const registers = [registry];
-    this.deliveries = new Counter({ name: 'keyhold_event_deliveries_total', help: 'Committed events a plugin took', labelNames: ['plugin'], registers });
+    this.deliveries = new Counter({
+      name: 'keyhold_event_deliveries_total',
+      help: 'Committed events a plugin took',
+      labelNames: ['plugin'],
+      registers,
+    });
     this.failures = new Counter({
       name: 'keyhold_event_delivery_failures_total',
       help: 'Committed-event deliveries a plugin failed (error, timeout or crash); each is retried, up to maxAttempts',
@@ -46,8 +51,16 @@ export class OutboxMetrics {
         },
       });
     gauge('keyhold_outbox_depth', 'Committed events not yet handed to the plugin (delivered or dead-lettered)', (g) => g.pending);
-    gauge('keyhold_event_delivery_lag_seconds', 'Age of the oldest committed event not yet handed to the plugin; 0 when it is caught up', (g) => g.lagSeconds);
-    gauge('keyhold_event_dead_letters', 'Events the plugin failed to take maxAttempts times, waiting for keyhold events retry or skip', (g) => g.deadLetters);
+    gauge(
+      'keyhold_event_delivery_lag_seconds',
+      'Age of the oldest committed event not yet handed to the plugin; 0 when it is caught up',
+      (g) => g.lagSeconds,
+    );
+    gauge(
+      'keyhold_event_dead_letters',
+      'Events the plugin failed to take maxAttempts times, waiting for keyhold events retry or skip',
+      (g) => g.deadLetters,
+    );
   }
 
   delivered(plugin: string, committedAt: number): void {

@@ -92,10 +92,17 @@ export class Outbox {
         await kept;
         if (this.stopped) return;
         const cursors = await this.deps.store.outbox.cursors();
-        for (const subscriber of subscribers) this.workers.set(subscriber.plugin, new DeliveryWorker(subscriber, cursors.get(subscriber.plugin) ?? 0, { ...this.deps, metrics: this.metrics }));
+        for (const subscriber of subscribers)
+          this.workers.set(
+            subscriber.plugin,
+            new DeliveryWorker(subscriber, cursors.get(subscriber.plugin) ?? 0, { ...this.deps, metrics: this.metrics }),
+          );
       } catch (err) {
         // Their events stay in the outbox: the next plugin set (a reload) or a restart delivers them.
-        this.deps.logger.error({ err, plugins: subscribers.map((s) => s.plugin) }, 'committed-event delivery could not start: the store failed');
+        this.deps.logger.error(
+          { err, plugins: subscribers.map((s) => s.plugin) },
+          'committed-event delivery could not start: the store failed',
+        );
       }
     });
   }
@@ -117,7 +124,12 @@ export class Outbox {
         const state = worker.state();
         const backlog = await this.deps.store.outbox.backlog(state.cursor, pointsOf(state.hooks));
         const deadLetters = (await this.deps.store.outbox.deadLetters({ plugin: state.plugin })).length;
-        return { ...state, pending: backlog.count, lagSeconds: backlog.oldestAt === null ? 0 : Math.max(0, now - backlog.oldestAt) / 1000, deadLetters };
+        return {
+          ...state,
+          pending: backlog.count,
+          lagSeconds: backlog.oldestAt === null ? 0 : Math.max(0, now - backlog.oldestAt) / 1000,
+          deadLetters,
+        };
       }),
     );
   }
@@ -128,7 +140,13 @@ export class Outbox {
     const limit = query.limit ?? DEFAULT_LIMIT;
     let events: CommittedEvent[];
     if (query.dead) {
-      const seqs = [...new Set((await this.deps.store.outbox.deadLetters(query.plugin === undefined ? {} : { plugin: query.plugin })).map((l) => l.seq))].filter((seq) => seq > after).slice(0, limit);
+      const seqs = [
+        ...new Set(
+          (await this.deps.store.outbox.deadLetters(query.plugin === undefined ? {} : { plugin: query.plugin })).map((l) => l.seq),
+        ),
+      ]
+        .filter((seq) => seq > after)
+        .slice(0, limit);
       events = (await Promise.all(seqs.map((seq) => this.deps.store.outbox.event(seq)))).filter((e) => e !== undefined);
     } else {
       events = await this.deps.store.outbox.eventsAfter(after, limit, query.plugin === undefined ? undefined : this.pointsOf(query.plugin));
@@ -148,7 +166,11 @@ export class Outbox {
     const hook = committedHookName(event.point);
     const subscriber = this.workers.get(letter.plugin)?.subscriber;
     if (!subscriber?.hooks.has(hook)) {
-      throw new KeyholdError('KH_ERR_PLUGIN_UNAVAILABLE', `plugin "${letter.plugin}" is not loaded or no longer implements ${hook}: load it again, or skip the event`, { plugin: letter.plugin });
+      throw new KeyholdError(
+        'KH_ERR_PLUGIN_UNAVAILABLE',
+        `plugin "${letter.plugin}" is not loaded or no longer implements ${hook}: load it again, or skip the event`,
+        { plugin: letter.plugin },
+      );
     }
     try {
       await subscriber.deliver({ hook, event, attempt: letter.attempts + 1 });
@@ -157,7 +179,11 @@ export class Outbox {
       const kept = { ...letter, attempts: letter.attempts + 1, lastError: reason, failedAt: new Date().toISOString() };
       if (!(err instanceof PluginCallError && err.kind === 'unavailable')) this.metrics.failed(letter.plugin);
       await this.deps.store.write((tx) => tx.outbox.addDeadLetter(kept));
-      throw new KeyholdError('KH_ERR_EVENT_DELIVERY_FAILED', `plugin "${letter.plugin}" failed to take event ${seq} again: ${reason}; it stays a dead letter`, { plugin: letter.plugin, seq, reason });
+      throw new KeyholdError(
+        'KH_ERR_EVENT_DELIVERY_FAILED',
+        `plugin "${letter.plugin}" failed to take event ${seq} again: ${reason}; it stays a dead letter`,
+        { plugin: letter.plugin, seq, reason },
+      );
     }
     this.metrics.delivered(letter.plugin, Date.parse(event.at));
     await this.deps.store.write((tx) => tx.outbox.removeDeadLetter(letter.plugin, seq));
@@ -169,7 +195,10 @@ export class Outbox {
   async skip(seq: number, plugin?: string): Promise<DeadLetter> {
     const { letter } = await this.deadLetter(seq, plugin);
     await this.deps.store.write((tx) => tx.outbox.removeDeadLetter(letter.plugin, seq));
-    this.deps.logger.warn({ plugin: letter.plugin, seq }, `dead letter ${seq} of plugin "${letter.plugin}" skipped by an operator: the plugin will not get it`);
+    this.deps.logger.warn(
+      { plugin: letter.plugin, seq },
+      `dead letter ${seq} of plugin "${letter.plugin}" skipped by an operator: the plugin will not get it`,
+    );
     return letter;
   }
 
@@ -191,17 +220,29 @@ export class Outbox {
     const event = await this.deps.store.outbox.event(seq);
     if (!event) throw notFound(seq);
     const letters = await this.deps.store.outbox.deadLetters({ seq, ...(plugin !== undefined && { plugin }) });
-    if (letters.length === 0) throw new KeyholdError('KH_ERR_DEAD_LETTER_NOT_FOUND', `event ${seq} is not a dead letter${plugin === undefined ? '' : ` of plugin "${plugin}"`}`, { seq });
+    if (letters.length === 0)
+      throw new KeyholdError(
+        'KH_ERR_DEAD_LETTER_NOT_FOUND',
+        `event ${seq} is not a dead letter${plugin === undefined ? '' : ` of plugin "${plugin}"`}`,
+        { seq },
+      );
     if (letters.length > 1) {
       const plugins = letters.map((l) => l.plugin);
-      throw new KeyholdError('KH_ERR_INVALID_INPUT', `event ${seq} is a dead letter of several plugins (${plugins.join(', ')}): name one with plugin`, { seq, plugins });
+      throw new KeyholdError(
+        'KH_ERR_INVALID_INPUT',
+        `event ${seq} is a dead letter of several plugins (${plugins.join(', ')}): name one with plugin`,
+        { seq, plugins },
+      );
     }
     return { letter: letters[0]!, event };
   }
 
   private async view(event: CommittedEvent): Promise<EventView> {
     const hook = committedHookName(event.point);
-    const pendingFor = [...this.workers.values()].map((w) => w.state()).filter((s) => s.hooks.includes(hook) && s.cursor < event.seq).map((s) => s.plugin);
+    const pendingFor = [...this.workers.values()]
+      .map((w) => w.state())
+      .filter((s) => s.hooks.includes(hook) && s.cursor < event.seq)
+      .map((s) => s.plugin);
     return { ...event, deadLetters: await this.deps.store.outbox.deadLetters({ seq: event.seq }), pendingFor };
   }
 
@@ -210,7 +251,11 @@ export class Outbox {
     const worker = this.workers.get(plugin);
     if (!worker) {
       const loaded = [...this.workers.keys()];
-      throw new KeyholdError('KH_ERR_INVALID_INPUT', `no loaded plugin "${plugin}" has committed hooks; those that have: ${loaded.join(', ') || 'none'}`, { in: 'querystring', problems: [{ path: 'plugin', problem: 'not a subscribed plugin' }] });
+      throw new KeyholdError(
+        'KH_ERR_INVALID_INPUT',
+        `no loaded plugin "${plugin}" has committed hooks; those that have: ${loaded.join(', ') || 'none'}`,
+        { in: 'querystring', problems: [{ path: 'plugin', problem: 'not a subscribed plugin' }] },
+      );
     }
     return pointsOf(worker.state().hooks);
   }

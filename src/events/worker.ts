@@ -73,7 +73,13 @@ export class DeliveryWorker {
   }
 
   state(): WorkerState {
-    return { plugin: this.subscriber.plugin, hooks: [...this.subscriber.hooks], cursor: this.cursor, failures: this.failures, lastError: this.lastError };
+    return {
+      plugin: this.subscriber.plugin,
+      hooks: [...this.subscriber.hooks],
+      cursor: this.cursor,
+      failures: this.failures,
+      lastError: this.lastError,
+    };
   }
 
   /** Stops after the delivery in flight and writes the cursor; resolves once it is written. */
@@ -101,7 +107,10 @@ export class DeliveryWorker {
       } catch (err) {
         // The store failed (e.g. closing under us): nothing to deliver from; try again later.
         if (this.stopped) return;
-        this.log.error({ err }, `committed-event delivery to plugin "${this.subscriber.plugin}" stopped on a store error; trying again in ${IDLE_MS} ms`);
+        this.log.error(
+          { err },
+          `committed-event delivery to plugin "${this.subscriber.plugin}" stopped on a store error; trying again in ${IDLE_MS} ms`,
+        );
         await this.recovery.sleep(IDLE_MS);
       }
     }
@@ -121,7 +130,8 @@ export class DeliveryWorker {
         this.lastError = null;
         return true;
       } catch (err) {
-        const failure = err instanceof PluginCallError ? err : new PluginCallError('crash', err instanceof Error ? err.message : String(err));
+        const failure =
+          err instanceof PluginCallError ? err : new PluginCallError('crash', err instanceof Error ? err.message : String(err));
         if (this.stopped) return false;
         if (failure.kind === 'unavailable') {
           // Down (restarting or failed until a reload): not the event's fault, so no attempt is used.
@@ -138,7 +148,10 @@ export class DeliveryWorker {
           return true;
         }
         const wait = Math.min(retryInitialDelayMs * 2 ** (this.failures - 1), retryMaxDelayMs);
-        this.log.warn({ seq: event.seq, attempt: this.failures, maxAttempts, retryInMs: wait, reason: failure.message }, `plugin "${plugin}" failed to take committed event ${event.seq} (${event.point}); retrying in ${wait} ms`);
+        this.log.warn(
+          { seq: event.seq, attempt: this.failures, maxAttempts, retryInMs: wait, reason: failure.message },
+          `plugin "${plugin}" failed to take committed event ${event.seq} (${event.point}); retrying in ${wait} ms`,
+        );
         await this.recovery.sleep(wait);
       }
     }

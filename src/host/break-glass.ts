@@ -28,7 +28,10 @@ export interface Exemptions {
 
 /** Why the exemption of `plugin` holds no existing entity, for the refusal. */
 function emptiness(listed: readonly string[] | undefined, root: string | undefined): string {
-  if (listed === undefined) return root === undefined ? 'no bootstrap root is recorded to exempt by default' : `its default exemption, the bootstrap root "${root}", no longer exists`;
+  if (listed === undefined)
+    return root === undefined
+      ? 'no bootstrap root is recorded to exempt by default'
+      : `its default exemption, the bootstrap root "${root}", no longer exists`;
   if (listed.length === 0) return 'its settings exempt nobody (exempt: [])';
   return `none of the entities its settings exempt (${listed.join(', ')}) exists`;
 }
@@ -44,7 +47,10 @@ export async function resolveExemptions(plugins: readonly PluginSupervisor[], ac
     const existing: string[] = [];
     for (const id of ids) {
       if (await accounts.exists(id)) existing.push(id);
-      else if (listed !== undefined) result.warnings.push(`plugins.plugins.${plugin.name}.exempt names "${id}", which is not an entity: it exempts nobody until one with that id exists`);
+      else if (listed !== undefined)
+        result.warnings.push(
+          `plugins.plugins.${plugin.name}.exempt names "${id}", which is not an entity: it exempts nobody until one with that id exists`,
+        );
     }
     // An explicit list is kept as written; the default only while the root exists (its id could be taken by a new entity).
     result.byPlugin.set(plugin.name, new Set(listed ?? existing));

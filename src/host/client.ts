@@ -2,7 +2,18 @@
 // `$/cancelRequest` (on their own lane, hook-calls.ts), and the plugin's logs. When the process
 // exits or its stream breaks, every call in flight fails at once, not at its timeout.
 import type { Readable } from 'node:stream';
-import { FramingError, isPluginHookName, PluginErrorCodes, type CommittedParams, type HookParams, type HookResult, type InitializeParams, type InitializeResult, type JsonObject, type LogLevel } from 'keyhold-plugin-sdk';
+import {
+  FramingError,
+  isPluginHookName,
+  PluginErrorCodes,
+  type CommittedParams,
+  type HookParams,
+  type HookResult,
+  type InitializeParams,
+  type InitializeResult,
+  type JsonObject,
+  type LogLevel,
+} from 'keyhold-plugin-sdk';
 import { pino, type Logger } from 'pino';
 import { CancellationTokenSource, ErrorCodes, ResponseError, type CancellationToken, type MessageConnection } from 'vscode-jsonrpc/node';
 import { PluginCallError } from '../lifecycle/dispatcher.js';
@@ -67,7 +78,9 @@ export class PluginClient {
     this.connection = createWireConnection(proc.stdout, proc.stdin, (message) => this.hookCalls.receive(message));
     this.connection.onNotification(LogNotification, ({ level, msg, fields }) => this.logRecord(level, msg, fields ?? {}));
     // Bad framing is reported at the first bad byte: the rest of the stream cannot be read.
-    this.connection.onError(([err]) => (err instanceof FramingError ? this.breakConnection(err.message) : this.streamFailed(`broke the JSON-RPC stream: ${err.message}`)));
+    this.connection.onError(([err]) =>
+      err instanceof FramingError ? this.breakConnection(err.message) : this.streamFailed(`broke the JSON-RPC stream: ${err.message}`),
+    );
     this.connection.onClose(() => this.streamFailed('closed its stdout but kept running'));
     proc.stdin.on('error', (err) => this.streamFailed(`stopped reading its stdin: ${err.message}`));
     void proc.exited.then((info) => this.close(`the plugin ${describeExit(info)}`));
@@ -83,7 +96,9 @@ export class PluginClient {
       throw new Error(await this.initializeFailure(err, timeoutMs));
     }
     if (!params.protocolVersions.includes(result?.protocolVersion)) {
-      throw new Error(`protocol mismatch: the plugin chose protocol version ${result?.protocolVersion}, the host speaks ${params.protocolVersions.join(', ')}`);
+      throw new Error(
+        `protocol mismatch: the plugin chose protocol version ${result?.protocolVersion}, the host speaks ${params.protocolVersions.join(', ')}`,
+      );
     }
     const unknown = Array.isArray(result.hooks) ? result.hooks.filter((h) => !isPluginHookName(h)) : ['(hooks is not a list)'];
     if (unknown.length > 0) throw new Error(`the plugin reported hooks keyhold does not have: ${unknown.join(', ')}`);
@@ -96,7 +111,8 @@ export class PluginClient {
       if (err.code === PluginErrorCodes.ConfigRejected) return `config rejected: ${err.message}`;
       return `answered initialize with an error: ${err.message}`;
     }
-    if (err instanceof PluginCallError && err.kind === 'timeout') return `did not complete the handshake within ${timeoutMs} ms (start timeout)`;
+    if (err instanceof PluginCallError && err.kind === 'timeout')
+      return `did not complete the handshake within ${timeoutMs} ms (start timeout)`;
     if (this.closedReason === undefined) return `failed the handshake: ${(err as Error).message}`;
     // Let the stderr lines arrive: they usually say why it died.
     await settlesWithin(this.stderrDone, 1000);
@@ -163,7 +179,8 @@ export class PluginClient {
       }, timeoutMs);
       send(cancel.token).then(resolve, (err: unknown) => {
         // Not an answer: the request could not be written (the process is going away). close() or the timer settles the call.
-        if (err instanceof ResponseError && err.code === ErrorCodes.MessageWriteError) this.streamFailed(`could not be written to: ${err.message}`);
+        if (err instanceof ResponseError && err.code === ErrorCodes.MessageWriteError)
+          this.streamFailed(`could not be written to: ${err.message}`);
         else reject(err);
       });
     }).finally(() => {

@@ -103,6 +103,9 @@ async function whyNot(path: string, requireTrusted: boolean): Promise<{ unusable
 
 /** Throws when the file's sha256 is not the pinned one; called before every exec so a swapped file never runs. */
 export async function checkChecksum(path: string, expected: string): Promise<void> {
-  const actual = createHash('sha256').update(await readFile(path)).digest('hex');
-  if (actual !== expected) throw new Error(`checksum mismatch: the settings pin sha256 ${expected}, the file has ${actual}; refusing to run it`);
+  const actual = createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
+  if (actual !== expected)
+    throw new Error(`checksum mismatch: the settings pin sha256 ${expected}, the file has ${actual}; refusing to run it`);
 }

@@ -6,7 +6,13 @@
 import { performance } from 'node:perf_hooks';
 import { HOOK_NAMES, isCommittedHookName, type HookName } from 'keyhold-plugin-sdk';
 import type { Logger } from 'pino';
-import { PluginCallError, type EventSubscriber, type HookDispatcher, type HookHandler, type ShadowOutcome } from '../lifecycle/dispatcher.js';
+import {
+  PluginCallError,
+  type EventSubscriber,
+  type HookDispatcher,
+  type HookHandler,
+  type ShadowOutcome,
+} from '../lifecycle/dispatcher.js';
 import type { PluginMetrics } from './metrics.js';
 import type { PluginSupervisor } from './supervisor.js';
 
@@ -17,7 +23,13 @@ function shadowMessage(plugin: string, hook: HookName, outcome: ShadowOutcome): 
   return `shadow plugin "${plugin}" failed in ${hook} (${outcome.kind}), not enforced: ${outcome.message}`;
 }
 
-function handlerFor(plugin: PluginSupervisor, hook: HookName, logger: Logger, metrics: PluginMetrics, exempt: ReadonlySet<string>): HookHandler {
+function handlerFor(
+  plugin: PluginSupervisor,
+  hook: HookName,
+  logger: Logger,
+  metrics: PluginMetrics,
+  exempt: ReadonlySet<string>,
+): HookHandler {
   const measured = metrics.forCall(plugin.name, hook);
   return {
     plugin: plugin.name,
@@ -36,7 +48,10 @@ function handlerFor(plugin: PluginSupervisor, hook: HookName, logger: Logger, me
       }
     },
     skipped(skippedHook, error) {
-      logger.warn({ plugin: plugin.name, hook: skippedHook, kind: error.kind, reason: error.message }, `skipped plugin "${plugin.name}" in ${skippedHook} because its failureMode is open: ${error.message}`);
+      logger.warn(
+        { plugin: plugin.name, hook: skippedHook, kind: error.kind, reason: error.message },
+        `skipped plugin "${plugin.name}" in ${skippedHook} because its failureMode is open: ${error.message}`,
+      );
       metrics.skipped(plugin.name, skippedHook);
     },
     shadowed(shadowHook, reqId, outcome) {
@@ -46,7 +61,10 @@ function handlerFor(plugin: PluginSupervisor, hook: HookName, logger: Logger, me
       metrics.shadowed(plugin.name, shadowHook, outcome);
     },
     exempted(exemptHook, reqId, entity) {
-      logger.info({ reqId, plugin: plugin.name, hook: exemptHook, entity }, `break-glass: plugin "${plugin.name}" not called in ${exemptHook}: entity "${entity}" is exempt`);
+      logger.info(
+        { reqId, plugin: plugin.name, hook: exemptHook, entity },
+        `break-glass: plugin "${plugin.name}" not called in ${exemptHook}: entity "${entity}" is exempt`,
+      );
       metrics.exempted(plugin.name, exemptHook);
     },
   };
@@ -72,7 +90,12 @@ export interface PluginSetDispatcher extends HookDispatcher {
  * `exemptions`: each plugin's exempt entities as resolved for this set (break-glass.ts); a plugin
  * missing from it exempts those its settings list.
  */
-export function buildDispatcher(plugins: readonly PluginSupervisor[], logger: Logger, metrics: PluginMetrics, exemptions: ReadonlyMap<string, ReadonlySet<string>> = new Map()): PluginSetDispatcher {
+export function buildDispatcher(
+  plugins: readonly PluginSupervisor[],
+  logger: Logger,
+  metrics: PluginMetrics,
+  exemptions: ReadonlyMap<string, ReadonlySet<string>> = new Map(),
+): PluginSetDispatcher {
   const ordered = [...plugins].sort(byCallOrder);
   const exemptOf = (p: PluginSupervisor) => exemptions.get(p.name) ?? new Set(p.entry.exempt);
   const byHook = new Map<HookName, readonly HookHandler[]>();

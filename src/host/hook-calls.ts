@@ -30,7 +30,10 @@ const LOWEST_ID = -0x80000000;
 /** A JSON-RPC error answer (or vscode-jsonrpc's ResponseError, which has the same code and message) as a PluginCallError: a veto or a crash. */
 export function answerError(error: unknown): PluginCallError {
   const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
-  return new PluginCallError(code === PluginErrorCodes.Veto ? 'veto' : 'crash', typeof message === 'string' ? message : `answered with an error that has no message: ${JSON.stringify(error)}`);
+  return new PluginCallError(
+    code === PluginErrorCodes.Veto ? 'veto' : 'crash',
+    typeof message === 'string' ? message : `answered with an error that has no message: ${JSON.stringify(error)}`,
+  );
 }
 
 export class HookCalls {

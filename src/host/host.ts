@@ -52,11 +52,15 @@ interface LoadedSet extends LoadOutcome {
 /** Discovers the plugins in `paths` and starts every enabled one in parallel, each within the start timeout. */
 export async function loadPlugins(paths: readonly string[], settings: PluginSettings, options: LoadOptions): Promise<LoadOutcome> {
   const { logger } = options;
-  if (settings.allowUntrustedFiles) logger.warn(`DANGEROUS: plugins.allowUntrustedFiles is true: plugin files and directories that other users can change are run as the server's user; set it to false and fix their owner and mode (see docs/security.md)`);
+  if (settings.allowUntrustedFiles)
+    logger.warn(
+      `DANGEROUS: plugins.allowUntrustedFiles is true: plugin files and directories that other users can change are run as the server's user; set it to false and fix their owner and mode (see docs/security.md)`,
+    );
   const { found, refused } = await discoverPlugins(paths, logger, !settings.allowUntrustedFiles);
   const failures: LoadFailure[] = refused.map(({ name, path, reason }) => ({ name, path, reason }));
   for (const name of Object.keys(settings.plugins)) {
-    if (!found.some((f) => f.name === name)) logger.warn({ plugin: name }, `the settings configure plugin "${name}", but no such plugin was found`);
+    if (!found.some((f) => f.name === name))
+      logger.warn({ plugin: name }, `the settings configure plugin "${name}", but no such plugin was found`);
   }
   const enabled = found.filter((file) => {
     if (pluginEntry(settings, file.name).enabled) return true;
@@ -141,7 +145,11 @@ export class PluginHost {
       const { loaded, failures, exemptions } = await this.load(this.settings);
       if (failures.length > 0) {
         await stopPlugins(loaded);
-        for (const f of failures) this.options.logger.error({ plugin: f.name, path: f.path, reason: f.reason }, `plugin "${f.name}" could not be loaded: ${f.reason}`);
+        for (const f of failures)
+          this.options.logger.error(
+            { plugin: f.name, path: f.path, reason: f.reason },
+            `plugin "${f.name}" could not be loaded: ${f.reason}`,
+          );
         throw new PluginLoadError(failures);
       }
       this.swap(loaded, exemptions);
@@ -163,13 +171,19 @@ export class PluginHost {
         settings = given ?? readSettings?.() ?? this.settings;
       } catch (err) {
         const settingsError = (err as Error).message;
-        logger.error({ settingsError }, `plugin reload failed, the current plugins keep serving: the settings cannot be read: ${settingsError}`);
+        logger.error(
+          { settingsError },
+          `plugin reload failed, the current plugins keep serving: the settings cannot be read: ${settingsError}`,
+        );
         return { swapped: false, settingsError, failures: [], plugins: this.status() };
       }
       const { loaded, failures, exemptions } = await this.load(settings);
       if (failures.length > 0) {
         await stopPlugins(loaded);
-        logger.error({ failures }, `plugin reload failed, the current plugins keep serving: ${failures.map((f) => `${f.name}: ${f.reason}`).join('; ')}`);
+        logger.error(
+          { failures },
+          `plugin reload failed, the current plugins keep serving: ${failures.map((f) => `${f.name}: ${f.reason}`).join('; ')}`,
+        );
         return { swapped: false, failures, plugins: this.status() };
       }
       const old = this.plugins;
@@ -234,9 +248,15 @@ export class PluginHost {
     const info = statSync(directory, { throwIfNoEntry: false });
     if (info?.isDirectory()) return [directory];
     const failure = (reason: string): LoadFailure => ({ name: basename(directory), path: directory, reason });
-    if (info !== undefined) return failure(`the plugin directory setting (plugins.directory or KEYHOLD_PLUGIN_DIR) names ${directory}, which is not a directory; name the directory the plugins are in, or list plugin files in plugins.list`);
+    if (info !== undefined)
+      return failure(
+        `the plugin directory setting (plugins.directory or KEYHOLD_PLUGIN_DIR) names ${directory}, which is not a directory; name the directory the plugins are in, or list plugin files in plugins.list`,
+      );
     // Configured on purpose, a missing directory is a mistake that would leave the site's policy out.
-    if (settings.directoryConfigured) return failure(`the configured plugin directory ${directory} does not exist, so none of the site's plugins would run; create it (mkdir -m 755 ${directory}) or correct plugins.directory or KEYHOLD_PLUGIN_DIR`);
+    if (settings.directoryConfigured)
+      return failure(
+        `the configured plugin directory ${directory} does not exist, so none of the site's plugins would run; create it (mkdir -m 755 ${directory}) or correct plugins.directory or KEYHOLD_PLUGIN_DIR`,
+      );
     this.options.logger.warn({ directory }, 'the plugin directory does not exist: no plugins loaded');
     return [];
   }

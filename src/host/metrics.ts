@@ -47,14 +47,24 @@ export class PluginMetrics {
         for (const { labels, calls } of counts) if (calls > 0) this.inc(labels, calls);
       },
     });
-    this.vetoes = new Counter({ name: 'keyhold_plugin_vetoes_total', help: 'Hook calls a plugin answered with a veto', labelNames: ['plugin', 'hook'], registers });
+    this.vetoes = new Counter({
+      name: 'keyhold_plugin_vetoes_total',
+      help: 'Hook calls a plugin answered with a veto',
+      labelNames: ['plugin', 'hook'],
+      registers,
+    });
     this.errors = new Counter({
       name: 'keyhold_plugin_errors_total',
       help: 'Hook calls that failed: the plugin crashed or errored (crash) or was down (unavailable)',
       labelNames: ['plugin', 'hook', 'kind'],
       registers,
     });
-    this.timeouts = new Counter({ name: 'keyhold_plugin_timeouts_total', help: 'Hook calls a plugin did not answer in time', labelNames: ['plugin', 'hook'], registers });
+    this.timeouts = new Counter({
+      name: 'keyhold_plugin_timeouts_total',
+      help: 'Hook calls a plugin did not answer in time',
+      labelNames: ['plugin', 'hook'],
+      registers,
+    });
     this.latency = new Histogram({
       name: 'keyhold_plugin_call_duration_seconds',
       help: 'Duration of hook calls, answered or not',
@@ -62,22 +72,42 @@ export class PluginMetrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,
     });
-    this.restarts = new Counter({ name: 'keyhold_plugin_restarts_total', help: 'Times a plugin was restarted after a crash or hang', labelNames: ['plugin'], registers });
+    this.restarts = new Counter({
+      name: 'keyhold_plugin_restarts_total',
+      help: 'Times a plugin was restarted after a crash or hang',
+      labelNames: ['plugin'],
+      registers,
+    });
     this.skips = new Counter({
       name: 'keyhold_plugin_failopen_skips_total',
       help: 'Hook calls skipped because a failureMode: open plugin crashed, timed out or was down',
       labelNames: ['plugin', 'hook'],
       registers,
     });
-    this.shadowVetoes = new Counter({ name: 'keyhold_plugin_shadow_vetoes_total', help: 'Vetoes of a mode: shadow plugin, logged and not enforced', labelNames: ['plugin', 'hook'], registers });
-    this.shadowChanges = new Counter({ name: 'keyhold_plugin_shadow_changes_total', help: 'Changes a mode: shadow plugin made to the object, logged and discarded', labelNames: ['plugin', 'hook'], registers });
+    this.shadowVetoes = new Counter({
+      name: 'keyhold_plugin_shadow_vetoes_total',
+      help: 'Vetoes of a mode: shadow plugin, logged and not enforced',
+      labelNames: ['plugin', 'hook'],
+      registers,
+    });
+    this.shadowChanges = new Counter({
+      name: 'keyhold_plugin_shadow_changes_total',
+      help: 'Changes a mode: shadow plugin made to the object, logged and discarded',
+      labelNames: ['plugin', 'hook'],
+      registers,
+    });
     this.shadowFailures = new Counter({
       name: 'keyhold_plugin_shadow_failures_total',
       help: 'Calls of a mode: shadow plugin that crashed, timed out, found it down or returned an invalid result, logged and not enforced',
       labelNames: ['plugin', 'hook', 'kind'],
       registers,
     });
-    this.exemptions = new Counter({ name: 'keyhold_plugin_exempt_skips_total', help: 'Hook calls not made because the subject is in the plugin\'s exempt list (break-glass)', labelNames: ['plugin', 'hook'], registers });
+    this.exemptions = new Counter({
+      name: 'keyhold_plugin_exempt_skips_total',
+      help: "Hook calls not made because the subject is in the plugin's exempt list (break-glass)",
+      labelNames: ['plugin', 'hook'],
+      registers,
+    });
     new Gauge({
       name: 'keyhold_plugin_up',
       help: '1 when the plugin is ready, 0 when it is starting, restarting, failed or stopped',

@@ -92,7 +92,8 @@ function duration(raw: Raw, key: string, path: string, fallback: string | number
 
 function integer(raw: Raw, key: string, path: string, fallback: number, min: number): number {
   const value = raw[key] ?? fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) fail(`${path}.${key}`, `expected an integer ≥ ${min}, got ${JSON.stringify(value)}`);
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min)
+    fail(`${path}.${key}`, `expected an integer ≥ ${min}, got ${JSON.stringify(value)}`);
   return value;
 }
 
@@ -115,14 +116,16 @@ const ENTRY_KEYS = ['enabled', 'order', 'failureMode', 'mode', 'exempt', 'allowL
 function entityIds(raw: Raw, key: string, path: string): string[] | undefined {
   const value = raw[key];
   if (value === undefined || value === null) return undefined;
-  if (!Array.isArray(value) || value.some((id) => typeof id !== 'string' || id === '')) fail(`${path}.${key}`, `expected a list of entity ids (e.g. [root]), got ${JSON.stringify(value)}`);
+  if (!Array.isArray(value) || value.some((id) => typeof id !== 'string' || id === ''))
+    fail(`${path}.${key}`, `expected a list of entity ids (e.g. [root]), got ${JSON.stringify(value)}`);
   return value as string[];
 }
 
 function parseEntry(value: unknown, path: string, callTimeoutMs: number): PluginEntry {
   const raw = section(value, path, ENTRY_KEYS);
   const failureMode = raw.failureMode ?? 'closed';
-  if (failureMode !== 'closed' && failureMode !== 'open') fail(`${path}.failureMode`, `expected "closed" or "open", got ${JSON.stringify(failureMode)}`);
+  if (failureMode !== 'closed' && failureMode !== 'open')
+    fail(`${path}.failureMode`, `expected "closed" or "open", got ${JSON.stringify(failureMode)}`);
   const mode = raw.mode ?? 'enforce';
   if (mode !== 'enforce' && mode !== 'shadow') fail(`${path}.mode`, `expected "enforce" or "shadow", got ${JSON.stringify(mode)}`);
   const sha256 = string(raw, 'sha256', path)?.toLowerCase();
@@ -141,7 +144,17 @@ function parseEntry(value: unknown, path: string, callTimeoutMs: number): Plugin
   };
 }
 
-const TOP_KEYS = ['directory', 'list', 'startTimeout', 'callTimeout', 'shutdownGrace', 'pingInterval', 'restart', 'plugins', 'allowUntrustedFiles'] as const;
+const TOP_KEYS = [
+  'directory',
+  'list',
+  'startTimeout',
+  'callTimeout',
+  'shutdownGrace',
+  'pingInterval',
+  'restart',
+  'plugins',
+  'allowUntrustedFiles',
+] as const;
 const RESTART_KEYS = ['initialDelay', 'maxDelay', 'maxCrashes', 'window', 'resetAfter'] as const;
 
 /** Parses the `plugins:` section of the server YAML (undefined gives every default); throws an Error naming the bad key. */
@@ -170,7 +183,9 @@ export function parsePluginSettings(raw: unknown, path = 'plugins'): PluginSetti
       windowMs: duration(restart, 'window', restartPath, '3m'),
       resetAfterMs: duration(restart, 'resetAfter', restartPath, '1m'),
     },
-    plugins: Object.fromEntries(Object.entries(entries).map(([name, value]) => [name, parseEntry(value, `${path}.plugins.${name}`, callTimeoutMs)])),
+    plugins: Object.fromEntries(
+      Object.entries(entries).map(([name, value]) => [name, parseEntry(value, `${path}.plugins.${name}`, callTimeoutMs)]),
+    ),
     allowUntrustedFiles: boolean(top, 'allowUntrustedFiles', path, false),
   };
 }

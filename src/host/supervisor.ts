@@ -1,7 +1,15 @@
 // One plugin's life: starting → ready → (crash or hang) → restarting → ready … or → failed.
 // Restarts back off exponentially; too many crashes within a window and the plugin stays down
 // until the next reload. A periodic `$/ping` catches a plugin that hangs without dying.
-import { PROTOCOL_VERSIONS, type CommittedParams, type HookParams, type HookResult, type InitializeResult, type LogLevel, type PluginHookName } from 'keyhold-plugin-sdk';
+import {
+  PROTOCOL_VERSIONS,
+  type CommittedParams,
+  type HookParams,
+  type HookResult,
+  type InitializeResult,
+  type LogLevel,
+  type PluginHookName,
+} from 'keyhold-plugin-sdk';
 import type { Logger } from 'pino';
 import { PluginCallError, type FailureMode, type PluginMode } from '../lifecycle/dispatcher.js';
 import { PluginClient } from './client.js';
@@ -92,14 +100,16 @@ export class PluginSupervisor {
 
   /** One hook call, or an immediate 'unavailable' when the plugin is not running. */
   call(params: HookParams): Promise<HookResult> {
-    if (this.state !== 'ready' || this.client === undefined) return Promise.reject(new PluginCallError('unavailable', this.whyUnavailable()));
+    if (this.state !== 'ready' || this.client === undefined)
+      return Promise.reject(new PluginCallError('unavailable', this.whyUnavailable()));
     // The request's deadline bounds every call: a request that waited gets only the time it has left.
     return this.client.call(params, Math.max(0, Math.min(this.options.entry.timeoutMs, params.context.deadline - Date.now())));
   }
 
   /** One committed event delivery, or an immediate 'unavailable' when the plugin is not running. */
   deliver(params: CommittedParams): Promise<void> {
-    if (this.state !== 'ready' || this.client === undefined) return Promise.reject(new PluginCallError('unavailable', this.whyUnavailable()));
+    if (this.state !== 'ready' || this.client === undefined)
+      return Promise.reject(new PluginCallError('unavailable', this.whyUnavailable()));
     return this.client.committed(params, this.options.entry.timeoutMs);
   }
 
@@ -150,7 +160,13 @@ export class PluginSupervisor {
     let info;
     try {
       info = await client.initialize(
-        { protocolVersions: [...PROTOCOL_VERSIONS], hostVersion: this.options.hostVersion, pluginName: this.name, config: entry.config, logLevel: this.logLevel() },
+        {
+          protocolVersions: [...PROTOCOL_VERSIONS],
+          hostVersion: this.options.hostVersion,
+          pluginName: this.name,
+          config: entry.config,
+          logLevel: this.logLevel(),
+        },
         settings.startTimeoutMs,
       );
     } catch (err) {
@@ -159,7 +175,10 @@ export class PluginSupervisor {
       throw err;
     }
     if (this.implemented.length > 0 && info.hooks.join() !== this.implemented.join()) {
-      this.log.warn({ reported: info.hooks, routed: this.implemented }, 'the restarted plugin reports other hooks than when it was loaded; run a reload to route calls by the new list');
+      this.log.warn(
+        { reported: info.hooks, routed: this.implemented },
+        'the restarted plugin reports other hooks than when it was loaded; run a reload to route calls by the new list',
+      );
     }
     this.version = info.version;
     this.readySince = Date.now();

@@ -49,7 +49,8 @@ export interface AccessRule {
 /** Why users other than the server's own and root can get at a file stat'ed as `info`: another owner, or a mode that breaks `rule`. */
 export function accessProblem(info: Stats, rule: AccessRule): AccessProblem | undefined {
   const uid = process.getuid?.();
-  if (uid !== undefined && info.uid !== uid && info.uid !== 0) return { state: `is owned by uid ${info.uid}, not by root or the server's user (uid ${uid})`, fix: `chown ${rule.chownTo}` };
+  if (uid !== undefined && info.uid !== uid && info.uid !== 0)
+    return { state: `is owned by uid ${info.uid}, not by root or the server's user (uid ${uid})`, fix: `chown ${rule.chownTo}` };
   const who = whoElse(info.mode, rule.bits);
   return who === undefined ? undefined : { state: `is ${rule.access} by ${who} (mode ${octal(info.mode)})`, fix: rule.chmod };
 }
@@ -66,7 +67,13 @@ function changeableByOthers(path: string, info: Stats): { state: string; fix: st
 export async function untrustedDirectory(path: string): Promise<string | undefined> {
   const real = await realpath(path);
   const problem = changeableByOthers(real, await stat(real));
-  return problem && refusal(`the plugin directory ${problem.state}: another user could put a program there for the server to run as its own user`, problem.fix);
+  return (
+    problem &&
+    refusal(
+      `the plugin directory ${problem.state}: another user could put a program there for the server to run as its own user`,
+      problem.fix,
+    )
+  );
 }
 
 /**
@@ -78,7 +85,8 @@ export async function untrustedPluginFile(path: string): Promise<string | undefi
   for (let hop = 0; hop <= MAX_SYMLINK_HOPS; hop++) {
     const directory = await realpath(dirname(current));
     const info = await lstat(current);
-    const problem = changeableByOthers(directory, await stat(directory)) ?? (info.isSymbolicLink() ? undefined : changeableByOthers(current, info));
+    const problem =
+      changeableByOthers(directory, await stat(directory)) ?? (info.isSymbolicLink() ? undefined : changeableByOthers(current, info));
     if (problem !== undefined) {
       const via = current === path ? '' : `${path} leads (through symlinks) to ${current}, and `;
       return refusal(`${via}${problem.state}: another user could change what the server runs as its own user`, problem.fix);

@@ -11,7 +11,11 @@ export type VerifyResult =
   | { ok: false; name: string; path: string; reason: string };
 
 /** Verifies the plugins in `paths` (directories are scanned, files taken as named) with the per-plugin settings of `settings`. */
-export async function verifyPlugins(paths: readonly string[], settings: PluginSettings, logger: Logger = pino({ level: 'silent' })): Promise<VerifyResult[]> {
+export async function verifyPlugins(
+  paths: readonly string[],
+  settings: PluginSettings,
+  logger: Logger = pino({ level: 'silent' }),
+): Promise<VerifyResult[]> {
   const { loaded, failures } = await loadPlugins(paths, settings, { logger, hostVersion: VERSION, restart: false });
   const results: VerifyResult[] = loaded.map((p) => {
     const { name, path, version, hooks } = p.status();

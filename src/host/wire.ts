@@ -27,7 +27,12 @@ export type Intercept = (message: Message) => boolean;
 /** The connection the host speaks over: `input` carries the plugin's messages, `output` the host's. */
 export function createWireConnection(input: Readable, output: Writable, intercept?: Intercept): MessageConnection {
   const bypass = new QueueBypass();
-  return createMessageConnection(new FramedMessageReader(input, MAX_MESSAGE_BYTES, bypass, intercept), new FramedMessageWriter(output), undefined, { messageStrategy: bypass });
+  return createMessageConnection(
+    new FramedMessageReader(input, MAX_MESSAGE_BYTES, bypass, intercept),
+    new FramedMessageWriter(output),
+    undefined,
+    { messageStrategy: bypass },
+  );
 }
 
 type Handle = Parameters<MessageStrategy['handleMessage']>[1];

@@ -27,7 +27,13 @@ export async function loadAccessProfile(reader: StoreReader, id: string): Promis
     if (!entity || generation === undefined) return null;
     try {
       const groups = await resolveGroupsOf(reader, entity.meta.groups);
-      return { id, generation, locked: entity.meta.locked, groups: groups.map((g) => g.name), capabilities: capabilitiesThrough(entity, groups) };
+      return {
+        id,
+        generation,
+        locked: entity.meta.locked,
+        groups: groups.map((g) => g.name),
+        capabilities: capabilitiesThrough(entity, groups),
+      };
     } catch (err) {
       if (attempt > 1 || !isKeyholdError(err) || err.code !== 'KH_ERR_GROUP_NOT_FOUND') throw err;
     }
@@ -36,5 +42,11 @@ export async function loadAccessProfile(reader: StoreReader, id: string): Promis
 
 /** Whether two profiles of one entity tell the same: a cached verification stands only while nothing of it changed. */
 export function sameProfile(a: AccessProfile, b: AccessProfile): boolean {
-  return a.id === b.id && a.generation === b.generation && a.locked === b.locked && a.groups.join('\n') === b.groups.join('\n') && a.capabilities.join(' ') === b.capabilities.join(' ');
+  return (
+    a.id === b.id &&
+    a.generation === b.generation &&
+    a.locked === b.locked &&
+    a.groups.join('\n') === b.groups.join('\n') &&
+    a.capabilities.join(' ') === b.capabilities.join(' ')
+  );
 }

@@ -18,7 +18,8 @@ export function applyUntyped(entries: string[], change: UntypedMetaChange): stri
 
 export function applyKv(kv: Record<string, KVValues>, change: KvChange): Record<string, KVValues> {
   const exists = Object.hasOwn(kv, change.key);
-  if (change.action === 'add' && exists) throw new KeyholdError('KH_ERR_KV_KEY_EXISTS', `kv key "${change.key}" already exists; replace it instead`);
+  if (change.action === 'add' && exists)
+    throw new KeyholdError('KH_ERR_KV_KEY_EXISTS', `kv key "${change.key}" already exists; replace it instead`);
   if (change.action !== 'add' && !exists) throw new KeyholdError('KH_ERR_KV_KEY_NOT_FOUND', `no kv key "${change.key}"`);
   const next = { ...kv };
   if (change.action === 'delete') delete next[change.key];
@@ -38,7 +39,8 @@ export function checkUntypedChange(change: UntypedMetaChange): void {
 
 export function checkKvChange(change: KvChange): void {
   checkKey('kv key', change.key);
-  if (change.action !== 'delete' && !(Array.isArray(change.values) && change.values.every((v) => typeof v === 'string'))) throw invalidInput('kv values must be a list of strings');
+  if (change.action !== 'delete' && !(Array.isArray(change.values) && change.values.every((v) => typeof v === 'string')))
+    throw invalidInput('kv values must be a list of strings');
 }
 
 export function kvValue(kv: Record<string, KVValues>, key: string): KVValues {

@@ -31,7 +31,10 @@ class GroupGraph {
  * Evaluates `valueOf(group)` bottom-up over the expansion graph, each group once: `combine` gets
  * the group and the values of its INCLUDE and EXCLUDE targets.
  */
-function expansionFold<T>(graph: GroupGraph, combine: (group: Group, included: T[], excluded: T[]) => Promise<T> | T): (name: string) => Promise<T> {
+function expansionFold<T>(
+  graph: GroupGraph,
+  combine: (group: Group, included: T[], excluded: T[]) => Promise<T> | T,
+): (name: string) => Promise<T> {
   const done = new Map<string, T>();
   const visit = async (name: string, path: string[]): Promise<T> => {
     if (path.includes(name)) throw cycleError([...path, name]);
@@ -66,12 +69,16 @@ export async function resolveMembers(reader: StoreReader, group: string): Promis
 export async function resolveGroupsOf(reader: StoreReader, direct: readonly string[]): Promise<Group[]> {
   const graph = new GroupGraph(reader);
   const directSet = new Set(direct);
-  const isMember = expansionFold<boolean>(graph, (g, included, excluded) => (directSet.has(g.name) || included.includes(true)) && !excluded.includes(true));
+  const isMember = expansionFold<boolean>(
+    graph,
+    (g, included, excluded) => (directSet.has(g.name) || included.includes(true)) && !excluded.includes(true),
+  );
   const candidates = new Set(direct);
   // Breadth-first upwards; every name is queued once, so this ends after at most every group.
   for (const name of candidates) {
     for (const parent of await reader.groupsExpanding(name)) {
-      if (!candidates.has(parent) && (await graph.get(parent)).expansions.some((e) => e.group === name && e.mode === 'INCLUDE')) candidates.add(parent);
+      if (!candidates.has(parent) && (await graph.get(parent)).expansions.some((e) => e.group === name && e.mode === 'INCLUDE'))
+        candidates.add(parent);
     }
   }
   const groups: Group[] = [];

@@ -6,7 +6,14 @@ import { guardChange } from './protection.js';
 import { checkGroup, entityRef, groupRef, loadEntity, loadGroup, saveEntity, updateStep } from './steps.js';
 
 /** GroupUpdate: `mutate` applied to PRE's output; the group is checked (managedBy, expansions) on the change and at commit; `protect` as for entities. */
-export function groupChangeStep(info: RequestInfo, operation: OperationAt<'GroupUpdate'>, name: string, request: object, mutate: (group: Group) => Group, protect: boolean): LifecycleStep<Group> {
+export function groupChangeStep(
+  info: RequestInfo,
+  operation: OperationAt<'GroupUpdate'>,
+  name: string,
+  request: object,
+  mutate: (group: Group) => Group,
+  protect: boolean,
+): LifecycleStep<Group> {
   return updateStep<Group>({
     point: 'GroupUpdate',
     operation,
@@ -21,7 +28,13 @@ export function groupChangeStep(info: RequestInfo, operation: OperationAt<'Group
 }
 
 /** MembershipAdd/Remove: `apply` returns the entity's new direct groups (or refuses); both are protected changes of the entity and the group. */
-export function membershipStep(info: RequestInfo, point: 'MembershipAdd' | 'MembershipRemove', group: string, entityId: string, apply: (groups: string[]) => string[]): LifecycleStep<Entity> {
+export function membershipStep(
+  info: RequestInfo,
+  point: 'MembershipAdd' | 'MembershipRemove',
+  group: string,
+  entityId: string,
+  apply: (groups: string[]) => string[],
+): LifecycleStep<Entity> {
   return updateStep<Entity>({
     point,
     operation: point === 'MembershipAdd' ? 'group.add-member' : 'group.remove-member',

@@ -15,7 +15,10 @@ export interface HashSlotSettings {
 }
 
 /** One core left for the event loop (at least one slot), and about two seconds of waiting at the default cost. */
-export const DEFAULT_HASH_SLOTS: Readonly<HashSlotSettings> = Object.freeze({ concurrency: Math.max(1, availableParallelism() - 1), queue: 64 });
+export const DEFAULT_HASH_SLOTS: Readonly<HashSlotSettings> = Object.freeze({
+  concurrency: Math.max(1, availableParallelism() - 1),
+  queue: 64,
+});
 
 /** What a client refused with KH_ERR_BUSY is told to wait, in seconds (also sent as Retry-After). */
 export const BUSY_RETRY_AFTER_SECONDS = 1;
@@ -35,8 +38,17 @@ export class HashSlots {
   ) {
     if (!registry) return;
     const registers = [registry];
-    this.runs = new Counter({ name: 'keyhold_secret_hashing_total', help: 'argon2 hashes and verifications run', labelNames: ['operation'], registers });
-    this.refusals = new Counter({ name: 'keyhold_secret_hashing_refused_total', help: 'Requests refused with KH_ERR_BUSY because the argon2 queue was full', registers });
+    this.runs = new Counter({
+      name: 'keyhold_secret_hashing_total',
+      help: 'argon2 hashes and verifications run',
+      labelNames: ['operation'],
+      registers,
+    });
+    this.refusals = new Counter({
+      name: 'keyhold_secret_hashing_refused_total',
+      help: 'Requests refused with KH_ERR_BUSY because the argon2 queue was full',
+      registers,
+    });
     const slots = this;
     new Gauge({
       name: 'keyhold_secret_hashing_running',
@@ -63,7 +75,11 @@ export class HashSlots {
     } else {
       if (this.waiting.length >= this.settings.queue) {
         this.refusals?.inc();
-        throw new KeyholdError('KH_ERR_BUSY', `the server is checking too many secrets at once (${this.waiting.length} waiting); retry in ${BUSY_RETRY_AFTER_SECONDS} s`, { retryAfterSeconds: BUSY_RETRY_AFTER_SECONDS });
+        throw new KeyholdError(
+          'KH_ERR_BUSY',
+          `the server is checking too many secrets at once (${this.waiting.length} waiting); retry in ${BUSY_RETRY_AFTER_SECONDS} s`,
+          { retryAfterSeconds: BUSY_RETRY_AFTER_SECONDS },
+        );
       }
       await new Promise<void>((wake) => this.waiting.push(wake));
     }

@@ -14,8 +14,27 @@ import { applyKv, applySet, applyUntyped, checkKvChange, checkUntypedChange, kvV
 import { capabilitiesHeld, resolveGroupsOf, resolveMembers } from './expansions.js';
 import { groupChangeStep, membershipStep } from './group-steps.js';
 import { HashSlots } from './hash-slots.js';
-import { checkCapability, checkExpansionShape, checkName, checkNumber, checkPatch, checkSecret, invalidInput, parsed } from './input-checks.js';
-import { ENTITY_META_FIELDS, type CreateEntityInput, type CreateGroupInput, type EntityMetaPatch, type GroupPatch, type IdentityOperations, type KvChange, type SetChange, type UntypedMetaChange } from './operations.js';
+import {
+  checkCapability,
+  checkExpansionShape,
+  checkName,
+  checkNumber,
+  checkPatch,
+  checkSecret,
+  invalidInput,
+  parsed,
+} from './input-checks.js';
+import {
+  ENTITY_META_FIELDS,
+  type CreateEntityInput,
+  type CreateGroupInput,
+  type EntityMetaPatch,
+  type GroupPatch,
+  type IdentityOperations,
+  type KvChange,
+  type SetChange,
+  type UntypedMetaChange,
+} from './operations.js';
 import { resolveHashParams, type HashParams } from './secrets.js';
 import { SecretHasher } from './secret-hasher.js';
 import { checkGroup, createStep, destroyStep, loadEntity, loadGroup } from './steps.js';
@@ -50,8 +69,17 @@ export class Identity implements IdentityOperations {
     checkPatch(input.meta ?? {}, ENTITY_META_FIELDS);
     if (input.secret !== undefined) checkSecret(input.secret);
     (input.capabilities ?? []).forEach(checkCapability);
-    const requested = parsed(parseEntity, { id: input.id, number: input.number ?? 0, meta: { ...input.meta, capabilities: input.capabilities ?? [] } });
-    const create = createStep('EntityCreate', requested, () => Promise.resolve(), (tx, entity) => tx.insertEntity(entity));
+    const requested = parsed(parseEntity, {
+      id: input.id,
+      number: input.number ?? 0,
+      meta: { ...input.meta, capabilities: input.capabilities ?? [] },
+    });
+    const create = createStep(
+      'EntityCreate',
+      requested,
+      () => Promise.resolve(),
+      (tx, entity) => tx.insertEntity(entity),
+    );
     if (input.secret === undefined) return this.engine.run(create, info);
     // An initial secret is a SecretChange in the same request and transaction, so its hooks (a password policy) see it too.
     const setSecret = secretStep(info, input.id, input.secret, await this.hasher.hash(input.secret), true);
@@ -68,17 +96,50 @@ export class Identity implements IdentityOperations {
 
   async updateEntityMeta(info: RequestInfo, id: string, patch: EntityMetaPatch): Promise<Entity> {
     checkPatch(patch, ENTITY_META_FIELDS);
-    return this.engine.run(entityChangeStep(info, 'EntityUpdate', 'entity.update-meta', id, { patch }, (e) => ({ ...e, meta: { ...e.meta, ...patch } }), !PROTECTED), info);
+    return this.engine.run(
+      entityChangeStep(
+        info,
+        'EntityUpdate',
+        'entity.update-meta',
+        id,
+        { patch },
+        (e) => ({ ...e, meta: { ...e.meta, ...patch } }),
+        !PROTECTED,
+      ),
+      info,
+    );
   }
 
   async entityUntypedMeta(info: RequestInfo, id: string, change: UntypedMetaChange): Promise<Entity> {
     checkUntypedChange(change);
-    return this.engine.run(entityChangeStep(info, 'EntityUpdate', 'entity.untyped-meta', id, { change }, (e) => ({ ...e, meta: { ...e.meta, untypedMeta: applyUntyped(e.meta.untypedMeta, change) } }), !PROTECTED), info);
+    return this.engine.run(
+      entityChangeStep(
+        info,
+        'EntityUpdate',
+        'entity.untyped-meta',
+        id,
+        { change },
+        (e) => ({ ...e, meta: { ...e.meta, untypedMeta: applyUntyped(e.meta.untypedMeta, change) } }),
+        !PROTECTED,
+      ),
+      info,
+    );
   }
 
   async entityKv(info: RequestInfo, id: string, change: KvChange): Promise<Entity> {
     checkKvChange(change);
-    return this.engine.run(entityChangeStep(info, 'EntityUpdate', 'entity.kv', id, { change }, (e) => ({ ...e, meta: { ...e.meta, kv: applyKv(e.meta.kv, change) } }), !PROTECTED), info);
+    return this.engine.run(
+      entityChangeStep(
+        info,
+        'EntityUpdate',
+        'entity.kv',
+        id,
+        { change },
+        (e) => ({ ...e, meta: { ...e.meta, kv: applyKv(e.meta.kv, change) } }),
+        !PROTECTED,
+      ),
+      info,
+    );
   }
 
   async entityKvGet(id: string, key: string): Promise<KVValues> {
@@ -86,25 +147,63 @@ export class Identity implements IdentityOperations {
   }
 
   async entityKeys(info: RequestInfo, id: string, change: SetChange<string>): Promise<Entity> {
-    if (typeof change.value !== 'string' || change.value.trim() === '' || /\p{Cc}/u.test(change.value)) throw invalidInput('a key must be a non-empty line of text');
-    return this.engine.run(entityChangeStep(info, 'EntityUpdate', 'entity.keys', id, { change }, (e) => ({ ...e, meta: { ...e.meta, keys: applySet(e.meta.keys, change) } }), PROTECTED), info);
+    if (typeof change.value !== 'string' || change.value.trim() === '' || /\p{Cc}/u.test(change.value))
+      throw invalidInput('a key must be a non-empty line of text');
+    return this.engine.run(
+      entityChangeStep(
+        info,
+        'EntityUpdate',
+        'entity.keys',
+        id,
+        { change },
+        (e) => ({ ...e, meta: { ...e.meta, keys: applySet(e.meta.keys, change) } }),
+        PROTECTED,
+      ),
+      info,
+    );
   }
 
   async entityCapabilities(info: RequestInfo, id: string, change: SetChange<Capability>): Promise<Entity> {
     checkCapability(change.value);
-    return this.engine.run(entityChangeStep(info, 'EntityUpdate', 'entity.capabilities', id, { change }, (e) => ({ ...e, meta: { ...e.meta, capabilities: applySet(e.meta.capabilities, change) } }), PROTECTED), info);
+    return this.engine.run(
+      entityChangeStep(
+        info,
+        'EntityUpdate',
+        'entity.capabilities',
+        id,
+        { change },
+        (e) => ({ ...e, meta: { ...e.meta, capabilities: applySet(e.meta.capabilities, change) } }),
+        PROTECTED,
+      ),
+      info,
+    );
   }
 
   async lockEntity(info: RequestInfo, id: string): Promise<Entity> {
-    return this.engine.run(entityChangeStep(info, 'EntityLock', 'entity.lock', id, {}, (e) => ({ ...e, meta: { ...e.meta, locked: true } }), PROTECTED), info);
+    return this.engine.run(
+      entityChangeStep(info, 'EntityLock', 'entity.lock', id, {}, (e) => ({ ...e, meta: { ...e.meta, locked: true } }), PROTECTED),
+      info,
+    );
   }
 
   async unlockEntity(info: RequestInfo, id: string): Promise<Entity> {
-    return this.engine.run(entityChangeStep(info, 'EntityUnlock', 'entity.unlock', id, {}, (e) => ({ ...e, meta: { ...e.meta, locked: false } }), PROTECTED), info);
+    return this.engine.run(
+      entityChangeStep(info, 'EntityUnlock', 'entity.unlock', id, {}, (e) => ({ ...e, meta: { ...e.meta, locked: false } }), PROTECTED),
+      info,
+    );
   }
 
   async destroyEntity(info: RequestInfo, id: string): Promise<void> {
-    await this.engine.run(destroyStep(info, 'EntityDestroy', { entity: id }, (reader) => loadEntity(reader, id), (tx) => tx.deleteEntity(id)), info);
+    await this.engine.run(
+      destroyStep(
+        info,
+        'EntityDestroy',
+        { entity: id },
+        (reader) => loadEntity(reader, id),
+        (tx) => tx.deleteEntity(id),
+      ),
+      info,
+    );
   }
 
   async setSecret(info: RequestInfo, id: string, secret: string): Promise<void> {
@@ -135,7 +234,10 @@ export class Identity implements IdentityOperations {
     (input.capabilities ?? []).forEach(checkCapability);
     (input.expansions ?? []).forEach(checkExpansionShape);
     const requested = parsed(parseGroup, { ...input, number: input.number ?? 0 });
-    return this.engine.run(createStep('GroupCreate', requested, checkGroup, (tx, group) => tx.insertGroup(group)), info);
+    return this.engine.run(
+      createStep('GroupCreate', requested, checkGroup, (tx, group) => tx.insertGroup(group)),
+      info,
+    );
   }
 
   groupInfo(name: string): Promise<Group> {
@@ -149,17 +251,33 @@ export class Identity implements IdentityOperations {
   async updateGroup(info: RequestInfo, name: string, patch: GroupPatch): Promise<Group> {
     checkPatch(patch, ['displayName', 'managedBy']);
     // Who manages a group decides its membership: a protected change; its display name is not.
-    return this.engine.run(groupChangeStep(info, 'group.update', name, { patch }, (g) => ({ ...g, ...patch }), patch.managedBy !== undefined), info);
+    return this.engine.run(
+      groupChangeStep(info, 'group.update', name, { patch }, (g) => ({ ...g, ...patch }), patch.managedBy !== undefined),
+      info,
+    );
   }
 
   async groupUntypedMeta(info: RequestInfo, name: string, change: UntypedMetaChange): Promise<Group> {
     checkUntypedChange(change);
-    return this.engine.run(groupChangeStep(info, 'group.untyped-meta', name, { change }, (g) => ({ ...g, untypedMeta: applyUntyped(g.untypedMeta, change) }), !PROTECTED), info);
+    return this.engine.run(
+      groupChangeStep(
+        info,
+        'group.untyped-meta',
+        name,
+        { change },
+        (g) => ({ ...g, untypedMeta: applyUntyped(g.untypedMeta, change) }),
+        !PROTECTED,
+      ),
+      info,
+    );
   }
 
   async groupKv(info: RequestInfo, name: string, change: KvChange): Promise<Group> {
     checkKvChange(change);
-    return this.engine.run(groupChangeStep(info, 'group.kv', name, { change }, (g) => ({ ...g, kv: applyKv(g.kv, change) }), !PROTECTED), info);
+    return this.engine.run(
+      groupChangeStep(info, 'group.kv', name, { change }, (g) => ({ ...g, kv: applyKv(g.kv, change) }), !PROTECTED),
+      info,
+    );
   }
 
   async groupKvGet(name: string, key: string): Promise<KVValues> {
@@ -168,7 +286,17 @@ export class Identity implements IdentityOperations {
 
   async groupCapabilities(info: RequestInfo, name: string, change: SetChange<Capability>): Promise<Group> {
     checkCapability(change.value);
-    return this.engine.run(groupChangeStep(info, 'group.capabilities', name, { change }, (g) => ({ ...g, capabilities: applySet(g.capabilities, change) }), PROTECTED), info);
+    return this.engine.run(
+      groupChangeStep(
+        info,
+        'group.capabilities',
+        name,
+        { change },
+        (g) => ({ ...g, capabilities: applySet(g.capabilities, change) }),
+        PROTECTED,
+      ),
+      info,
+    );
   }
 
   async groupExpansions(info: RequestInfo, name: string, change: SetChange<Expansion>): Promise<Group> {
@@ -185,17 +313,24 @@ export class Identity implements IdentityOperations {
   }
 
   async addMember(info: RequestInfo, group: string, entityId: string): Promise<Entity> {
-    return this.engine.run(membershipStep(info, 'MembershipAdd', group, entityId, (groups) => {
-      if (groups.includes(group)) throw new KeyholdError('KH_ERR_ALREADY_MEMBER', `"${entityId}" is already a direct member of "${group}"`);
-      return [...groups, group].sort();
-    }), info);
+    return this.engine.run(
+      membershipStep(info, 'MembershipAdd', group, entityId, (groups) => {
+        if (groups.includes(group))
+          throw new KeyholdError('KH_ERR_ALREADY_MEMBER', `"${entityId}" is already a direct member of "${group}"`);
+        return [...groups, group].sort();
+      }),
+      info,
+    );
   }
 
   async removeMember(info: RequestInfo, group: string, entityId: string): Promise<Entity> {
-    return this.engine.run(membershipStep(info, 'MembershipRemove', group, entityId, (groups) => {
-      if (!groups.includes(group)) throw new KeyholdError('KH_ERR_NOT_A_MEMBER', `"${entityId}" is not a direct member of "${group}"`);
-      return groups.filter((g) => g !== group);
-    }), info);
+    return this.engine.run(
+      membershipStep(info, 'MembershipRemove', group, entityId, (groups) => {
+        if (!groups.includes(group)) throw new KeyholdError('KH_ERR_NOT_A_MEMBER', `"${entityId}" is not a direct member of "${group}"`);
+        return groups.filter((g) => g !== group);
+      }),
+      info,
+    );
   }
 
   async groupMembers(name: string): Promise<string[]> {
@@ -205,6 +340,15 @@ export class Identity implements IdentityOperations {
 
   async destroyGroup(info: RequestInfo, name: string): Promise<void> {
     // The database refuses while other groups expand or are managed by this one (KH_ERR_GROUP_IN_USE naming them).
-    await this.engine.run(destroyStep(info, 'GroupDestroy', { group: name }, (reader) => loadGroup(reader, name), (tx) => tx.deleteGroup(name)), info);
+    await this.engine.run(
+      destroyStep(
+        info,
+        'GroupDestroy',
+        { group: name },
+        (reader) => loadGroup(reader, name),
+        (tx) => tx.deleteGroup(name),
+      ),
+      info,
+    );
   }
 }

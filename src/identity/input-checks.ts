@@ -26,7 +26,10 @@ function nameProblem(value: string): string | undefined {
 /** Entity ids and group names: KH_ERR_INVALID_NAME saying what is wrong and what is allowed. */
 export function checkName(kind: 'entity id' | 'group name', value: string): void {
   const problem = nameProblem(value);
-  if (problem) throw new KeyholdError('KH_ERR_INVALID_NAME', `invalid ${kind} ${JSON.stringify(value)}: ${problem}; ${kind}s are ${NAME_RULE}`, { [kind === 'entity id' ? 'id' : 'name']: value });
+  if (problem)
+    throw new KeyholdError('KH_ERR_INVALID_NAME', `invalid ${kind} ${JSON.stringify(value)}: ${problem}; ${kind}s are ${NAME_RULE}`, {
+      [kind === 'entity id' ? 'id' : 'name']: value,
+    });
 }
 
 export function invalidInput(message: string): KeyholdError {
@@ -36,7 +39,10 @@ export function invalidInput(message: string): KeyholdError {
 /** kv and untyped-metadata keys follow the name rule and are never reserved; untyped keys also may not hold the ':' that ends them. */
 export function checkKey(kind: 'kv key' | 'untyped metadata key', key: string): void {
   const problem = nameProblem(key) ?? (kind === 'untyped metadata key' && key.includes(':') ? "it contains ':'" : undefined);
-  if (problem) throw invalidInput(`invalid ${kind} ${JSON.stringify(key)}: ${problem}; keys are ${NAME_RULE}${kind === 'untyped metadata key' ? ", without ':'" : ''}`);
+  if (problem)
+    throw invalidInput(
+      `invalid ${kind} ${JSON.stringify(key)}: ${problem}; keys are ${NAME_RULE}${kind === 'untyped metadata key' ? ", without ':'" : ''}`,
+    );
 }
 
 export function checkNumber(number: number | undefined): void {
@@ -46,17 +52,20 @@ export function checkNumber(number: number | undefined): void {
 }
 
 export function checkCapability(value: string): asserts value is Capability {
-  if (!(CAPABILITIES as readonly string[]).includes(value)) throw invalidInput(`unknown capability ${JSON.stringify(value)}; capabilities are ${CAPABILITIES.join(', ')}`);
+  if (!(CAPABILITIES as readonly string[]).includes(value))
+    throw invalidInput(`unknown capability ${JSON.stringify(value)}; capabilities are ${CAPABILITIES.join(', ')}`);
 }
 
 export function checkExpansionShape(e: Expansion): void {
-  if (!(EXPANSION_MODES as readonly string[]).includes(e.mode)) throw invalidInput(`unknown expansion mode ${JSON.stringify(e.mode)}; modes are ${EXPANSION_MODES.join(', ')}`);
+  if (!(EXPANSION_MODES as readonly string[]).includes(e.mode))
+    throw invalidInput(`unknown expansion mode ${JSON.stringify(e.mode)}; modes are ${EXPANSION_MODES.join(', ')}`);
   checkName('group name', e.group);
 }
 
 export function checkSecret(secret: string): void {
   const length = [...secret].length;
-  if (length === 0 || length > MAX_SECRET_LENGTH) throw invalidInput(`a secret must be 1 to ${MAX_SECRET_LENGTH} characters, not ${length}`);
+  if (length === 0 || length > MAX_SECRET_LENGTH)
+    throw invalidInput(`a secret must be 1 to ${MAX_SECRET_LENGTH} characters, not ${length}`);
 }
 
 /** Only the given fields of `patch`, each a string. */

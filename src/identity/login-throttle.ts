@@ -27,7 +27,14 @@ export interface LoginThrottleSettings {
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 
-export const DEFAULT_LOGIN_THROTTLE: Readonly<LoginThrottleSettings> = Object.freeze({ enabled: true, baseDelayMs: 1000, softLockAfter: 100, softLockMs: HOUR, forgetAfterMs: HOUR, familiarForMs: 30 * DAY });
+export const DEFAULT_LOGIN_THROTTLE: Readonly<LoginThrottleSettings> = Object.freeze({
+  enabled: true,
+  baseDelayMs: 1000,
+  softLockAfter: 100,
+  softLockMs: HOUR,
+  forgetAfterMs: HOUR,
+  familiarForMs: 30 * DAY,
+});
 
 /** Kanidm's steps, as [from this many failures on, this many base delays]: 1 s for 1–2, 3 s for 3–8, 5 s for 9–24, 10 s from 25. */
 const DELAY_STEPS: readonly (readonly [number, number])[] = [
@@ -83,13 +90,17 @@ export class LoginThrottle {
 
   private async guarded<T>(id: string, address: string, check: () => Promise<T>): Promise<T> {
     const keys = keysFor(id, address);
-    const [found, lastLogin] = await Promise.all([this.store.reader.throttleRecords(KINDS.map((k) => keys[k])), this.store.reader.lastLoginFrom(id, address)]);
+    const [found, lastLogin] = await Promise.all([
+      this.store.reader.throttleRecords(KINDS.map((k) => keys[k])),
+      this.store.reader.lastLoginFrom(id, address),
+    ]);
     const records = new Map(found.map((r) => [r.key, r]));
     const at = this.now();
     const familiar = lastLogin !== undefined && at - lastLogin < this.settings.familiarForMs;
     for (const kind of KINDS) {
       const until = records.get(keys[kind])?.blockedUntil ?? 0;
-      if (until > at && !(kind === 'id' && familiar)) throw new AuthFailed('throttled', { key: kind, until: new Date(until).toISOString() });
+      if (until > at && !(kind === 'id' && familiar))
+        throw new AuthFailed('throttled', { key: kind, until: new Date(until).toISOString() });
     }
     let result: T;
     try {
@@ -131,7 +142,13 @@ export class LoginThrottle {
   }
 
   /** Clears the pair and id counts and remembers the address, writing only when that changes something. */
-  private async recordSuccess(id: string, address: string, keys: Keys, records: ReadonlyMap<string, ThrottleRecord>, lastLogin: number | undefined): Promise<void> {
+  private async recordSuccess(
+    id: string,
+    address: string,
+    keys: Keys,
+    records: ReadonlyMap<string, ThrottleRecord>,
+    lastLogin: number | undefined,
+  ): Promise<void> {
     const at = this.now();
     const cleared = [keys.pair, keys.id].filter((key) => records.has(key));
     // The familiar address's time is refreshed at most once a day (more often only when it is remembered for less than two days).

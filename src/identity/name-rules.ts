@@ -58,7 +58,8 @@ const NAMES: Record<number, string> = {
 };
 
 /** What the rule allows, for messages: said once, here. */
-export const CODE_POINT_RULE = 'no whitespace, and no control, format (invisible or bidi), private-use, unassigned or surrogate code points nor U+FFFD';
+export const CODE_POINT_RULE =
+  'no whitespace, and no control, format (invisible or bidi), private-use, unassigned or surrogate code points nor U+FFFD';
 
 /** "U+202E RIGHT-TO-LEFT OVERRIDE", or "U+E000" for one without a name here. */
 export function codePointLabel(char: string): string {
@@ -77,5 +78,7 @@ export function codePointProblem(value: string): string | undefined {
 
 /** Why `key` may not be a key because it is reserved, or undefined. */
 export function reservedKeyProblem(key: string): string | undefined {
-  return RESERVED_KEYS.includes(key) ? `it is reserved (${RESERVED_KEYS.join(', ')} are never names or keys: JavaScript objects give them a special meaning)` : undefined;
+  return RESERVED_KEYS.includes(key)
+    ? `it is reserved (${RESERVED_KEYS.join(', ')} are never names or keys: JavaScript objects give them a special meaning)`
+    : undefined;
 }

@@ -6,7 +6,16 @@ import type { RequestInfo } from '../lifecycle/engine.js';
 import type { SearchQuery } from '../store/store.js';
 
 /** The typed metadata fields an update may set (memberships, capabilities, keys, untyped meta and kv have their own operations). */
-export const ENTITY_META_FIELDS = ['primaryGroup', 'gecos', 'legalName', 'displayName', 'home', 'shell', 'graphicalShell', 'badgeNumber'] as const;
+export const ENTITY_META_FIELDS = [
+  'primaryGroup',
+  'gecos',
+  'legalName',
+  'displayName',
+  'home',
+  'shell',
+  'graphicalShell',
+  'badgeNumber',
+] as const;
 export type EntityMetaField = (typeof ENTITY_META_FIELDS)[number];
 export type EntityMetaPatch = Partial<Pick<EntityMeta, EntityMetaField>>;
 

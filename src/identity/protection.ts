@@ -62,7 +62,10 @@ function forbidden(info: RequestInfo, subject: ProtectedSubject, needed: Capabil
   const [what, rule] =
     'entity' in subject
       ? ['holds', 'changing what an entity can do needs every capability it holds']
-      : ['confers (itself or through the groups expanding it)', 'changing who is in a group, what it expands or who manages it needs every capability it confers'];
+      : [
+          'confers (itself or through the groups expanding it)',
+          'changing who is in a group, what it expands or who manages it needs every capability it confers',
+        ];
   return new KeyholdError('KH_ERR_FORBIDDEN', `${describe(subject)} ${what} ${needed.join(', ')}, which ${caller} does not have: ${rule}`, {
     needed,
     ...subject,
@@ -75,7 +78,11 @@ function forbidden(info: RequestInfo, subject: ProtectedSubject, needed: Capabil
  * confers. The caller as subject passes: it holds what it holds (an entity changing its own keys).
  * Returns whether a subject holds or confers GLOBAL_ROOT: then the change must leave a root.
  */
-export async function checkProtectedSubjects(reader: StoreReader, info: RequestInfo, subjects: readonly ProtectedSubject[]): Promise<boolean> {
+export async function checkProtectedSubjects(
+  reader: StoreReader,
+  info: RequestInfo,
+  subjects: readonly ProtectedSubject[],
+): Promise<boolean> {
   let touchesRoot = false;
   for (const subject of subjects) {
     const capabilities = await capabilitiesOf(reader, subject);
@@ -127,13 +134,17 @@ export function guardChange(info: RequestInfo, subjects: readonly ProtectedSubje
 }
 
 function managedByCycle(path: string[]): KeyholdError {
-  return new KeyholdError('KH_ERR_MANAGED_BY_CYCLE', `group "${path[0]}" would manage itself: ${path.join(' → ')} (each managed by the next); set managedBy to a group outside this chain, or "" for none`, { path });
+  return new KeyholdError(
+    'KH_ERR_MANAGED_BY_CYCLE',
+    `group "${path[0]}" would manage itself: ${path.join(' → ')} (each managed by the next); set managedBy to a group outside this chain, or "" for none`,
+    { path },
+  );
 }
 
 /** Refuses (KH_ERR_MANAGED_BY_CYCLE) a managedBy that leads back to `group`, directly or through other groups' managedBy. */
 export async function checkManagedBy(reader: StoreReader, group: Group): Promise<void> {
   const path = [group.name];
-  for (let manager = group.managedBy; manager !== ''; ) {
+  for (let manager = group.managedBy; manager !== '';) {
     if (manager === group.name) throw managedByCycle([...path, manager]);
     // A loop further up that does not pass through `group` is older data, not this change's doing.
     if (path.includes(manager)) return;

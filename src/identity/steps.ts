@@ -52,7 +52,12 @@ export async function saveEntity(tx: StoreTransaction, entity: Entity): Promise<
 }
 
 /** EntityCreate / GroupCreate: the object as requested; it must not exist yet, and gets the next free number when it asked for 0. */
-export function createStep<S extends Entity | Group>(point: 'EntityCreate' | 'GroupCreate', requested: S, check: (reader: StoreReader, subject: S) => Promise<void>, insert: (tx: StoreTransaction, subject: S) => Promise<unknown>): LifecycleStep<S> {
+export function createStep<S extends Entity | Group>(
+  point: 'EntityCreate' | 'GroupCreate',
+  requested: S,
+  check: (reader: StoreReader, subject: S) => Promise<void>,
+  insert: (tx: StoreTransaction, subject: S) => Promise<unknown>,
+): LifecycleStep<S> {
   const [kind, key] = 'id' in requested ? (['entity', requested.id] as const) : (['group', requested.name] as const);
   return {
     point,
@@ -61,7 +66,11 @@ export function createStep<S extends Entity | Group>(point: 'EntityCreate' | 'Gr
     subjects: [{ kind, key }, ...(requested.number === 0 ? [nextNumberOf(kind)] : [])],
     load: () => Promise.resolve(requested),
     change: async (reader, subject) => {
-      if ((await reader.version({ kind, key })) !== undefined) throw new KeyholdError(kind === 'entity' ? 'KH_ERR_ENTITY_EXISTS' : 'KH_ERR_GROUP_EXISTS', `${kind === 'entity' ? 'an entity' : 'a group'} "${key}" already exists`);
+      if ((await reader.version({ kind, key })) !== undefined)
+        throw new KeyholdError(
+          kind === 'entity' ? 'KH_ERR_ENTITY_EXISTS' : 'KH_ERR_GROUP_EXISTS',
+          `${kind === 'entity' ? 'an entity' : 'a group'} "${key}" already exists`,
+        );
       await check(reader, subject);
       return subject.number === 0 ? { ...subject, number: await reader.nextNumber(kind) } : subject;
     },

@@ -2,7 +2,17 @@
 // next one's input, the state bag threaded through, every result checked before it is used by
 // the SDK's contract (the rules its test harness applies too). A plugin in shadow mode is called
 // but never obeyed (shadow.ts); a plugin is not called at all for a subject it exempts (break-glass).
-import { checkHookResult, ContractViolation, jsonEqual, pluginProblem, type CheckedResult, type HookContext, type HookName, type JsonObject, type Subject } from 'keyhold-plugin-sdk';
+import {
+  checkHookResult,
+  ContractViolation,
+  jsonEqual,
+  pluginProblem,
+  type CheckedResult,
+  type HookContext,
+  type HookName,
+  type JsonObject,
+  type Subject,
+} from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../errors.js';
 import { callHandler, type HookDispatcher, type HookHandler, type PluginCallError } from './dispatcher.js';
 import { watchShadow } from './shadow.js';
@@ -39,7 +49,13 @@ function checked(handler: HookHandler, hook: HookName, before: Subject, result: 
  * is updated in place so that it flows on to the next hook of the same request.
  * Throws a KeyholdError naming the plugin and hook when one vetoes, fails or returns a bad object.
  */
-export async function runHook<S extends Subject>(dispatcher: HookDispatcher, hook: HookName, subject: S, request: JsonObject, context: HookContext): Promise<S> {
+export async function runHook<S extends Subject>(
+  dispatcher: HookDispatcher,
+  hook: HookName,
+  subject: S,
+  request: JsonObject,
+  context: HookContext,
+): Promise<S> {
   let current: Subject = subject;
   for (const handler of dispatcher.handlersFor(hook)) {
     // The id cannot have been changed by the plugins before (the contract), so this is the request's subject.

@@ -1,7 +1,17 @@
 // The one interface through which the lifecycle engine calls hooks. The plugin host
 // (src/host/dispatch.ts) implements it with real plugin processes; tests implement it
 // in-process. Whatever implements it, the chain rules live in chain.ts, once.
-import { committedHookName, DEADLINE_PASSED, deadlinePassed, type CommittedHookName, type CommittedParams, type HookName, type HookParams, type HookResult, type LifecyclePoint } from 'keyhold-plugin-sdk';
+import {
+  committedHookName,
+  DEADLINE_PASSED,
+  deadlinePassed,
+  type CommittedHookName,
+  type CommittedParams,
+  type HookName,
+  type HookParams,
+  type HookResult,
+  type LifecyclePoint,
+} from 'keyhold-plugin-sdk';
 
 /** What happens when a plugin crashes, times out or is down: fail the request (closed) or skip the plugin (open). A veto is never skipped. */
 export type FailureMode = 'closed' | 'open';

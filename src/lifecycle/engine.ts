@@ -125,7 +125,9 @@ export class LifecycleEngine {
     let unlock: (() => void) | undefined;
     try {
       unlock = await this.locks.acquire(subjects.map(lockKey), deadline).catch((err: unknown) => {
-        throw err instanceof LockWaitExpired ? pastDeadline(`while it waited for other requests on ${err.key.replace(':', ' ')}`, { subject: err.key }) : err;
+        throw err instanceof LockWaitExpired
+          ? pastDeadline(`while it waited for other requests on ${err.key.replace(':', ' ')}`, { subject: err.key })
+          : err;
       });
       // Read before the loads: a write between the two makes the commit refuse, never pass unseen.
       const versions = await Promise.all(subjects.map((s) => this.store.reader.version(s)));
@@ -153,13 +155,22 @@ export class LifecycleEngine {
   }
 
   /** The short write transaction: the subjects are as they were read, each step re-checks and writes, then its event. */
-  private async commit(prepared: readonly Prepared[], subjects: readonly SubjectRef[], versions: readonly (number | undefined)[], info: RequestInfo): Promise<void> {
+  private async commit(
+    prepared: readonly Prepared[],
+    subjects: readonly SubjectRef[],
+    versions: readonly (number | undefined)[],
+    info: RequestInfo,
+  ): Promise<void> {
     await this.store.write(async (tx) => {
       for (const [i, subject] of subjects.entries()) {
         const now = await tx.version(subject);
         // A subject that did not exist is created by this request: its insert reports one made meanwhile (KH_ERR_ENTITY_EXISTS, …).
         if (versions[i] !== undefined && now !== versions[i]) {
-          throw new KeyholdError('KH_ERR_CONFLICT', `${describe(subject)} was ${now === undefined ? 'deleted' : 'changed'} by another request while this one ran its hooks; nothing was written; retry`, { ...subject });
+          throw new KeyholdError(
+            'KH_ERR_CONFLICT',
+            `${describe(subject)} was ${now === undefined ? 'deleted' : 'changed'} by another request while this one ran its hooks; nothing was written; retry`,
+            { ...subject },
+          );
         }
       }
       for (const p of prepared) {
@@ -173,7 +184,11 @@ export class LifecycleEngine {
 
 /** KH_ERR_REQUEST_DEADLINE: the request ran out of time where no plugin was at fault, so it names none. */
 function pastDeadline(where: string, details?: Record<string, unknown>): KeyholdError {
-  return new KeyholdError('KH_ERR_REQUEST_DEADLINE', `the request reached its deadline (${REQUEST_DEADLINE_MS} ms after it arrived) ${where}; nothing was written; retry later`, details);
+  return new KeyholdError(
+    'KH_ERR_REQUEST_DEADLINE',
+    `the request reached its deadline (${REQUEST_DEADLINE_MS} ms after it arrived) ${where}; nothing was written; retry later`,
+    details,
+  );
 }
 
 function checkDeadline(deadline: number, where: string): void {

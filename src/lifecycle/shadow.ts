@@ -3,7 +3,15 @@
 // failureMode) or an invalid result is reported to the handler (the host logs and counts it) and
 // dropped, so a new policy can be watched on real traffic before it is switched on. Its changes to
 // the state bag are its own: it sees them in its later hooks of the same request, no other plugin does.
-import { checkHookResult, ContractViolation, jsonEqual, type HookContext, type HookName, type JsonObject, type Subject } from 'keyhold-plugin-sdk';
+import {
+  checkHookResult,
+  ContractViolation,
+  jsonEqual,
+  type HookContext,
+  type HookName,
+  type JsonObject,
+  type Subject,
+} from 'keyhold-plugin-sdk';
 import { callHandler, PluginCallError, type HookHandler, type ShadowOutcome } from './dispatcher.js';
 
 interface OwnState {
@@ -52,7 +60,13 @@ export function changedFields(before: unknown, after: unknown, path = ''): strin
 }
 
 /** Calls a shadow plugin's hook and reports what it would have done; never throws for anything the plugin does. */
-export async function watchShadow(handler: HookHandler, hook: HookName, subject: Subject, request: JsonObject, context: HookContext): Promise<void> {
+export async function watchShadow(
+  handler: HookHandler,
+  hook: HookName,
+  subject: Subject,
+  request: JsonObject,
+  context: HookContext,
+): Promise<void> {
   const state = stateFor(context, handler.plugin);
   let outcome: ShadowOutcome | undefined;
   try {
@@ -62,7 +76,8 @@ export async function watchShadow(handler: HookHandler, hook: HookName, subject:
     const fields = changedFields(subject, checked.subject);
     if (fields.length > 0) outcome = { kind: 'change', fields };
   } catch (err) {
-    if (err instanceof PluginCallError) outcome = err.kind === 'veto' ? { kind: 'veto', message: err.message } : { kind: err.kind, message: err.message };
+    if (err instanceof PluginCallError)
+      outcome = err.kind === 'veto' ? { kind: 'veto', message: err.message } : { kind: err.kind, message: err.message };
     else if (err instanceof ContractViolation) outcome = { kind: 'invalid', message: err.reason };
     else throw err;
   }

@@ -14,7 +14,13 @@ export const NGINX_MISSING = 'nginx is not installed: apt-get install nginx';
 
 /** The nginx binary: /usr/sbin/nginx (where Debian puts it, often not on a user's PATH), else one on PATH; undefined when there is none. */
 export function findNginx(): string | undefined {
-  const candidates = ['/usr/sbin/nginx', ...(process.env.PATH ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, 'nginx'))];
+  const candidates = [
+    '/usr/sbin/nginx',
+    ...(process.env.PATH ?? '')
+      .split(delimiter)
+      .filter(Boolean)
+      .map((dir) => join(dir, 'nginx')),
+  ];
   return candidates.find((path) => {
     try {
       accessSync(path, constants.X_OK);
@@ -111,7 +117,13 @@ export async function startNginx(binary: string, options: NginxOptions): Promise
       up = await canConnect(port);
       if (!up) await sleep(20);
     }
-    if (up) return { url: `http://127.0.0.1:${port}`, dir, errorLog, stop: async () => (await kill(), rmSync(dir, { recursive: true, force: true })) };
+    if (up)
+      return {
+        url: `http://127.0.0.1:${port}`,
+        dir,
+        errorLog,
+        stop: async () => (await kill(), rmSync(dir, { recursive: true, force: true })),
+      };
     const why = `${stderr}${errorLog()}`;
     await kill();
     if (attempt < 3 && /Address already in use/.test(why)) continue;

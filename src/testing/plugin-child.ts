@@ -42,7 +42,12 @@ export interface PluginChild {
    * Calls one hook as the server's chain does. Resolves with the checked object; rejects with the
    * server's KeyholdError (KH_ERR_PLUGIN_VETO, KH_ERR_PLUGIN_FAILED, …) naming plugin and hook.
    */
-  call<S extends Subject>(hook: HookName, subject: S, request?: JsonObject, context?: Partial<HookContext>): Promise<{ subject: S; state: JsonObject }>;
+  call<S extends Subject>(
+    hook: HookName,
+    subject: S,
+    request?: JsonObject,
+    context?: Partial<HookContext>,
+  ): Promise<{ subject: S; state: JsonObject }>;
   /**
    * Delivers one committed event to the hook of its point, as the server's outbox does. Resolves
    * when the plugin took it; rejects with the host's PluginCallError (the server would retry).
@@ -69,7 +74,13 @@ export async function startPluginChild(path: string, options: PluginChildOptions
   const file = found[0];
   if (!file) throw new Error(`${path} cannot be a plugin: ${refused[0]?.reason ?? 'not found'}`);
   const settings = parsePluginSettings({ pingInterval: 0, plugins: { [file.name]: { ...options.entry, config: options.config ?? {} } } });
-  const supervisor = new PluginSupervisor(file, { settings, entry: settings.plugins[file.name]!, logger, hostVersion: VERSION, restart: false });
+  const supervisor = new PluginSupervisor(file, {
+    settings,
+    entry: settings.plugins[file.name]!,
+    logger,
+    hostVersion: VERSION,
+    restart: false,
+  });
   await supervisor.start();
   const dispatcher: HookDispatcher = buildDispatcher([supervisor], logger, new PluginMetrics(new Registry(), () => [supervisor.status()]));
   let requests = 0;
@@ -80,7 +91,14 @@ export async function startPluginChild(path: string, options: PluginChildOptions
     logs,
     async call(hook, subject, request = {}, context = {}) {
       requests += 1;
-      const ctx: HookContext = { requestId: `child-test-${requests}`, operation: 'test', caller: 'root', deadline: Date.now() + 30_000, state: {}, ...context };
+      const ctx: HookContext = {
+        requestId: `child-test-${requests}`,
+        operation: 'test',
+        caller: 'root',
+        deadline: Date.now() + 30_000,
+        state: {},
+        ...context,
+      };
       const result = await runHook(dispatcher, hook, subject, request, ctx);
       return { subject: result, state: ctx.state };
     },

@@ -47,9 +47,13 @@ describe('shell completion and the man page', () => {
     assert.match(zsh, /bashcompinit/);
     assert.match(zsh, /complete -o default -F _keyhold keyhold/);
     const fish = expectCode(await runCli(['completion', 'fish'], noServer), 0, 'completion fish').stdout;
-    for (const command of ['serve', 'auth', 'entity', 'group', 'plugin', 'system', 'completion', 'man']) assert.match(fish, new RegExp(`-a '${command}'`));
+    for (const command of ['serve', 'auth', 'entity', 'group', 'plugin', 'system', 'completion', 'man'])
+      assert.match(fish, new RegExp(`-a '${command}'`));
     assert.match(fish, /-n 'test \(__keyhold_path\) = \\'\. entity\\'' -a 'create'/);
-    for (const [shell, text] of [['zsh', zsh], ['fish', fish]] as const) {
+    for (const [shell, text] of [
+      ['zsh', zsh],
+      ['fish', fish],
+    ] as const) {
       if (!hasProgram(shell)) continue;
       const checked = spawnSync(shell, ['-n'], { input: text, encoding: 'utf8' });
       assert.equal(checked.status, 0, `${shell} -n: ${checked.stderr}`);
@@ -67,7 +71,10 @@ describe('shell completion and the man page', () => {
     const lines = page.split('\n');
     // roff spells a hyphen \-.
     for (const command of ['serve', 'auth login', 'entity create', 'group add-member', 'plugin verify', 'completion']) {
-      assert.ok(lines.some((l) => l.startsWith(`.B keyhold ${command.replaceAll('-', '\\-')} `)), `the page has ${command}`);
+      assert.ok(
+        lines.some((l) => l.startsWith(`.B keyhold ${command.replaceAll('-', '\\-')} `)),
+        `the page has ${command}`,
+      );
     }
     assert.match(page, /\\-\\-display\\-name/);
     if (hasProgram('groff')) {
@@ -127,38 +134,55 @@ describe('logins that run out', () => {
     const token = await forgeToken(server.dataDir, { sub: 'root', caps: ['GLOBAL_ROOT'], iat: now - 700, exp: now - 60 });
     const file = credentialsPath({ XDG_CONFIG_HOME: home });
     mkdirSync(join(file, '..'), { recursive: true });
-    writeFileSync(file, JSON.stringify({ [server.url]: { id: 'root', token, expiresAt: new Date((now - 60) * 1000).toISOString() } }), { mode: 0o600 });
+    writeFileSync(file, JSON.stringify({ [server.url]: { id: 'root', token, expiresAt: new Date((now - 60) * 1000).toISOString() } }), {
+      mode: 0o600,
+    });
     return home;
   }
 
   it('without a terminal, the error names the command that logs in again', async () => {
     const home = await expiredLogin();
-    const result = expectCode(await runCli(['entity', 'info', 'root'], { KEYHOLD_SERVER: server.url, XDG_CONFIG_HOME: home }), 1, 'expired');
+    const result = expectCode(
+      await runCli(['entity', 'info', 'root'], { KEYHOLD_SERVER: server.url, XDG_CONFIG_HOME: home }),
+      1,
+      'expired',
+    );
     assert.match(result.stderr, new RegExp(`keyhold auth login root --server ${server.url.replace(/[.]/g, '\\.')}`));
     assert.match(result.stderr, /KH_ERR_TOKEN_EXPIRED/);
   });
 
-  it('at a terminal, it asks for the secret, logs in again and finishes the command', { skip: hasProgram('script') ? false : 'no `script` (util-linux) to give the CLI a terminal' }, async () => {
-    const home = await expiredLogin();
-    const command = [process.execPath, CLI, 'entity', 'info', 'root'].map((w) => `'${w}'`).join(' ');
-    const child = spawn('script', ['-qec', command, '/dev/null'], { env: { PATH: process.env.PATH, KEYHOLD_SERVER: server.url, XDG_CONFIG_HOME: home, TERM: 'dumb' }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let output = '';
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    await new Promise<void>((resolve) => {
-      child.stdout.on('data', (chunk: Buffer) => {
-        output += chunk.toString();
-        if (/secret for root: $/.test(output)) resolve();
+  it(
+    'at a terminal, it asks for the secret, logs in again and finishes the command',
+    { skip: hasProgram('script') ? false : 'no `script` (util-linux) to give the CLI a terminal' },
+    async () => {
+      const home = await expiredLogin();
+      const command = [process.execPath, CLI, 'entity', 'info', 'root'].map((w) => `'${w}'`).join(' ');
+      const child = spawn('script', ['-qec', command, '/dev/null'], {
+        env: { PATH: process.env.PATH, KEYHOLD_SERVER: server.url, XDG_CONFIG_HOME: home, TERM: 'dumb' },
+        stdio: ['pipe', 'pipe', 'pipe'],
       });
-      void exited.then(() => resolve());
-    });
-    child.stdin.write('root-secret\r');
-    const code = await exited;
-    clearTimeout(timer);
-    assert.equal(code, 0, output);
-    assert.match(output, /logging in again as root/);
-    assert.match(output, /number:\s+1/);
-    const again = expectCode(await runCli(['auth', 'token', '--json'], { KEYHOLD_SERVER: server.url, XDG_CONFIG_HOME: home }), 0, 'saved token works');
-    assert.equal(JSON.parse(again.stdout).id, 'root', '`auth token` names the id as `auth login` does');
-  });
+      let output = '';
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      await new Promise<void>((resolve) => {
+        child.stdout.on('data', (chunk: Buffer) => {
+          output += chunk.toString();
+          if (/secret for root: $/.test(output)) resolve();
+        });
+        void exited.then(() => resolve());
+      });
+      child.stdin.write('root-secret\r');
+      const code = await exited;
+      clearTimeout(timer);
+      assert.equal(code, 0, output);
+      assert.match(output, /logging in again as root/);
+      assert.match(output, /number:\s+1/);
+      const again = expectCode(
+        await runCli(['auth', 'token', '--json'], { KEYHOLD_SERVER: server.url, XDG_CONFIG_HOME: home }),
+        0,
+        'saved token works',
+      );
+      assert.equal(JSON.parse(again.stdout).id, 'root', '`auth token` names the id as `auth login` does');
+    },
+  );
 });

@@ -6,7 +6,17 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { credentialsPath } from '../../src/cli/credentials.js';
 import { fixture } from '../fixtures/plugin-host.js';
-import { call, killChildren, login, runCli, scratchDir, serverEnv, startServerProcess, startTestServer, type CliResult } from '../support/keyhold.js';
+import {
+  call,
+  killChildren,
+  login,
+  runCli,
+  scratchDir,
+  serverEnv,
+  startServerProcess,
+  startTestServer,
+  type CliResult,
+} from '../support/keyhold.js';
 
 after(killChildren);
 
@@ -30,7 +40,11 @@ describe('keyhold CLI against a server process', () => {
     expectCode(await asRoot(['auth', 'login', 'root', '--secret-stdin'], 'wrong\n'), 1, 'login with a wrong secret');
     const loggedIn = expectCode(await asRoot(['auth', 'login', 'root', '--secret-stdin'], 'root-secret-1\n'), 0, 'root login');
     assert.match(loggedIn.stdout, /logged in .* as root/);
-    assert.equal(statSync(credentialsPath({ XDG_CONFIG_HOME: rootHome })).mode & 0o777, 0o600, 'the saved token is readable by its owner only');
+    assert.equal(
+      statSync(credentialsPath({ XDG_CONFIG_HOME: rootHome })).mode & 0o777,
+      0o600,
+      'the saved token is readable by its owner only',
+    );
 
     expectCode(await asRoot(['entity', 'create', 'alice', '--display-name', 'Alice Example']), 0, 'create alice');
     expectCode(await asRoot(['entity', 'set-secret', 'alice', '--secret-stdin'], 'alice-secret\n'), 0, 'set secret');
@@ -69,13 +83,21 @@ describe('keyhold CLI against a server process', () => {
     // Metadata, key/value, keys and expansions through the CLI.
     expectCode(await asRoot(['entity', 'update', 'alice', '--shell', '/bin/zsh']), 0, 'update');
     expectCode(await asRoot(['entity', 'meta', 'alice', 'upsert', 'dept', 'research']), 0, 'meta upsert');
-    assert.deepEqual(JSON.parse(expectCode(await asRoot(['--json', 'entity', 'meta', 'alice', 'read', 'dept']), 0, 'meta read').stdout), ['research']);
+    assert.deepEqual(JSON.parse(expectCode(await asRoot(['--json', 'entity', 'meta', 'alice', 'read', 'dept']), 0, 'meta read').stdout), [
+      'research',
+    ]);
     expectCode(await asRoot(['entity', 'kv', 'alice', 'add', 'phone', '+1 555', '+1 556']), 0, 'kv add');
-    assert.deepEqual(JSON.parse(expectCode(await asRoot(['--json', 'entity', 'kv', 'alice', 'get', 'phone']), 0, 'kv get').stdout).values, ['+1 555', '+1 556']);
+    assert.deepEqual(JSON.parse(expectCode(await asRoot(['--json', 'entity', 'kv', 'alice', 'get', 'phone']), 0, 'kv get').stdout).values, [
+      '+1 555',
+      '+1 556',
+    ]);
     expectCode(await asAlice(['entity', 'keys', 'alice', 'add', 'ssh-ed25519 AAAAC3Nza alice@laptop']), 0, 'alice adds her own key');
     expectCode(await asRoot(['group', 'create', 'everyone']), 0, 'create everyone');
     expectCode(await asRoot(['group', 'expansions', 'everyone', 'add', 'INCLUDE', 'creators']), 0, 'expansion');
-    assert.deepEqual(JSON.parse(expectCode(await asRoot(['--json', 'entity', 'groups', 'alice', '--indirect']), 0, 'indirect groups').stdout).sort(), ['creators', 'everyone']);
+    assert.deepEqual(
+      JSON.parse(expectCode(await asRoot(['--json', 'entity', 'groups', 'alice', '--indirect']), 0, 'indirect groups').stdout).sort(),
+      ['creators', 'everyone'],
+    );
 
     expectCode(await asRoot(['entity', 'destroy', 'bob']), 0, 'destroy bob');
     const gone = expectCode(await asRoot(['entity', 'info', 'bob']), 1, 'bob is gone');
@@ -91,7 +113,9 @@ describe('keyhold CLI against a server process', () => {
 
     // The same port, so that the login saved for this server URL applies (and shows the signing key persisted).
     server = await startServerProcess({ ...env, KEYHOLD_PORT: new URL(server.url).port });
-    const status = JSON.parse(expectCode(await asRoot(['--json', 'system', 'status']), 0, 'status after restart with the saved token').stdout);
+    const status = JSON.parse(
+      expectCode(await asRoot(['--json', 'system', 'status']), 0, 'status after restart with the saved token').stdout,
+    );
     assert.equal(status.entities, 3);
     const alice = JSON.parse(expectCode(await asRoot(['--json', 'entity', 'info', 'alice']), 0, 'alice after restart').stdout);
     assert.equal(alice.meta.displayName, 'Alice Example');
@@ -100,17 +124,27 @@ describe('keyhold CLI against a server process', () => {
     assert.deepEqual(alice.meta.untypedMeta, ['dept:research']);
     assert.deepEqual(alice.meta.kv, { phone: { values: ['+1 555', '+1 556'] } });
     assert.deepEqual(alice.meta.keys, ['ssh-ed25519 AAAAC3Nza alice@laptop']);
-    assert.deepEqual(JSON.parse(expectCode(await asRoot(['--json', 'group', 'members', 'everyone']), 0, 'members through the expansion').stdout), ['alice']);
+    assert.deepEqual(
+      JSON.parse(expectCode(await asRoot(['--json', 'group', 'members', 'everyone']), 0, 'members through the expansion').stdout),
+      ['alice'],
+    );
     assert.equal(alice.secret, undefined, 'the secret hash is never sent');
     const group = JSON.parse(expectCode(await asRoot(['--json', 'group', 'info', 'creators']), 0, 'group after restart').stdout);
     assert.deepEqual(group.capabilities, ['CREATE_ENTITY']);
     expectCode(await asRoot(['auth', 'check', 'alice', '--secret-stdin'], 'alice-secret\n'), 0, 'alice secret after restart');
     expectCode(await asRoot(['entity', 'info', 'bob']), 1, 'bob still gone');
-    expectCode(await asAlice(['auth', 'change-secret', 'alice', '--secret-stdin'], 'alice-secret\nalice-secret-2\n'), 0, 'self-service secret change');
+    expectCode(
+      await asAlice(['auth', 'change-secret', 'alice', '--secret-stdin'], 'alice-secret\nalice-secret-2\n'),
+      0,
+      'self-service secret change',
+    );
     expectCode(await asRoot(['auth', 'check', 'alice', '--secret-stdin'], 'alice-secret\n'), 1, 'the old secret no longer works');
     expectCode(await asRoot(['auth', 'check', 'alice', '--secret-stdin'], 'alice-secret-2\n'), 0, 'the new one does');
     const search = JSON.parse(expectCode(await asRoot(['--json', 'entity', 'search']), 0, 'search').stdout);
-    assert.deepEqual(search.map((e: { id: string }) => e.id), ['alice', 'carol', 'root']);
+    assert.deepEqual(
+      search.map((e: { id: string }) => e.id),
+      ['alice', 'carol', 'root'],
+    );
     assert.equal(JSON.parse(expectCode(await asRoot(['--json', 'auth', 'token']), 0, 'token').stdout).id, 'root');
     expectCode(await asRoot(['auth', 'logout']), 0, 'logout');
     assert.match(expectCode(await asRoot(['entity', 'info', 'alice']), 1, 'logged out').stderr, /KH_ERR_UNAUTHENTICATED/);
@@ -133,13 +167,22 @@ describe('keyhold CLI against a server process', () => {
 
       // Revoked meanwhile (a logout elsewhere): nothing left to revoke, the token is forgotten.
       expectCode(await cli(['auth', 'login', 'root', '--secret-stdin'], 'root-secret\n'), 0, 'login again');
-      assert.equal((await call(server.url, 'POST', '/v1/auth/logout', { token: await login(server.url, 'root', 'root-secret') })).status, 204);
-      assert.match(expectCode(await cli(['auth', 'logout']), 0, 'logout with a revoked token').stdout, /no longer valid \(KH_ERR_TOKEN_REVOKED\)/);
+      assert.equal(
+        (await call(server.url, 'POST', '/v1/auth/logout', { token: await login(server.url, 'root', 'root-secret') })).status,
+        204,
+      );
+      assert.match(
+        expectCode(await cli(['auth', 'logout']), 0, 'logout with a revoked token').stdout,
+        /no longer valid \(KH_ERR_TOKEN_REVOKED\)/,
+      );
 
       expectCode(await cli(['auth', 'login', 'root', '--secret-stdin'], 'root-secret\n'), 0, 'login before the server stops');
       await server.close();
       const unreachable = expectCode(await cli(['auth', 'logout']), 1, 'logout without a server');
-      assert.match(unreachable.stderr, /the server did not revoke the token \(cannot reach the keyhold server .*\): it stays valid until \d{4}-.*; the saved login was forgotten anyway/);
+      assert.match(
+        unreachable.stderr,
+        /the server did not revoke the token \(cannot reach the keyhold server .*\): it stays valid until \d{4}-.*; the saved login was forgotten anyway/,
+      );
       assert.match(expectCode(await cli(['auth', 'logout']), 0, 'forgotten locally').stdout, /no saved login/);
     } finally {
       await server.close();
@@ -150,7 +193,11 @@ describe('keyhold CLI against a server process', () => {
     const dataDir = scratchDir('e2e-badcfg');
     const badPort = expectCode(await runCli(['serve'], serverEnv(dataDir, { KEYHOLD_PORT: 'eighty' })), 2, 'bad port');
     assert.match(badPort.stderr, /bad configuration: KEYHOLD_PORT: listen\.port: expected an integer/);
-    const publicHost = expectCode(await runCli(['serve'], serverEnv(dataDir, { KEYHOLD_HOST: '0.0.0.0' })), 2, 'public address without TLS');
+    const publicHost = expectCode(
+      await runCli(['serve'], serverEnv(dataDir, { KEYHOLD_HOST: '0.0.0.0' })),
+      2,
+      'public address without TLS',
+    );
     assert.match(publicHost.stderr, /0\.0\.0\.0 is reachable from other machines, so it needs tls\.cert and tls\.key/);
     const missing = expectCode(await runCli(['serve', '--config', `${dataDir}/nope.yaml`], serverEnv(dataDir)), 2, 'missing config file');
     assert.match(missing.stderr, /nope\.yaml: \(file\): no such file; check the path given to --config/);
@@ -169,7 +216,11 @@ describe('keyhold CLI against a server process', () => {
     rmSync(join(pluginDir, 'broken'));
     const server = await startServerProcess(env);
     assert.doesNotMatch(server.stdout(), /secret:/);
-    expectCode(await runCli(['auth', 'check', 'root', '--secret-stdin'], { KEYHOLD_SERVER: server.url }, `${secret}\n`), 0, 'the shown secret works');
+    expectCode(
+      await runCli(['auth', 'check', 'root', '--secret-stdin'], { KEYHOLD_SERVER: server.url }, `${secret}\n`),
+      0,
+      'the shown secret works',
+    );
     await server.stop();
   });
 
@@ -181,7 +232,11 @@ describe('keyhold CLI against a server process', () => {
     assert.ok(secret && secret.length >= 32, 'a strong secret is printed');
     assert.match(server.stdout(), /keyhold auth login root/);
     const home = scratchDir('e2e-boot-home');
-    expectCode(await runCli(['auth', 'login', 'root', '--secret-stdin'], { KEYHOLD_SERVER: server.url, XDG_CONFIG_HOME: home }, `${secret}\n`), 0, 'login with the printed secret');
+    expectCode(
+      await runCli(['auth', 'login', 'root', '--secret-stdin'], { KEYHOLD_SERVER: server.url, XDG_CONFIG_HOME: home }, `${secret}\n`),
+      0,
+      'login with the printed secret',
+    );
     await server.stop();
     server = await startServerProcess(env);
     assert.doesNotMatch(server.stdout(), /secret:/);

@@ -27,7 +27,10 @@ describe('keyhold serve starting', () => {
   it('logs one start line: where it listens (the chosen port for port 0), with how many plugins', async () => {
     const server = await startServerProcess(serverEnv(join(scratchDir('start-line'), 'data')));
     try {
-      const starts = server.stdout().split('\n').filter((l) => /listening/i.test(l));
+      const starts = server
+        .stdout()
+        .split('\n')
+        .filter((l) => /listening/i.test(l));
       assert.equal(starts.length, 1, starts.join('\n'));
       assert.match(starts[0]!, new RegExp(`"msg":"keyhold listening on ${server.url.replace(/[.]/g, '\\.')} with 0 plugin\\(s\\)`));
     } finally {
@@ -67,7 +70,11 @@ describe('keyhold serve refuses a bad start with exit 2 and the setting to chang
     symlinkSync(fixture('faulty'), join(plugins, 'faulty.js'));
     const config = join(dir, 'keyhold.yaml');
     writeFileSync(config, 'plugins:\n  plugins:\n    faulty:\n      config:\n        reject: true\n');
-    const result = expectCode(await runCli(['serve', '--config', config], { ...serverEnv(join(dir, 'data')), KEYHOLD_PLUGIN_DIR: plugins }), 2, 'plugin rejects config');
+    const result = expectCode(
+      await runCli(['serve', '--config', config], { ...serverEnv(join(dir, 'data')), KEYHOLD_PLUGIN_DIR: plugins }),
+      2,
+      'plugin rejects config',
+    );
     assert.match(result.stderr, /bad configuration: .*faulty.*config rejected: config\.reject is set/);
   });
 });

@@ -44,7 +44,10 @@ describe('plugins that cannot be loaded', () => {
   it('exits during start: the reason has the exit code and the head and tail of its stderr', async (t) => {
     const { reason, logs } = await loadFailure(t, 'exits-during-start');
     assert.match(reason, /exited with code 3 before completing the handshake/);
-    assert.match(reason, /its stderr: cannot start: the frobnicator library is missing \| at frame 1 \| .* \| at frame 4 \| \(3 more\) \| at frame 8 \| .* \| at frame 12$/);
+    assert.match(
+      reason,
+      /its stderr: cannot start: the frobnicator library is missing \| at frame 1 \| .* \| at frame 4 \| \(3 more\) \| at frame 8 \| .* \| at frame 12$/,
+    );
     assert.ok(logs.find((r) => r.level === 50 && r.plugin === 'broken' && /could not be loaded: .*exited with code 3/.test(r.msg)));
   });
 
@@ -60,17 +63,20 @@ describe('plugins that cannot be loaded', () => {
     assert.match(reason, /^protocol mismatch: no protocol version in common: the host speaks 1, the plugin speaks 2/);
   });
 
-  it('rejects its config: the reason is the plugin\'s message', async (t) => {
+  it("rejects its config: the reason is the plugin's message", async (t) => {
     const { reason } = await loadFailure(t, 'faulty', { plugins: { broken: { config: { reject: true } } } });
     assert.equal(reason, 'config rejected: config.reject is set, so this config is refused');
   });
 });
 
 describe('plugins that misbehave in a hook', () => {
-  it('a veto fails the request with 422 and the plugin\'s message, and is never skipped', async (t) => {
+  it("a veto fails the request with 422 and the plugin's message, and is never skipped", async (t) => {
     const { host } = await startHost(t, { faulty: 'faulty' }, { plugins: { faulty: { failureMode: 'open' } } });
     const before = host.status()[0]!;
-    await assert.rejects(update(host.dispatcher, { fault: 'veto' }), failsWith('KH_ERR_PLUGIN_VETO', 'faulty', /display names may not be changed today$/));
+    await assert.rejects(
+      update(host.dispatcher, { fault: 'veto' }),
+      failsWith('KH_ERR_PLUGIN_VETO', 'faulty', /display names may not be changed today$/),
+    );
     const after = host.status()[0]!;
     assert.equal(after.state, 'ready');
     assert.equal(after.pid, before.pid);
@@ -94,13 +100,18 @@ describe('plugins that misbehave in a hook', () => {
     assert.notEqual(ready.pid, firstPid);
     assert.equal(ready.restarts, 1);
     assert.match(ready.lastError ?? '', /exited with code 7/);
-    assert.ok(logs.find((r) => r.plugin === 'faulty' && r.level === 50 && /plugin crashed, restarting in \d+ ms: .*exited with code 7/.test(r.msg)));
+    assert.ok(
+      logs.find((r) => r.plugin === 'faulty' && r.level === 50 && /plugin crashed, restarting in \d+ ms: .*exited with code 7/.test(r.msg)),
+    );
     assert.equal((await update(host.dispatcher, {})).meta.displayName, 'Alice+faulty');
   });
 
-  it('a hang times out with 504 and the call is cancelled, aborting the hook\'s signal; the plugin keeps serving', async (t) => {
+  it("a hang times out with 504 and the call is cancelled, aborting the hook's signal; the plugin keeps serving", async (t) => {
     const { host, logs } = await startHost(t, { faulty: 'faulty' }, { plugins: { faulty: { timeout: '200ms' } } });
-    await assert.rejects(update(host.dispatcher, { fault: 'hang' }), failsWith('KH_ERR_PLUGIN_TIMEOUT', 'faulty', /no answer within 200 ms/));
+    await assert.rejects(
+      update(host.dispatcher, { fault: 'hang' }),
+      failsWith('KH_ERR_PLUGIN_TIMEOUT', 'faulty', /no answer within 200 ms/),
+    );
     const aborted = await logs.waitFor((r) => r.plugin === 'faulty' && r.msg === 'hook call aborted');
     assert.match(String(aborted.reason), /the host cancelled preEntityUpdate/);
     assert.equal((await update(host.dispatcher, {})).meta.displayName, 'Alice+faulty');
@@ -115,7 +126,10 @@ describe('plugins that misbehave in a hook', () => {
 
   it('a plugin that stops answering pings is killed as hung and restarted', async (t) => {
     const { host, logs } = await startHost(t, { faulty: 'faulty' }, { pingInterval: '50ms', plugins: { faulty: { timeout: '200ms' } } });
-    await assert.rejects(update(host.dispatcher, { fault: 'spin' }), failsWith('KH_ERR_PLUGIN_TIMEOUT', 'faulty', /no answer within 200 ms/));
+    await assert.rejects(
+      update(host.dispatcher, { fault: 'spin' }),
+      failsWith('KH_ERR_PLUGIN_TIMEOUT', 'faulty', /no answer within 200 ms/),
+    );
     await waitForState(host, 'faulty', 'restarting');
     const ready = await waitForState(host, 'faulty', 'ready');
     assert.equal(ready.restarts, 1);
@@ -126,7 +140,10 @@ describe('plugins that misbehave in a hook', () => {
   it('garbage on stdout from a plugin without the SDK is a crash, at once', async (t) => {
     const { host, logs } = await startHost(t, { garbage: 'garbage' }, { callTimeout: '20s' });
     const started = Date.now();
-    await assert.rejects(update(host.dispatcher, {}), failsWith('KH_ERR_PLUGIN_FAILED', 'garbage', /wrote bytes that are not a JSON-RPC message: "debug: got a hook call/));
+    await assert.rejects(
+      update(host.dispatcher, {}),
+      failsWith('KH_ERR_PLUGIN_FAILED', 'garbage', /wrote bytes that are not a JSON-RPC message: "debug: got a hook call/),
+    );
     assert.ok(Date.now() - started < 5000);
     await waitForState(host, 'garbage', 'ready');
     assert.ok(logs.find((r) => r.plugin === 'garbage' && /plugin crashed, restarting/.test(r.msg)));
@@ -145,25 +162,40 @@ describe('plugins that misbehave in a hook', () => {
     await update(host.dispatcher, { fault: 'long-stderr' });
     await logs.waitFor((r) => r.plugin === 'faulty' && r.msg === 'the line after the long one');
     const records = logs.records.filter((r) => r.plugin === 'faulty' && r.stream === 'stderr');
-    assert.deepEqual(records.map((r) => [r.msg.length, r.truncated]), [[8 * 1024, true], ['the line after the long one'.length, undefined]]);
+    assert.deepEqual(
+      records.map((r) => [r.msg.length, r.truncated]),
+      [
+        [8 * 1024, true],
+        ['the line after the long one'.length, undefined],
+      ],
+    );
     assert.equal(records[0]!.msg, 'x'.repeat(8 * 1024));
   });
 
   it('a changed id is an invalid result (502) naming the field', async (t) => {
     const { host } = await startHost(t, { faulty: 'faulty' });
-    await assert.rejects(update(host.dispatcher, { fault: 'change-id' }), failsWith('KH_ERR_PLUGIN_INVALID_RESULT', 'faulty', /it changed id, which plugins may not change/));
+    await assert.rejects(
+      update(host.dispatcher, { fault: 'change-id' }),
+      failsWith('KH_ERR_PLUGIN_INVALID_RESULT', 'faulty', /it changed id, which plugins may not change/),
+    );
     assert.equal(host.status()[0]!.state, 'ready');
   });
 
   it('a hook returning nothing is a plugin failure (502) saying what to return, not an unchanged object', async (t) => {
     const { host } = await startHost(t, { faulty: 'faulty' });
-    await assert.rejects(update(host.dispatcher, { fault: 'no-return' }), failsWith('KH_ERR_PLUGIN_FAILED', 'faulty', /preEntityUpdate returned undefined: return the object it was given, changed or not/));
+    await assert.rejects(
+      update(host.dispatcher, { fault: 'no-return' }),
+      failsWith('KH_ERR_PLUGIN_FAILED', 'faulty', /preEntityUpdate returned undefined: return the object it was given, changed or not/),
+    );
     assert.equal(host.status()[0]!.state, 'ready');
   });
 
   it('a 10 MB result is over the message limit: a crash, and a restart', async (t) => {
     const { host } = await startHost(t, { faulty: 'faulty' });
-    await assert.rejects(update(host.dispatcher, { fault: 'huge' }), failsWith('KH_ERR_PLUGIN_FAILED', 'faulty', /sent a message of \d+ bytes, over the 4194304-byte limit/));
+    await assert.rejects(
+      update(host.dispatcher, { fault: 'huge' }),
+      failsWith('KH_ERR_PLUGIN_FAILED', 'faulty', /sent a message of \d+ bytes, over the 4194304-byte limit/),
+    );
     assert.equal((await waitForState(host, 'faulty', 'ready')).restarts, 1);
   });
 
@@ -173,14 +205,26 @@ describe('plugins that misbehave in a hook', () => {
     assert.equal(failed.restarts, 4);
     assert.match(failed.lastError ?? '', /exited with code 1/);
     assert.ok(logs.find((r) => r.level === 50 && /plugin crashed 5 times within 60000 ms; it stays down until a reload/.test(r.msg)));
-    await assert.rejects(update(host.dispatcher, {}), failsWith('KH_ERR_PLUGIN_UNAVAILABLE', 'looper', /has failed and stays down until a reload/));
+    await assert.rejects(
+      update(host.dispatcher, {}),
+      failsWith('KH_ERR_PLUGIN_UNAVAILABLE', 'looper', /has failed and stays down until a reload/),
+    );
   });
 
   it('failureMode open skips a crashed plugin with a warning and a counter', async (t) => {
-    const { host, logs, registry } = await startHost(t, { faulty: 'faulty', recorder: 'recorder' }, { plugins: { faulty: { failureMode: 'open' } } });
+    const { host, logs, registry } = await startHost(
+      t,
+      { faulty: 'faulty', recorder: 'recorder' },
+      { plugins: { faulty: { failureMode: 'open' } } },
+    );
     const result = await update(host.dispatcher, { fault: 'exit' });
     assert.equal(result.meta.displayName, 'Alice');
-    assert.ok(logs.find((r) => r.level === 40 && /skipped plugin "faulty" in preEntityUpdate because its failureMode is open: .*exited with code 7/.test(r.msg)));
+    assert.ok(
+      logs.find(
+        (r) =>
+          r.level === 40 && /skipped plugin "faulty" in preEntityUpdate because its failureMode is open: .*exited with code 7/.test(r.msg),
+      ),
+    );
     assert.match(await registry.metrics(), /keyhold_plugin_failopen_skips_total\{plugin="faulty",hook="preEntityUpdate"\} 1/);
   });
 });

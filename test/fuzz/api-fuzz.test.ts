@@ -60,13 +60,27 @@ before(async () => {
     ['POST', '/v1/groups', { name: 'staff', managedBy: 'managers' }],
     ['PUT', '/v1/groups/staff/members/alice', undefined],
   ];
-  for (const [method, path, body] of setup) assert.ok((await call(server.url, method, path, { token: root, ...(body !== undefined && { body }) })).status < 300, `${method} ${path}`);
+  for (const [method, path, body] of setup)
+    assert.ok(
+      (await call(server.url, method, path, { token: root, ...(body !== undefined && { body }) })).status < 300,
+      `${method} ${path}`,
+    );
   alice = await login(server.url, 'alice', 'alice-secret');
-  const doc = (await call(server.url, 'GET', '/openapi.json')).body as { paths: Record<string, Record<string, { parameters?: { in: string; name: string }[]; requestBody?: { content: Record<string, { schema: Schema }> } }>> };
+  const doc = (await call(server.url, 'GET', '/openapi.json')).body as {
+    paths: Record<
+      string,
+      Record<string, { parameters?: { in: string; name: string }[]; requestBody?: { content: Record<string, { schema: Schema }> } }>
+    >;
+  };
   routes = Object.entries(doc.paths).flatMap(([path, methods]) =>
     Object.entries(methods).map(([method, operation]) => {
       const body = operation.requestBody?.content['application/json']?.schema;
-      return { method: method.toUpperCase(), path, ...(body && { body }), queryNames: (operation.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name) };
+      return {
+        method: method.toUpperCase(),
+        path,
+        ...(body && { body }),
+        queryNames: (operation.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name),
+      };
     }),
   );
   assert.ok(routes.length >= 30, `the OpenAPI document lists ${routes.length} routes`);
@@ -76,19 +90,45 @@ after(() => server?.close());
 // Generators
 
 /** Code points no name may hold: each makes a name invalid wherever it appears. */
-const FORBIDDEN = ['\u0000', '\u0007', '\u007f', ' ', '\t', '\u00a0', '\u00ad', '\u200b', '\u200d', '\u202e', '\u2066', '\u2069', '\u2028', '\ufeff', '\ud800', '\udfff', '\ue000', '\u0378', '\ufdd0', '\ufffd'];
+const FORBIDDEN = [
+  '\u0000',
+  '\u0007',
+  '\u007f',
+  ' ',
+  '\t',
+  '\u00a0',
+  '\u00ad',
+  '\u200b',
+  '\u200d',
+  '\u202e',
+  '\u2066',
+  '\u2069',
+  '\u2028',
+  '\ufeff',
+  '\ud800',
+  '\udfff',
+  '\ue000',
+  '\u0378',
+  '\ufdd0',
+  '\ufffd',
+];
 
 /** Odd but well-formed text and worse: any code point, lone surrogates, combining marks, emoji, RTL, long runs. */
 const oddText = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 40 }),
-  fc.string({ unit: fc.constantFrom(...FORBIDDEN, 'a', 'é', 'e\u0301', '😀', '🏳️‍🌈', 'ǅ', 'ا', '../', '%', '%00', '"', '\\', '<'), maxLength: 20 }),
+  fc.string({
+    unit: fc.constantFrom(...FORBIDDEN, 'a', 'é', 'e\u0301', '😀', '🏳️‍🌈', 'ǅ', 'ا', '../', '%', '%00', '"', '\\', '<'),
+    maxLength: 20,
+  }),
   fc.integer({ min: 100, max: 6000 }).map((n) => 'x'.repeat(n)),
   fc.constantFrom('', '__proto__', 'constructor', 'prototype', 'null', 'true', '0', '-1', '-rf', 'root', 'alice', 'staff'),
 );
 
 /** A name that breaks the rule: a forbidden code point, too long, empty, or a leading '-'. */
 const badName = fc.oneof(
-  fc.tuple(fc.string({ maxLength: 10 }), fc.constantFrom(...FORBIDDEN), fc.string({ unit: 'binary', maxLength: 10 })).map(([a, bad, b]) => a + bad + b),
+  fc
+    .tuple(fc.string({ maxLength: 10 }), fc.constantFrom(...FORBIDDEN), fc.string({ unit: 'binary', maxLength: 10 }))
+    .map(([a, bad, b]) => a + bad + b),
   fc.integer({ min: 129, max: 400 }).map((n) => 'n'.repeat(n)),
   fc.constantFrom('', '-', '-alice', '__proto__', 'constructor', 'prototype'),
 );
@@ -98,7 +138,11 @@ const deepText = fc.oneof(
   fc.integer({ min: 20, max: 30_000 }).map((depth) => `${'['.repeat(depth)}${']'.repeat(depth)}`),
   fc.integer({ min: 20, max: 10_000 }).map((depth) => `${'{"d":'.repeat(depth)}0${'}'.repeat(depth)}`),
 );
-const anyValue = fc.oneof({ weight: 4, arbitrary: fc.jsonValue({ maxDepth: 4 }) }, { weight: 2, arbitrary: oddText }, { weight: 1, arbitrary: fc.constantFrom(null, -1, 1.5, 2 ** 53, [], {}, [null]) });
+const anyValue = fc.oneof(
+  { weight: 4, arbitrary: fc.jsonValue({ maxDepth: 4 }) },
+  { weight: 2, arbitrary: oddText },
+  { weight: 1, arbitrary: fc.constantFrom(null, -1, 1.5, 2 ** 53, [], {}, [null]) },
+);
 
 const NAME_FIELDS = new Set(['id', 'name', 'key', 'group', 'managedBy', 'entityId']);
 
@@ -123,7 +167,10 @@ function valueFor(schema: Schema, field = ''): fc.Arbitrary<unknown> {
 function shaped(schema: Schema): fc.Arbitrary<unknown> {
   const fields = Object.fromEntries(Object.entries(schema.properties ?? {}).map(([name, property]) => [name, valueFor(property, name)]));
   const known = fc.oneof(fc.record(fields), fc.record(fields, { requiredKeys: [] }));
-  const extra = fc.oneof({ weight: 3, arbitrary: fc.constant({}) }, { weight: 1, arbitrary: fc.dictionary(oddText, anyValue, { maxKeys: 3 }) });
+  const extra = fc.oneof(
+    { weight: 3, arbitrary: fc.constant({}) },
+    { weight: 1, arbitrary: fc.dictionary(oddText, anyValue, { maxKeys: 3 }) },
+  );
   return fc.tuple(known, extra).map(([k, e]) => ({ ...e, ...k }));
 }
 
@@ -135,11 +182,38 @@ function bodyFor(route: Route): fc.Arbitrary<Body> {
     { weight: 1, arbitrary: fc.constant<Body>({ kind: 'none' }) },
     { weight: route.body ? 5 : 0, arbitrary: json(shaped(route.body ?? {})) },
     { weight: 2, arbitrary: json(anyValue) },
-    { weight: 1, arbitrary: fc.tuple(fc.constantFrom('', ...Object.keys(route.body?.properties ?? {}), 'x'), deepText).map(([field, deep]): Body => ({ kind: 'raw', bytes: new TextEncoder().encode(field ? `{${JSON.stringify(field)}:${deep}}` : deep), contentType: 'application/json' })) },
-    { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 200 }).map((text): Body => ({ kind: 'raw', bytes: new TextEncoder().encode(text), contentType: 'application/json' })) },
-    { weight: 1, arbitrary: fc.uint8Array({ maxLength: 300 }).map((bytes): Body => ({ kind: 'raw', bytes, contentType: 'application/json' })) },
-    { weight: 1, arbitrary: fc.integer({ min: BODY_LIMIT - 100, max: 4 * BODY_LIMIT }).map((n): Body => ({ kind: 'raw', bytes: new TextEncoder().encode(JSON.stringify({ pad: 'p'.repeat(n) })), contentType: 'application/json' })) },
-    { weight: 1, arbitrary: fc.constantFrom('text/plain', 'application/x-www-form-urlencoded', 'application/json; charset=latin1', 'multipart/form-data', '').map((contentType): Body => ({ kind: 'raw', bytes: new TextEncoder().encode('{"id":"x"}'), contentType })) },
+    {
+      weight: 1,
+      arbitrary: fc.tuple(fc.constantFrom('', ...Object.keys(route.body?.properties ?? {}), 'x'), deepText).map(([field, deep]): Body => ({
+        kind: 'raw',
+        bytes: new TextEncoder().encode(field ? `{${JSON.stringify(field)}:${deep}}` : deep),
+        contentType: 'application/json',
+      })),
+    },
+    {
+      weight: 1,
+      arbitrary: fc
+        .string({ unit: 'binary', maxLength: 200 })
+        .map((text): Body => ({ kind: 'raw', bytes: new TextEncoder().encode(text), contentType: 'application/json' })),
+    },
+    {
+      weight: 1,
+      arbitrary: fc.uint8Array({ maxLength: 300 }).map((bytes): Body => ({ kind: 'raw', bytes, contentType: 'application/json' })),
+    },
+    {
+      weight: 1,
+      arbitrary: fc.integer({ min: BODY_LIMIT - 100, max: 4 * BODY_LIMIT }).map((n): Body => ({
+        kind: 'raw',
+        bytes: new TextEncoder().encode(JSON.stringify({ pad: 'p'.repeat(n) })),
+        contentType: 'application/json',
+      })),
+    },
+    {
+      weight: 1,
+      arbitrary: fc
+        .constantFrom('text/plain', 'application/x-www-form-urlencoded', 'application/json; charset=latin1', 'multipart/form-data', '')
+        .map((contentType): Body => ({ kind: 'raw', bytes: new TextEncoder().encode('{"id":"x"}'), contentType })),
+    },
   );
 }
 
@@ -169,15 +243,28 @@ function queryFor(route: Route): fc.Arbitrary<string> {
   const value = fc.oneof(oddText.map(encode), fc.constantFrom('%FF', '%ED%A0%80', '%zz', '1', '0', '-1', '99999', 'true'));
   return fc.oneof(
     { weight: 8, arbitrary: fc.constant('') },
-    { weight: 4, arbitrary: fc.array(fc.tuple(name, value), { maxLength: 4 }).map((pairs) => pairs.map(([n, v]) => `${n}=${v}`).join('&')) },
+    {
+      weight: 4,
+      arbitrary: fc.array(fc.tuple(name, value), { maxLength: 4 }).map((pairs) => pairs.map(([n, v]) => `${n}=${v}`).join('&')),
+    },
     { weight: 1, arbitrary: fc.integer({ min: 1000, max: 20_000 }).map((n) => `text=${'q'.repeat(n)}`) },
   );
 }
 
 /** Extra headers fetch can send (no CR, LF or NUL), some large, and the authorization to use. */
 const headers = fc.record({
-  authorization: fc.oneof({ weight: 6, arbitrary: fc.constant('root') }, { weight: 1, arbitrary: fc.constantFrom('', 'Bearer', 'Bearer x.y.z', 'Basic cm9vdDpwdw==', `Bearer ${'t'.repeat(9000)}`) }),
-  extra: fc.dictionary(fc.stringMatching(/^x-[a-z0-9-]{1,20}$/), fc.oneof({ weight: 12, arbitrary: fc.string({ unit: 'grapheme-ascii', maxLength: 50 }).map((v) => v.replace(/[\r\n\0]/g, '')) }, { weight: 1, arbitrary: fc.integer({ min: 1000, max: 40_000 }).map((n) => 'h'.repeat(n)) }), { maxKeys: 3 }),
+  authorization: fc.oneof(
+    { weight: 6, arbitrary: fc.constant('root') },
+    { weight: 1, arbitrary: fc.constantFrom('', 'Bearer', 'Bearer x.y.z', 'Basic cm9vdDpwdw==', `Bearer ${'t'.repeat(9000)}`) },
+  ),
+  extra: fc.dictionary(
+    fc.stringMatching(/^x-[a-z0-9-]{1,20}$/),
+    fc.oneof(
+      { weight: 12, arbitrary: fc.string({ unit: 'grapheme-ascii', maxLength: 50 }).map((v) => v.replace(/[\r\n\0]/g, '')) },
+      { weight: 1, arbitrary: fc.integer({ min: 1000, max: 40_000 }).map((n) => 'h'.repeat(n)) },
+    ),
+    { maxKeys: 3 },
+  ),
 });
 
 const request = fc.integer({ min: 0, max: 10_000 }).chain((pick) => {
@@ -207,7 +294,11 @@ it(`answers ${RUNS} fuzzed requests across every documented route without a 5xx,
         if (body.contentType) sentHeaders['content-type'] = body.contentType;
       }
       const what = `${route.method} ${path.slice(0, 120)} body ${body.kind === 'json' ? JSON.stringify(body.value)?.slice(0, 120) : body.kind}`;
-      const response = await fetch(server.url + path, { method: route.method, headers: sentHeaders, ...(payload !== undefined && route.method !== 'GET' && { body: payload }) });
+      const response = await fetch(server.url + path, {
+        method: route.method,
+        headers: sentHeaders,
+        ...(payload !== undefined && route.method !== 'GET' && { body: payload }),
+      });
       const text = await response.text();
       sent++;
       assert.ok(response.status < 500, `${what}: ${response.status} ${text.slice(0, 300)}`);
@@ -215,7 +306,11 @@ it(`answers ${RUNS} fuzzed requests across every documented route without a 5xx,
         const error = JSON.parse(text) as Record<string, unknown>;
         assert.ok(CODES.has(error.code as string), `${what}: no catalog code in ${text.slice(0, 300)}`);
         assert.equal(typeof error.message, 'string', what);
-        assert.deepEqual(Object.keys(error).filter((k) => !['code', 'message', 'details'].includes(k)), [], `${what}: extra fields`);
+        assert.deepEqual(
+          Object.keys(error).filter((k) => !['code', 'message', 'details'].includes(k)),
+          [],
+          `${what}: extra fields`,
+        );
       }
     }),
     { numRuns: RUNS, interruptAfterTimeLimit: TIME_LIMIT_MS },
@@ -227,24 +322,32 @@ it(`answers ${RUNS} fuzzed requests across every documented route without a 5xx,
 it('answers garbage sent as an HTTP request head with a catalog body or a closed connection', async () => {
   const { hostname, port } = new URL(server.url);
   await fc.assert(
-    fc.asyncProperty(fc.oneof(fc.uint8Array({ minLength: 1, maxLength: 400 }), fc.string({ unit: 'binary', maxLength: 200 }).map((s) => new TextEncoder().encode(`GET /${s} HTTP/1.1\r\nHost: x\r\n\r\n`))), async (bytes) => {
-      const answer = await new Promise<string>((resolve, reject) => {
-        const socket = connect(Number(port), hostname, () => socket.end(bytes));
-        let text = '';
-        socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
-        socket.on('error', (err: NodeJS.ErrnoException) => (err.code === 'ECONNRESET' || err.code === 'EPIPE' ? resolve(text) : reject(err)));
-        socket.on('close', () => resolve(text));
-      });
-      if (answer === '') return;
-      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(answer)?.[1]);
-      assert.ok(status < 500, answer.slice(0, 300));
-      if (status >= 400) {
-        // The first response only: garbage can hold several requests, answered one after another.
-        const start = answer.indexOf('\r\n\r\n') + 4;
-        const length = Number(/\r\ncontent-length: (\d+)/i.exec(answer.slice(0, start))?.[1]);
-        assert.ok(CODES.has((JSON.parse(answer.slice(start, start + length)) as { code: string }).code), answer.slice(0, 300));
-      }
-    }),
+    fc.asyncProperty(
+      fc.oneof(
+        fc.uint8Array({ minLength: 1, maxLength: 400 }),
+        fc.string({ unit: 'binary', maxLength: 200 }).map((s) => new TextEncoder().encode(`GET /${s} HTTP/1.1\r\nHost: x\r\n\r\n`)),
+      ),
+      async (bytes) => {
+        const answer = await new Promise<string>((resolve, reject) => {
+          const socket = connect(Number(port), hostname, () => socket.end(bytes));
+          let text = '';
+          socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+          socket.on('error', (err: NodeJS.ErrnoException) =>
+            err.code === 'ECONNRESET' || err.code === 'EPIPE' ? resolve(text) : reject(err),
+          );
+          socket.on('close', () => resolve(text));
+        });
+        if (answer === '') return;
+        const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(answer)?.[1]);
+        assert.ok(status < 500, answer.slice(0, 300));
+        if (status >= 400) {
+          // The first response only: garbage can hold several requests, answered one after another.
+          const start = answer.indexOf('\r\n\r\n') + 4;
+          const length = Number(/\r\ncontent-length: (\d+)/i.exec(answer.slice(0, start))?.[1]);
+          assert.ok(CODES.has((JSON.parse(answer.slice(start, start + length)) as { code: string }).code), answer.slice(0, 300));
+        }
+      },
+    ),
     { numRuns: 60, interruptAfterTimeLimit: 5_000 },
   );
 });

@@ -42,7 +42,11 @@ after(() => s?.close());
 describe('attacks on the authorization model', () => {
   it('MODIFY_GROUP_META cannot make the root group INCLUDE a group it is in', async () => {
     const a = await attacker('MODIFY_GROUP_META');
-    const response = await refused(() => s.call(a.token, 'POST', '/v1/groups/admins/expansions', { action: 'add', mode: 'INCLUDE', group: a.group }), 403, 'KH_ERR_FORBIDDEN');
+    const response = await refused(
+      () => s.call(a.token, 'POST', '/v1/groups/admins/expansions', { action: 'add', mode: 'INCLUDE', group: a.group }),
+      403,
+      'KH_ERR_FORBIDDEN',
+    );
     assert.deepEqual(response.body.details, { needed: ['GLOBAL_ROOT'], group: 'admins', reason: 'confers' });
     await assertNotRoot(a.id);
   });
@@ -63,11 +67,19 @@ describe('attacks on the authorization model', () => {
 
   it('no group may manage itself, directly or through a chain of managedBy', async () => {
     const a = await attacker('MODIFY_GROUP_META');
-    const response = await refused(() => s.call(a.token, 'PATCH', `/v1/groups/${a.group}`, { managedBy: a.group }), 409, 'KH_ERR_MANAGED_BY_CYCLE');
+    const response = await refused(
+      () => s.call(a.token, 'PATCH', `/v1/groups/${a.group}`, { managedBy: a.group }),
+      409,
+      'KH_ERR_MANAGED_BY_CYCLE',
+    );
     assert.deepEqual(response.body.details, { path: [a.group, a.group] });
     const other = await s.group('managed-by-attackers', { managedBy: a.group });
     await refused(() => s.call(a.token, 'PATCH', `/v1/groups/${a.group}`, { managedBy: other }), 409, 'KH_ERR_MANAGED_BY_CYCLE');
-    await refused(() => s.call(s.root, 'POST', '/v1/groups', { name: 'self-managed', managedBy: 'self-managed' }), 409, 'KH_ERR_MANAGED_BY_CYCLE');
+    await refused(
+      () => s.call(s.root, 'POST', '/v1/groups', { name: 'self-managed', managedBy: 'self-managed' }),
+      409,
+      'KH_ERR_MANAGED_BY_CYCLE',
+    );
   });
 
   it('MODIFY_GROUP_MEMBERS cannot add itself to the root group', async () => {
@@ -105,6 +117,10 @@ describe('attacks on the authorization model', () => {
     const last = await refused(() => s.call(s.root, 'DELETE', '/v1/entities/root'), 409, 'KH_ERR_LAST_ROOT');
     assert.match(last.body.message, /no unlocked entity would hold GLOBAL_ROOT/);
     await refused(() => s.call(s.root, 'POST', '/v1/entities/root/lock'), 409, 'KH_ERR_LAST_ROOT');
-    await refused(() => s.call(s.root, 'POST', '/v1/entities/root/capabilities', { action: 'remove', value: 'GLOBAL_ROOT' }), 409, 'KH_ERR_LAST_ROOT');
+    await refused(
+      () => s.call(s.root, 'POST', '/v1/entities/root/capabilities', { action: 'remove', value: 'GLOBAL_ROOT' }),
+      409,
+      'KH_ERR_LAST_ROOT',
+    );
   });
 });

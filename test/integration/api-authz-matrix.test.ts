@@ -61,7 +61,14 @@ async function membershipTarget(tag: string, target: Target, caller: string, mem
   return { path: `/v1/groups/${group}/members/${entity}` };
 }
 
-const entityRoute = (capability: Capability, method: string, ok: number, protects: boolean, request: (id: string) => Request, extra: Partial<RouteCase> = {}): RouteCase => ({
+const entityRoute = (
+  capability: Capability,
+  method: string,
+  ok: number,
+  protects: boolean,
+  request: (id: string) => Request,
+  extra: Partial<RouteCase> = {},
+): RouteCase => ({
   capability,
   method,
   ok,
@@ -71,7 +78,13 @@ const entityRoute = (capability: Capability, method: string, ok: number, protect
   ...extra,
 });
 
-const groupRoute = (capability: Capability, method: string, ok: number, protects: boolean, request: (name: string, tag: string) => Request | Promise<Request>): RouteCase => ({
+const groupRoute = (
+  capability: Capability,
+  method: string,
+  ok: number,
+  protects: boolean,
+  request: (name: string, tag: string) => Request | Promise<Request>,
+): RouteCase => ({
   capability,
   method,
   ok,
@@ -81,12 +94,38 @@ const groupRoute = (capability: Capability, method: string, ok: number, protects
 });
 
 const MUTATIONS: Record<string, RouteCase> = {
-  'POST /v1/entities': { capability: 'CREATE_ENTITY', method: 'POST', ok: 201, protects: false, targets: ['plain'], prepare: async (t) => ({ path: '/v1/entities', body: { id: t } }) },
-  'PATCH /v1/entities/:id': entityRoute('MODIFY_ENTITY_META', 'PATCH', 200, false, (id) => ({ path: `/v1/entities/${id}`, body: { displayName: 'Changed' } })),
-  'POST /v1/entities/:id/untyped-meta': entityRoute('MODIFY_ENTITY_META', 'POST', 200, false, (id) => ({ path: `/v1/entities/${id}/untyped-meta`, body: { action: 'upsert', key: 'k', value: 'v' } })),
-  'POST /v1/entities/:id/kv': entityRoute('MODIFY_ENTITY_META', 'POST', 200, false, (id) => ({ path: `/v1/entities/${id}/kv`, body: { action: 'add', key: 'phone', values: ['1'] } })),
-  'POST /v1/entities/:id/keys': entityRoute('MODIFY_ENTITY_KEYS', 'POST', 200, true, (id) => ({ path: `/v1/entities/${id}/keys`, body: { action: 'add', value: 'ssh-ed25519 AAAA test' } }), { self: true }),
-  'POST /v1/entities/:id/capabilities': entityRoute('GLOBAL_ROOT', 'POST', 200, true, (id) => ({ path: `/v1/entities/${id}/capabilities`, body: { action: 'add', value: 'CREATE_GROUP' } })),
+  'POST /v1/entities': {
+    capability: 'CREATE_ENTITY',
+    method: 'POST',
+    ok: 201,
+    protects: false,
+    targets: ['plain'],
+    prepare: async (t) => ({ path: '/v1/entities', body: { id: t } }),
+  },
+  'PATCH /v1/entities/:id': entityRoute('MODIFY_ENTITY_META', 'PATCH', 200, false, (id) => ({
+    path: `/v1/entities/${id}`,
+    body: { displayName: 'Changed' },
+  })),
+  'POST /v1/entities/:id/untyped-meta': entityRoute('MODIFY_ENTITY_META', 'POST', 200, false, (id) => ({
+    path: `/v1/entities/${id}/untyped-meta`,
+    body: { action: 'upsert', key: 'k', value: 'v' },
+  })),
+  'POST /v1/entities/:id/kv': entityRoute('MODIFY_ENTITY_META', 'POST', 200, false, (id) => ({
+    path: `/v1/entities/${id}/kv`,
+    body: { action: 'add', key: 'phone', values: ['1'] },
+  })),
+  'POST /v1/entities/:id/keys': entityRoute(
+    'MODIFY_ENTITY_KEYS',
+    'POST',
+    200,
+    true,
+    (id) => ({ path: `/v1/entities/${id}/keys`, body: { action: 'add', value: 'ssh-ed25519 AAAA test' } }),
+    { self: true },
+  ),
+  'POST /v1/entities/:id/capabilities': entityRoute('GLOBAL_ROOT', 'POST', 200, true, (id) => ({
+    path: `/v1/entities/${id}/capabilities`,
+    body: { action: 'add', value: 'CREATE_GROUP' },
+  })),
   'POST /v1/entities/:id/lock': entityRoute('LOCK_ENTITY', 'POST', 200, true, (id) => ({ path: `/v1/entities/${id}/lock` })),
   'POST /v1/entities/:id/unlock': {
     ...entityRoute('UNLOCK_ENTITY', 'POST', 200, true, (id) => ({ path: `/v1/entities/${id}/unlock` })),
@@ -98,21 +137,81 @@ const MUTATIONS: Record<string, RouteCase> = {
       return { path: `/v1/entities/${id}/unlock` };
     },
   },
-  'PUT /v1/entities/:id/secret': entityRoute('CHANGE_ENTITY_SECRET', 'PUT', 204, true, (id) => ({ path: `/v1/entities/${id}/secret`, body: { secret: 'new-secret' } })),
+  'PUT /v1/entities/:id/secret': entityRoute('CHANGE_ENTITY_SECRET', 'PUT', 204, true, (id) => ({
+    path: `/v1/entities/${id}/secret`,
+    body: { secret: 'new-secret' },
+  })),
   'DELETE /v1/entities/:id': entityRoute('DESTROY_ENTITY', 'DELETE', 204, true, (id) => ({ path: `/v1/entities/${id}` })),
-  'POST /v1/groups': { capability: 'CREATE_GROUP', method: 'POST', ok: 201, protects: false, targets: ['plain'], prepare: async (t) => ({ path: '/v1/groups', body: { name: t } }) },
-  'PATCH /v1/groups/:name': groupRoute('MODIFY_GROUP_META', 'PATCH', 200, true, async (name, tag) => ({ path: `/v1/groups/${name}`, body: { displayName: 'Changed', managedBy: await s.group(`${tag}-manager`) } })),
-  'POST /v1/groups/:name/untyped-meta': groupRoute('MODIFY_GROUP_META', 'POST', 200, false, (name) => ({ path: `/v1/groups/${name}/untyped-meta`, body: { action: 'upsert', key: 'k', value: 'v' } })),
-  'POST /v1/groups/:name/kv': groupRoute('MODIFY_GROUP_META', 'POST', 200, false, (name) => ({ path: `/v1/groups/${name}/kv`, body: { action: 'add', key: 'room', values: ['101'] } })),
-  'POST /v1/groups/:name/capabilities': groupRoute('GLOBAL_ROOT', 'POST', 200, true, (name) => ({ path: `/v1/groups/${name}/capabilities`, body: { action: 'add', value: 'CREATE_ENTITY' } })),
-  'POST /v1/groups/:name/expansions': groupRoute('MODIFY_GROUP_META', 'POST', 200, true, async (name, tag) => ({ path: `/v1/groups/${name}/expansions`, body: { action: 'add', mode: 'INCLUDE', group: await s.group(`${tag}-other`) } })),
-  'PUT /v1/groups/:name/members/:entityId': { capability: 'MODIFY_GROUP_MEMBERS', method: 'PUT', ok: 200, protects: true, targets: SUBJECT_TARGETS, prepare: (tag, target, caller) => membershipTarget(tag, target, caller, false) },
-  'DELETE /v1/groups/:name/members/:entityId': { capability: 'MODIFY_GROUP_MEMBERS', method: 'DELETE', ok: 200, protects: true, targets: SUBJECT_TARGETS, prepare: (tag, target, caller) => membershipTarget(tag, target, caller, true) },
+  'POST /v1/groups': {
+    capability: 'CREATE_GROUP',
+    method: 'POST',
+    ok: 201,
+    protects: false,
+    targets: ['plain'],
+    prepare: async (t) => ({ path: '/v1/groups', body: { name: t } }),
+  },
+  'PATCH /v1/groups/:name': groupRoute('MODIFY_GROUP_META', 'PATCH', 200, true, async (name, tag) => ({
+    path: `/v1/groups/${name}`,
+    body: { displayName: 'Changed', managedBy: await s.group(`${tag}-manager`) },
+  })),
+  'POST /v1/groups/:name/untyped-meta': groupRoute('MODIFY_GROUP_META', 'POST', 200, false, (name) => ({
+    path: `/v1/groups/${name}/untyped-meta`,
+    body: { action: 'upsert', key: 'k', value: 'v' },
+  })),
+  'POST /v1/groups/:name/kv': groupRoute('MODIFY_GROUP_META', 'POST', 200, false, (name) => ({
+    path: `/v1/groups/${name}/kv`,
+    body: { action: 'add', key: 'room', values: ['101'] },
+  })),
+  'POST /v1/groups/:name/capabilities': groupRoute('GLOBAL_ROOT', 'POST', 200, true, (name) => ({
+    path: `/v1/groups/${name}/capabilities`,
+    body: { action: 'add', value: 'CREATE_ENTITY' },
+  })),
+  'POST /v1/groups/:name/expansions': groupRoute('MODIFY_GROUP_META', 'POST', 200, true, async (name, tag) => ({
+    path: `/v1/groups/${name}/expansions`,
+    body: { action: 'add', mode: 'INCLUDE', group: await s.group(`${tag}-other`) },
+  })),
+  'PUT /v1/groups/:name/members/:entityId': {
+    capability: 'MODIFY_GROUP_MEMBERS',
+    method: 'PUT',
+    ok: 200,
+    protects: true,
+    targets: SUBJECT_TARGETS,
+    prepare: (tag, target, caller) => membershipTarget(tag, target, caller, false),
+  },
+  'DELETE /v1/groups/:name/members/:entityId': {
+    capability: 'MODIFY_GROUP_MEMBERS',
+    method: 'DELETE',
+    ok: 200,
+    protects: true,
+    targets: SUBJECT_TARGETS,
+    prepare: (tag, target, caller) => membershipTarget(tag, target, caller, true),
+  },
   'DELETE /v1/groups/:name': groupRoute('DESTROY_GROUP', 'DELETE', 204, true, (name) => ({ path: `/v1/groups/${name}` })),
-  'POST /v1/plugins/reload': { capability: 'GLOBAL_ROOT', method: 'POST', ok: 200, protects: false, targets: ['plain'], prepare: async () => ({ path: '/v1/plugins/reload' }) },
+  'POST /v1/plugins/reload': {
+    capability: 'GLOBAL_ROOT',
+    method: 'POST',
+    ok: 200,
+    protects: false,
+    targets: ['plain'],
+    prepare: async () => ({ path: '/v1/plugins/reload' }),
+  },
   // No plugins here, so no events: past the authorization the answer is 404 (the whole path: events-server.test.ts).
-  'POST /v1/events/:seq/retry': { capability: 'GLOBAL_ROOT', method: 'POST', ok: 404, protects: false, targets: ['plain'], prepare: async () => ({ path: '/v1/events/1/retry', body: {} }) },
-  'POST /v1/events/:seq/skip': { capability: 'GLOBAL_ROOT', method: 'POST', ok: 404, protects: false, targets: ['plain'], prepare: async () => ({ path: '/v1/events/1/skip', body: {} }) },
+  'POST /v1/events/:seq/retry': {
+    capability: 'GLOBAL_ROOT',
+    method: 'POST',
+    ok: 404,
+    protects: false,
+    targets: ['plain'],
+    prepare: async () => ({ path: '/v1/events/1/retry', body: {} }),
+  },
+  'POST /v1/events/:seq/skip': {
+    capability: 'GLOBAL_ROOT',
+    method: 'POST',
+    ok: 404,
+    protects: false,
+    targets: ['plain'],
+    prepare: async () => ({ path: '/v1/events/1/skip', body: {} }),
+  },
 };
 
 /** The status the rules predict, and the capabilities a refusal names. */
@@ -137,7 +236,9 @@ after(() => s?.close());
 
 describe('authorization matrix with protected subjects', () => {
   it('covers every mutating route the API documents', async () => {
-    const doc = (await s.call(undefined, 'GET', '/openapi.json')).body as { paths: Record<string, Record<string, { security?: unknown[] }>> };
+    const doc = (await s.call(undefined, 'GET', '/openapi.json')).body as {
+      paths: Record<string, Record<string, { security?: unknown[] }>>;
+    };
     const mutating = Object.entries(doc.paths).flatMap(([path, methods]) =>
       Object.entries(methods)
         .filter(([method, operation]) => method !== 'get' && operation.security?.length !== 0)
@@ -155,7 +256,12 @@ describe('authorization matrix with protected subjects', () => {
           const response = await s.call(token, route.method, request.path, request.body);
           const what = `${caller} on a ${target} target: ${response.text}`;
           assert.equal(response.status, want.status, what);
-          if (want.needed) assert.deepEqual({ code: response.body.code, needed: response.body.details?.needed }, { code: 'KH_ERR_FORBIDDEN', needed: want.needed }, what);
+          if (want.needed)
+            assert.deepEqual(
+              { code: response.body.code, needed: response.body.details?.needed },
+              { code: 'KH_ERR_FORBIDDEN', needed: want.needed },
+              what,
+            );
         };
         if (target === 'self') {
           // Each caller acts on itself: a refused one is its capability's holder (nothing may change it), an allowed
@@ -180,7 +286,8 @@ describe('authorization matrix with protected subjects', () => {
         assert.deepEqual(s.snapshot(), before, 'refused requests wrote nothing');
         for (const capability of CAPABILITIES) {
           const { id, token } = holders.get(capability)!;
-          if (expected(route, capability, target).status !== 403) await attempt(capability, token, await route.prepare(`case-${++counter}`, target, id, capability));
+          if (expected(route, capability, target).status !== 403)
+            await attempt(capability, token, await route.prepare(`case-${++counter}`, target, id, capability));
         }
       });
     }

@@ -42,7 +42,13 @@ async function world(p: string, capabilities: readonly Capability[]) {
   await s.entity(w.bystander, [], 'bystander-secret');
   await s.group(w.adminTeam);
   await s.group(w.outcasts);
-  await s.group(w.admins, { capabilities: ['GLOBAL_ROOT'], expansions: [{ mode: 'INCLUDE', group: w.adminTeam }, { mode: 'EXCLUDE', group: w.outcasts }] });
+  await s.group(w.admins, {
+    capabilities: ['GLOBAL_ROOT'],
+    expansions: [
+      { mode: 'INCLUDE', group: w.adminTeam },
+      { mode: 'EXCLUDE', group: w.outcasts },
+    ],
+  });
   await s.member(w.admins, w.admin);
   await s.group(w.crew);
   await s.member(w.crew, w.attacker);
@@ -59,7 +65,11 @@ function steps(w: World, p: string, last: boolean): Step[] {
   const groups = [w.admins, w.adminTeam, w.outcasts, w.crew, w.includer, w.managed];
   const list: Step[] = [
     { method: 'POST', path: '/v1/groups', body: { name: `${p}-new-root`, capabilities: ['GLOBAL_ROOT'] } },
-    { method: 'POST', path: '/v1/groups', body: { name: `${p}-new-managed`, managedBy: w.crew, expansions: [{ mode: 'INCLUDE', group: w.admins }] } },
+    {
+      method: 'POST',
+      path: '/v1/groups',
+      body: { name: `${p}-new-managed`, managedBy: w.crew, expansions: [{ mode: 'INCLUDE', group: w.admins }] },
+    },
   ];
   for (const g of groups) {
     list.push(
@@ -76,7 +86,9 @@ function steps(w: World, p: string, last: boolean): Step[] {
     { method: 'POST', path: `/v1/groups/${w.admins}/expansions`, body: { action: 'remove', mode: 'INCLUDE', group: w.adminTeam } },
     { method: 'POST', path: `/v1/groups/${w.includer}/expansions`, body: { action: 'remove', mode: 'INCLUDE', group: w.crew } },
   );
-  for (const e of entities) for (const g of groups) list.push({ method: 'PUT', path: `/v1/groups/${g}/members/${e}` }, { method: 'DELETE', path: `/v1/groups/${g}/members/${e}` });
+  for (const e of entities)
+    for (const g of groups)
+      list.push({ method: 'PUT', path: `/v1/groups/${g}/members/${e}` }, { method: 'DELETE', path: `/v1/groups/${g}/members/${e}` });
   const ending: Step[] = [];
   for (const e of entities) {
     list.push(
@@ -86,7 +98,10 @@ function steps(w: World, p: string, last: boolean): Step[] {
       { method: 'PUT', path: `/v1/entities/${e}/secret`, body: { secret: SECRET }, learnsSecretOf: e },
       { method: 'POST', path: `/v1/entities/${e}/unlock` },
     );
-    (e === w.attacker ? ending : list).push({ method: 'POST', path: `/v1/entities/${e}/lock` }, { method: 'DELETE', path: `/v1/entities/${e}` });
+    (e === w.attacker ? ending : list).push(
+      { method: 'POST', path: `/v1/entities/${e}/lock` },
+      { method: 'DELETE', path: `/v1/entities/${e}` },
+    );
   }
   for (const g of groups) list.push({ method: 'DELETE', path: `/v1/groups/${g}` });
   return last ? [...list, ...ending] : list;
@@ -107,9 +122,17 @@ describe('no path to GLOBAL_ROOT', () => {
       const w = await world(p, capabilities);
       const known = new Set([w.attacker]);
       const check = async (after: string) => {
-        for (const id of known) assert.ok(!(await s.loginCapabilities(id))?.includes('GLOBAL_ROOT'), `after ${after}: ${id}, whose secret the attacker knows, logs in with GLOBAL_ROOT`);
+        for (const id of known)
+          assert.ok(
+            !(await s.loginCapabilities(id))?.includes('GLOBAL_ROOT'),
+            `after ${after}: ${id}, whose secret the attacker knows, logs in with GLOBAL_ROOT`,
+          );
         assert.deepEqual(await s.loginCapabilities('root', ROOT_SECRET), ['GLOBAL_ROOT'], `after ${after}: root logs in as before`);
-        assert.deepEqual(await s.loginCapabilities(w.admin, 'admin-secret'), ['GLOBAL_ROOT'], `after ${after}: the root group's member logs in as before`);
+        assert.deepEqual(
+          await s.loginCapabilities(w.admin, 'admin-secret'),
+          ['GLOBAL_ROOT'],
+          `after ${after}: the root group's member logs in as before`,
+        );
       };
       let allowed = 0;
       let tried = 0;

@@ -44,13 +44,57 @@ interface MutationCase {
 }
 
 const MUTATIONS: Record<string, MutationCase> = {
-  'POST /v1/entities': { capability: 'CREATE_ENTITY', method: 'POST', ok: 201, prepare: async (t) => ({ path: '/v1/entities', body: { id: `new-${t}` } }) },
-  'PATCH /v1/entities/:id': { capability: 'MODIFY_ENTITY_META', method: 'PATCH', ok: 200, prepare: async (t) => (await createEntity(t), { path: `/v1/entities/${t}`, body: { displayName: 'Changed' } }) },
-  'POST /v1/entities/:id/untyped-meta': { capability: 'MODIFY_ENTITY_META', method: 'POST', ok: 200, prepare: async (t) => (await createEntity(t), { path: `/v1/entities/${t}/untyped-meta`, body: { action: 'upsert', key: 'k', value: 'v' } }) },
-  'POST /v1/entities/:id/kv': { capability: 'MODIFY_ENTITY_META', method: 'POST', ok: 200, prepare: async (t) => (await createEntity(t), { path: `/v1/entities/${t}/kv`, body: { action: 'add', key: 'phone', values: ['1'] } }) },
-  'POST /v1/entities/:id/keys': { capability: 'MODIFY_ENTITY_KEYS', method: 'POST', ok: 200, prepare: async (t) => (await createEntity(t), { path: `/v1/entities/${t}/keys`, body: { action: 'add', value: 'ssh-ed25519 AAAA test' } }) },
-  'POST /v1/entities/:id/capabilities': { capability: 'GLOBAL_ROOT', method: 'POST', ok: 200, prepare: async (t) => (await createEntity(t), { path: `/v1/entities/${t}/capabilities`, body: { action: 'add', value: 'CREATE_GROUP' } }) },
-  'POST /v1/entities/:id/lock': { capability: 'LOCK_ENTITY', method: 'POST', ok: 200, prepare: async (t) => (await createEntity(t), { path: `/v1/entities/${t}/lock` }) },
+  'POST /v1/entities': {
+    capability: 'CREATE_ENTITY',
+    method: 'POST',
+    ok: 201,
+    prepare: async (t) => ({ path: '/v1/entities', body: { id: `new-${t}` } }),
+  },
+  'PATCH /v1/entities/:id': {
+    capability: 'MODIFY_ENTITY_META',
+    method: 'PATCH',
+    ok: 200,
+    prepare: async (t) => (await createEntity(t), { path: `/v1/entities/${t}`, body: { displayName: 'Changed' } }),
+  },
+  'POST /v1/entities/:id/untyped-meta': {
+    capability: 'MODIFY_ENTITY_META',
+    method: 'POST',
+    ok: 200,
+    prepare: async (t) => (
+      await createEntity(t),
+      { path: `/v1/entities/${t}/untyped-meta`, body: { action: 'upsert', key: 'k', value: 'v' } }
+    ),
+  },
+  'POST /v1/entities/:id/kv': {
+    capability: 'MODIFY_ENTITY_META',
+    method: 'POST',
+    ok: 200,
+    prepare: async (t) => (await createEntity(t), { path: `/v1/entities/${t}/kv`, body: { action: 'add', key: 'phone', values: ['1'] } }),
+  },
+  'POST /v1/entities/:id/keys': {
+    capability: 'MODIFY_ENTITY_KEYS',
+    method: 'POST',
+    ok: 200,
+    prepare: async (t) => (
+      await createEntity(t),
+      { path: `/v1/entities/${t}/keys`, body: { action: 'add', value: 'ssh-ed25519 AAAA test' } }
+    ),
+  },
+  'POST /v1/entities/:id/capabilities': {
+    capability: 'GLOBAL_ROOT',
+    method: 'POST',
+    ok: 200,
+    prepare: async (t) => (
+      await createEntity(t),
+      { path: `/v1/entities/${t}/capabilities`, body: { action: 'add', value: 'CREATE_GROUP' } }
+    ),
+  },
+  'POST /v1/entities/:id/lock': {
+    capability: 'LOCK_ENTITY',
+    method: 'POST',
+    ok: 200,
+    prepare: async (t) => (await createEntity(t), { path: `/v1/entities/${t}/lock` }),
+  },
   'POST /v1/entities/:id/unlock': {
     capability: 'UNLOCK_ENTITY',
     method: 'POST',
@@ -61,13 +105,54 @@ const MUTATIONS: Record<string, MutationCase> = {
       return { path: `/v1/entities/${t}/unlock` };
     },
   },
-  'PUT /v1/entities/:id/secret': { capability: 'CHANGE_ENTITY_SECRET', method: 'PUT', ok: 204, prepare: async (t) => (await createEntity(t, 'old-secret'), { path: `/v1/entities/${t}/secret`, body: { secret: 'new-secret' }, secretStillWorks: { id: t, secret: 'old-secret' } }) },
-  'DELETE /v1/entities/:id': { capability: 'DESTROY_ENTITY', method: 'DELETE', ok: 204, prepare: async (t) => (await createEntity(t), { path: `/v1/entities/${t}` }) },
-  'POST /v1/groups': { capability: 'CREATE_GROUP', method: 'POST', ok: 201, prepare: async (t) => ({ path: '/v1/groups', body: { name: `new-${t}` } }) },
-  'PATCH /v1/groups/:name': { capability: 'MODIFY_GROUP_META', method: 'PATCH', ok: 200, prepare: async (t) => (await createGroup(t), { path: `/v1/groups/${t}`, body: { displayName: 'Changed' } }) },
-  'POST /v1/groups/:name/untyped-meta': { capability: 'MODIFY_GROUP_META', method: 'POST', ok: 200, prepare: async (t) => (await createGroup(t), { path: `/v1/groups/${t}/untyped-meta`, body: { action: 'upsert', key: 'k', value: 'v' } }) },
-  'POST /v1/groups/:name/kv': { capability: 'MODIFY_GROUP_META', method: 'POST', ok: 200, prepare: async (t) => (await createGroup(t), { path: `/v1/groups/${t}/kv`, body: { action: 'add', key: 'room', values: ['101'] } }) },
-  'POST /v1/groups/:name/capabilities': { capability: 'GLOBAL_ROOT', method: 'POST', ok: 200, prepare: async (t) => (await createGroup(t), { path: `/v1/groups/${t}/capabilities`, body: { action: 'add', value: 'LOCK_ENTITY' } }) },
+  'PUT /v1/entities/:id/secret': {
+    capability: 'CHANGE_ENTITY_SECRET',
+    method: 'PUT',
+    ok: 204,
+    prepare: async (t) => (
+      await createEntity(t, 'old-secret'),
+      { path: `/v1/entities/${t}/secret`, body: { secret: 'new-secret' }, secretStillWorks: { id: t, secret: 'old-secret' } }
+    ),
+  },
+  'DELETE /v1/entities/:id': {
+    capability: 'DESTROY_ENTITY',
+    method: 'DELETE',
+    ok: 204,
+    prepare: async (t) => (await createEntity(t), { path: `/v1/entities/${t}` }),
+  },
+  'POST /v1/groups': {
+    capability: 'CREATE_GROUP',
+    method: 'POST',
+    ok: 201,
+    prepare: async (t) => ({ path: '/v1/groups', body: { name: `new-${t}` } }),
+  },
+  'PATCH /v1/groups/:name': {
+    capability: 'MODIFY_GROUP_META',
+    method: 'PATCH',
+    ok: 200,
+    prepare: async (t) => (await createGroup(t), { path: `/v1/groups/${t}`, body: { displayName: 'Changed' } }),
+  },
+  'POST /v1/groups/:name/untyped-meta': {
+    capability: 'MODIFY_GROUP_META',
+    method: 'POST',
+    ok: 200,
+    prepare: async (t) => (
+      await createGroup(t),
+      { path: `/v1/groups/${t}/untyped-meta`, body: { action: 'upsert', key: 'k', value: 'v' } }
+    ),
+  },
+  'POST /v1/groups/:name/kv': {
+    capability: 'MODIFY_GROUP_META',
+    method: 'POST',
+    ok: 200,
+    prepare: async (t) => (await createGroup(t), { path: `/v1/groups/${t}/kv`, body: { action: 'add', key: 'room', values: ['101'] } }),
+  },
+  'POST /v1/groups/:name/capabilities': {
+    capability: 'GLOBAL_ROOT',
+    method: 'POST',
+    ok: 200,
+    prepare: async (t) => (await createGroup(t), { path: `/v1/groups/${t}/capabilities`, body: { action: 'add', value: 'LOCK_ENTITY' } }),
+  },
   'POST /v1/groups/:name/expansions': {
     capability: 'MODIFY_GROUP_META',
     method: 'POST',
@@ -99,18 +184,42 @@ const MUTATIONS: Record<string, MutationCase> = {
       return { path: `/v1/groups/${t}/members/${t}-e` };
     },
   },
-  'DELETE /v1/groups/:name': { capability: 'DESTROY_GROUP', method: 'DELETE', ok: 204, prepare: async (t) => (await createGroup(t), { path: `/v1/groups/${t}` }) },
+  'DELETE /v1/groups/:name': {
+    capability: 'DESTROY_GROUP',
+    method: 'DELETE',
+    ok: 204,
+    prepare: async (t) => (await createGroup(t), { path: `/v1/groups/${t}` }),
+  },
   'POST /v1/plugins/reload': { capability: 'GLOBAL_ROOT', method: 'POST', ok: 200, prepare: async () => ({ path: '/v1/plugins/reload' }) },
   // This server has no plugins, so no events: past the authorization, the answer is 404 (the whole path: events-server.test.ts).
-  'POST /v1/events/:seq/retry': { capability: 'GLOBAL_ROOT', method: 'POST', ok: 404, prepare: async () => ({ path: '/v1/events/1/retry', body: {} }) },
-  'POST /v1/events/:seq/skip': { capability: 'GLOBAL_ROOT', method: 'POST', ok: 404, prepare: async () => ({ path: '/v1/events/1/skip', body: {} }) },
+  'POST /v1/events/:seq/retry': {
+    capability: 'GLOBAL_ROOT',
+    method: 'POST',
+    ok: 404,
+    prepare: async () => ({ path: '/v1/events/1/retry', body: {} }),
+  },
+  'POST /v1/events/:seq/skip': {
+    capability: 'GLOBAL_ROOT',
+    method: 'POST',
+    ok: 404,
+    prepare: async () => ({ path: '/v1/events/1/skip', body: {} }),
+  },
 };
 
 /** Reads that need GLOBAL_ROOT, not only a token: committed events hold whole entities, past states included. */
 const ROOT_READS = ['GET /v1/events', 'GET /v1/events/:seq'];
 
 /** Routes that change nothing and need no token: they are how a token is obtained or checked (forward-auth checks the end user's credentials a proxy passes on). */
-const ANONYMOUS = ['POST /v1/auth/token', 'POST /v1/auth/check', 'POST /v1/auth/change-secret', 'POST /v1/auth/validate', 'GET /v1/auth/jwks', 'GET /v1/forward-auth', 'GET /healthz', 'GET /metrics'];
+const ANONYMOUS = [
+  'POST /v1/auth/token',
+  'POST /v1/auth/check',
+  'POST /v1/auth/change-secret',
+  'POST /v1/auth/validate',
+  'GET /v1/auth/jwks',
+  'GET /v1/forward-auth',
+  'GET /healthz',
+  'GET /metrics',
+];
 
 /** Changes that need a token and no capability: the caller acts on its own sessions (api-tokens.test.ts). */
 const TOKEN_ONLY = ['POST /v1/auth/logout'];
@@ -169,7 +278,10 @@ describe('authorization matrix', () => {
       ];
       const before = await snapshot();
       for (const [what, token, status, code] of refusals) {
-        const response = await call(server.url, spec.method, request.path, { ...(token && { token }), ...(request.body !== undefined && { body: request.body }) });
+        const response = await call(server.url, spec.method, request.path, {
+          ...(token && { token }),
+          ...(request.body !== undefined && { body: request.body }),
+        });
         assert.equal(response.status, status, `${what}: ${response.text}`);
         assert.equal(response.body.code, code, what);
       }
@@ -178,18 +290,27 @@ describe('authorization matrix', () => {
         const check = await call(server.url, 'POST', '/v1/auth/check', { body: request.secretStillWorks });
         assert.equal(check.status, 200, 'the old secret still works');
       }
-      const allowed = await call(server.url, spec.method, request.path, { token: holders.get(spec.capability)!, ...(request.body !== undefined && { body: request.body }) });
+      const allowed = await call(server.url, spec.method, request.path, {
+        token: holders.get(spec.capability)!,
+        ...(request.body !== undefined && { body: request.body }),
+      });
       assert.equal(allowed.status, spec.ok, `token with ${spec.capability}: ${allowed.text}`);
       const rooted = spec.capability === 'GLOBAL_ROOT' ? undefined : await spec.prepare(`${tag}-root`);
       if (rooted) {
-        const byRoot = await call(server.url, spec.method, rooted.path, { token: root, ...(rooted.body !== undefined && { body: rooted.body }) });
+        const byRoot = await call(server.url, spec.method, rooted.path, {
+          token: root,
+          ...(rooted.body !== undefined && { body: rooted.body }),
+        });
         assert.equal(byRoot.status, spec.ok, `GLOBAL_ROOT satisfies ${spec.capability}: ${byRoot.text}`);
       }
     });
   }
 
   it('refuses initial group capabilities to a caller without GLOBAL_ROOT', async () => {
-    const response = await call(server.url, 'POST', '/v1/groups', { token: holders.get('CREATE_GROUP')!, body: { name: 'escalate', capabilities: ['GLOBAL_ROOT'] } });
+    const response = await call(server.url, 'POST', '/v1/groups', {
+      token: holders.get('CREATE_GROUP')!,
+      body: { name: 'escalate', capabilities: ['GLOBAL_ROOT'] },
+    });
     assert.equal(response.status, 403);
     assert.equal((await call(server.url, 'GET', '/v1/groups/escalate', { token: root })).status, 404);
   });
@@ -210,9 +331,20 @@ describe('authorization matrix', () => {
   });
 
   it('lets an entity change its own keys, not another one', async () => {
-    const response = await call(server.url, 'POST', '/v1/entities/nobody/keys', { token: nobody, body: { action: 'add', value: 'ssh-ed25519 AAAA mine' } });
+    const response = await call(server.url, 'POST', '/v1/entities/nobody/keys', {
+      token: nobody,
+      body: { action: 'add', value: 'ssh-ed25519 AAAA mine' },
+    });
     assert.equal(response.status, 200, response.text);
-    assert.equal((await call(server.url, 'POST', '/v1/entities/root/keys', { token: nobody, body: { action: 'add', value: 'ssh-ed25519 AAAA theirs' } })).status, 403);
+    assert.equal(
+      (
+        await call(server.url, 'POST', '/v1/entities/root/keys', {
+          token: nobody,
+          body: { action: 'add', value: 'ssh-ed25519 AAAA theirs' },
+        })
+      ).status,
+      403,
+    );
   });
 
   it('requires a valid token for every read, and GLOBAL_ROOT for the committed events', async () => {
@@ -227,7 +359,8 @@ describe('authorization matrix', () => {
         assert.equal(withToken.status, 403, `${route} without GLOBAL_ROOT: ${withToken.text}`);
         const byRoot = await call(server.url, 'GET', path, { token: holders.get('GLOBAL_ROOT')! });
         assert.ok(byRoot.status === 200 || byRoot.status === 404, `${route} with GLOBAL_ROOT: ${byRoot.status} ${byRoot.text}`);
-      } else assert.ok(withToken.status === 200 || withToken.status === 404, `${route} with a token: ${withToken.status} ${withToken.text}`);
+      } else
+        assert.ok(withToken.status === 200 || withToken.status === 404, `${route} with a token: ${withToken.status} ${withToken.text}`);
     }
   });
 
@@ -249,10 +382,14 @@ describe('authorization matrix', () => {
 
   it('changes a secret by self-service only with the right old secret', async () => {
     await createEntity('selfie', 'first-secret');
-    const wrong = await call(server.url, 'POST', '/v1/auth/change-secret', { body: { id: 'selfie', oldSecret: 'nope', newSecret: 'second-secret' } });
+    const wrong = await call(server.url, 'POST', '/v1/auth/change-secret', {
+      body: { id: 'selfie', oldSecret: 'nope', newSecret: 'second-secret' },
+    });
     assert.equal(wrong.status, 401);
     assert.equal(wrong.body.code, 'KH_ERR_AUTH_FAILED');
-    const right = await call(server.url, 'POST', '/v1/auth/change-secret', { body: { id: 'selfie', oldSecret: 'first-secret', newSecret: 'second-secret' } });
+    const right = await call(server.url, 'POST', '/v1/auth/change-secret', {
+      body: { id: 'selfie', oldSecret: 'first-secret', newSecret: 'second-secret' },
+    });
     assert.equal(right.status, 204, right.text);
     assert.equal((await call(server.url, 'POST', '/v1/auth/check', { body: { id: 'selfie', secret: 'first-secret' } })).status, 401);
     assert.equal((await call(server.url, 'POST', '/v1/auth/check', { body: { id: 'selfie', secret: 'second-secret' } })).status, 200);

@@ -25,37 +25,76 @@ interface RouteSample {
 
 // One valid request per route; the test below checks this list against the OpenAPI document.
 const ROUTES: Record<string, RouteSample> = {
-  'POST /v1/entities': { method: 'POST', path: '/v1/entities', body: { id: 'fresh', number: 0, secret: 'pw', meta: { displayName: 'Fresh' } } },
+  'POST /v1/entities': {
+    method: 'POST',
+    path: '/v1/entities',
+    body: { id: 'fresh', number: 0, secret: 'pw', meta: { displayName: 'Fresh' } },
+  },
   'GET /v1/entities': { method: 'GET', path: '/v1/entities?text=a&limit=5' },
   'GET /v1/entities/:id': { method: 'GET', path: '/v1/entities/alice' },
   'PATCH /v1/entities/:id': { method: 'PATCH', path: '/v1/entities/alice', body: { displayName: 'Alice', shell: '/bin/sh' } },
-  'POST /v1/entities/:id/untyped-meta': { method: 'POST', path: '/v1/entities/alice/untyped-meta', body: { action: 'upsert', key: 'k', value: 'v' } },
+  'POST /v1/entities/:id/untyped-meta': {
+    method: 'POST',
+    path: '/v1/entities/alice/untyped-meta',
+    body: { action: 'upsert', key: 'k', value: 'v' },
+  },
   'POST /v1/entities/:id/kv': { method: 'POST', path: '/v1/entities/alice/kv', body: { action: 'replace', key: 'phone', values: ['1'] } },
   'GET /v1/entities/:id/kv/:key': { method: 'GET', path: '/v1/entities/alice/kv/phone' },
   'POST /v1/entities/:id/keys': { method: 'POST', path: '/v1/entities/alice/keys', body: { action: 'add', value: 'ssh-ed25519 AAAA x' } },
   'GET /v1/entities/:id/capabilities': { method: 'GET', path: '/v1/entities/alice/capabilities' },
-  'POST /v1/entities/:id/capabilities': { method: 'POST', path: '/v1/entities/alice/capabilities', body: { action: 'add', value: 'LOCK_ENTITY' } },
+  'POST /v1/entities/:id/capabilities': {
+    method: 'POST',
+    path: '/v1/entities/alice/capabilities',
+    body: { action: 'add', value: 'LOCK_ENTITY' },
+  },
   'POST /v1/entities/:id/lock': { method: 'POST', path: '/v1/entities/alice/lock' },
   'POST /v1/entities/:id/unlock': { method: 'POST', path: '/v1/entities/alice/unlock' },
   'PUT /v1/entities/:id/secret': { method: 'PUT', path: '/v1/entities/alice/secret', body: { secret: 'alice-secret' } },
   'GET /v1/entities/:id/groups': { method: 'GET', path: '/v1/entities/alice/groups?indirect=true' },
   'DELETE /v1/entities/:id': { method: 'DELETE', path: '/v1/entities/doomed' },
-  'POST /v1/groups': { method: 'POST', path: '/v1/groups', body: { name: 'fresh-group', number: 0, displayName: 'G', managedBy: 'staff', capabilities: ['LOCK_ENTITY'], expansions: [{ mode: 'INCLUDE', group: 'staff' }] } },
+  'POST /v1/groups': {
+    method: 'POST',
+    path: '/v1/groups',
+    body: {
+      name: 'fresh-group',
+      number: 0,
+      displayName: 'G',
+      managedBy: 'staff',
+      capabilities: ['LOCK_ENTITY'],
+      expansions: [{ mode: 'INCLUDE', group: 'staff' }],
+    },
+  },
   'GET /v1/groups': { method: 'GET', path: '/v1/groups?limit=5&after=a' },
   'GET /v1/groups/:name': { method: 'GET', path: '/v1/groups/staff' },
   'PATCH /v1/groups/:name': { method: 'PATCH', path: '/v1/groups/staff', body: { displayName: 'Staff', managedBy: '' } },
-  'POST /v1/groups/:name/untyped-meta': { method: 'POST', path: '/v1/groups/staff/untyped-meta', body: { action: 'clear-fuzzy', key: 'k' } },
+  'POST /v1/groups/:name/untyped-meta': {
+    method: 'POST',
+    path: '/v1/groups/staff/untyped-meta',
+    body: { action: 'clear-fuzzy', key: 'k' },
+  },
   'POST /v1/groups/:name/kv': { method: 'POST', path: '/v1/groups/staff/kv', body: { action: 'replace', key: 'room', values: ['1'] } },
   'GET /v1/groups/:name/kv/:key': { method: 'GET', path: '/v1/groups/staff/kv/room' },
-  'POST /v1/groups/:name/capabilities': { method: 'POST', path: '/v1/groups/staff/capabilities', body: { action: 'add', value: 'LOCK_ENTITY' } },
-  'POST /v1/groups/:name/expansions': { method: 'POST', path: '/v1/groups/staff/expansions', body: { action: 'add', mode: 'EXCLUDE', group: 'other' } },
+  'POST /v1/groups/:name/capabilities': {
+    method: 'POST',
+    path: '/v1/groups/staff/capabilities',
+    body: { action: 'add', value: 'LOCK_ENTITY' },
+  },
+  'POST /v1/groups/:name/expansions': {
+    method: 'POST',
+    path: '/v1/groups/staff/expansions',
+    body: { action: 'add', mode: 'EXCLUDE', group: 'other' },
+  },
   'GET /v1/groups/:name/members': { method: 'GET', path: '/v1/groups/staff/members' },
   'PUT /v1/groups/:name/members/:entityId': { method: 'PUT', path: '/v1/groups/staff/members/alice' },
   'DELETE /v1/groups/:name/members/:entityId': { method: 'DELETE', path: '/v1/groups/staff/members/alice' },
   'DELETE /v1/groups/:name': { method: 'DELETE', path: '/v1/groups/doomed' },
   'POST /v1/auth/token': { method: 'POST', path: '/v1/auth/token', body: { id: 'alice', secret: 'alice-secret' } },
   'POST /v1/auth/check': { method: 'POST', path: '/v1/auth/check', body: { id: 'alice', secret: 'alice-secret' } },
-  'POST /v1/auth/change-secret': { method: 'POST', path: '/v1/auth/change-secret', body: { id: 'alice', oldSecret: 'alice-secret', newSecret: 'alice-secret' } },
+  'POST /v1/auth/change-secret': {
+    method: 'POST',
+    path: '/v1/auth/change-secret',
+    body: { id: 'alice', oldSecret: 'alice-secret', newSecret: 'alice-secret' },
+  },
   'POST /v1/auth/validate': { method: 'POST', path: '/v1/auth/validate', body: { token: 'x.y.z' } },
   'POST /v1/auth/logout': { method: 'POST', path: '/v1/auth/logout', as: 'leaver' },
   'GET /v1/auth/whoami': { method: 'GET', path: '/v1/auth/whoami' },
@@ -74,10 +113,41 @@ const ROUTES: Record<string, RouteSample> = {
 };
 
 /** Strings that have broken servers before: control characters, lone surrogates, direction overrides, huge and empty. */
-const UNICODE_EDGES = ['', ' ', '\u0000', 'a\u0000b', '\ud800', 'x\udfffy', '\ufeffbom', '\u202eevil', 'zero\u200bwidth', 'e\u0301', '😀🏳️‍🌈', 'ǅ', '\u{10FFFF}', '../..', '%00', 'a'.repeat(5000), '\n\r\t', 'null', '<script>'];
+const UNICODE_EDGES = [
+  '',
+  ' ',
+  '\u0000',
+  'a\u0000b',
+  '\ud800',
+  'x\udfffy',
+  '\ufeffbom',
+  '\u202eevil',
+  'zero\u200bwidth',
+  'e\u0301',
+  '😀🏳️‍🌈',
+  'ǅ',
+  '\u{10FFFF}',
+  '../..',
+  '%00',
+  'a'.repeat(5000),
+  '\n\r\t',
+  'null',
+  '<script>',
+];
 
 /** Path segments that are not valid ids, or are odd ones. */
-const ODD_IDS = ['%00', '%ED%A0%80', '%FF', encodeURIComponent('a'.repeat(400)), '%E2%80%AE', encodeURIComponent('😀'), '..%2F..', '%20', 'a%2Fb', encodeURIComponent('\u0000x')];
+const ODD_IDS = [
+  '%00',
+  '%ED%A0%80',
+  '%FF',
+  encodeURIComponent('a'.repeat(400)),
+  '%E2%80%AE',
+  encodeURIComponent('😀'),
+  '..%2F..',
+  '%20',
+  'a%2Fb',
+  encodeURIComponent('\u0000x'),
+];
 
 const CODES = new Set(Object.keys(ERRORS));
 
@@ -89,7 +159,11 @@ function assertSafe(response: ApiResponse, what: string, allowed: (status: numbe
   if (response.status >= 400) {
     assert.ok(response.body && CODES.has(response.body.code), `${what}: error body without a catalog code: ${response.text.slice(0, 300)}`);
     assert.equal(typeof response.body.message, 'string', what);
-    assert.deepEqual(Object.keys(response.body).filter((k) => !['code', 'message', 'details'].includes(k)), [], `${what}: extra fields in the error body`);
+    assert.deepEqual(
+      Object.keys(response.body).filter((k) => !['code', 'message', 'details'].includes(k)),
+      [],
+      `${what}: extra fields in the error body`,
+    );
   }
 }
 
@@ -131,7 +205,9 @@ after(() => server?.close());
 describe('bad input', () => {
   it('has a sample for every route the API documents', async () => {
     const doc = (await call(server.url, 'GET', '/openapi.json')).body as { paths: Record<string, Record<string, unknown>> };
-    const documented = Object.entries(doc.paths).flatMap(([path, methods]) => Object.keys(methods).map((m) => `${m.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ':$1')}`));
+    const documented = Object.entries(doc.paths).flatMap(([path, methods]) =>
+      Object.keys(methods).map((m) => `${m.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ':$1')}`),
+    );
     assert.deepEqual(documented.sort(), Object.keys(ROUTES).sort());
   });
 
@@ -146,7 +222,11 @@ describe('bad input', () => {
         const oversized = await send(route, JSON.stringify({ pad: 'x'.repeat(BODY_LIMIT + 10) }));
         assertSafe(oversized, 'oversized body', (s) => s === 413);
         assert.equal(oversized.body.code, 'KH_ERR_BODY_TOO_LARGE');
-        assertSafe(await send(route, '{}', { 'content-type': 'text/plain' }), 'a body that is not JSON', route.body ? (s) => s === 400 : validOrRefused);
+        assertSafe(
+          await send(route, '{}', { 'content-type': 'text/plain' }),
+          'a body that is not JSON',
+          route.body ? (s) => s === 400 : validOrRefused,
+        );
       }
 
       if (route.body) {
@@ -157,12 +237,17 @@ describe('bad input', () => {
         assertSafe(await send(route, { ...route.body, __proto__: { admin: true }, constructor: 'x' }), 'prototype keys', (s) => s === 400);
         for (const [key, value] of Object.entries(route.body)) {
           for (const wrong of [null, ...wrongTypeFor(value)]) {
-            assertSafe(await send(route, { ...route.body, [key]: wrong }), `${key}: ${JSON.stringify(wrong)}`, (s) => s === 400 || (typeof value === 'number' && s < 300 && typeof wrong === 'number'));
+            assertSafe(
+              await send(route, { ...route.body, [key]: wrong }),
+              `${key}: ${JSON.stringify(wrong)}`,
+              (s) => s === 400 || (typeof value === 'number' && s < 300 && typeof wrong === 'number'),
+            );
           }
           const rest = Object.fromEntries(Object.entries(route.body).filter(([k]) => k !== key));
           assertSafe(await send(route, rest), `without ${key}`, validOrRefused);
           if (typeof value === 'string') {
-            for (const edge of UNICODE_EDGES) assertSafe(await send(route, { ...route.body, [key]: edge }), `${key}: ${JSON.stringify(edge.slice(0, 20))}`, validOrRefused);
+            for (const edge of UNICODE_EDGES)
+              assertSafe(await send(route, { ...route.body, [key]: edge }), `${key}: ${JSON.stringify(edge.slice(0, 20))}`, validOrRefused);
           }
           if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
             assertSafe(await send(route, { ...route.body, [key]: { ...value, bogus: 1 } }), `${key}.bogus`, (s) => s === 400);
@@ -176,21 +261,47 @@ describe('bad input', () => {
         if (!['alice', 'staff', 'doomed', 'phone', 'room'].includes(segments[i]!)) continue;
         for (const odd of ODD_IDS) {
           const path = [...segments.slice(0, i), odd, ...segments.slice(i + 1)].join('/');
-          assertSafe(await call(server.url, route.method, path, { token: root, ...(route.body && { body: route.body }) }), `id ${odd} in ${path.slice(0, 80)}`, validOrRefused);
+          assertSafe(
+            await call(server.url, route.method, path, { token: root, ...(route.body && { body: route.body }) }),
+            `id ${odd} in ${path.slice(0, 80)}`,
+            validOrRefused,
+          );
         }
       }
 
       if (route.path.includes('?') || route.path === '/v1/entities' || route.path === '/v1/groups') {
         const base = route.path.split('?')[0]!;
-        for (const query of ['limit=abc', 'limit=-1', 'limit=0', 'limit=99999', 'bogus=1', 'indirect=yes', 'text=' + 'a'.repeat(300), 'limit=1&limit=2', 'text=%00', 'text=%ED%A0%80']) {
-          assertSafe(await call(server.url, 'GET', `${base}?${query}`, { token: root }), `query ${query.slice(0, 30)}`, (s) => s === 400 || s === 200);
+        for (const query of [
+          'limit=abc',
+          'limit=-1',
+          'limit=0',
+          'limit=99999',
+          'bogus=1',
+          'indirect=yes',
+          'text=' + 'a'.repeat(300),
+          'limit=1&limit=2',
+          'text=%00',
+          'text=%ED%A0%80',
+        ]) {
+          assertSafe(
+            await call(server.url, 'GET', `${base}?${query}`, { token: root }),
+            `query ${query.slice(0, 30)}`,
+            (s) => s === 400 || s === 200,
+          );
         }
       }
     });
   }
 
   it('answers unknown routes and methods with KH_ERR_NOT_FOUND', async () => {
-    for (const [method, path] of [['GET', '/nope'], ['GET', '/v1'], ['DELETE', '/v1/entities'], ['PATCH', '/v1/auth/token'], ['GET', '/v1/entities/alice/nope'], ['GET', '/%ZZ']]) {
+    for (const [method, path] of [
+      ['GET', '/nope'],
+      ['GET', '/v1'],
+      ['DELETE', '/v1/entities'],
+      ['PATCH', '/v1/auth/token'],
+      ['GET', '/v1/entities/alice/nope'],
+      ['GET', '/%ZZ'],
+    ]) {
       const response = await call(server.url, method!, path!, { token: root });
       assertSafe(response, `${method} ${path}`, (s) => s === 404 || s === 400);
     }

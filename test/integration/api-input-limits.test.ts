@@ -15,7 +15,10 @@ let root: string;
 before(async () => {
   server = await startTestServer('root-secret');
   root = await login(server.url, 'root', 'root-secret');
-  for (const [path, body] of [['/v1/entities', { id: 'alice' }], ['/v1/groups', { name: 'staff' }]] as const) {
+  for (const [path, body] of [
+    ['/v1/entities', { id: 'alice' }],
+    ['/v1/groups', { name: 'staff' }],
+  ] as const) {
     assert.equal((await call(server.url, 'POST', path, { token: root, body })).status, 201);
   }
 });
@@ -58,17 +61,38 @@ describe('deeply nested bodies', () => {
     it(`refuses ${kind}s nested 60 KB deep with 400 naming the limit, on an anonymous and an authenticated route`, async () => {
       const deep = nested(kind === 'array' ? 30_000 : 10_000, kind);
       assert.ok(deep.length >= 50_000);
-      assertRefused(await call(server.url, 'POST', '/v1/auth/token', { body: deep }), 400, 'KH_ERR_INVALID_INPUT', new RegExp(`nested more than ${MAX_BODY_DEPTH} levels deep`));
-      assertRefused(await call(server.url, 'POST', '/v1/entities', { token: root, body: deep }), 400, 'KH_ERR_INVALID_INPUT', /nested more than 32 levels deep/);
+      assertRefused(
+        await call(server.url, 'POST', '/v1/auth/token', { body: deep }),
+        400,
+        'KH_ERR_INVALID_INPUT',
+        new RegExp(`nested more than ${MAX_BODY_DEPTH} levels deep`),
+      );
+      assertRefused(
+        await call(server.url, 'POST', '/v1/entities', { token: root, body: deep }),
+        400,
+        'KH_ERR_INVALID_INPUT',
+        /nested more than 32 levels deep/,
+      );
       // A route without a body schema reads the body too.
-      assertRefused(await call(server.url, 'POST', '/v1/entities/alice/lock', { token: root, body: deep }), 400, 'KH_ERR_INVALID_INPUT', /nested more than 32 levels deep/);
+      assertRefused(
+        await call(server.url, 'POST', '/v1/entities/alice/lock', { token: root, body: deep }),
+        400,
+        'KH_ERR_INVALID_INPUT',
+        /nested more than 32 levels deep/,
+      );
     });
   }
 
   it('counts the levels: at the limit the schema answers, one more is the depth error', async () => {
-    const atLimit = await call(server.url, 'POST', '/v1/entities', { token: root, body: `{"id":"x","meta":${nested(MAX_BODY_DEPTH - 1, 'object')}}` });
+    const atLimit = await call(server.url, 'POST', '/v1/entities', {
+      token: root,
+      body: `{"id":"x","meta":${nested(MAX_BODY_DEPTH - 1, 'object')}}`,
+    });
     assertRefused(atLimit, 400, 'KH_ERR_INVALID_INPUT', /body meta\.a: unknown field/);
-    const over = await call(server.url, 'POST', '/v1/entities', { token: root, body: `{"id":"x","meta":${nested(MAX_BODY_DEPTH, 'object')}}` });
+    const over = await call(server.url, 'POST', '/v1/entities', {
+      token: root,
+      body: `{"id":"x","meta":${nested(MAX_BODY_DEPTH, 'object')}}`,
+    });
     assertRefused(over, 400, 'KH_ERR_INVALID_INPUT', /nested more than 32 levels deep/);
     assert.equal(over.body.details.in, 'body');
   });
@@ -76,7 +100,12 @@ describe('deeply nested bodies', () => {
 
 describe('what the HTTP parser refuses', () => {
   it('answers a 100 KB query string with 431 and a catalog body', async () => {
-    assertRefused(await call(server.url, 'GET', `/v1/entities?text=${'a'.repeat(100_000)}`, { token: root }), 431, 'KH_ERR_HEADERS_TOO_LARGE', /over the limit of \d+ bytes/);
+    assertRefused(
+      await call(server.url, 'GET', `/v1/entities?text=${'a'.repeat(100_000)}`, { token: root }),
+      431,
+      'KH_ERR_HEADERS_TOO_LARGE',
+      /over the limit of \d+ bytes/,
+    );
   });
 
   it('answers an oversized header with 431 and a catalog body, also on an anonymous route', async () => {
@@ -106,10 +135,25 @@ describe('code points in ids, group names and keys', () => {
   ];
   for (const [label, name, message] of BAD) {
     it(`refuses ${label} in an entity id, a group name and a kv key, and writes nothing`, async () => {
-      assertRefused(await call(server.url, 'POST', '/v1/entities', { token: root, body: { id: name } }), 400, 'KH_ERR_INVALID_NAME', message);
+      assertRefused(
+        await call(server.url, 'POST', '/v1/entities', { token: root, body: { id: name } }),
+        400,
+        'KH_ERR_INVALID_NAME',
+        message,
+      );
       assertRefused(await call(server.url, 'POST', '/v1/groups', { token: root, body: { name } }), 400, 'KH_ERR_INVALID_NAME', message);
-      assertRefused(await call(server.url, 'POST', '/v1/entities/alice/kv', { token: root, body: { action: 'add', key: name, values: ['x'] } }), 400, 'KH_ERR_INVALID_INPUT', message);
-      assertRefused(await call(server.url, 'POST', '/v1/groups/staff/untyped-meta', { token: root, body: { action: 'upsert', key: name, value: 'x' } }), 400, 'KH_ERR_INVALID_INPUT', message);
+      assertRefused(
+        await call(server.url, 'POST', '/v1/entities/alice/kv', { token: root, body: { action: 'add', key: name, values: ['x'] } }),
+        400,
+        'KH_ERR_INVALID_INPUT',
+        message,
+      );
+      assertRefused(
+        await call(server.url, 'POST', '/v1/groups/staff/untyped-meta', { token: root, body: { action: 'upsert', key: name, value: 'x' } }),
+        400,
+        'KH_ERR_INVALID_INPUT',
+        message,
+      );
       assert.deepEqual(await entityIds(), ['alice', 'root']);
       assert.deepEqual((await call(server.url, 'GET', '/v1/entities/alice', { token: root })).body.meta.kv, {});
     });
@@ -133,7 +177,11 @@ describe('code points in ids, group names and keys', () => {
 describe('bytes that are not UTF-8', () => {
   it('refuses a JSON body with invalid UTF-8 and says where, instead of storing U+FFFD', async () => {
     const bytes = Buffer.concat([Buffer.from('{"id":"mal'), Buffer.from([0xff, 0xfe]), Buffer.from('"}')]);
-    const response = await fetch(`${server.url}/v1/entities`, { method: 'POST', headers: { authorization: `Bearer ${root}`, 'content-type': 'application/json' }, body: bytes });
+    const response = await fetch(`${server.url}/v1/entities`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${root}`, 'content-type': 'application/json' },
+      body: bytes,
+    });
     const body = (await response.json()) as { code: string; message: string };
     assert.equal(response.status, 400);
     assert.equal(body.code, 'KH_ERR_INVALID_INPUT');
@@ -142,7 +190,8 @@ describe('bytes that are not UTF-8', () => {
   });
 
   it('refuses a JSON body declared in another charset, instead of reading it as UTF-8 anyway', async () => {
-    const send = (contentType: string) => call(server.url, 'POST', '/v1/entities', { token: root, body: '{"id":"latin"}', headers: { 'content-type': contentType } });
+    const send = (contentType: string) =>
+      call(server.url, 'POST', '/v1/entities', { token: root, body: '{"id":"latin"}', headers: { 'content-type': contentType } });
     assertRefused(await send('application/json; charset=latin1'), 400, 'KH_ERR_INVALID_INPUT', /charset=latin1; JSON bodies are UTF-8/);
     assert.deepEqual(await entityIds(), ['alice', 'root']);
     assert.equal((await send('application/json; charset="UTF-8"')).status, 201);
@@ -171,16 +220,33 @@ describe('bytes that are not UTF-8', () => {
 describe('reserved keys', () => {
   for (const key of ['__proto__', 'constructor', 'prototype']) {
     it(`refuses the kv key ${key} with 400 and writes nothing`, async () => {
-      assertRefused(await call(server.url, 'POST', '/v1/entities/alice/kv', { token: root, body: { action: 'add', key, values: ['x'] } }), 400, 'KH_ERR_INVALID_INPUT', /it is reserved/);
-      assertRefused(await call(server.url, 'POST', '/v1/groups/staff/kv', { token: root, body: { action: 'add', key, values: ['x'] } }), 400, 'KH_ERR_INVALID_INPUT', /it is reserved/);
-      assertRefused(await call(server.url, 'POST', '/v1/entities/alice/untyped-meta', { token: root, body: { action: 'upsert', key, value: 'x' } }), 400, 'KH_ERR_INVALID_INPUT', /it is reserved/);
+      assertRefused(
+        await call(server.url, 'POST', '/v1/entities/alice/kv', { token: root, body: { action: 'add', key, values: ['x'] } }),
+        400,
+        'KH_ERR_INVALID_INPUT',
+        /it is reserved/,
+      );
+      assertRefused(
+        await call(server.url, 'POST', '/v1/groups/staff/kv', { token: root, body: { action: 'add', key, values: ['x'] } }),
+        400,
+        'KH_ERR_INVALID_INPUT',
+        /it is reserved/,
+      );
+      assertRefused(
+        await call(server.url, 'POST', '/v1/entities/alice/untyped-meta', { token: root, body: { action: 'upsert', key, value: 'x' } }),
+        400,
+        'KH_ERR_INVALID_INPUT',
+        /it is reserved/,
+      );
       assertRefused(await call(server.url, 'GET', `/v1/entities/alice/kv/${key}`, { token: root }), 404, 'KH_ERR_KV_KEY_NOT_FOUND');
       const alice = (await call(server.url, 'GET', '/v1/entities/alice', { token: root })).body;
       assert.deepEqual([alice.meta.kv, alice.meta.untypedMeta], [{}, []]);
     });
 
     it(`refuses ${key} as a key anywhere in a body`, async () => {
-      const response = await call(server.url, 'POST', '/v1/auth/check', { body: `{"id":"alice","secret":"x","extra":{"${key}":{"polluted":true}}}` });
+      const response = await call(server.url, 'POST', '/v1/auth/check', {
+        body: `{"id":"alice","secret":"x","extra":{"${key}":{"polluted":true}}}`,
+      });
       assertRefused(response, 400, 'KH_ERR_INVALID_INPUT', new RegExp(`body extra\\.${key}: the key "${key}" is reserved`));
     });
   }
@@ -188,7 +254,13 @@ describe('reserved keys', () => {
 
 describe('query parameters', () => {
   it('refuses an unknown query parameter on routes without a query string, naming it', async () => {
-    for (const [method, path] of [['GET', '/v1/entities/alice'], ['GET', '/v1/groups/staff/members'], ['POST', '/v1/entities/alice/lock'], ['GET', '/healthz'], ['GET', '/v1/auth/whoami']]) {
+    for (const [method, path] of [
+      ['GET', '/v1/entities/alice'],
+      ['GET', '/v1/groups/staff/members'],
+      ['POST', '/v1/entities/alice/lock'],
+      ['GET', '/healthz'],
+      ['GET', '/v1/auth/whoami'],
+    ]) {
       const response = await call(server.url, method!, `${path}?force=1`, { token: root });
       assertRefused(response, 400, 'KH_ERR_INVALID_INPUT', /^querystring force: unknown field$/);
       assert.deepEqual(response.body.details.problems, [{ path: 'force', problem: 'unknown field' }]);
@@ -198,8 +270,18 @@ describe('query parameters', () => {
   });
 
   it('refuses an unknown query parameter next to known ones', async () => {
-    assertRefused(await call(server.url, 'GET', '/v1/entities?limit=5&bogus=1', { token: root }), 400, 'KH_ERR_INVALID_INPUT', /querystring bogus: unknown field/);
-    assertRefused(await call(server.url, 'GET', '/v1/entities/alice/groups?indirect=true&deep=1', { token: root }), 400, 'KH_ERR_INVALID_INPUT', /querystring deep: unknown field/);
+    assertRefused(
+      await call(server.url, 'GET', '/v1/entities?limit=5&bogus=1', { token: root }),
+      400,
+      'KH_ERR_INVALID_INPUT',
+      /querystring bogus: unknown field/,
+    );
+    assertRefused(
+      await call(server.url, 'GET', '/v1/entities/alice/groups?indirect=true&deep=1', { token: root }),
+      400,
+      'KH_ERR_INVALID_INPUT',
+      /querystring deep: unknown field/,
+    );
     assert.equal((await call(server.url, 'GET', '/v1/entities?limit=5', { token: root })).status, 200);
   });
 });

@@ -50,7 +50,10 @@ it('reports, reloads (SIGHUP and API) and stops the plugin set of a server proce
   const health = await call(server.url, 'GET', '/healthz', { token });
   assert.equal(health.status, 200);
   assert.equal(health.body.status, 'ok');
-  assert.deepEqual(health.body.plugins.map((p: Status) => [p.name, p.state]), [['recorder', 'ready']]);
+  assert.deepEqual(
+    health.body.plugins.map((p: Status) => [p.name, p.state]),
+    [['recorder', 'ready']],
+  );
   const [first] = await plugins();
   assert.ok(first?.pid && alive(first.pid));
 
@@ -66,8 +69,15 @@ it('reports, reloads (SIGHUP and API) and stops the plugin set of a server proce
   assert.equal(refused.status, 502, refused.text);
   assert.equal(refused.body.code, 'KH_ERR_PLUGIN_FAILED');
   assert.match(refused.body.message, /broken/);
-  assert.deepEqual(refused.body.details.failures.map((f: { name: string }) => f.name), ['broken']);
-  assert.deepEqual((await plugins()).map((p) => p.pid), reloaded.map((p) => p.pid), 'the old set keeps serving');
+  assert.deepEqual(
+    refused.body.details.failures.map((f: { name: string }) => f.name),
+    ['broken'],
+  );
+  assert.deepEqual(
+    (await plugins()).map((p) => p.pid),
+    reloaded.map((p) => p.pid),
+    'the old set keeps serving',
+  );
 
   const cli = (args: string[]) => runCli(args, { KEYHOLD_SERVER: server.url, KEYHOLD_TOKEN: token });
   const cliReload = await cli(['plugin', 'reload']);

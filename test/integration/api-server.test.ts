@@ -40,14 +40,20 @@ describe('configuration', () => {
 
   it('reads ./keyhold.yaml, and the environment overrides it', () => {
     const cwd = scratchDir('cfg');
-    writeFileSync(join(cwd, 'keyhold.yaml'), 'listen:\n  port: 9000\ntokenTtl: 2m\nlogLevel: debug\nbodyLimit: 1mb\nplugins:\n  directory: my-plugins\n');
+    writeFileSync(
+      join(cwd, 'keyhold.yaml'),
+      'listen:\n  port: 9000\ntokenTtl: 2m\nlogLevel: debug\nbodyLimit: 1mb\nplugins:\n  directory: my-plugins\n',
+    );
     const fromFile = loadConfig({ env: {}, cwd });
     assert.equal(fromFile.file, join(cwd, 'keyhold.yaml'));
     assert.equal(fromFile.listen.port, 9000);
     assert.equal(fromFile.tokenTtlMs, 120_000);
     assert.equal(fromFile.bodyLimitBytes, 1024 * 1024);
     assert.equal(fromFile.plugins.directory, join(cwd, 'my-plugins'));
-    const overridden = loadConfig({ env: { KEYHOLD_LISTEN: '0.0.0.0:7000', KEYHOLD_TOKEN_TTL: '30s', KEYHOLD_LOG_LEVEL: 'warn', KEYHOLD_INSECURE: 'true' }, cwd });
+    const overridden = loadConfig({
+      env: { KEYHOLD_LISTEN: '0.0.0.0:7000', KEYHOLD_TOKEN_TTL: '30s', KEYHOLD_LOG_LEVEL: 'warn', KEYHOLD_INSECURE: 'true' },
+      cwd,
+    });
     assert.deepEqual(overridden.listen, { host: '0.0.0.0', port: 7000 });
     assert.equal(overridden.tokenTtlMs, 30_000);
     assert.equal(overridden.logLevel, 'warn');
@@ -85,7 +91,10 @@ describe('configuration', () => {
     const fromEnv = configError(() => loadConfig({ env: { KEYHOLD_PORT: 'eighty' }, cwd }));
     assert.equal(fromEnv.source, 'KEYHOLD_PORT');
     assert.equal(fromEnv.path, 'listen.port');
-    assert.match(configError(() => loadConfig({ file: join(cwd, 'missing.yaml'), env: {}, cwd })).problem, /^no such file; check the path given to --config$/);
+    assert.match(
+      configError(() => loadConfig({ file: join(cwd, 'missing.yaml'), env: {}, cwd })).problem,
+      /^no such file; check the path given to --config$/,
+    );
     assert.match(configError(() => loadConfig({ env: { KEYHOLD_CONFIG: join(cwd, 'missing.yaml') }, cwd })).problem, /KEYHOLD_CONFIG/);
   });
 
@@ -95,9 +104,18 @@ describe('configuration', () => {
     assert.deepEqual(defaults.loginThrottle, DEFAULT_LOGIN_THROTTLE);
     assert.equal(defaults.loginThrottle.enabled, true);
     assert.deepEqual(defaults.hashSlots, DEFAULT_HASH_SLOTS);
-    writeFileSync(join(cwd, 'keyhold.yaml'), 'loginThrottle:\n  softLockAfter: 20\n  softLockDuration: 2h\n  familiarFor: 14d\nhash:\n  queue: 8\n');
+    writeFileSync(
+      join(cwd, 'keyhold.yaml'),
+      'loginThrottle:\n  softLockAfter: 20\n  softLockDuration: 2h\n  familiarFor: 14d\nhash:\n  queue: 8\n',
+    );
     const config = loadConfig({ env: { KEYHOLD_LOGIN_THROTTLE_BASE_DELAY: '250ms', KEYHOLD_HASH_CONCURRENCY: '3' }, cwd });
-    assert.deepEqual(config.loginThrottle, { ...DEFAULT_LOGIN_THROTTLE, baseDelayMs: 250, softLockAfter: 20, softLockMs: 7_200_000, familiarForMs: 14 * 86_400_000 });
+    assert.deepEqual(config.loginThrottle, {
+      ...DEFAULT_LOGIN_THROTTLE,
+      baseDelayMs: 250,
+      softLockAfter: 20,
+      softLockMs: 7_200_000,
+      familiarForMs: 14 * 86_400_000,
+    });
     assert.deepEqual(config.hashSlots, { concurrency: 3, queue: 8 });
     assert.deepEqual(config.hash, { memoryCost: 19456, timeCost: 2, parallelism: 1 }, 'the argon2 parameters alone');
     assert.equal(loadConfig({ env: { KEYHOLD_LOGIN_THROTTLE: 'false' }, cwd }).loginThrottle.enabled, false);
@@ -111,9 +129,15 @@ describe('configuration', () => {
     const cwd = scratchDir('cfg');
     assert.equal(checkListenSafety(loadConfig({ env: {}, cwd })), null);
     assert.equal(checkListenSafety(loadConfig({ env: { KEYHOLD_HOST: '::1' }, cwd })), null);
-    assert.match(configError(() => checkListenSafety(loadConfig({ env: { KEYHOLD_HOST: '0.0.0.0' }, cwd }))).problem, /needs tls\.cert and tls\.key/);
+    assert.match(
+      configError(() => checkListenSafety(loadConfig({ env: { KEYHOLD_HOST: '0.0.0.0' }, cwd }))).problem,
+      /needs tls\.cert and tls\.key/,
+    );
     assert.match(checkListenSafety(loadConfig({ env: { KEYHOLD_HOST: '0.0.0.0', KEYHOLD_INSECURE: 'true' }, cwd })) ?? '', /INSECURE/);
-    assert.equal(checkListenSafety(loadConfig({ env: { KEYHOLD_HOST: '10.1.2.3', KEYHOLD_TLS_CERT: 'c.pem', KEYHOLD_TLS_KEY: 'k.pem' }, cwd })), null);
+    assert.equal(
+      checkListenSafety(loadConfig({ env: { KEYHOLD_HOST: '10.1.2.3', KEYHOLD_TLS_CERT: 'c.pem', KEYHOLD_TLS_KEY: 'k.pem' }, cwd })),
+      null,
+    );
   });
 });
 
@@ -127,7 +151,10 @@ describe('server', () => {
       },
     });
     const dataDir = scratchDir('srv');
-    const handle = await startServer({ env: serverEnv(dataDir, { KEYHOLD_BOOTSTRAP: 'root:bootstrap-secret-xyz' }), logger: pino({ level: 'debug' }, sink) });
+    const handle = await startServer({
+      env: serverEnv(dataDir, { KEYHOLD_BOOTSTRAP: 'root:bootstrap-secret-xyz' }),
+      logger: pino({ level: 'debug' }, sink),
+    });
     try {
       const token = await login(handle.url, 'root', 'bootstrap-secret-xyz');
       const created = await call(handle.url, 'POST', '/v1/entities', { token, body: { id: 'logged', secret: 'entity-secret-abc' } });
@@ -135,15 +162,24 @@ describe('server', () => {
       const response = await fetch(`${handle.url}/v1/entities/logged`, { headers: { authorization: `Bearer ${token}` } });
       const requestId = response.headers.get('x-request-id');
       assert.match(requestId ?? '', /^[0-9a-f-]{36}$/);
-      await call(handle.url, 'POST', '/v1/auth/change-secret', { body: { id: 'logged', oldSecret: 'entity-secret-abc', newSecret: 'entity-secret-def' } });
+      await call(handle.url, 'POST', '/v1/auth/change-secret', {
+        body: { id: 'logged', oldSecret: 'entity-secret-abc', newSecret: 'entity-secret-def' },
+      });
       await call(handle.url, 'POST', '/v1/entities', { token: 'not-a-token', body: { id: 'x', secret: 'refused-secret-ghi' } });
 
-      const lines = logText.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      const lines = logText
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
       const requestLines = lines.filter((l) => l.req !== undefined || l.res !== undefined);
       assert.ok(requestLines.length >= 8);
       for (const line of requestLines) assert.equal(typeof line.reqId, 'string', JSON.stringify(line));
-      assert.ok(lines.some((l) => l.reqId === requestId), 'the returned request id is the one logged');
-      for (const secret of ['bootstrap-secret-xyz', 'entity-secret-abc', 'entity-secret-def', 'refused-secret-ghi', token]) assert.ok(!logText.includes(secret), `the log contains ${secret}`);
+      assert.ok(
+        lines.some((l) => l.reqId === requestId),
+        'the returned request id is the one logged',
+      );
+      for (const secret of ['bootstrap-secret-xyz', 'entity-secret-abc', 'entity-secret-def', 'refused-secret-ghi', token])
+        assert.ok(!logText.includes(secret), `the log contains ${secret}`);
     } finally {
       await handle.close();
     }
@@ -170,7 +206,8 @@ describe('server', () => {
       const create = doc.body.paths['/v1/entities'].post;
       assert.deepEqual(create.requestBody.content['application/json'].schema.required, ['id']);
       assert.equal(create.requestBody.content['application/json'].schema.additionalProperties, false);
-      const capability = doc.body.paths['/v1/entities/{id}/capabilities'].post.requestBody.content['application/json'].schema.properties.value;
+      const capability =
+        doc.body.paths['/v1/entities/{id}/capabilities'].post.requestBody.content['application/json'].schema.properties.value;
       assert.equal(capability.enum.length, 12);
     } finally {
       await handle.close();
@@ -194,7 +231,10 @@ describe('server', () => {
 
   it('expires tokens after the configured lifetime', async () => {
     const dataDir = scratchDir('srv');
-    const handle = await startServer({ env: serverEnv(dataDir, { KEYHOLD_BOOTSTRAP: 'root:pw', KEYHOLD_TOKEN_TTL: '1s' }), logger: pino({ level: 'silent' }) });
+    const handle = await startServer({
+      env: serverEnv(dataDir, { KEYHOLD_BOOTSTRAP: 'root:pw', KEYHOLD_TOKEN_TTL: '1s' }),
+      logger: pino({ level: 'silent' }),
+    });
     try {
       const response = await call(handle.url, 'POST', '/v1/auth/token', { body: { id: 'root', secret: 'pw' } });
       const lifetime = Date.parse(response.body.expiresAt) - Date.now();

@@ -35,7 +35,13 @@ async function apiOnStore(): Promise<{ url: string; store: SqliteStore }> {
   const logger = pino({ level: 'silent' });
   const defaults = loadConfig({ env: {}, cwd: dataDir });
   const identity = new Identity(store, new LifecycleEngine(store, NO_PLUGINS), { hash: FAST_HASH });
-  await bootstrapRoot({ identity, countEntities: () => store.reader.countEntities(), source: { credentials: 'root:pw', file: undefined }, recordRoot: (id) => store.write((tx) => tx.recordBootstrapRoot(id)), logger });
+  await bootstrapRoot({
+    identity,
+    countEntities: () => store.reader.countEntities(),
+    source: { credentials: 'root:pw', file: undefined },
+    recordRoot: (id) => store.write((tx) => tx.recordBootstrapRoot(id)),
+    logger,
+  });
   const app = await buildApi({
     identity,
     tokens: await TokenService.open(dataDir, 600_000),
@@ -62,14 +68,24 @@ describe('a database locked by another process', () => {
     const lock = holdDatabaseLock(join(server.dataDir, DATABASE_FILE));
     let writeAnswer: Response | undefined;
     try {
-      const write = fetch(`${server.url}/v1/entities`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ id: 'waiting' }) }).then((r) => (writeAnswer = r));
+      const write = fetch(`${server.url}/v1/entities`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ id: 'waiting' }),
+      }).then((r) => (writeAnswer = r));
       // Bounded: the write is queued within a few polls; each poll is a whole health answer.
       let health: ApiResponse | undefined;
-      for (let poll = 0; poll < 200 && !(health?.body?.store?.queuedWrites >= 1); poll++) health = await call(server.url, 'GET', '/healthz', { token });
+      for (let poll = 0; poll < 200 && !(health?.body?.store?.queuedWrites >= 1); poll++)
+        health = await call(server.url, 'GET', '/healthz', { token });
       assert.equal(writeAnswer, undefined, 'the write was still waiting when /healthz answered');
       assert.equal(health?.status, 503);
       assert.deepEqual(health?.body.status, 'degraded');
-      assert.deepEqual(health?.body.store, { reads: 'ok', writes: 'busy', problem: 'another process holds the database lock', queuedWrites: 1 });
+      assert.deepEqual(health?.body.store, {
+        reads: 'ok',
+        writes: 'busy',
+        problem: 'another process holds the database lock',
+        queuedWrites: 1,
+      });
       assert.deepEqual((await call(server.url, 'GET', '/healthz')).body, { status: 'degraded' }, 'anonymous: the status only');
       assert.equal((await call(server.url, 'GET', '/v1/entities/root', { token })).status, 200, 'reads are served meanwhile');
 
@@ -97,7 +113,10 @@ describe('a full disk', () => {
     let created = 0;
     // Bounded: each entity is a few KB, so a new page is needed within a few writes.
     for (let i = 0; i < 100 && refused === undefined; i++) {
-      const response = await call(url, 'POST', '/v1/entities', { token, body: { id: `filler-${i}`, meta: { displayName: 'x'.repeat(3000) } } });
+      const response = await call(url, 'POST', '/v1/entities', {
+        token,
+        body: { id: `filler-${i}`, meta: { displayName: 'x'.repeat(3000) } },
+      });
       if (response.status === 201) created++;
       else refused = response;
     }

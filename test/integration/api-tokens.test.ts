@@ -6,7 +6,18 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { startServer, type ServerHandle } from '../../src/server.js';
-import { call, forgeToken, login, scratchDir, serverEnv, startTestServer, tokenClaims, type ApiResponse, type ForgedClaims, type TestServer } from '../support/keyhold.js';
+import {
+  call,
+  forgeToken,
+  login,
+  scratchDir,
+  serverEnv,
+  startTestServer,
+  tokenClaims,
+  type ApiResponse,
+  type ForgedClaims,
+  type TestServer,
+} from '../support/keyhold.js';
 
 const ROOT_SECRET = 'root-secret';
 let server: TestServer;
@@ -90,7 +101,9 @@ describe('tokens are checked against the store on every request', () => {
     await assertRevoked(first, 'after the administrator set the secret');
     const second = await login(server.url, 'rekeyed', 'second-secret');
     await assertWorks(second, 'a login with the new secret');
-    const change = await call(server.url, 'POST', '/v1/auth/change-secret', { body: { id: 'rekeyed', oldSecret: 'second-secret', newSecret: 'third-secret' } });
+    const change = await call(server.url, 'POST', '/v1/auth/change-secret', {
+      body: { id: 'rekeyed', oldSecret: 'second-secret', newSecret: 'third-secret' },
+    });
     assert.equal(change.status, 204, change.text);
     await assertRevoked(second, 'after the self-service change');
   });
@@ -126,7 +139,11 @@ describe('tokens are checked against the store on every request', () => {
 
   it('refuses a token after an expansion that gave a capability was removed', async () => {
     await asRoot('POST', '/v1/groups', { name: 'inner' });
-    await asRoot('POST', '/v1/groups', { name: 'outer', capabilities: ['CREATE_GROUP'], expansions: [{ mode: 'INCLUDE', group: 'inner' }] });
+    await asRoot('POST', '/v1/groups', {
+      name: 'outer',
+      capabilities: ['CREATE_GROUP'],
+      expansions: [{ mode: 'INCLUDE', group: 'inner' }],
+    });
     await asRoot('POST', '/v1/entities', { id: 'expanded', secret: 'expanded-secret' });
     await asRoot('PUT', '/v1/groups/inner/members/expanded');
     const token = await login(server.url, 'expanded', 'expanded-secret');

@@ -13,7 +13,11 @@ import { call, CLI, login, scratchDir, serverEnv } from '../support/keyhold.js';
 
 const asRoot = process.getuid?.() === 0;
 
-async function start(t: TestContext, env: NodeJS.ProcessEnv | undefined, logs = new CapturedLogs('info')): Promise<{ handle: ServerHandle; printed: string[]; logs: CapturedLogs }> {
+async function start(
+  t: TestContext,
+  env: NodeJS.ProcessEnv | undefined,
+  logs = new CapturedLogs('info'),
+): Promise<{ handle: ServerHandle; printed: string[]; logs: CapturedLogs }> {
   const printed: string[] = [];
   const handle = await startServer({ ...(env && { env }), logger: logs.logger, print: (text) => printed.push(text) });
   t.after(() => handle.close());
@@ -41,7 +45,7 @@ function bootstrapFile(dir: string, text: string, mode: number): string {
 }
 
 describe('KEYHOLD_BOOTSTRAP', () => {
-  it('is removed from the server\'s own environment once read, and a plugin never sees it', async (t) => {
+  it("is removed from the server's own environment once read, and a plugin never sees it", async (t) => {
     const dataDir = scratchDir('boot-env');
     const pluginDir = join(dataDir, 'plugins');
     mkdirSync(pluginDir);
@@ -60,8 +64,11 @@ describe('KEYHOLD_BOOTSTRAP', () => {
     const { body } = await call(handle.url, 'GET', '/v1/plugins', { token });
     const pid = (body as { plugins: { pid: number }[] }).plugins[0]!.pid;
     const environ = readFileSync(`/proc/${pid}/environ`, 'latin1');
-    assert.ok(environ.includes('KEYHOLD_PLUGIN_MAGIC_COOKIE='), 'read the plugin\'s environment');
-    assert.ok(!environ.includes('KEYHOLD_BOOTSTRAP') && !environ.includes('env-secret-1'), 'the plugin\'s environment has no bootstrap secret');
+    assert.ok(environ.includes('KEYHOLD_PLUGIN_MAGIC_COOKIE='), "read the plugin's environment");
+    assert.ok(
+      !environ.includes('KEYHOLD_BOOTSTRAP') && !environ.includes('env-secret-1'),
+      "the plugin's environment has no bootstrap secret",
+    );
   });
 
   it('left in place on a store that has entities: a warning says to remove it', async (t) => {
@@ -70,7 +77,10 @@ describe('KEYHOLD_BOOTSTRAP', () => {
     await first.handle.close();
     const { logs } = await start(t, serverEnv(dataDir, { KEYHOLD_BOOTSTRAP: 'root:pw' }));
     const warning = logs.find((r) => r.level === 40 && r.msg.startsWith('KEYHOLD_BOOTSTRAP is set but ignored'));
-    assert.match(warning?.msg ?? '', /Remove it from the service's environment: every process of the server's user \(plugins included\) can read it in \/proc\/\d+\/environ/);
+    assert.match(
+      warning?.msg ?? '',
+      /Remove it from the service's environment: every process of the server's user \(plugins included\) can read it in \/proc\/\d+\/environ/,
+    );
   });
 
   it('set together with KEYHOLD_BOOTSTRAP_FILE is refused', async () => {
@@ -91,7 +101,14 @@ describe('KEYHOLD_BOOTSTRAP_FILE', () => {
     await login(first.handle.url, 'admin', 'file-secret-1');
     await first.handle.close();
     const again = await start(t, env);
-    assert.ok(again.logs.find((r) => r.level === 40 && r.msg === `KEYHOLD_BOOTSTRAP_FILE is ignored: the store already has entities. Delete ${file} (and the variable): it holds the first administrator's secret`));
+    assert.ok(
+      again.logs.find(
+        (r) =>
+          r.level === 40 &&
+          r.msg ===
+            `KEYHOLD_BOOTSTRAP_FILE is ignored: the store already has entities. Delete ${file} (and the variable): it holds the first administrator's secret`,
+      ),
+    );
   });
 
   it('refuses a file group or others can read, and creates nothing', async (t) => {
@@ -100,7 +117,10 @@ describe('KEYHOLD_BOOTSTRAP_FILE', () => {
     const env = serverEnv(join(dataDir, 'data'), { KEYHOLD_BOOTSTRAP_FILE: file });
     const err = await refusedStart(env, () => assert.fail('nothing generated'));
     assert.ok(err instanceof ConfigError, String(err));
-    assert.equal(err.message, `KEYHOLD_BOOTSTRAP_FILE: ${file}: the file is readable or writable by group (mode 0640), so other users could read or choose the first administrator's secret; fix: chmod 600 ${file}`);
+    assert.equal(
+      err.message,
+      `KEYHOLD_BOOTSTRAP_FILE: ${file}: the file is readable or writable by group (mode 0640), so other users could read or choose the first administrator's secret; fix: chmod 600 ${file}`,
+    );
     chmodSync(file, 0o604);
     assert.match(String(await refusedStart(env)), /readable or writable by others \(mode 0604\)/);
     chmodSync(file, 0o600);
@@ -121,11 +141,17 @@ describe('KEYHOLD_BOOTSTRAP_FILE', () => {
     const file = bootstrapFile(dataDir, 'no colon here', 0o600);
     // Bounded: a server that starts anyway is killed rather than left serving.
     const result = await new Promise<{ code: number; stderr: string }>((resolve) => {
-      execFile(process.execPath, [CLI, 'serve'], { env: { PATH: process.env.PATH, ...serverEnv(join(dataDir, 'data'), { KEYHOLD_BOOTSTRAP_FILE: file }) }, timeout: 30_000 }, (err, _stdout, stderr) =>
-        resolve({ code: err ? Number(err.code) : 0, stderr }),
+      execFile(
+        process.execPath,
+        [CLI, 'serve'],
+        { env: { PATH: process.env.PATH, ...serverEnv(join(dataDir, 'data'), { KEYHOLD_BOOTSTRAP_FILE: file }) }, timeout: 30_000 },
+        (err, _stdout, stderr) => resolve({ code: err ? Number(err.code) : 0, stderr }),
       );
     });
     assert.equal(result.code, 2, result.stderr);
-    assert.match(result.stderr, new RegExp(`bad configuration: KEYHOLD_BOOTSTRAP_FILE: ${file}: expected id:secret on one line \\(both non-empty\\)`));
+    assert.match(
+      result.stderr,
+      new RegExp(`bad configuration: KEYHOLD_BOOTSTRAP_FILE: ${file}: expected id:secret on one line \\(both non-empty\\)`),
+    );
   });
 });

@@ -29,7 +29,11 @@ function site(t: TestContext, entry: Record<string, unknown>): Site {
   writeFileSync(configFile, YAML.stringify({ plugins: { pingInterval: 0, plugins: { 'deny-logins': entry } } }));
   const plugins = pluginDir(t, { 'deny-logins': 'deny-logins' });
   const dataDir = join(dir, 'data');
-  return { dataDir, configFile, env: (extra = {}) => serverEnv(dataDir, { KEYHOLD_PLUGIN_DIR: plugins, KEYHOLD_CONFIG: configFile, ...extra }) };
+  return {
+    dataDir,
+    configFile,
+    env: (extra = {}) => serverEnv(dataDir, { KEYHOLD_PLUGIN_DIR: plugins, KEYHOLD_CONFIG: configFile, ...extra }),
+  };
 }
 
 async function start(t: TestContext, env: NodeJS.ProcessEnv): Promise<ServerHandle> {
@@ -57,7 +61,11 @@ async function createEntity(url: string, token: string, id: string, secret: stri
 
 const loginStatus = async (url: string, id: string, secret: string) => {
   const response = await call(url, 'POST', '/v1/auth/token', { body: { id, secret } });
-  return { status: response.status, code: response.body?.code as string | undefined, message: response.body?.message as string | undefined };
+  return {
+    status: response.status,
+    code: response.body?.code as string | undefined,
+    message: response.body?.message as string | undefined,
+  };
 };
 
 describe('break-glass', () => {
@@ -113,7 +121,10 @@ describe('break-glass', () => {
 
   it('refuses to start when every exempt entity is gone, and starts when the risk is accepted (nobody gets in then)', async (t) => {
     const { env } = site(t, { exempt: ['nobody-here'] });
-    assert.match((await refusedStart(env({ KEYHOLD_BOOTSTRAP: `${ROOT}:root-secret` }))).message, /none of the entities its settings exempt \(nobody-here\) exists/);
+    assert.match(
+      (await refusedStart(env({ KEYHOLD_BOOTSTRAP: `${ROOT}:root-secret` }))).message,
+      /none of the entities its settings exempt \(nobody-here\) exists/,
+    );
     const accepted = site(t, { exempt: [], allowLockout: true });
     const server = await start(t, accepted.env({ KEYHOLD_BOOTSTRAP: `${ROOT}:root-secret` }));
     assert.equal((await loginStatus(server.url, ROOT, 'root-secret')).code, 'KH_ERR_AUTH_FAILED');
@@ -125,7 +136,10 @@ describe('break-glass', () => {
     writeFileSync(configFile, YAML.stringify({ plugins: { pingInterval: 0, plugins: { 'deny-logins': { exempt: [] } } } }));
     const reload = await server.reloadPlugins();
     assert.equal(reload.swapped, false);
-    assert.deepEqual(reload.failures.map((f) => f.name), ['deny-logins']);
+    assert.deepEqual(
+      reload.failures.map((f) => f.name),
+      ['deny-logins'],
+    );
     assert.match(reload.failures[0]!.reason, /its settings exempt nobody/);
     await login(server.url, ROOT, 'root-secret');
   });

@@ -24,7 +24,15 @@ function capturingLogger(): { logger: pino.Logger; records: () => { level: numbe
       done();
     },
   });
-  return { logger: pino({ level: 'warn' }, sink), records: () => text.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) };
+  return {
+    logger: pino({ level: 'warn' }, sink),
+    records: () =>
+      text
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l)),
+  };
 }
 
 function start(dataDir: string, logger = pino({ level: 'silent' })): Promise<ServerHandle> {
@@ -50,7 +58,12 @@ describe('data directory lock', () => {
       );
       assert.ok(err instanceof DataDirInUseError, String(err));
       assert.equal(err.pid, process.pid);
-      assert.match(err.message, new RegExp(`the data directory ${dataDir} is in use by another keyhold server \\(pid ${process.pid}; lock file ${join(dataDir, LOCK_FILE)}\\)`));
+      assert.match(
+        err.message,
+        new RegExp(
+          `the data directory ${dataDir} is in use by another keyhold server \\(pid ${process.pid}; lock file ${join(dataDir, LOCK_FILE)}\\)`,
+        ),
+      );
       assert.match(err.message, /KEYHOLD_DATA_DIR, or dataDir in keyhold\.yaml/);
       assert.equal((await call(first.url, 'GET', '/healthz')).status, 200, 'the refused start left the first server alone');
       assert.equal(JSON.parse(readFileSync(join(dataDir, LOCK_FILE), 'utf8')).pid, process.pid, 'and its lock');
@@ -91,7 +104,10 @@ describe('data directory lock', () => {
     try {
       const second = await runCli(['serve'], env);
       assert.equal(second.code, 2, second.stderr);
-      assert.match(second.stderr, new RegExp(`^keyhold: the data directory ${dataDir} is in use by another keyhold server \\(pid ${first.child.pid};`));
+      assert.match(
+        second.stderr,
+        new RegExp(`^keyhold: the data directory ${dataDir} is in use by another keyhold server \\(pid ${first.child.pid};`),
+      );
       assert.match(second.stderr, /KEYHOLD_DATA_DIR/);
     } finally {
       assert.equal(await first.stop(), 0);

@@ -48,7 +48,8 @@ function writeUntilKilled(file: string, acks: number): Promise<string[]> {
     writer.on('close', (code, signal) => {
       clearTimeout(timer);
       if (signal === 'SIGKILL' && acked.length >= acks) resolve(acked);
-      else reject(new Error(`the writer ended with code ${code}, signal ${signal} after ${acked.length} acknowledgements; stderr: ${stderr}`));
+      else
+        reject(new Error(`the writer ended with code ${code}, signal ${signal} after ${acked.length} acknowledgements; stderr: ${stderr}`));
     });
   });
 }

@@ -33,11 +33,19 @@ interface Setup {
 }
 
 /** A store (a file, so a test can open it again), an outbox delivering to `subscribers`, the engine and identity on top. */
-async function open(subscribers: TestSubscriber[], options: { plugins?: TestPlugin[]; settings?: Partial<OutboxSettings>; file?: string } = {}): Promise<Setup> {
+async function open(
+  subscribers: TestSubscriber[],
+  options: { plugins?: TestPlugin[]; settings?: Partial<OutboxSettings>; file?: string } = {},
+): Promise<Setup> {
   const file = options.file ?? join(dir, `events-${++files}.sqlite`);
   const store = SqliteStore.open(file);
   const dispatcher: HookDispatcher = Object.assign(new TestDispatcher(options.plugins ?? []), { subscribers });
-  const outbox = new Outbox({ store, settings: { ...FAST, ...options.settings }, logger: pino({ level: 'silent' }), registry: new Registry() });
+  const outbox = new Outbox({
+    store,
+    settings: { ...FAST, ...options.settings },
+    logger: pino({ level: 'silent' }),
+    registry: new Registry(),
+  });
   const engine = new LifecycleEngine(store, dispatcher, () => outbox.wake());
   await outbox.use(subscribers);
   return {
@@ -92,7 +100,11 @@ describe('committed events through the engine', () => {
     }
     assert.ok(!seenInStore.includes(null), 'each event found its entity committed');
     assert.equal(seenInStore[2], 'Alice', 'the update was committed when its event came');
-    assert.deepEqual(all.attempts.map((a) => a.attempt), [1, 1, 1], 'each delivered once');
+    assert.deepEqual(
+      all.attempts.map((a) => a.attempt),
+      [1, 1, 1],
+      'each delivered once',
+    );
     assert.deepEqual(groupsOnly.attempts, [], 'a plugin gets only the points it declared');
 
     await s.identity.createGroup(info('r-group'), { name: 'staff' });
@@ -104,7 +116,9 @@ describe('committed events through the engine', () => {
 
   it('a vetoed or failed request writes no event and delivers nothing', async (t) => {
     const all = new TestSubscriber('all');
-    const plugins: TestPlugin[] = [{ name: 'policy', hooks: { preGroupCreate: veto('no groups today'), postEntityLock: veto('no locks either') } }];
+    const plugins: TestPlugin[] = [
+      { name: 'policy', hooks: { preGroupCreate: veto('no groups today'), postEntityLock: veto('no locks either') } },
+    ];
     const s = await open([all], { plugins });
     t.after(() => s.close());
     await s.identity.createEntity(info('r1'), { id: 'alice' });
@@ -119,8 +133,15 @@ describe('committed events through the engine', () => {
     await all.untilDelivered(2);
 
     const stored = await s.store.outbox.eventsAfter(0, 100);
-    assert.deepEqual(stored.map((e) => e.requestId), ['r1', 'r2'], 'only the committed requests left events');
-    assert.deepEqual(all.attempts.map((a) => a.event.requestId), ['r1', 'r2']);
+    assert.deepEqual(
+      stored.map((e) => e.requestId),
+      ['r1', 'r2'],
+      'only the committed requests left events',
+    );
+    assert.deepEqual(
+      all.attempts.map((a) => a.event.requestId),
+      ['r1', 'r2'],
+    );
   });
 
   it('writes no event for a point no plugin declared', async (t) => {
@@ -141,16 +162,33 @@ describe('committed events through the engine', () => {
     const ids = ['alice', 'bob', 'carol'];
     for (const id of ids) await s.identity.createEntity(info(`create-${id}`), { id });
     const writes = 30;
-    await Promise.all(Array.from({ length: writes * ids.length }, (_, i) => s.identity.updateEntityMeta(info(`u${i}`), ids[i % ids.length]!, { displayName: `v${Math.floor(i / ids.length)}` })));
+    await Promise.all(
+      Array.from({ length: writes * ids.length }, (_, i) =>
+        s.identity.updateEntityMeta(info(`u${i}`), ids[i % ids.length]!, { displayName: `v${Math.floor(i / ids.length)}` }),
+      ),
+    );
     await all.untilDelivered(writes * ids.length);
 
     const seqs = all.delivered.map((e) => e.seq);
-    assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b), 'in seq order');
+    assert.deepEqual(
+      seqs,
+      [...seqs].sort((a, b) => a - b),
+      'in seq order',
+    );
     assert.equal(new Set(seqs).size, seqs.length, 'each once');
     for (const id of ids) {
       const mine = all.delivered.filter((e) => e.subjectKey === id) as CommittedEventOfEntity[];
-      for (let i = 1; i < mine.length; i++) assert.equal(mine[i]!.before!.meta.displayName, mine[i - 1]!.after!.meta.displayName, `${id}: each event starts where the one before ended`);
-      assert.equal(mine.at(-1)!.after!.meta.displayName, (await s.store.reader.getEntity(id))!.meta.displayName, `${id}: the last event is the committed state`);
+      for (let i = 1; i < mine.length; i++)
+        assert.equal(
+          mine[i]!.before!.meta.displayName,
+          mine[i - 1]!.after!.meta.displayName,
+          `${id}: each event starts where the one before ended`,
+        );
+      assert.equal(
+        mine.at(-1)!.after!.meta.displayName,
+        (await s.store.reader.getEntity(id))!.meta.displayName,
+        `${id}: the last event is the committed state`,
+      );
     }
   });
 
@@ -185,7 +223,11 @@ describe('committed events through the engine', () => {
     );
     const [doomed, dropped] = dead.events.map((e) => e.seq) as [number, number];
 
-    const stillFailing = await rejectsWith(s.outbox.retry(doomed), 'KH_ERR_EVENT_DELIVERY_FAILED', /plugin "all" failed to take event \d+ again: no answer/);
+    const stillFailing = await rejectsWith(
+      s.outbox.retry(doomed),
+      'KH_ERR_EVENT_DELIVERY_FAILED',
+      /plugin "all" failed to take event \d+ again: no answer/,
+    );
     assert.equal(stillFailing.status, 502);
     assert.equal((await s.store.outbox.deadLetters({ seq: doomed }))[0]!.attempts, 4);
     failing.delete('doomed');
@@ -216,7 +258,11 @@ describe('committed events through the engine', () => {
     down = false;
     s.outbox.pluginReady('all');
     await all.untilDelivered(1);
-    assert.deepEqual(all.attempts.map((a) => a.attempt), [1, 1], 'being down used no attempt');
+    assert.deepEqual(
+      all.attempts.map((a) => a.attempt),
+      [1, 1],
+      'being down used no attempt',
+    );
     assert.deepEqual(await s.store.outbox.deadLetters(), []);
   });
 
@@ -236,11 +282,19 @@ describe('committed events through the engine', () => {
     const s2 = await open([again, newcomer], { file: s1.file });
     t.after(() => s2.close());
     await again.untilDelivered(1);
-    assert.deepEqual(again.delivered.map((e) => e.requestId), ['c'], 'only what was not delivered before the restart');
+    assert.deepEqual(
+      again.delivered.map((e) => e.requestId),
+      ['c'],
+      'only what was not delivered before the restart',
+    );
     await s2.identity.createEntity(info('d'), { id: 'd' });
     await again.untilDelivered(2);
     await newcomer.untilDelivered(1);
-    assert.deepEqual(newcomer.delivered.map((e) => e.requestId), ['d'], 'no replay of history for a new plugin');
+    assert.deepEqual(
+      newcomer.delivered.map((e) => e.requestId),
+      ['d'],
+      'no replay of history for a new plugin',
+    );
   });
 
   it('deletes delivered events older than the retention; keeps those still pending or dead-lettered', async (t) => {
@@ -263,7 +317,11 @@ describe('committed events through the engine', () => {
     const keys = async () => (await s.store.outbox.eventsAfter(0, 100)).map((e) => e.subjectKey);
     assert.equal(await s.outbox.prune(), 0, 'nothing is older than the retention yet');
     assert.equal(await s.outbox.prune(Date.now() + 120_000), 2);
-    assert.deepEqual(await keys(), ['doomed', 'staff', 'newest'], 'the dead letter, the event "groups" still waits for, and what comes after it stay');
+    assert.deepEqual(
+      await keys(),
+      ['doomed', 'staff', 'newest'],
+      'the dead letter, the event "groups" still waits for, and what comes after it stay',
+    );
   });
 });
 

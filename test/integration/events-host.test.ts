@@ -28,7 +28,13 @@ interface Line {
 }
 
 function lines(file: string): Line[] {
-  return existsSync(file) ? readFileSync(file, 'utf8').trimEnd().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Line) : [];
+  return existsSync(file)
+    ? readFileSync(file, 'utf8')
+        .trimEnd()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Line)
+    : [];
 }
 
 /** Polls `check` (bounded) until it holds. */
@@ -43,7 +49,12 @@ async function eventually(what: string, check: () => boolean, limitMs = 15_000):
 /** The server's wiring of store, outbox, engine and plugin host, over fixture plugins. */
 async function serverParts(t: TestContext, plugins: Record<string, FixtureName>, entries: Record<string, unknown>) {
   const store = SqliteStore.open(':memory:');
-  const outbox = new Outbox({ store, settings: { retentionMs: 60_000, maxAttempts: 5, retryInitialDelayMs: 1, retryMaxDelayMs: 20 }, logger: pino({ level: 'silent' }), registry: new Registry() });
+  const outbox = new Outbox({
+    store,
+    settings: { retentionMs: 60_000, maxAttempts: 5, retryInitialDelayMs: 1, retryMaxDelayMs: 20 },
+    logger: pino({ level: 'silent' }),
+    registry: new Registry(),
+  });
   const engine = new LifecycleEngine(store, NO_PLUGINS, () => outbox.wake());
   const host = new PluginHost({
     settings: testSettings({ directory: pluginDir(t, plugins), plugins: entries }),
@@ -69,11 +80,19 @@ describe('committed events to plugin processes', () => {
   it('each plugin gets each change of the points it declared, once, after the commit; others get nothing', async (t) => {
     const dir = scratchDir('events-host');
     const [auditFile, groupsFile] = [join(dir, 'audit.jsonl'), join(dir, 'groups.jsonl')];
-    const { host, identity, store } = await serverParts(t, { audit: 'committed-recorder', groups: 'committed-recorder', plain: 'recorder' }, {
-      audit: { config: { file: auditFile } },
-      groups: { config: { file: groupsFile, hooks: ['committedGroupCreate'] } },
-    });
-    assert.deepEqual(host.dispatcher.subscribers?.map((s) => s.plugin), ['audit', 'groups'], 'recorder declared no committed hook');
+    const { host, identity, store } = await serverParts(
+      t,
+      { audit: 'committed-recorder', groups: 'committed-recorder', plain: 'recorder' },
+      {
+        audit: { config: { file: auditFile } },
+        groups: { config: { file: groupsFile, hooks: ['committedGroupCreate'] } },
+      },
+    );
+    assert.deepEqual(
+      host.dispatcher.subscribers?.map((s) => s.plugin),
+      ['audit', 'groups'],
+      'recorder declared no committed hook',
+    );
 
     await identity.createEntity(info('r1'), { id: 'alice' });
     await identity.createGroup(info('r2'), { name: 'staff' });
@@ -86,7 +105,10 @@ describe('committed events to plugin processes', () => {
       lines(auditFile).map((l) => [l.outcome, l.hook, l.seq, l.subjectKey, l.attempt]),
       events.map((e) => ['delivered', `committed${e.point}`, e.seq, e.subjectKey, 1]),
     );
-    assert.deepEqual(lines(groupsFile).map((l) => [l.hook, l.subjectKey]), [['committedGroupCreate', 'staff']]);
+    assert.deepEqual(
+      lines(groupsFile).map((l) => [l.hook, l.subjectKey]),
+      [['committedGroupCreate', 'staff']],
+    );
     // One more change, waited for: had anything been delivered twice, it would have arrived before it.
     await identity.lockEntity(info('r4'), 'alice');
     await eventually('audit got the lock', () => lines(auditFile).length >= 4);
@@ -97,7 +119,11 @@ describe('committed events to plugin processes', () => {
   it('a plugin that crashes taking an event gets it again from its restarted process', async (t) => {
     const dir = scratchDir('events-crash');
     const file = join(dir, 'audit.jsonl');
-    const { identity } = await serverParts(t, { audit: 'committed-recorder' }, { audit: { config: { file, crashOnce: join(dir, 'crashed') } } });
+    const { identity } = await serverParts(
+      t,
+      { audit: 'committed-recorder' },
+      { audit: { config: { file, crashOnce: join(dir, 'crashed') } } },
+    );
     await identity.createEntity(info('r1'), { id: 'alice' });
     await eventually('delivered after the crash', () => lines(file).some((l) => l.outcome === 'delivered'));
     const [crashed, delivered] = lines(file);

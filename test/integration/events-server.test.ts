@@ -8,7 +8,17 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, describe, it } from 'node:test';
 import YAML from 'yaml';
 import { fixture } from '../fixtures/plugin-host.js';
-import { call, killChildren, login, runCli, scratchDir, serverEnv, startServerProcess, startTestServer, type CliResult } from '../support/keyhold.js';
+import {
+  call,
+  killChildren,
+  login,
+  runCli,
+  scratchDir,
+  serverEnv,
+  startServerProcess,
+  startTestServer,
+  type CliResult,
+} from '../support/keyhold.js';
 
 after(killChildren);
 
@@ -22,7 +32,13 @@ interface Line {
 }
 
 function lines(file: string): Line[] {
-  return existsSync(file) ? readFileSync(file, 'utf8').trimEnd().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Line) : [];
+  return existsSync(file)
+    ? readFileSync(file, 'utf8')
+        .trimEnd()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Line)
+    : [];
 }
 
 /** Polls `check` (bounded) until it holds. */
@@ -65,30 +81,48 @@ describe('the outbox in a running server', () => {
     t.after(() => server.close());
     const root = await login(server.url, 'root', ROOT_SECRET);
     const cli = (args: string[]) => runCli(['--json', ...args], { KEYHOLD_SERVER: server.url, KEYHOLD_TOKEN: root });
-    assert.equal((await call(server.url, 'POST', '/v1/entities', { token: root, body: { id: 'viewer', secret: 'Viewer-Secret-2026' } })).status, 201);
+    assert.equal(
+      (await call(server.url, 'POST', '/v1/entities', { token: root, body: { id: 'viewer', secret: 'Viewer-Secret-2026' } })).status,
+      201,
+    );
     const viewer = await login(server.url, 'viewer', 'Viewer-Secret-2026');
     await eventually('the first change is delivered', () => lines(file).some((l) => l.subjectKey === 'viewer'));
 
     writeFileSync(failWhile, '');
-    for (const id of ['doomed', 'dropped']) assert.equal((await call(server.url, 'POST', '/v1/entities', { token: root, body: { id } })).status, 201);
+    for (const id of ['doomed', 'dropped'])
+      assert.equal((await call(server.url, 'POST', '/v1/entities', { token: root, body: { id } })).status, 201);
     const deadList = async () => (await call(server.url, 'GET', '/v1/events?dead=true', { token: root })).body;
     await eventually('two dead letters', async () => (await deadList()).events.length === 2);
     const dead = await deadList();
     const [doomed, dropped] = dead.events.map((e: { seq: number }) => e.seq) as [number, number];
-    assert.deepEqual(dead.events[0].deadLetters.map((l: { plugin: string; attempts: number }) => [l.plugin, l.attempts]), [['recorder', 2]]);
+    assert.deepEqual(
+      dead.events[0].deadLetters.map((l: { plugin: string; attempts: number }) => [l.plugin, l.attempts]),
+      [['recorder', 2]],
+    );
     assert.equal(dead.events[0].after.id, 'doomed');
     assert.equal(dead.events[0].after.secret, '');
-    assert.deepEqual(dead.subscribers.map((s: { plugin: string; deadLetters: number }) => [s.plugin, s.deadLetters]), [['recorder', 2]]);
+    assert.deepEqual(
+      dead.subscribers.map((s: { plugin: string; deadLetters: number }) => [s.plugin, s.deadLetters]),
+      [['recorder', 2]],
+    );
 
     // Events carry whole entities: reading them needs GLOBAL_ROOT, like acting on them.
-    for (const [method, path] of [['GET', '/v1/events'], ['GET', `/v1/events/${doomed}`], ['POST', `/v1/events/${doomed}/retry`], ['POST', `/v1/events/${doomed}/skip`]] as const) {
+    for (const [method, path] of [
+      ['GET', '/v1/events'],
+      ['GET', `/v1/events/${doomed}`],
+      ['POST', `/v1/events/${doomed}/retry`],
+      ['POST', `/v1/events/${doomed}/skip`],
+    ] as const) {
       const refused = await call(server.url, method, path, { token: viewer, ...(method === 'POST' && { body: {} }) });
       assert.equal(refused.status, 403, `${method} ${path}`);
       assert.equal(refused.body.code, 'KH_ERR_FORBIDDEN');
     }
 
     const listed = JSON.parse(expectCode(await cli(['events', 'list', '--dead', '--plugin', 'recorder']), 0, 'events list --dead').stdout);
-    assert.deepEqual(listed.events.map((e: { subjectKey: string }) => e.subjectKey), ['doomed', 'dropped']);
+    assert.deepEqual(
+      listed.events.map((e: { subjectKey: string }) => e.subjectKey),
+      ['doomed', 'dropped'],
+    );
     const shown = JSON.parse(expectCode(await cli(['events', 'show', String(doomed)]), 0, 'events show').stdout);
     assert.deepEqual([shown.point, shown.subjectKey, shown.deadLetters[0].plugin], ['EntityCreate', 'doomed', 'recorder']);
 
@@ -97,20 +131,34 @@ describe('the outbox in a running server', () => {
     rmSync(failWhile);
     const retried = JSON.parse(expectCode(await cli(['events', 'retry', String(doomed), '--plugin', 'recorder']), 0, 'retry').stdout);
     assert.equal(retried.retried.attempts, 3);
-    assert.deepEqual(lines(file).filter((l) => l.outcome === 'delivered').map((l) => [l.subjectKey, l.attempt]), [['viewer', 1], ['doomed', 4]]);
+    assert.deepEqual(
+      lines(file)
+        .filter((l) => l.outcome === 'delivered')
+        .map((l) => [l.subjectKey, l.attempt]),
+      [
+        ['viewer', 1],
+        ['doomed', 4],
+      ],
+    );
 
     expectCode(await cli(['events', 'skip', String(dropped)]), 0, 'skip');
     const again = await call(server.url, 'POST', `/v1/events/${dropped}/skip`, { token: root }); // no body: the one plugin that has it
     assert.equal(again.body.code, 'KH_ERR_DEAD_LETTER_NOT_FOUND', 'skipped once already');
     assert.equal((await call(server.url, 'GET', '/v1/events/999999', { token: root })).body.code, 'KH_ERR_EVENT_NOT_FOUND');
     assert.deepEqual((await deadList()).events, []);
-    expectCode(await runCli(['events', 'list', '--after', 'x'], { KEYHOLD_SERVER: server.url, KEYHOLD_TOKEN: root }), 2, 'a bad --after is a usage error');
+    expectCode(
+      await runCli(['events', 'list', '--after', 'x'], { KEYHOLD_SERVER: server.url, KEYHOLD_TOKEN: root }),
+      2,
+      'a bad --after is a usage error',
+    );
 
     // Delivery went on past the dead letters: a new change arrives at once, and the metrics show what happened.
     assert.equal((await call(server.url, 'POST', '/v1/entities', { token: root, body: { id: 'fine' } })).status, 201);
     await eventually('the next change is delivered', () => lines(file).some((l) => l.subjectKey === 'fine' && l.outcome === 'delivered'));
     const metrics = async () => (await call(server.url, 'GET', '/metrics')).text;
-    await eventually('the outbox is empty for the plugin', async () => /keyhold_outbox_depth\{plugin="recorder"\} 0\n/.test(await metrics()));
+    await eventually('the outbox is empty for the plugin', async () =>
+      /keyhold_outbox_depth\{plugin="recorder"\} 0\n/.test(await metrics()),
+    );
     const text = await metrics();
     assert.match(text, /keyhold_event_delivery_failures_total\{plugin="recorder"\} 5\n/);
     assert.match(text, /keyhold_event_deliveries_total\{plugin="recorder"\} 3\n/);
@@ -131,7 +179,9 @@ describe('the outbox in a running server', () => {
     const created = await call(first.url, 'POST', '/v1/entities', { token: root, body: { id: 'survivor' } });
     assert.equal(created.status, 201, created.text);
     // Killed during the second attempt: the first timed out a second ago, time enough for any cursor write to happen.
-    await eventually('the plugin holds the event a second time', () => lines(file).some((l) => l.subjectKey === 'survivor' && l.outcome === 'blocked' && l.attempt === 2));
+    await eventually('the plugin holds the event a second time', () =>
+      lines(file).some((l) => l.subjectKey === 'survivor' && l.outcome === 'blocked' && l.attempt === 2),
+    );
     const exited = new Promise((resolve) => first.child.once('exit', resolve));
     first.child.kill('SIGKILL');
     await exited;
@@ -143,7 +193,12 @@ describe('the outbox in a running server', () => {
     const second = await startServerProcess(env);
     try {
       await eventually('delivered after the restart', () => lines(file).some((l) => l.outcome === 'delivered'));
-      assert.deepEqual(lines(file).filter((l) => l.outcome === 'delivered').map((l) => [l.seq, l.subjectKey]), [[seq, 'survivor']]);
+      assert.deepEqual(
+        lines(file)
+          .filter((l) => l.outcome === 'delivered')
+          .map((l) => [l.seq, l.subjectKey]),
+        [[seq, 'survivor']],
+      );
     } finally {
       await second.stop();
     }

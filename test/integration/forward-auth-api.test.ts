@@ -16,12 +16,30 @@ const ROOT_SECRET = 'Root-Secret-for-tests-2026';
 const SECRET = 'Amber-Harbor-Secret-2';
 const basic = (id: string, secret = SECRET) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
 
-async function startWith(forwardAuth: Record<string, unknown>, loginThrottle: Record<string, unknown> = { baseDelay: 0 }): Promise<{ server: ServerHandle; dataDir: string }> {
+async function startWith(
+  forwardAuth: Record<string, unknown>,
+  loginThrottle: Record<string, unknown> = { baseDelay: 0 },
+): Promise<{ server: ServerHandle; dataDir: string }> {
   const dir = scratchDir('forward-auth-api');
   const dataDir = join(dir, 'data');
   const emptyPlugins = scratchDir('no-plugins');
-  writeFileSync(join(dir, 'keyhold.yaml'), YAML.stringify({ listen: { host: '127.0.0.1', port: 0 }, dataDir, hash: { memoryCost: 256, timeCost: 1 }, plugins: { directory: emptyPlugins }, forwardAuth, loginThrottle }));
-  const server = await startServer({ cwd: dir, env: { KEYHOLD_BOOTSTRAP: `root:${ROOT_SECRET}` }, logger: pino({ level: 'silent' }), print: () => undefined });
+  writeFileSync(
+    join(dir, 'keyhold.yaml'),
+    YAML.stringify({
+      listen: { host: '127.0.0.1', port: 0 },
+      dataDir,
+      hash: { memoryCost: 256, timeCost: 1 },
+      plugins: { directory: emptyPlugins },
+      forwardAuth,
+      loginThrottle,
+    }),
+  );
+  const server = await startServer({
+    cwd: dir,
+    env: { KEYHOLD_BOOTSTRAP: `root:${ROOT_SECRET}` },
+    logger: pino({ level: 'silent' }),
+    print: () => undefined,
+  });
   return { server, dataDir };
 }
 
@@ -40,13 +58,33 @@ describe('forwardAuth settings', () => {
 
   it('reads the file, and the environment overrides it', () => {
     const cwd = scratchDir('cfg');
-    writeFileSync(join(cwd, 'keyhold.yaml'), YAML.stringify({ forwardAuth: { trustedProxies: ['10.0.0.0/8'], rules: { wiki: { groups: ['wiki'] }, admin: { capabilities: ['GLOBAL_ROOT'] } }, headers: { groups: '' } } }));
+    writeFileSync(
+      join(cwd, 'keyhold.yaml'),
+      YAML.stringify({
+        forwardAuth: {
+          trustedProxies: ['10.0.0.0/8'],
+          rules: { wiki: { groups: ['wiki'] }, admin: { capabilities: ['GLOBAL_ROOT'] } },
+          headers: { groups: '' },
+        },
+      }),
+    );
     const fromFile = loadConfig({ env: {}, cwd }).forwardAuth;
-    assert.deepEqual(fromFile.rules, { wiki: { groups: ['wiki'], capabilities: [] }, admin: { groups: [], capabilities: ['GLOBAL_ROOT'] } });
+    assert.deepEqual(fromFile.rules, {
+      wiki: { groups: ['wiki'], capabilities: [] },
+      admin: { groups: [], capabilities: ['GLOBAL_ROOT'] },
+    });
     assert.equal(fromFile.headers.groups, '');
-    const env = { KEYHOLD_FORWARD_AUTH_TRUSTED_PROXIES: '127.0.0.1, ::1', KEYHOLD_FORWARD_AUTH_CACHE_TTL: '0', KEYHOLD_FORWARD_AUTH_CLIENT_ADDRESS_HEADER: 'X-Real-IP', KEYHOLD_FORWARD_AUTH_REALM: 'Intranet' };
+    const env = {
+      KEYHOLD_FORWARD_AUTH_TRUSTED_PROXIES: '127.0.0.1, ::1',
+      KEYHOLD_FORWARD_AUTH_CACHE_TTL: '0',
+      KEYHOLD_FORWARD_AUTH_CLIENT_ADDRESS_HEADER: 'X-Real-IP',
+      KEYHOLD_FORWARD_AUTH_REALM: 'Intranet',
+    };
     const fromEnv = loadConfig({ env, cwd }).forwardAuth;
-    assert.deepEqual([fromEnv.trustedProxies, fromEnv.cache.ttlMs, fromEnv.clientAddressHeader, fromEnv.realm], [['127.0.0.1', '::1'], 0, 'x-real-ip', 'Intranet']);
+    assert.deepEqual(
+      [fromEnv.trustedProxies, fromEnv.cache.ttlMs, fromEnv.clientAddressHeader, fromEnv.realm],
+      [['127.0.0.1', '::1'], 0, 'x-real-ip', 'Intranet'],
+    );
   });
 
   it('names the key and the problem', () => {
@@ -61,7 +99,11 @@ describe('forwardAuth settings', () => {
       [{ headers: { user: 'X-User' } }, 'forwardAuth.headers.user', /unknown key/],
       [{ rules: { wiki: { group: ['wiki'] } } }, 'forwardAuth.rules', /wiki\.group: unknown key \(did you mean "groups"\?\)/],
       [{ rules: { wiki: { groups: 'wiki' } } }, 'forwardAuth.rules', /wiki\.groups: expected a list of group names/],
-      [{ rules: { wiki: { capabilities: ['ROOT'] } } }, 'forwardAuth.rules', /wiki\.capabilities: expected a list of capabilities from GLOBAL_ROOT, .*got "ROOT"/],
+      [
+        { rules: { wiki: { capabilities: ['ROOT'] } } },
+        'forwardAuth.rules',
+        /wiki\.capabilities: expected a list of capabilities from GLOBAL_ROOT, .*got "ROOT"/,
+      ],
       [{ rules: { 'bad name!': {} } }, 'forwardAuth.rules', /rule name "bad name!"/],
       [{ cache: { ttl: '1h' } }, 'forwardAuth.cache.ttl', /from 0ms to 10m/],
       [{ cache: { maxEntries: 0 } }, 'forwardAuth.cache.maxEntries', /from 1 to 1000000/],
@@ -84,7 +126,8 @@ describe('/v1/forward-auth without a proxy', () => {
   let server: ServerHandle;
   let dataDir: string;
   let root: string;
-  const forward = (path: string, headers: Record<string, string> = {}, method = 'GET', body?: string): Promise<ApiResponse> => call(server.url, method, path, { headers, ...(body !== undefined && { body }) });
+  const forward = (path: string, headers: Record<string, string> = {}, method = 'GET', body?: string): Promise<ApiResponse> =>
+    call(server.url, method, path, { headers, ...(body !== undefined && { body }) });
   const api = async (method: string, path: string, body?: unknown) => {
     const response = await call(server.url, method, path, { token: root, ...(body !== undefined && { body }) });
     assert.ok(response.status < 300, `${method} ${path}: ${response.text}`);
@@ -92,7 +135,11 @@ describe('/v1/forward-auth without a proxy', () => {
   const status = async (path: string, headers: Record<string, string> = {}) => (await forward(path, headers)).status;
 
   before(async () => {
-    ({ server, dataDir } = await startWith({ realm: 'Intranet', rules: { staff: { groups: ['staff', 'ops,eu'] }, lockers: { capabilities: ['LOCK_ENTITY'] } }, headers: { groups: 'X-Groups', capabilities: '' } }));
+    ({ server, dataDir } = await startWith({
+      realm: 'Intranet',
+      rules: { staff: { groups: ['staff', 'ops,eu'] }, lockers: { capabilities: ['LOCK_ENTITY'] } },
+      headers: { groups: 'X-Groups', capabilities: '' },
+    }));
     root = await login(server.url, 'root', ROOT_SECRET);
     for (const name of ['staff', 'ops,eu']) await api('POST', '/v1/groups', { name });
     for (const id of ['alice', 'jürgen']) await api('POST', '/v1/entities', { id, secret: SECRET });
@@ -125,10 +172,17 @@ describe('/v1/forward-auth without a proxy', () => {
     assert.equal(await status('/v1/forward-auth?rule=staff', { authorization: basic('alice') }), 200);
     assert.equal(await status('/v1/forward-auth?rule=staff', { authorization: basic('jürgen') }), 200, 'the other group of the rule');
     assert.equal(await status('/v1/forward-auth?rule=lockers', { authorization: basic('alice') }), 403);
-    assert.equal(await status('/v1/forward-auth?rule=lockers', { authorization: basic('root', ROOT_SECRET) }), 200, 'GLOBAL_ROOT holds every capability');
+    assert.equal(
+      await status('/v1/forward-auth?rule=lockers', { authorization: basic('root', ROOT_SECRET) }),
+      200,
+      'GLOBAL_ROOT holds every capability',
+    );
     assert.equal(await status('/v1/forward-auth?group=nope&group=staff', { authorization: basic('alice') }), 200);
     assert.equal(await status('/v1/forward-auth?group=nope', { authorization: basic('alice') }), 403);
-    assert.equal(await status('/v1/forward-auth?capability=LOCK_ENTITY&capability=UNLOCK_ENTITY', { authorization: basic('root', ROOT_SECRET) }), 200);
+    assert.equal(
+      await status('/v1/forward-auth?capability=LOCK_ENTITY&capability=UNLOCK_ENTITY', { authorization: basic('root', ROOT_SECRET) }),
+      200,
+    );
     assert.equal(await status('/v1/forward-auth?rule=staff&capability=LOCK_ENTITY', { authorization: basic('alice') }), 403);
     const forbidden = await forward('/v1/forward-auth?rule=staff', { authorization: basic('root', ROOT_SECRET) });
     assert.equal(forbidden.body.code, 'KH_ERR_FORBIDDEN');
@@ -151,17 +205,42 @@ describe('/v1/forward-auth without a proxy', () => {
     assert.equal(await status('/v1/forward-auth/page', { authorization: basic('root', ROOT_SECRET), 'x-keyhold-rule': 'staff' }), 403);
     assert.equal(await status('/v1/forward-auth/page', { authorization: basic('alice'), 'x-keyhold-rule': 'staff' }), 200);
     assert.equal(await status('/v1/forward-auth/page', { authorization: basic('alice'), 'x-keyhold-rule': 'wiki' }), 400);
-    assert.equal(await status('/v1/forward-auth?rule=staff', { authorization: basic('root', ROOT_SECRET), 'x-keyhold-rule': 'lockers' }), 403, 'the header does not replace the query');
+    assert.equal(
+      await status('/v1/forward-auth?rule=staff', { authorization: basic('root', ROOT_SECRET), 'x-keyhold-rule': 'lockers' }),
+      403,
+      'the header does not replace the query',
+    );
   });
 
   it('serves every method and ignores any body', async () => {
     for (const method of ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'PROPFIND', 'MKCOL']) {
       assert.equal((await forward('/v1/forward-auth', { authorization: basic('alice') }, method)).status, 200, method);
-      assert.equal((await forward('/v1/forward-auth/some/file', { authorization: basic('alice') }, method)).status, 200, `${method}, Envoy's form`);
+      assert.equal(
+        (await forward('/v1/forward-auth/some/file', { authorization: basic('alice') }, method)).status,
+        200,
+        `${method}, Envoy's form`,
+      );
     }
-    assert.equal((await forward('/v1/forward-auth', { authorization: basic('alice'), 'content-type': 'text/plain' }, 'POST', 'hello')).status, 200);
-    assert.equal((await forward('/v1/forward-auth/upload', { authorization: basic('alice'), 'content-type': 'application/json' }, 'PUT', '{"not json')).status, 200);
-    assert.equal((await forward('/v1/forward-auth', { authorization: basic('alice'), 'content-type': 'multipart/form-data; boundary=x' }, 'POST', '--x--')).status, 200);
+    assert.equal(
+      (await forward('/v1/forward-auth', { authorization: basic('alice'), 'content-type': 'text/plain' }, 'POST', 'hello')).status,
+      200,
+    );
+    assert.equal(
+      (await forward('/v1/forward-auth/upload', { authorization: basic('alice'), 'content-type': 'application/json' }, 'PUT', '{"not json'))
+        .status,
+      200,
+    );
+    assert.equal(
+      (
+        await forward(
+          '/v1/forward-auth',
+          { authorization: basic('alice'), 'content-type': 'multipart/form-data; boundary=x' },
+          'POST',
+          '--x--',
+        )
+      ).status,
+      200,
+    );
   });
 
   it('takes a token: valid → 200; expired, forged or of a locked entity → 401 with the challenge', async () => {
@@ -183,12 +262,33 @@ describe('/v1/forward-auth without a proxy', () => {
   });
 
   it('never answers 5xx, whatever the sub-request carries', async () => {
-    const authorizations = ['', 'Basic', 'Basic ====', `Basic ${'A'.repeat(8000)}`, 'Bearer a b', 'Bearer \u00ff', `Basic ${Buffer.from('a:b\u0000c').toString('base64')}`, `Basic ${Buffer.from(`${'x'.repeat(300)}:y`).toString('base64')}`, `Basic ${Buffer.from(`alice:${'s'.repeat(5000)}`).toString('base64')}`, 'Negotiate abc'];
-    const paths = ['/v1/forward-auth', '/v1/forward-auth?group=%00', '/v1/forward-auth?group=%ED%A0%80', '/v1/forward-auth?capability=', '/v1/forward-auth/%ZZ', '/v1/forward-auth?rule=staff&rule=staff'];
+    const authorizations = [
+      '',
+      'Basic',
+      'Basic ====',
+      `Basic ${'A'.repeat(8000)}`,
+      'Bearer a b',
+      'Bearer \u00ff',
+      `Basic ${Buffer.from('a:b\u0000c').toString('base64')}`,
+      `Basic ${Buffer.from(`${'x'.repeat(300)}:y`).toString('base64')}`,
+      `Basic ${Buffer.from(`alice:${'s'.repeat(5000)}`).toString('base64')}`,
+      'Negotiate abc',
+    ];
+    const paths = [
+      '/v1/forward-auth',
+      '/v1/forward-auth?group=%00',
+      '/v1/forward-auth?group=%ED%A0%80',
+      '/v1/forward-auth?capability=',
+      '/v1/forward-auth/%ZZ',
+      '/v1/forward-auth?rule=staff&rule=staff',
+    ];
     for (const authorization of authorizations) {
       for (const path of paths) {
         const response = await forward(path, authorization === '' ? {} : { authorization: authorization.replace(/[^\x20-\xff]/g, '') });
-        assert.ok(response.status < 500 && response.body?.code !== 'KH_ERR_INTERNAL', `${path} with ${authorization.slice(0, 30)}: ${response.status} ${response.text}`);
+        assert.ok(
+          response.status < 500 && response.body?.code !== 'KH_ERR_INTERNAL',
+          `${path} with ${authorization.slice(0, 30)}: ${response.status} ${response.text}`,
+        );
       }
     }
   });
@@ -200,7 +300,11 @@ describe('/v1/forward-auth with the cache off', () => {
   after(() => server?.close());
 
   it('checks every time and reports no cache lookups', async () => {
-    for (let i = 0; i < 3; i++) assert.equal((await call(server.url, 'GET', '/v1/forward-auth', { headers: { authorization: basic('root', ROOT_SECRET) } })).status, 200);
+    for (let i = 0; i < 3; i++)
+      assert.equal(
+        (await call(server.url, 'GET', '/v1/forward-auth', { headers: { authorization: basic('root', ROOT_SECRET) } })).status,
+        200,
+      );
     const metrics = (await call(server.url, 'GET', '/metrics')).text;
     assert.match(metrics, /keyhold_forward_auth_decisions_total\{rule="\(none\)",decision="allowed"\} 3/);
     assert.doesNotMatch(metrics, /keyhold_forward_auth_cache_lookups_total\{/);
@@ -213,7 +317,8 @@ describe('/v1/forward-auth behind the login throttle', () => {
   after(() => server?.close());
 
   it('refuses the right secret while a wrong one is being paid for, like the API login, and counts why', async () => {
-    const answer = async (secret: string) => (await call(server.url, 'GET', '/v1/forward-auth', { headers: { authorization: basic('root', secret) } })).status;
+    const answer = async (secret: string) =>
+      (await call(server.url, 'GET', '/v1/forward-auth', { headers: { authorization: basic('root', secret) } })).status;
     assert.equal(await answer('wrong'), 401);
     assert.equal(await answer(ROOT_SECRET), 401, 'the delay after the failure holds for web logins too');
     const metrics = (await call(server.url, 'GET', '/metrics')).text;

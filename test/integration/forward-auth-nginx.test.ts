@@ -125,7 +125,12 @@ describe('forward auth through nginx', { skip: nginxBinary ? false : NGINX_MISSI
         done();
       },
     });
-    server = await startServer({ cwd: dir, env: { KEYHOLD_BOOTSTRAP: `root:${ROOT_SECRET}` }, logger: pino({ level: 'info' }, sink), print: () => undefined });
+    server = await startServer({
+      cwd: dir,
+      env: { KEYHOLD_BOOTSTRAP: `root:${ROOT_SECRET}` },
+      logger: pino({ level: 'info' }, sink),
+      print: () => undefined,
+    });
     root = await login(server.url, 'root', ROOT_SECRET);
     upstream = await echoUpstream();
     nginx = await startNginx(nginxBinary!, { http: nginxHttp(Number(new URL(server.url).port), upstream.port) });
@@ -158,12 +163,20 @@ describe('forward auth through nginx', { skip: nginxBinary ? false : NGINX_MISSI
 
   it('the right secret: 200, and the upstream gets the identity headers (not the ones the client sent)', async () => {
     await createEntity('alice', ['readers']);
-    const response = await through('/app/page?x=1', { authorization: basic('alice', SECRET), 'x-keyhold-entity': 'root', 'x-keyhold-capabilities': 'GLOBAL_ROOT' });
+    const response = await through('/app/page?x=1', {
+      authorization: basic('alice', SECRET),
+      'x-keyhold-entity': 'root',
+      'x-keyhold-capabilities': 'GLOBAL_ROOT',
+    });
     assert.equal(response.status, 200, nginx!.errorLog());
     const echoed = (await response.json()) as { path: string; headers: Record<string, string> };
     assert.equal(echoed.path, '/app/page?x=1');
     assert.deepEqual(
-      { entity: echoed.headers['x-keyhold-entity'], groups: echoed.headers['x-keyhold-groups'], capabilities: echoed.headers['x-keyhold-capabilities'] },
+      {
+        entity: echoed.headers['x-keyhold-entity'],
+        groups: echoed.headers['x-keyhold-groups'],
+        capabilities: echoed.headers['x-keyhold-capabilities'],
+      },
       { entity: 'alice', groups: 'readers', capabilities: 'LOCK_ENTITY' },
     );
   });
@@ -173,11 +186,16 @@ describe('forward auth through nginx', { skip: nginxBinary ? false : NGINX_MISSI
     const spoofed = { 'x-forwarded-for': '203.0.113.9' };
     assert.equal((await through('/app/page', { authorization: basic('xavier', 'wrong'), ...spoofed })).status, 401);
     assert.equal((await through('/app/page', { authorization: basic('xavier', SECRET), ...spoofed })).status, 200);
-    assert.deepEqual(preAuthChecks('xavier').map((r) => r.clientAddress), ['127.0.0.1', '127.0.0.1']);
+    assert.deepEqual(
+      preAuthChecks('xavier').map((r) => r.clientAddress),
+      ['127.0.0.1', '127.0.0.1'],
+    );
     const refusal = logs.find((r) => r.component === 'forward-auth' && r.entity === 'xavier');
     assert.deepEqual([refusal?.decision, refusal?.client], ['unauthenticated', '127.0.0.1']);
     // Straight to keyhold from an untrusted peer, the header is the client's own word: ignored.
-    const direct = await call(server!.url, 'GET', '/v1/forward-auth', { headers: { authorization: basic('xavier', 'wrong'), 'x-forwarded-for': '198.51.100.4' } });
+    const direct = await call(server!.url, 'GET', '/v1/forward-auth', {
+      headers: { authorization: basic('xavier', 'wrong'), 'x-forwarded-for': '198.51.100.4' },
+    });
     assert.equal(direct.status, 401);
     assert.equal(preAuthChecks('xavier').at(-1)!.clientAddress, '127.0.0.1');
   });
@@ -203,8 +221,13 @@ describe('forward auth through nginx', { skip: nginxBinary ? false : NGINX_MISSI
   it('a page of many sub-requests costs one AuthCheck', async () => {
     await createEntity('paula');
     const missesBefore = await misses();
-    const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => through(`/app/asset-${i}.css`, { authorization: basic('paula', SECRET) })));
-    assert.deepEqual(answers.map((r) => r.status), Array(12).fill(200));
+    const answers = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => through(`/app/asset-${i}.css`, { authorization: basic('paula', SECRET) })),
+    );
+    assert.deepEqual(
+      answers.map((r) => r.status),
+      Array(12).fill(200),
+    );
     assert.equal(await misses(), missesBefore + 1);
     assert.equal(preAuthChecks('paula').length, 1);
   });
@@ -232,9 +255,13 @@ describe('forward auth through nginx', { skip: nginxBinary ? false : NGINX_MISSI
   it(`fail2lock: ${ALLOWED_FAILS} wrong secrets through nginx lock the entity out, cached right secret included`, async () => {
     await createEntity('carol');
     assert.equal((await through('/app/page', { authorization: basic('carol', SECRET) })).status, 200);
-    for (let i = 0; i < ALLOWED_FAILS; i++) assert.equal((await through('/app/page', { authorization: basic('carol', `wrong-${i}`) })).status, 401);
+    for (let i = 0; i < ALLOWED_FAILS; i++)
+      assert.equal((await through('/app/page', { authorization: basic('carol', `wrong-${i}`) })).status, 401);
     assert.equal((await through('/app/page', { authorization: basic('carol', SECRET) })).status, 401);
-    assert.ok(logs.some((r) => r.plugin === 'fail2lock' && r.entity === 'carol' && r.fails === ALLOWED_FAILS), 'fail2lock refused it');
+    assert.ok(
+      logs.some((r) => r.plugin === 'fail2lock' && r.entity === 'carol' && r.fails === ALLOWED_FAILS),
+      'fail2lock refused it',
+    );
     // The operator's reset lets it in again.
     await api('POST', '/v1/entities/carol/untyped-meta', { action: 'upsert', key: 'fail2lock', value: 'RESET' });
     assert.equal((await through('/app/page', { authorization: basic('carol', SECRET) })).status, 200);

@@ -14,8 +14,11 @@ const CLI = fileURLToPath(new URL('../fixtures/plugin-cli.js', import.meta.url))
 
 function keyhold(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH, HOME: '/nonexistent', [TEST_RUN_ENV]: process.env[TEST_RUN_ENV], ...env } }, (err, stdout, stderr) =>
-      resolve({ code: err ? Number(err.code) : 0, stdout, stderr }),
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { env: { PATH: process.env.PATH, HOME: '/nonexistent', [TEST_RUN_ENV]: process.env[TEST_RUN_ENV], ...env } },
+      (err, stdout, stderr) => resolve({ code: err ? Number(err.code) : 0, stdout, stderr }),
     );
   });
 }
@@ -34,7 +37,19 @@ async function fakeServer(t: Parameters<typeof pluginDir>[0], answer: (req: Inco
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests };
 }
 
-const status = { name: 'rec', path: '/p/rec.js', state: 'ready', pid: 42, version: '1.2.3', hooks: ['preEntityCreate'], restarts: 0, lastError: null, failureMode: 'closed', mode: 'shadow', order: 100 };
+const status = {
+  name: 'rec',
+  path: '/p/rec.js',
+  state: 'ready',
+  pid: 42,
+  version: '1.2.3',
+  hooks: ['preEntityCreate'],
+  restarts: 0,
+  lastError: null,
+  failureMode: 'closed',
+  mode: 'shadow',
+  order: 100,
+};
 
 describe('keyhold plugin', () => {
   it('verify prints ok or the reason for each plugin and exits 1 when any fails', async (t) => {
@@ -59,7 +74,10 @@ describe('keyhold plugin', () => {
     const dir = pluginDir(t, { good: 'recorder' });
     const { code, stdout } = await keyhold(['--json', 'plugin', 'verify', dir]);
     assert.equal(code, 0);
-    assert.deepEqual(JSON.parse(stdout).map((r: { name: string; ok: boolean }) => [r.name, r.ok]), [['good', true]]);
+    assert.deepEqual(
+      JSON.parse(stdout).map((r: { name: string; ok: boolean }) => [r.name, r.ok]),
+      [['good', true]],
+    );
   });
 
   it('list asks GET /v1/plugins with the token and prints each plugin', async (t) => {
@@ -71,12 +89,17 @@ describe('keyhold plugin', () => {
     assert.match(stdout, /^rec +ready +42 +1\.2\.3 +100 +shadow +closed +0 +preEntityCreate/m);
   });
 
-  it('reload posts to /v1/plugins/reload; a refused reload prints the server\'s reason and exits 1', async (t) => {
+  it("reload posts to /v1/plugins/reload; a refused reload prints the server's reason and exits 1", async (t) => {
     let swapped = true;
     const server = await fakeServer(t, (_req, res) => {
       if (swapped) return res.end(JSON.stringify({ swapped: true, failures: [], plugins: [status] }));
       res.statusCode = 502;
-      res.end(JSON.stringify({ code: 'KH_ERR_PLUGIN_FAILED', message: 'plugin reload failed, the previous plugins keep serving: dies: exited with code 3' }));
+      res.end(
+        JSON.stringify({
+          code: 'KH_ERR_PLUGIN_FAILED',
+          message: 'plugin reload failed, the previous plugins keep serving: dies: exited with code 3',
+        }),
+      );
     });
     const ok = await keyhold(['--server', server.url, 'plugin', 'reload'], { KEYHOLD_TOKEN: 'tok' });
     assert.equal(ok.code, 0);
@@ -85,6 +108,9 @@ describe('keyhold plugin', () => {
     swapped = false;
     const refused = await keyhold(['--server', server.url, 'plugin', 'reload'], { KEYHOLD_TOKEN: 'tok' });
     assert.equal(refused.code, 1);
-    assert.match(refused.stderr, /plugin reload failed, the previous plugins keep serving: dies: exited with code 3 \[KH_ERR_PLUGIN_FAILED\]/);
+    assert.match(
+      refused.stderr,
+      /plugin reload failed, the previous plugins keep serving: dies: exited with code 3 \[KH_ERR_PLUGIN_FAILED\]/,
+    );
   });
 });

@@ -22,7 +22,12 @@ describe('the plugin directory setting', () => {
   it('a configured directory that does not exist stops the start, saying what to do', async (t) => {
     const missing = join(pluginDir(t, {}), 'nope');
     const message = await refusedAtStart(t, missing);
-    assert.ok(message.includes(`the configured plugin directory ${missing} does not exist, so none of the site's plugins would run; create it (mkdir -m 755 ${missing}) or correct plugins.directory or KEYHOLD_PLUGIN_DIR`), message);
+    assert.ok(
+      message.includes(
+        `the configured plugin directory ${missing} does not exist, so none of the site's plugins would run; create it (mkdir -m 755 ${missing}) or correct plugins.directory or KEYHOLD_PLUGIN_DIR`,
+      ),
+      message,
+    );
   });
 
   it('a missing default directory runs without plugins, with a warning', async (t) => {
@@ -33,13 +38,23 @@ describe('the plugin directory setting', () => {
     t.after(() => host.stop());
     await host.start();
     assert.deepEqual(host.status(), []);
-    assert.ok(logs.find((r) => r.level === 40 && r.msg === 'the plugin directory does not exist: no plugins loaded' && r.directory === join(base, 'plugins')));
+    assert.ok(
+      logs.find(
+        (r) =>
+          r.level === 40 && r.msg === 'the plugin directory does not exist: no plugins loaded' && r.directory === join(base, 'plugins'),
+      ),
+    );
   });
 
   it('a directory setting that names a file is refused, not taken as a plugin', async (t) => {
     const file = fixture('recorder');
     const message = await refusedAtStart(t, file);
-    assert.ok(message.includes(`names ${file}, which is not a directory; name the directory the plugins are in, or list plugin files in plugins.list`), message);
+    assert.ok(
+      message.includes(
+        `names ${file}, which is not a directory; name the directory the plugins are in, or list plugin files in plugins.list`,
+      ),
+      message,
+    );
   });
 
   it('a reload whose directory has gone keeps the old set serving', async (t) => {
@@ -49,13 +64,19 @@ describe('the plugin directory setting', () => {
     const result = await host.reload(testSettings({ directory: join(dir, 'gone') }));
     assert.equal(result.swapped, false);
     assert.match(result.failures[0]!.reason, /does not exist/);
-    assert.deepEqual(result.plugins.map((p) => [p.name, p.state]), [['rec', 'ready']]);
+    assert.deepEqual(
+      result.plugins.map((p) => [p.name, p.state]),
+      [['rec', 'ready']],
+    );
   });
 
   it('KEYHOLD_PLUGIN_DIR naming a missing directory stops the server at start', async () => {
     const dataDir = scratchDir('nodir-server');
     const missing = join(dataDir, 'no-such-plugins');
-    const err = await startServer({ env: serverEnv(join(dataDir, 'data'), { KEYHOLD_PLUGIN_DIR: missing }), logger: new CapturedLogs().logger }).then(
+    const err = await startServer({
+      env: serverEnv(join(dataDir, 'data'), { KEYHOLD_PLUGIN_DIR: missing }),
+      logger: new CapturedLogs().logger,
+    }).then(
       async (handle) => {
         await handle.close();
         return undefined;

@@ -37,9 +37,15 @@ describe('plugins in the lifecycle engine', () => {
     const info = { requestId: 'r1', caller: 'root', capabilities: ['GLOBAL_ROOT'] as const };
     const displayName = async () => (await store.reader.getEntity('alice'))!.meta.displayName;
 
-    await assert.rejects(engine.run(renameAlice({ displayName: 'Vetoed', fault: 'veto' }), info), { code: 'KH_ERR_PLUGIN_VETO', status: 422 });
+    await assert.rejects(engine.run(renameAlice({ displayName: 'Vetoed', fault: 'veto' }), info), {
+      code: 'KH_ERR_PLUGIN_VETO',
+      status: 422,
+    });
     assert.equal(await displayName(), 'Alice');
-    await assert.rejects(engine.run(renameAlice({ displayName: 'Crashed', fault: 'exit' }), info), { code: 'KH_ERR_PLUGIN_FAILED', status: 502 });
+    await assert.rejects(engine.run(renameAlice({ displayName: 'Crashed', fault: 'exit' }), info), {
+      code: 'KH_ERR_PLUGIN_FAILED',
+      status: 502,
+    });
     assert.equal(await displayName(), 'Alice');
     await host.reload();
     const committed = await engine.run(renameAlice({ displayName: 'Bob', fault: 'none' }), info);
@@ -53,12 +59,25 @@ describe('plugins in the lifecycle engine', () => {
     await store.write((tx) => tx.insertEntity(alice));
     const engine = new LifecycleEngine(store, NO_PLUGINS);
     // The plugin's own timeout is far longer than what the request has left.
-    const host = new PluginHost({ settings: testSettings({ directory: pluginDir(t, { faulty: 'faulty' }), callTimeout: '20s' }), logger: new CapturedLogs().logger, onSwap: (d) => engine.setDispatcher(d) });
+    const host = new PluginHost({
+      settings: testSettings({ directory: pluginDir(t, { faulty: 'faulty' }), callTimeout: '20s' }),
+      logger: new CapturedLogs().logger,
+      onSwap: (d) => engine.setDispatcher(d),
+    });
     t.after(() => host.stop());
     await host.start();
     const left = 300;
-    const info = { requestId: 'late', caller: 'root', capabilities: ['GLOBAL_ROOT'] as const, arrivedAt: Date.now() - REQUEST_DEADLINE_MS + left };
-    const err = (await engine.run(renameAlice({ displayName: 'Late', fault: 'hang' }), info).catch((e: unknown) => e)) as { code: string; message: string; details: { plugin: string } };
+    const info = {
+      requestId: 'late',
+      caller: 'root',
+      capabilities: ['GLOBAL_ROOT'] as const,
+      arrivedAt: Date.now() - REQUEST_DEADLINE_MS + left,
+    };
+    const err = (await engine.run(renameAlice({ displayName: 'Late', fault: 'hang' }), info).catch((e: unknown) => e)) as {
+      code: string;
+      message: string;
+      details: { plugin: string };
+    };
     assert.equal(err.code, 'KH_ERR_PLUGIN_TIMEOUT', err.message);
     assert.equal(err.details.plugin, 'faulty');
     const allowed = Number(/no answer within (\d+) ms/.exec(err.message)?.[1]);

@@ -14,25 +14,43 @@ import { PluginLoadError } from '../../src/host/host.js';
 import { pluginEnvironment, TEST_RUN_ENV } from '../../src/host/process.js';
 import { verifyPlugins } from '../../src/host/verify.js';
 import { runHook } from '../../src/lifecycle/chain.js';
-import { alice, context, createHost, fixture, pluginDir, processGone, staff, startHost, testSettings, waitForExit } from '../fixtures/plugin-host.js';
+import {
+  alice,
+  context,
+  createHost,
+  fixture,
+  pluginDir,
+  processGone,
+  staff,
+  startHost,
+  testSettings,
+  waitForExit,
+} from '../fixtures/plugin-host.js';
 
 describe('loading and calling plugins', () => {
   it('starts every plugin and reports name, state, pid, version, hooks, order, failure mode and mode', async (t) => {
-    const { host } = await startHost(t, { rec: 'recorder', faulty: 'faulty' }, { plugins: { faulty: { order: 5, failureMode: 'open', mode: 'shadow' } } });
+    const { host } = await startHost(
+      t,
+      { rec: 'recorder', faulty: 'faulty' },
+      { plugins: { faulty: { order: 5, failureMode: 'open', mode: 'shadow' } } },
+    );
     const [first, second] = host.status();
-    assert.deepEqual({ ...first, pid: typeof first!.pid }, {
-      name: 'faulty',
-      path: first!.path,
-      state: 'ready',
-      pid: 'number',
-      version: '0.0.0',
-      hooks: ['preEntityUpdate'],
-      restarts: 0,
-      lastError: null,
-      failureMode: 'open',
-      mode: 'shadow',
-      order: 5,
-    });
+    assert.deepEqual(
+      { ...first, pid: typeof first!.pid },
+      {
+        name: 'faulty',
+        path: first!.path,
+        state: 'ready',
+        pid: 'number',
+        version: '0.0.0',
+        hooks: ['preEntityUpdate'],
+        restarts: 0,
+        lastError: null,
+        failureMode: 'open',
+        mode: 'shadow',
+        order: 5,
+      },
+    );
     assert.equal(second!.name, 'rec');
     assert.equal(second!.version, '1.2.3');
     assert.deepEqual(second!.hooks, ['preEntityCreate', 'postGroupUpdate']);
@@ -62,14 +80,25 @@ describe('loading and calling plugins', () => {
     assert.equal(await runHook(host.dispatcher, 'postGroupUpdate', staff, {}, context()), staff);
     const changed = await runHook(host.dispatcher, 'preEntityUpdate', alice, { fault: 'in-place' }, context());
     assert.equal(changed.meta.displayName, 'changed in place');
-    assert.equal(alice.meta.displayName, 'Alice', 'the host\'s object itself is untouched');
+    assert.equal(alice.meta.displayName, 'Alice', "the host's object itself is untouched");
   });
 
-  it('calls plugins by order, then by name, each output the next one\'s input', async (t) => {
-    const { host } = await startHost(t, { a: 'recorder', b: 'recorder', c: 'recorder' }, {
-      plugins: { a: { order: 20, config: { tag: '-a' } }, b: { order: 20, config: { tag: '-b' } }, c: { order: 10, config: { tag: '-c' } } },
-    });
-    assert.deepEqual(host.dispatcher.handlersFor('preEntityCreate').map((h) => h.plugin), ['c', 'a', 'b']);
+  it("calls plugins by order, then by name, each output the next one's input", async (t) => {
+    const { host } = await startHost(
+      t,
+      { a: 'recorder', b: 'recorder', c: 'recorder' },
+      {
+        plugins: {
+          a: { order: 20, config: { tag: '-a' } },
+          b: { order: 20, config: { tag: '-b' } },
+          c: { order: 10, config: { tag: '-c' } },
+        },
+      },
+    );
+    assert.deepEqual(
+      host.dispatcher.handlersFor('preEntityCreate').map((h) => h.plugin),
+      ['c', 'a', 'b'],
+    );
     assert.equal((await runHook(host.dispatcher, 'preEntityCreate', alice, {}, context())).meta.displayName, 'Alice-c-a-b');
   });
 
@@ -90,22 +119,32 @@ describe('loading and calling plugins', () => {
     const environ = readFileSync(`/proc/${host.status()[0]!.pid}/environ`, 'latin1').split('\0').filter(Boolean);
     const names = environ.map((e) => e.slice(0, e.indexOf('='))).sort();
     assert.ok(names.includes('KEYHOLD_PLUGIN_MAGIC_COOKIE'));
-    for (const name of names) assert.ok(['KEYHOLD_PLUGIN_MAGIC_COOKIE', 'PATH', 'HOME', 'LANG', 'TZ', TEST_RUN_ENV].includes(name), `unexpected variable ${name}`);
+    for (const name of names)
+      assert.ok(['KEYHOLD_PLUGIN_MAGIC_COOKIE', 'PATH', 'HOME', 'LANG', 'TZ', TEST_RUN_ENV].includes(name), `unexpected variable ${name}`);
     assert.equal(names.includes(TEST_RUN_ENV), process.env[TEST_RUN_ENV] !== undefined, 'the test run marker only when the host has it');
   });
 
-  it('passes the test run marker on only when the host\'s environment has it', () => {
+  it("passes the test run marker on only when the host's environment has it", () => {
     const host = { PATH: '/usr/bin', KEYHOLD_TEST_SECRET: 'do-not-leak' };
     assert.deepEqual(pluginEnvironment(host), { KEYHOLD_PLUGIN_MAGIC_COOKIE: MAGIC_COOKIE_VALUE, PATH: '/usr/bin' });
-    assert.deepEqual(pluginEnvironment({ ...host, [TEST_RUN_ENV]: 'run-1' }), { KEYHOLD_PLUGIN_MAGIC_COOKIE: MAGIC_COOKIE_VALUE, PATH: '/usr/bin', [TEST_RUN_ENV]: 'run-1' });
+    assert.deepEqual(pluginEnvironment({ ...host, [TEST_RUN_ENV]: 'run-1' }), {
+      KEYHOLD_PLUGIN_MAGIC_COOKIE: MAGIC_COOKIE_VALUE,
+      PATH: '/usr/bin',
+      [TEST_RUN_ENV]: 'run-1',
+    });
   });
 
   it('a plugin run by hand without the cookie says what it is and exits 1', async () => {
     const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      execFile(fixture('faulty'), [], { env: { PATH: process.env.PATH } }, (err, _stdout, stderr) => resolve({ code: err ? (err.code as number) : 0, stderr }));
+      execFile(fixture('faulty'), [], { env: { PATH: process.env.PATH } }, (err, _stdout, stderr) =>
+        resolve({ code: err ? (err.code as number) : 0, stderr }),
+      );
     });
     assert.equal(code, 1);
-    assert.match(stderr, /This is a keyhold plugin\. It is started by the keyhold server, not run directly: drop it into the server's plugin directory\./);
+    assert.match(
+      stderr,
+      /This is a keyhold plugin\. It is started by the keyhold server, not run directly: drop it into the server's plugin directory\./,
+    );
   });
 
   it('skips hidden and non-executable files in the directory', async (t) => {
@@ -115,7 +154,10 @@ describe('loading and calling plugins', () => {
     chmodSync(join(dir, '.hidden.js'), 0o755);
     const { host, logs } = createHost(t, dir);
     await host.start();
-    assert.deepEqual(host.status().map((s) => s.name), ['rec']);
+    assert.deepEqual(
+      host.status().map((s) => s.name),
+      ['rec'],
+    );
     assert.ok(logs.find((r) => r.level === 20 && r.msg === 'plugin discovery: skipping hidden file'));
     assert.ok(logs.find((r) => r.level === 20 && r.msg === 'plugin discovery: skipping file' && /not executable/.test(String(r.reason))));
   });
@@ -135,7 +177,9 @@ describe('stopping plugins', () => {
 
   it('a plugin that ignores shutdown and SIGTERM is SIGKILLed after two grace periods', async (t) => {
     const { host, logs } = await startHost(t, { faulty: 'faulty' }, { shutdownGrace: '200ms', plugins: { faulty: { timeout: '100ms' } } });
-    await assert.rejects(runHook(host.dispatcher, 'preEntityUpdate', alice, { fault: 'stubborn' }, context()), { code: 'KH_ERR_PLUGIN_TIMEOUT' });
+    await assert.rejects(runHook(host.dispatcher, 'preEntityUpdate', alice, { fault: 'stubborn' }, context()), {
+      code: 'KH_ERR_PLUGIN_TIMEOUT',
+    });
     const started = Date.now();
     await host.stop();
     assert.ok(Date.now() - started >= 400, 'waited for the shutdown answer and for SIGTERM');
@@ -144,7 +188,9 @@ describe('stopping plugins', () => {
 
   it('leaves no orphan when the host itself is SIGKILLed: the plugin exits when its stdin closes', async (t) => {
     const dir = pluginDir(t, { rec: 'recorder', faulty: 'faulty' });
-    const hostProcess = spawn(process.execPath, [fileURLToPath(new URL('../fixtures/host-process.js', import.meta.url)), dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const hostProcess = spawn(process.execPath, [fileURLToPath(new URL('../fixtures/host-process.js', import.meta.url)), dir], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     t.after(() => hostProcess.kill('SIGKILL'));
     const [line] = (await once(hostProcess.stdout, 'data')) as [Buffer];
     const pids = JSON.parse(line.toString()) as number[];
@@ -156,7 +202,9 @@ describe('stopping plugins', () => {
 
   it('ends the plugins when the host exits without stopping them, also one that ignores its stdin closing', async (t) => {
     const dir = pluginDir(t, { stubborn: 'ignores-stdin-close' });
-    const hostProcess = spawn(process.execPath, [fileURLToPath(new URL('../fixtures/host-process.js', import.meta.url)), dir, 'exit'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const hostProcess = spawn(process.execPath, [fileURLToPath(new URL('../fixtures/host-process.js', import.meta.url)), dir, 'exit'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     t.after(() => hostProcess.kill('SIGKILL'));
     const [line] = (await once(hostProcess.stdout, 'data')) as [Buffer];
     const [pid] = JSON.parse(line.toString()) as number[];
@@ -173,8 +221,13 @@ describe('checks before and around running plugins', () => {
     const { host } = createHost(t, dir, { plugins: { rec: { sha256: wrong } } });
     const err = await host.start().catch((e: unknown) => e);
     assert.ok(err instanceof PluginLoadError);
-    assert.match(err.failures[0]!.reason, new RegExp(`^checksum mismatch: the settings pin sha256 ${wrong}, the file has [0-9a-f]{64}; refusing to run it$`));
-    const right = createHash('sha256').update(readFileSync(fixture('recorder'))).digest('hex');
+    assert.match(
+      err.failures[0]!.reason,
+      new RegExp(`^checksum mismatch: the settings pin sha256 ${wrong}, the file has [0-9a-f]{64}; refusing to run it$`),
+    );
+    const right = createHash('sha256')
+      .update(readFileSync(fixture('recorder')))
+      .digest('hex');
     const pinned = createHost(t, dir, { plugins: { rec: { sha256: right } } });
     await pinned.host.start();
     assert.equal(pinned.host.status()[0]!.state, 'ready');
@@ -187,7 +240,13 @@ describe('checks before and around running plugins', () => {
     const results = await verifyPlugins([dir, notExecutable], testSettings({ plugins: { picky: { config: { reject: true } } } }));
     const byName = Object.fromEntries(results.map((r) => [r.name, r]));
     assert.deepEqual(Object.keys(byName).sort(), ['README', 'dies', 'future', 'good', 'picky']);
-    assert.deepEqual(byName.good, { ok: true, name: 'good', path: join(dir, 'good.js'), version: '1.2.3', hooks: ['preEntityCreate', 'postGroupUpdate'] });
+    assert.deepEqual(byName.good, {
+      ok: true,
+      name: 'good',
+      path: join(dir, 'good.js'),
+      version: '1.2.3',
+      hooks: ['preEntityCreate', 'postGroupUpdate'],
+    });
     const reason = (name: string) => (byName[name]?.ok === false ? byName[name].reason : 'ok');
     assert.match(reason('dies'), /exited with code 3 before completing the handshake/);
     assert.match(reason('future'), /protocol mismatch: .*the host speaks 1, the plugin speaks 2/);

@@ -33,7 +33,11 @@ async function serverWithChild(t: TestContext): Promise<{ server: ServerProcess;
   mkdirSync(plugins);
   symlinkSync(fixture('with-child'), join(plugins, 'kid.js'));
   const server = await startServerProcess(serverEnv(join(dir, 'data'), { KEYHOLD_PLUGIN_DIR: plugins }));
-  const records = server.stdout().split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>);
+  const records = server
+    .stdout()
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
   const started = records.find((r) => typeof r.childPid === 'number');
   assert.ok(started, `the plugin logged no child pid:\n${server.stdout()}`);
   return { server, childPid: reap(t, started.childPid as number), pluginPid: reap(t, started.pid as number) };
@@ -43,10 +47,12 @@ describe('the processes a plugin starts', () => {
   it('end when the plugin crashes; the restarted plugin runs its own', async (t) => {
     const { host, logs } = await startHost(t, { kid: 'with-child' });
     const first = await nextChild(t, logs);
-    await assert.rejects(runHook(host.dispatcher, 'preEntityUpdate', alice, { fault: 'exit' }, context()), { code: 'KH_ERR_PLUGIN_FAILED' });
+    await assert.rejects(runHook(host.dispatcher, 'preEntityUpdate', alice, { fault: 'exit' }, context()), {
+      code: 'KH_ERR_PLUGIN_FAILED',
+    });
     const second = await nextChild(t, logs, [first]);
     await waitForExit(first);
-    assert.ok(!processGone(second), 'the restarted plugin\'s child runs');
+    assert.ok(!processGone(second), "the restarted plugin's child runs");
   });
 
   it('end when a reload stops the old set', async (t) => {
@@ -55,7 +61,7 @@ describe('the processes a plugin starts', () => {
     assert.equal((await host.reload()).swapped, true);
     const second = await nextChild(t, logs, [first]);
     await waitForExit(first);
-    assert.ok(!processGone(second), 'the new set\'s child runs');
+    assert.ok(!processGone(second), "the new set's child runs");
   });
 
   it('end when the host stops its plugins', async (t) => {

@@ -47,7 +47,10 @@ describe('plugin reload', () => {
     addPlugin(dir, 'rec', 'recorder');
     const result = await host.reload();
     assert.equal(result.swapped, true);
-    assert.deepEqual(result.plugins.map((p) => [p.name, p.state]), [['rec', 'ready']]);
+    assert.deepEqual(
+      result.plugins.map((p) => [p.name, p.state]),
+      [['rec', 'ready']],
+    );
     assert.equal(swaps.length, 2);
     assert.equal(host.dispatcher, swaps[1]);
     assert.deepEqual(host.dispatcher.handlersFor('preEntityUpdate'), []);
@@ -71,7 +74,11 @@ describe('plugin reload', () => {
       await new Promise((wake) => setTimeout(wake, 10));
     }
     assert.notEqual(host.dispatcher, oldDispatcher);
-    assert.equal((await runHook(oldDispatcher, 'preEntityCreate', alice, {}, context())).meta.displayName, 'Alice', 'the old process still answers');
+    assert.equal(
+      (await runHook(oldDispatcher, 'preEntityCreate', alice, {}, context())).meta.displayName,
+      'Alice',
+      'the old process still answers',
+    );
     assert.ok(!processGone(oldPid));
     release();
     assert.equal((await reloaded).swapped, true);
@@ -83,11 +90,16 @@ describe('plugin reload', () => {
     const dir = pluginDir(t, { faulty: 'faulty' });
     const { host } = hostWithSwaps(t, dir);
     await host.reload(testSettings({ directory: dir, restart: { maxCrashes: 1 } }));
-    await assert.rejects(runHook(host.dispatcher, 'preEntityUpdate', alice, { fault: 'exit' }, context()), { code: 'KH_ERR_PLUGIN_FAILED' });
+    await assert.rejects(runHook(host.dispatcher, 'preEntityUpdate', alice, { fault: 'exit' }, context()), {
+      code: 'KH_ERR_PLUGIN_FAILED',
+    });
     assert.equal(host.status()[0]!.state, 'failed');
     const result = await host.reload(testSettings({ directory: dir, plugins: { faulty: { order: 1 } } }));
     assert.equal(result.swapped, true);
-    assert.deepEqual(result.plugins.map((p) => [p.state, p.order, p.restarts]), [['ready', 1, 0]]);
+    assert.deepEqual(
+      result.plugins.map((p) => [p.state, p.order, p.restarts]),
+      [['ready', 1, 0]],
+    );
     assert.equal((await runHook(host.dispatcher, 'preEntityUpdate', alice, {}, context())).meta.displayName, 'Alice+faulty');
   });
 });

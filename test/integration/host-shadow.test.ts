@@ -33,11 +33,17 @@ async function setup(t: TestContext) {
   const registry = new Registry();
   const directory = pluginDir(t, { faulty: 'faulty' });
   const settings = (mode: string) => testSettings({ directory, plugins: { faulty: { mode, timeout: '300ms' } } });
-  const host = new PluginHost({ settings: settings('shadow'), logger: logs.logger, registry, onSwap: (dispatcher) => engine.setDispatcher(dispatcher) });
+  const host = new PluginHost({
+    settings: settings('shadow'),
+    logger: logs.logger,
+    registry,
+    onSwap: (dispatcher) => engine.setDispatcher(dispatcher),
+  });
   t.after(() => host.stop());
   await host.start();
   let requests = 0;
-  const run = (shell: string, fault: string) => engine.run(setShell(shell, fault), { requestId: `r${++requests}`, caller: 'root', capabilities: ['GLOBAL_ROOT'] });
+  const run = (shell: string, fault: string) =>
+    engine.run(setShell(shell, fault), { requestId: `r${++requests}`, caller: 'root', capabilities: ['GLOBAL_ROOT'] });
   const saved = async () => (await store.reader.getEntity('alice'))!.meta;
   const counter = async (name: string, labels: string) => {
     const text = await registry.getSingleMetricAsString(name);
@@ -52,7 +58,9 @@ describe('shadow mode with a real plugin', () => {
     await run('/bin/zsh', 'veto');
     assert.equal((await saved()).shell, '/bin/zsh');
     assert.equal(await counter('keyhold_plugin_shadow_vetoes_total', 'plugin="faulty",hook="preEntityUpdate"'), 1);
-    const record = logs.find((r) => r.msg === 'shadow plugin "faulty" would have refused the request in preEntityUpdate: display names may not be changed today');
+    const record = logs.find(
+      (r) => r.msg === 'shadow plugin "faulty" would have refused the request in preEntityUpdate: display names may not be changed today',
+    );
     assert.ok(record, 'the veto is logged');
     assert.deepEqual([record.level, record.reqId, record.plugin, record.hook], [40, 'r1', 'faulty', 'preEntityUpdate']);
 
@@ -85,8 +93,16 @@ describe('shadow mode with a real plugin', () => {
       await run(shell, fault);
       assert.equal((await saved()).shell, shell, `the request with fault ${fault} was committed`);
     }
-    const failures = (kind: string) => counter('keyhold_plugin_shadow_failures_total', `plugin="faulty",hook="preEntityUpdate",kind="${kind}"`);
+    const failures = (kind: string) =>
+      counter('keyhold_plugin_shadow_failures_total', `plugin="faulty",hook="preEntityUpdate",kind="${kind}"`);
     assert.deepEqual([await failures('crash'), await failures('timeout'), await failures('invalid')], [1, 1, 1]);
-    assert.ok(logs.find((r) => r.msg === 'shadow plugin "faulty" failed in preEntityUpdate (invalid), not enforced: it changed id, which plugins may not change' && r.reqId === 'r3'));
+    assert.ok(
+      logs.find(
+        (r) =>
+          r.msg ===
+            'shadow plugin "faulty" failed in preEntityUpdate (invalid), not enforced: it changed id, which plugins may not change' &&
+          r.reqId === 'r3',
+      ),
+    );
   });
 });

@@ -44,8 +44,16 @@ describe('plugin files the server trusts', () => {
     chmodSync(dir, 0o777);
     const failure = await refusedAtStart(t, dir);
     assert.equal(failure.path, dir);
-    assert.match(failure.reason, /^untrusted: the plugin directory .* is writable by group and others \(mode 0777\): another user could put a program there/);
-    assert.ok(failure.reason.includes(`fix: chmod go-w ${dir} (or, only if every local user may run programs as the server's user, set plugins.allowUntrustedFiles: true)`), failure.reason);
+    assert.match(
+      failure.reason,
+      /^untrusted: the plugin directory .* is writable by group and others \(mode 0777\): another user could put a program there/,
+    );
+    assert.ok(
+      failure.reason.includes(
+        `fix: chmod go-w ${dir} (or, only if every local user may run programs as the server's user, set plugins.allowUntrustedFiles: true)`,
+      ),
+      failure.reason,
+    );
   });
 
   it('refuses a group-writable plugin directory', async (t) => {
@@ -81,11 +89,15 @@ describe('plugin files the server trusts', () => {
     assert.equal(runCount(runs), 0);
   });
 
-  it('refuses a plugin directory owned by another user', { skip: !asRoot && 'needs root to chown a directory to another uid' }, async (t) => {
-    const dir = pluginDir(t, { rec: 'recorder' });
-    chownSync(dir, OTHER_UID, OTHER_UID);
-    assert.match((await refusedAtStart(t, dir)).reason, new RegExp(`the plugin directory .* is owned by uid ${OTHER_UID}`));
-  });
+  it(
+    'refuses a plugin directory owned by another user',
+    { skip: !asRoot && 'needs root to chown a directory to another uid' },
+    async (t) => {
+      const dir = pluginDir(t, { rec: 'recorder' });
+      chownSync(dir, OTHER_UID, OTHER_UID);
+      assert.match((await refusedAtStart(t, dir)).reason, new RegExp(`the plugin directory .* is owned by uid ${OTHER_UID}`));
+    },
+  );
 
   it('refuses a symlink from the trusted directory to a file in a world-writable directory', async (t) => {
     const dir = pluginDir(t, {});
@@ -95,7 +107,12 @@ describe('plugin files the server trusts', () => {
     chmodSync(elsewhere, 0o777);
     symlinkSync(target, join(dir, 'rec'));
     const failure = await refusedAtStart(t, dir);
-    assert.ok(failure.reason.includes(`${join(dir, 'rec')} leads (through symlinks) to ${target}, and ${elsewhere} is writable by group and others (mode 0777)`), failure.reason);
+    assert.ok(
+      failure.reason.includes(
+        `${join(dir, 'rec')} leads (through symlinks) to ${target}, and ${elsewhere} is writable by group and others (mode 0777)`,
+      ),
+      failure.reason,
+    );
     assert.equal(runCount(runs), 0);
   });
 
@@ -106,7 +123,10 @@ describe('plugin files the server trusts', () => {
     symlinkSync(fixture('recorder'), join(hop, 'rec.js'));
     chmodSync(hop, 0o777);
     symlinkSync(join(hop, 'rec.js'), join(dir, 'rec.js'));
-    assert.match((await refusedAtStart(t, dir)).reason, /leads \(through symlinks\) to .*keyhold-hop-.*rec\.js, and .*keyhold-hop-\w+ is writable by group and others/);
+    assert.match(
+      (await refusedAtStart(t, dir)).reason,
+      /leads \(through symlinks\) to .*keyhold-hop-.*rec\.js, and .*keyhold-hop-\w+ is writable by group and others/,
+    );
   });
 
   it('checks again right before every restart: a file made writable after the start never runs again', async (t) => {
@@ -143,7 +163,13 @@ describe('plugin files the server trusts', () => {
     chmodSync(path, 0o777);
     chmodSync(dir, 0o777);
     const results = await verifyPlugins([dir, path], testSettings());
-    assert.deepEqual(results.map((r) => [r.path, r.ok]).sort(), [[dir, false], [path, false]].sort());
+    assert.deepEqual(
+      results.map((r) => [r.path, r.ok]).sort(),
+      [
+        [dir, false],
+        [path, false],
+      ].sort(),
+    );
     for (const r of results) assert.match(r.ok ? '' : r.reason, /^untrusted: .* is writable by group and others \(mode 0777\)/);
   });
 
@@ -154,7 +180,10 @@ describe('plugin files the server trusts', () => {
     chmodSync(dir, 0o777);
     const { host, logs } = createHost(t, dir, { allowUntrustedFiles: true });
     await host.start();
-    assert.deepEqual(host.status().map((s) => [s.name, s.state]), [['rec', 'ready']]);
+    assert.deepEqual(
+      host.status().map((s) => [s.name, s.state]),
+      [['rec', 'ready']],
+    );
     assert.ok(logs.find((r) => r.level === 40 && /^DANGEROUS: plugins\.allowUntrustedFiles is true/.test(r.msg)));
   });
 });

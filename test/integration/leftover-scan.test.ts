@@ -20,7 +20,11 @@ async function server(t: TestContext, name: string, marker: string | undefined) 
   mkdirSync(plugins);
   symlinkSync(fixture('with-child'), join(plugins, 'kid.js'));
   const started = await startServerProcess(serverEnv(join(dir, 'data'), { KEYHOLD_PLUGIN_DIR: plugins, [TEST_RUN_ENV]: marker }));
-  const records = started.stdout().split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>);
+  const records = started
+    .stdout()
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
   const child = records.find((r) => typeof r.childPid === 'number');
   assert.ok(child, `the plugin logged no child pid:\n${started.stdout()}`);
   const pids = { server: started.child.pid!, plugin: child.pid as number, child: child.childPid as number };
@@ -34,7 +38,9 @@ it('counts the processes of its own run, plugins and their children included, an
   const runId = randomUUID();
   const beside = await server(t, 'beside', undefined);
   const ours = await server(t, 'ours', runId);
-  const counted = markedProcesses(runId).map((p) => p.pid).sort();
+  const counted = markedProcesses(runId)
+    .map((p) => p.pid)
+    .sort();
   assert.deepEqual(counted, [ours.pids.server, ours.pids.plugin, ours.pids.child].sort());
   for (const pid of Object.values(beside.pids)) assert.ok(!processGone(pid), `the server beside the run (${pid}) is running`);
   assert.deepEqual(markedProcesses(randomUUID()), [], 'another run counts none of them');

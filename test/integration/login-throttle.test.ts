@@ -66,7 +66,11 @@ describe('login throttling (delays far longer than the test)', () => {
   after(() => server.handle.close());
 
   it('refuses attempts after a wrong secret without running argon2, the right secret too, and counts them as throttled', async () => {
-    const before = { verifications: await verifications(url), throttled: await failures(url, 'throttled'), wrong: await failures(url, 'wrong_secret') };
+    const before = {
+      verifications: await verifications(url),
+      throttled: await failures(url, 'throttled'),
+      wrong: await failures(url, 'wrong_secret'),
+    };
     const wrong = await check('127.0.0.2', url, 'alice', 'guess-1');
     const right = await check('127.0.0.2', url, 'alice', ALICE_SECRET);
     const again = await check('127.0.0.2', url, 'alice', 'guess-2');
@@ -79,7 +83,11 @@ describe('login throttling (delays far longer than the test)', () => {
     assert.equal(await failures(url, 'wrong_secret'), before.wrong + 1);
     // The other routes that take a secret are behind the same throttle.
     const token = await postFrom('127.0.0.2', url, '/v1/auth/token', { id: 'alice', secret: ALICE_SECRET });
-    const change = await postFrom('127.0.0.2', url, '/v1/auth/change-secret', { id: 'alice', oldSecret: ALICE_SECRET, newSecret: 'taken-over-1' });
+    const change = await postFrom('127.0.0.2', url, '/v1/auth/change-secret', {
+      id: 'alice',
+      oldSecret: ALICE_SECRET,
+      newSecret: 'taken-over-1',
+    });
     assert.deepEqual([token.status, token.text, change.status, change.text], [401, wrong.text, 401, wrong.text]);
     assert.equal(await verifications(url), before.verifications + 1);
   });
@@ -100,14 +108,24 @@ describe('login throttling (delays far longer than the test)', () => {
       throttled: ['127.0.0.4', 'nobody', 'whatever-2'],
     } as const;
     const answers: { reason: string; from: string; id: string; answer: Awaited<ReturnType<typeof check>> }[] = [];
-    for (const [reason, [from, id, secret]] of Object.entries(attempts)) answers.push({ reason, from, id, answer: await check(from, url, id, secret) });
-    const shape = ({ answer: a }: (typeof answers)[number]) => ({ status: a.status, text: a.text, type: a.headers['content-type'], length: a.headers['content-length'] });
+    for (const [reason, [from, id, secret]] of Object.entries(attempts))
+      answers.push({ reason, from, id, answer: await check(from, url, id, secret) });
+    const shape = ({ answer: a }: (typeof answers)[number]) => ({
+      status: a.status,
+      text: a.text,
+      type: a.headers['content-type'],
+      length: a.headers['content-length'],
+    });
     for (const attempt of answers) assert.deepEqual(shape(attempt), shape(answers[0]!), `the answer for ${attempt.reason}`);
     assert.deepEqual(answers[0]!.answer.body, { code: 'KH_ERR_AUTH_FAILED', message: 'unknown entity or wrong secret' });
     for (const { reason, from, id, answer } of answers) {
       const requestId = answer.headers['x-request-id'];
       const record = server.logs.find((r) => r.reqId === requestId && r.reason === reason);
-      assert.deepEqual(record && { entity: record.entity, address: record.address }, { entity: id, address: from }, `the log record of request ${String(requestId)}, reason ${reason}`);
+      assert.deepEqual(
+        record && { entity: record.entity, address: record.address },
+        { entity: id, address: from },
+        `the log record of request ${String(requestId)}, reason ${reason}`,
+      );
     }
     assert.equal(await failures(url, 'locked'), 1);
     assert.equal(await failures(url, 'unknown'), 1);
@@ -137,7 +155,10 @@ describe('login throttling (a short delay)', () => {
 
 describe('login throttling across a restart', () => {
   it('keeps refusing a delayed address after the server process restarts on the same data directory', async () => {
-    const env = { ...serverEnv(scratchDir('throttle-restart'), { KEYHOLD_LOGIN_THROTTLE_BASE_DELAY: '60s' }), KEYHOLD_BOOTSTRAP: `root:${ROOT_SECRET}` };
+    const env = {
+      ...serverEnv(scratchDir('throttle-restart'), { KEYHOLD_LOGIN_THROTTLE_BASE_DELAY: '60s' }),
+      KEYHOLD_BOOTSTRAP: `root:${ROOT_SECRET}`,
+    };
     let server = await startServerProcess(env);
     try {
       const token = await login(server.url, 'root', ROOT_SECRET);
@@ -155,7 +176,11 @@ describe('login throttling across a restart', () => {
         .filter((l) => l.startsWith('{'))
         .map((l) => JSON.parse(l) as Record<string, unknown>)
         .find((r) => r.reason === 'throttled');
-      assert.deepEqual(record && { entity: record.entity, address: record.address, reqId: record.reqId }, { entity: 'alice', address: '127.0.0.2', reqId: refused.headers['x-request-id'] });
+      assert.deepEqual(record && { entity: record.entity, address: record.address, reqId: record.reqId }, {
+        entity: 'alice',
+        address: '127.0.0.2',
+        reqId: refused.headers['x-request-id'],
+      });
     } finally {
       await server.stop();
     }

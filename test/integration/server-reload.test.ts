@@ -62,7 +62,7 @@ describe('a plugin reload reads the settings file again', () => {
     assert.equal(await server.create('carol'), 'carol-b-A2', 'a got its new config');
   });
 
-  it('fails with the plugin\'s message when it refuses its new config, and the old set keeps serving', async (t) => {
+  it("fails with the plugin's message when it refuses its new config, and the old set keeps serving", async (t) => {
     const { plugin, write, env } = site();
     const server = await serverOf(t, env);
     const before = await server.plugins();
@@ -70,7 +70,10 @@ describe('a plugin reload reads the settings file again', () => {
     const refused = await server.reload();
     assert.equal(refused.status, 502, refused.text);
     assert.equal(refused.body.code, 'KH_ERR_PLUGIN_FAILED');
-    assert.match(refused.body.message, /plugin reload failed, the previous plugins keep serving: picky: config rejected: config\.reject is set, so this config is refused/);
+    assert.match(
+      refused.body.message,
+      /plugin reload failed, the previous plugins keep serving: picky: config rejected: config\.reject is set, so this config is refused/,
+    );
     assert.deepEqual(await server.plugins(), before);
     assert.equal(await server.create('dave'), 'dave-a-b', 'the old order and config');
   });
@@ -92,11 +95,13 @@ describe('a plugin reload reads the settings file again', () => {
     const { dir, plugin, write, env } = site();
     const server = await startServerProcess(serverEnv(join(dir, 'data'), { ...env, KEYHOLD_BOOTSTRAP: 'root:pw' }));
     const token = await login(server.url, 'root', 'pw');
-    const orderOfA = async () => ((await call(server.url, 'GET', '/v1/plugins', { token })).body.plugins as Status[]).find((p) => p.name === 'a')?.order;
+    const orderOfA = async () =>
+      ((await call(server.url, 'GET', '/v1/plugins', { token })).body.plugins as Status[]).find((p) => p.name === 'a')?.order;
     assert.equal(await orderOfA(), 1);
     write({ plugins: { plugins: { a: plugin(5, '-a'), b: plugin(2, '-b') } } });
     server.child.kill('SIGHUP');
-    for (const until = Date.now() + 10_000; (await orderOfA()) !== 5; await sleep(50)) assert.ok(Date.now() < until, 'SIGHUP did not apply the new order');
+    for (const until = Date.now() + 10_000; (await orderOfA()) !== 5; await sleep(50))
+      assert.ok(Date.now() < until, 'SIGHUP did not apply the new order');
 
     write({ plugins: { plugins: { a: plugin(7, '-a'), picky: { config: { reject: true } } } } });
     const cli = await runCli(['plugin', 'reload'], { KEYHOLD_SERVER: server.url, KEYHOLD_TOKEN: token });

@@ -14,7 +14,11 @@ describe('audit-log', () => {
   });
   after(() => rm(dir, { recursive: true, force: true }));
 
-  const lines = async (file: string) => (await readFile(file, 'utf8')).trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const lines = async (file: string) =>
+    (await readFile(file, 'utf8'))
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
 
   it('implements exactly the twelve committed hooks (no PRE/POST hook: a rolled-back change never reaches it)', () => {
     assert.deepEqual(implementedHooks(new AuditLog()), COMMITTED_HOOK_NAMES);
@@ -24,10 +28,33 @@ describe('audit-log', () => {
     const file = join(dir, 'one.log');
     const h = await PluginHarness.start(new AuditLog(), { config: { file }, caller: 'root' });
     await h.deliver('committedSecretChange', { after: fakeEntity({ id: 'alice' }), requestId: 'r1', operation: 'entity.set-secret' });
-    await h.deliver('committedGroupUpdate', { after: fakeGroup({ name: 'staff' }), requestId: 'r2', operation: 'group.update', request: { patch: { displayName: 'Staff' } } });
+    await h.deliver('committedGroupUpdate', {
+      after: fakeGroup({ name: 'staff' }),
+      requestId: 'r2',
+      operation: 'group.update',
+      request: { patch: { displayName: 'Staff' } },
+    });
     assert.deepEqual(await lines(file), [
-      { time: '2026-01-01T00:00:00.000Z', seq: 1, requestId: 'r1', caller: 'root', operation: 'entity.set-secret', hook: 'committedSecretChange', entity: 'alice', request: {} },
-      { time: '2026-01-01T00:00:00.000Z', seq: 2, requestId: 'r2', caller: 'root', operation: 'group.update', hook: 'committedGroupUpdate', group: 'staff', request: { patch: { displayName: 'Staff' } } },
+      {
+        time: '2026-01-01T00:00:00.000Z',
+        seq: 1,
+        requestId: 'r1',
+        caller: 'root',
+        operation: 'entity.set-secret',
+        hook: 'committedSecretChange',
+        entity: 'alice',
+        request: {},
+      },
+      {
+        time: '2026-01-01T00:00:00.000Z',
+        seq: 2,
+        requestId: 'r2',
+        caller: 'root',
+        operation: 'group.update',
+        hook: 'committedGroupUpdate',
+        group: 'staff',
+        request: { patch: { displayName: 'Staff' } },
+      },
     ]);
     assert.equal((await stat(file)).mode & 0o777, 0o600);
   });
@@ -35,7 +62,10 @@ describe('audit-log', () => {
   it('removes any field named secret from the request, at any depth', async () => {
     const file = join(dir, 'secret.log');
     const h = await PluginHarness.start(new AuditLog(), { config: { file } });
-    await h.deliver('committedEntityUpdate', { after: fakeEntity(), request: { secret: 'Hunter2-Hunter2', nested: { secret: 'Hunter2-Hunter2', kept: 1 } } });
+    await h.deliver('committedEntityUpdate', {
+      after: fakeEntity(),
+      request: { secret: 'Hunter2-Hunter2', nested: { secret: 'Hunter2-Hunter2', kept: 1 } },
+    });
     assert.deepEqual((await lines(file))[0]!.request, { nested: { kept: 1 } });
     assert.doesNotMatch(await readFile(file, 'utf8'), /Hunter2/);
   });
@@ -49,7 +79,10 @@ describe('audit-log', () => {
     await restarted.deliver('committedEntityLock', { ...event }, { attempt: 3 });
     // The same seq from another request (another database) is another event.
     await restarted.deliver('committedEntityLock', { ...event, requestId: 'r2' });
-    assert.deepEqual((await lines(file)).map((l) => `${l.seq}:${l.requestId}`), ['1:r1', '1:r2']);
+    assert.deepEqual(
+      (await lines(file)).map((l) => `${l.seq}:${l.requestId}`),
+      ['1:r1', '1:r2'],
+    );
   });
 
   it('only ever appends to an existing file, whatever it holds', async () => {
@@ -61,7 +94,14 @@ describe('audit-log', () => {
     }
     const text = await readFile(file, 'utf8');
     assert.ok(text.startsWith('a line from elsewhere\n'));
-    assert.deepEqual(text.trimEnd().split('\n').slice(1).map((l) => (JSON.parse(l) as { requestId: string }).requestId), ['a', 'b']);
+    assert.deepEqual(
+      text
+        .trimEnd()
+        .split('\n')
+        .slice(1)
+        .map((l) => (JSON.parse(l) as { requestId: string }).requestId),
+      ['a', 'b'],
+    );
   });
 
   it('requires the file setting', async () => {

@@ -36,7 +36,11 @@ describe('the hook contract: the SDK harness and the server refuse alike', () =>
     ['schema', /subject\.meta\.shell: expected a string, got number 7$/, 'KH_ERR_PLUGIN_INVALID_RESULT'],
     ['unknown-field', /subject\.admin: unknown field/, 'KH_ERR_PLUGIN_INVALID_RESULT'],
     ['state', /the result has no state object$/, 'KH_ERR_PLUGIN_INVALID_RESULT'],
-    ['no-return', /preEntityUpdate returned undefined: return the object it was given, changed or not \(or unchanged\)$/, 'KH_ERR_PLUGIN_FAILED'],
+    [
+      'no-return',
+      /preEntityUpdate returned undefined: return the object it was given, changed or not \(or unchanged\)$/,
+      'KH_ERR_PLUGIN_FAILED',
+    ],
   ];
   for (const [breach, reason, code] of breaches) {
     it(`breach "${breach}": the same message from both`, async () => {
@@ -78,6 +82,9 @@ describe('the hook contract: the SDK harness and the server refuse alike', () =>
 
   it('names the plugin as the server does: its file name, when the harness is told it', async () => {
     const harness = await PluginHarness.start(new ContractBreaker(), { name: 'policy' });
-    assert.match((await refusal(harness.call('preEntityUpdate', alice, { breach: 'id' }))).message, /^plugin "policy" failed in preEntityUpdate: /);
+    assert.match(
+      (await refusal(harness.call('preEntityUpdate', alice, { breach: 'id' }))).message,
+      /^plugin "policy" failed in preEntityUpdate: /,
+    );
   });
 });

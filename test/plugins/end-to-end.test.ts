@@ -52,7 +52,11 @@ describe('plugins in a running server', () => {
   }
 
   const authCheck = (id: string, secret: string) => api('POST', '/v1/auth/check', { id, secret });
-  const auditLines = async () => (await readFile(auditFile, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const auditLines = async () =>
+    (await readFile(auditFile, 'utf8'))
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
 
   async function createEntity(id: string, secret: string): Promise<void> {
     const created = await api('POST', '/v1/entities', { id, secret });
@@ -84,7 +88,17 @@ describe('plugins in a running server', () => {
           'audit-log': { order: 1000, config: { file: auditFile } },
           'python-deny': { config: { deny: ['admin'] } },
           // The first fetch of the plugin process loads the HTTP client: on a busy machine that alone can take a good part of a second.
-          webhook: { timeout: '5s', config: { url: await service.listen(), hooks: ['preGroupCreate'], timeout: '800ms', retries: 2, retryBaseInterval: '10ms', custom: { tenant: 'e2e' } } },
+          webhook: {
+            timeout: '5s',
+            config: {
+              url: await service.listen(),
+              hooks: ['preGroupCreate'],
+              timeout: '800ms',
+              retries: 2,
+              retryBaseInterval: '10ms',
+              custom: { tenant: 'e2e' },
+            },
+          },
         },
       },
     };
@@ -95,7 +109,12 @@ describe('plugins in a running server', () => {
         done();
       },
     });
-    server = await startServer({ cwd: dir, env: { KEYHOLD_BOOTSTRAP: `root:${ROOT_SECRET}` }, logger: pino({ level: 'info' }, sink), print: () => undefined });
+    server = await startServer({
+      cwd: dir,
+      env: { KEYHOLD_BOOTSTRAP: `root:${ROOT_SECRET}` },
+      logger: pino({ level: 'info' }, sink),
+      print: () => undefined,
+    });
     const login = await api('POST', '/v1/auth/token', { id: 'root', secret: ROOT_SECRET });
     assert.equal(login.status, 200, JSON.stringify(login.body));
     token = login.body.token as string;
@@ -114,8 +133,14 @@ describe('plugins in a running server', () => {
     const unknown = await authCheck('nobody-at-all', 'Glass-Harbor-Secret-1');
     assert.deepEqual(refused, unknown, 'a locked id answers exactly as an unknown one: the lock does not tell that alice exists');
     assert.equal(refused.body.code, 'KH_ERR_AUTH_FAILED');
-    assert.ok(logs.some((r) => r.entity === 'alice' && r.reason === 'locked' && typeof r.reqId === 'string'), 'the log has the real reason');
-    assert.ok(logs.some((r) => r.plugin === 'fail2lock' && r.entity === 'alice' && r.fails === 3 && r.allowed === 3), 'the warning names the entity and the counts');
+    assert.ok(
+      logs.some((r) => r.entity === 'alice' && r.reason === 'locked' && typeof r.reqId === 'string'),
+      'the log has the real reason',
+    );
+    assert.ok(
+      logs.some((r) => r.plugin === 'fail2lock' && r.entity === 'alice' && r.fails === 3 && r.allowed === 3),
+      'the warning names the entity and the counts',
+    );
 
     const reset = await api('POST', '/v1/entities/alice/untyped-meta', { action: 'upsert', key: 'fail2lock', value: 'RESET' });
     assert.equal(reset.status, 200, JSON.stringify(reset.body));
@@ -126,7 +151,10 @@ describe('plugins in a running server', () => {
     for (let i = 0; i < 3; i++) assert.equal((await authCheck('alice', 'wrong')).status, 401);
     assert.equal((await authCheck('alice', 'Glass-Harbor-Secret-1')).status, 401);
     // Refused attempts are not counted, so polling with the right secret does not extend the lock.
-    await eventually('accepted once the failures are older than the interval', async () => (await authCheck('alice', 'Glass-Harbor-Secret-1')).status === 200);
+    await eventually(
+      'accepted once the failures are older than the interval',
+      async () => (await authCheck('alice', 'Glass-Harbor-Secret-1')).status === 200,
+    );
 
     for (let round = 0; round < 2; round++) {
       for (let i = 0; i < 2; i++) assert.equal((await authCheck('alice', 'wrong')).status, 401);
@@ -139,7 +167,10 @@ describe('plugins in a running server', () => {
     const vetoed = await api('PUT', '/v1/entities/bob/secret', { secret: 'bob2026' });
     assert.equal(vetoed.status, 422);
     assert.equal(vetoed.body.code, 'KH_ERR_PLUGIN_VETO');
-    assert.match(vetoed.body.message as string, /plugin "password-policy" refused the request in preSecretChange: the new secret is too weak: use at least 12 characters/);
+    assert.match(
+      vetoed.body.message as string,
+      /plugin "password-policy" refused the request in preSecretChange: the new secret is too weak: use at least 12 characters/,
+    );
     assert.equal((await authCheck('bob', 'bob2026')).status, 401);
     assert.equal((await authCheck('bob', 'Copper-Kettle-Secret-1')).status, 200);
     assert.equal((await api('PUT', '/v1/entities/bob/secret', { secret: 'Glass-Tortoise-41' })).status, 204);
@@ -149,7 +180,9 @@ describe('plugins in a running server', () => {
   it('audit-log: one line per committed change, after the commit; none for a vetoed request; never a secret', async () => {
     await createEntity('carol', 'Violet-Lantern-Secret-1');
     // Lines come from committed events, after the commit: wait for the create's two (EntityCreate, SecretChange).
-    await eventually('the create is in the audit log', async () => (await auditLines()).some((l) => l.entity === 'carol' && l.hook === 'committedSecretChange'));
+    await eventually('the create is in the audit log', async () =>
+      (await auditLines()).some((l) => l.entity === 'carol' && l.hook === 'committedSecretChange'),
+    );
     const before = (await auditLines()).length;
 
     const updated = await api('PATCH', '/v1/entities/carol', { displayName: 'Carol Ann' });
@@ -158,7 +191,14 @@ describe('plugins in a running server', () => {
     await eventually('the update is in the audit log', async () => (await auditLines()).length > before);
     const line = (await auditLines()).at(-1)!;
     assert.deepEqual(
-      { hook: line.hook, entity: line.entity, caller: line.caller, operation: line.operation, requestId: line.requestId, seq: typeof line.seq },
+      {
+        hook: line.hook,
+        entity: line.entity,
+        caller: line.caller,
+        operation: line.operation,
+        requestId: line.requestId,
+        seq: typeof line.seq,
+      },
       { hook: 'committedEntityUpdate', entity: 'carol', caller: 'root', operation: 'entity.update-meta', requestId, seq: 'number' },
     );
 
@@ -166,7 +206,10 @@ describe('plugins in a running server', () => {
     assert.equal((await api('POST', '/v1/entities', { id: 'admin' })).status, 422, 'vetoed by python-deny');
     assert.equal((await api('PUT', '/v1/entities/carol/secret', { secret: 'Amber-Walrus-Secret-9' })).status, 204);
     // Events are delivered in commit order: once the accepted change's line is there, a line of a vetoed one would be too.
-    await eventually('the accepted secret change is in the audit log', async () => (await auditLines()).at(-1)!.hook === 'committedSecretChange');
+    await eventually(
+      'the accepted secret change is in the audit log',
+      async () => (await auditLines()).at(-1)!.hook === 'committedSecretChange',
+    );
     assert.equal((await auditLines()).length, before + 2, 'the vetoed requests left no line');
     assert.doesNotMatch(await readFile(auditFile, 'utf8'), /Violet-Lantern-Secret-1|Amber-Walrus-Secret-9|Glass-Harbor-Secret-1|"secret"/);
   });

@@ -24,7 +24,10 @@ describe('password-policy', () => {
 
   it('says everything to fix in one veto', async () => {
     const h = await PluginHarness.start(new PasswordPolicy());
-    assert.equal(await vetoOf(h, 'short'), 'the new secret is too weak: use at least 12 characters (this one has 5); mix at least 3 of: lower case, upper case, digits, symbols (this one has 1)');
+    assert.equal(
+      await vetoOf(h, 'short'),
+      'the new secret is too weak: use at least 12 characters (this one has 5); mix at least 3 of: lower case, upper case, digits, symbols (this one has 1)',
+    );
   });
 
   it("refuses the entity's own id and names, case-insensitively", async () => {
@@ -47,6 +50,9 @@ describe('password-policy', () => {
   });
 
   it('rejects a bad config naming the setting', async () => {
-    await assert.rejects(PluginHarness.start(new PasswordPolicy(), { config: { minClasses: 5 } }), (e: unknown) => e instanceof ConfigError && /config "minClasses": expected an integer from 0 to 4, got 5/.test(e.message));
+    await assert.rejects(
+      PluginHarness.start(new PasswordPolicy(), { config: { minClasses: 5 } }),
+      (e: unknown) => e instanceof ConfigError && /config "minClasses": expected an integer from 0 to 4, got 5/.test(e.message),
+    );
   });
 });

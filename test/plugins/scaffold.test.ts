@@ -19,7 +19,15 @@ describe('keyhold plugin new (scaffoldPlugin)', () => {
   it('writes a project that builds, passes its own tests and loads through the host', async () => {
     const project = await scaffoldLinked(dir, 'shell-default');
     assert.deepEqual((await readdir(join(project, 'src'))).sort(), ['shell-default.test.ts', 'shell-default.ts']);
-    assert.deepEqual((await readdir(project)).sort(), ['.gitignore', 'README.md', 'build.mjs', 'node_modules', 'package.json', 'src', 'tsconfig.json']);
+    assert.deepEqual((await readdir(project)).sort(), [
+      '.gitignore',
+      'README.md',
+      'build.mjs',
+      'node_modules',
+      'package.json',
+      'src',
+      'tsconfig.json',
+    ]);
 
     const test = npm(project, 'test');
     assert.equal(test.status, 0, `npm test failed:\n${test.stdout}\n${test.stderr}`);
@@ -67,12 +75,16 @@ describe('keyhold plugin new (scaffoldPlugin)', () => {
   });
 
   it('keyhold plugin new writes the SDK dependency as ^version, or as --sdk says', async () => {
-    const dependency = async (project: string) => (JSON.parse(await readFile(join(project, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies;
+    const dependency = async (project: string) =>
+      (JSON.parse(await readFile(join(project, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies;
     const plain = await runCli(['plugin', 'new', 'plain', '--dir', join(dir, 'cli', 'plain')], {});
     assert.equal(plain.code, 0, plain.stderr);
     assert.match(plain.stdout, /npm pack \.\/sdk/);
     assert.deepEqual(await dependency(join(dir, 'cli', 'plain')), { 'keyhold-plugin-sdk': `^${sdkVersion()}` });
-    const packed = await runCli(['plugin', 'new', 'packed', '--dir', join(dir, 'cli', 'packed'), '--sdk', 'file:../keyhold-plugin-sdk-0.1.0.tgz'], {});
+    const packed = await runCli(
+      ['plugin', 'new', 'packed', '--dir', join(dir, 'cli', 'packed'), '--sdk', 'file:../keyhold-plugin-sdk-0.1.0.tgz'],
+      {},
+    );
     assert.equal(packed.code, 0, packed.stderr);
     assert.deepEqual(await dependency(join(dir, 'cli', 'packed')), { 'keyhold-plugin-sdk': 'file:../keyhold-plugin-sdk-0.1.0.tgz' });
   });

@@ -16,11 +16,23 @@ describe('readConfig', () => {
   };
 
   it('fills defaults and types the values', () => {
-    assert.deepEqual(readConfig(schema, { url: 'http://x', window: '2s' }), { count: 3, window: 2000, mode: 'safe', url: 'http://x', tags: [], strict: false, extra: {} });
+    assert.deepEqual(readConfig(schema, { url: 'http://x', window: '2s' }), {
+      count: 3,
+      window: 2000,
+      mode: 'safe',
+      url: 'http://x',
+      tags: [],
+      strict: false,
+      extra: {},
+    });
   });
 
   it('names the key and what it expects', () => {
-    const fails = (raw: Record<string, unknown>, message: RegExp) => assert.throws(() => readConfig(schema, { url: 'u', ...raw } as never), (e: unknown) => e instanceof ConfigError && message.test(e.message));
+    const fails = (raw: Record<string, unknown>, message: RegExp) =>
+      assert.throws(
+        () => readConfig(schema, { url: 'u', ...raw } as never),
+        (e: unknown) => e instanceof ConfigError && message.test(e.message),
+      );
     assert.throws(() => readConfig(schema, {}), /config "url": is required: set it to a non-empty string/);
     fails({ count: 10 }, /config "count": expected an integer from 1 to 9, got 10/);
     fails({ mode: 'slow' }, /config "mode": expected one of "fast", "safe", got "slow"/);
@@ -59,6 +71,9 @@ describe('PluginHarness', () => {
     await assert.rejects(h.call('postGroupCreate', fakeGroup()), /does not implement postGroupCreate/);
     const group = await h.run('GroupCreate', fakeGroup({ name: 'ops' }));
     assert.equal(group.untypedMeta.length, 1);
-    await assert.rejects(PluginHarness.start(new NullPlugin()).then((n) => n.call('preEntityCreate', fakeEntity())), /does not implement preEntityCreate/);
+    await assert.rejects(
+      PluginHarness.start(new NullPlugin()).then((n) => n.call('preEntityCreate', fakeEntity())),
+      /does not implement preEntityCreate/,
+    );
   });
 });

@@ -61,7 +61,12 @@ class RawHost {
   }
 
   hook(id: number, fault: string): Promise<Reply> {
-    return this.request(id, 'hook', { hook: 'preEntityUpdate', subject: alice, request: { fault }, context: { requestId: `r${id}`, operation: 'test', caller: null, deadline: Date.now() + 60_000, state: { n: id } } });
+    return this.request(id, 'hook', {
+      hook: 'preEntityUpdate',
+      subject: alice,
+      request: { fault },
+      context: { requestId: `r${id}`, operation: 'test', caller: null, deadline: Date.now() + 60_000, state: { n: id } },
+    });
   }
 }
 
@@ -69,7 +74,13 @@ describe('an SDK plugin on the wire', () => {
   let host: RawHost;
   before(async () => {
     host = new RawHost();
-    const init = await host.request(0, 'initialize', { protocolVersions: [1], hostVersion: 'test', pluginName: 'faulty', config: {}, logLevel: 'info' });
+    const init = await host.request(0, 'initialize', {
+      protocolVersions: [1],
+      hostVersion: 'test',
+      pluginName: 'faulty',
+      config: {},
+      logLevel: 'info',
+    });
     assert.deepEqual(init.result?.hooks, ['preEntityUpdate']);
   });
   after(async () => {
@@ -94,14 +105,29 @@ describe('an SDK plugin on the wire', () => {
   });
 
   it('answers a veto, a thrown error and a missing return with their codes and messages, logging the failures', async () => {
-    assert.deepEqual((await host.hook(-6, 'veto')).error, { code: PluginErrorCodes.Veto, message: 'display names may not be changed today' });
+    assert.deepEqual((await host.hook(-6, 'veto')).error, {
+      code: PluginErrorCodes.Veto,
+      message: 'display names may not be changed today',
+    });
     assert.deepEqual((await host.hook(-7, 'throw')).error, { code: -32603, message: 'bug in the plugin' });
-    assert.match((await host.hook(-8, 'no-return')).error?.message ?? '', /^preEntityUpdate returned undefined: return the object it was given, changed or not/);
+    assert.match(
+      (await host.hook(-8, 'no-return')).error?.message ?? '',
+      /^preEntityUpdate returned undefined: return the object it was given, changed or not/,
+    );
     for (let i = 0; i < 2; i++) assert.equal((await host.next((r) => r.method === '$/log')).params?.msg, 'preEntityUpdate failed');
   });
 
   it('aborts the signal of a call the host cancels, and answers the other calls meanwhile', async () => {
-    host.send({ id: 40, method: 'hook', params: { hook: 'preEntityUpdate', subject: alice, request: { fault: 'hang' }, context: { requestId: 'r40', operation: 'test', caller: null, deadline: 0, state: {} } } });
+    host.send({
+      id: 40,
+      method: 'hook',
+      params: {
+        hook: 'preEntityUpdate',
+        subject: alice,
+        request: { fault: 'hang' },
+        context: { requestId: 'r40', operation: 'test', caller: null, deadline: 0, state: {} },
+      },
+    });
     assert.deepEqual((await host.hook(41, 'unchanged')).result, { state: { n: 41 } });
     host.send({ method: '$/cancelRequest', params: { id: 40 } });
     const log = await host.next((r) => r.method === '$/log' && r.params?.msg === 'hook call aborted');

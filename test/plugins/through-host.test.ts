@@ -30,7 +30,10 @@ describe('a Python plugin written from docs/protocol.md', () => {
     assert.deepEqual(child.status.hooks, ['preEntityCreate', 'committedEntityCreate']);
     const ok = await child.call('preEntityCreate', fakeEntity({ id: 'alice' }));
     assert.equal(ok.subject.id, 'alice');
-    await assert.rejects(child.call('preEntityCreate', fakeEntity({ id: 'admin' })), vetoed(/plugin "python-deny" refused the request in preEntityCreate: the id "admin" is reserved/));
+    await assert.rejects(
+      child.call('preEntityCreate', fakeEntity({ id: 'admin' })),
+      vetoed(/plugin "python-deny" refused the request in preEntityCreate: the id "admin" is reserved/),
+    );
     const record = child.logs.find((r) => r.msg === 'refusing to create a denied id');
     assert.ok(record, 'the $/log record is in the host log');
     assert.equal(record.level, 'warn');
@@ -41,15 +44,33 @@ describe('a Python plugin written from docs/protocol.md', () => {
   it('takes a committed event (answers null) and logs it', async () => {
     const child = await start(PYTHON_DENY);
     const alice = fakeEntity({ id: 'alice' });
-    const event = { seq: 42, point: 'EntityCreate', operation: 'entity.create', subjectKind: 'entity', subjectKey: 'alice', before: null, after: alice, request: {}, requestId: 'req-42', caller: 'root', at: '2026-01-01T00:00:00.000Z' } as const;
+    const event = {
+      seq: 42,
+      point: 'EntityCreate',
+      operation: 'entity.create',
+      subjectKind: 'entity',
+      subjectKey: 'alice',
+      before: null,
+      after: alice,
+      request: {},
+      requestId: 'req-42',
+      caller: 'root',
+      at: '2026-01-01T00:00:00.000Z',
+    } as const;
     await child.deliver(event, 2);
     const record = child.logs.find((r) => r.msg === 'entity created');
     assert.ok(record, 'the committed call was handled and logged');
-    assert.deepEqual([record.plugin, record.entity, record.seq, record.requestId, record.attempt], ['python-deny', 'alice', 42, 'req-42', 2]);
+    assert.deepEqual(
+      [record.plugin, record.entity, record.seq, record.requestId, record.attempt],
+      ['python-deny', 'alice', 42, 'req-42', 2],
+    );
   });
 
   it('is refused at the handshake with its own message when the config is bad', async () => {
-    await assert.rejects(start(PYTHON_DENY, { config: { deny: 'root' } }), /config rejected: config "deny": expected a list of entity ids, got "root"/);
+    await assert.rejects(
+      start(PYTHON_DENY, { config: { deny: 'root' } }),
+      /config rejected: config "deny": expected a list of entity ids, got "root"/,
+    );
   });
 
   it('explains itself and exits non-zero when run by hand', () => {
@@ -75,7 +96,10 @@ describe('SDK plugins as children', () => {
 
   it('password-policy: a veto carries what to fix', async () => {
     const child = await start(PASSWORD_POLICY);
-    await assert.rejects(child.call('preSecretChange', fakeEntity({ id: 'alice' }), { secret: 'alice1' }), vetoed(/too weak: use at least 12 characters/));
+    await assert.rejects(
+      child.call('preSecretChange', fakeEntity({ id: 'alice' }), { secret: 'alice1' }),
+      vetoed(/too weak: use at least 12 characters/),
+    );
   });
 
   it('webhook: reports exactly the hooks its config names', async () => {

@@ -14,7 +14,8 @@ describe('webhook', () => {
   after(() => service.close());
 
   // A generous timeout except where the timeout is the point: a process's first fetch loads the HTTP client, slow on a busy machine.
-  const start = (config: JsonObject = {}) => PluginHarness.start(new Webhook(), { config: { url, hooks: ['preEntityCreate'], timeout: '10s', ...config } });
+  const start = (config: JsonObject = {}) =>
+    PluginHarness.start(new Webhook(), { config: { url, hooks: ['preEntityCreate'], timeout: '10s', ...config } });
   const alice = fakeEntity({ id: 'alice' });
 
   it('is called only for the configured hooks', async () => {
@@ -43,7 +44,8 @@ describe('webhook', () => {
   });
 
   it('takes a modified object and state from a 2xx body', async () => {
-    service.handler = (body, res) => reply(res, 200, { subject: { ...(body.subject as JsonObject), meta: { shell: '/bin/zsh' } }, state: { checkedBy: 'svc' } });
+    service.handler = (body, res) =>
+      reply(res, 200, { subject: { ...(body.subject as JsonObject), meta: { shell: '/bin/zsh' } }, state: { checkedBy: 'svc' } });
     const h = await start();
     const out = await h.call('preEntityCreate', alice);
     assert.equal(out.subject.meta.shell, '/bin/zsh');
@@ -53,13 +55,19 @@ describe('webhook', () => {
   it("vetoes on a 4xx with the body's message", async () => {
     service.handler = (_body, res) => reply(res, 403, { message: 'ids starting with a are closed this week' });
     const h = await start();
-    await assert.rejects(h.call('preEntityCreate', alice), (e: unknown) => e instanceof Veto && e.message === 'ids starting with a are closed this week');
+    await assert.rejects(
+      h.call('preEntityCreate', alice),
+      (e: unknown) => e instanceof Veto && e.message === 'ids starting with a are closed this week',
+    );
   });
 
   it('fails (not a veto) on a 5xx', async () => {
     service.handler = (_body, res) => reply(res, 500, { message: 'database down' });
     const h = await start();
-    await assert.rejects(h.call('preEntityCreate', alice), (e: unknown) => !(e instanceof Veto) && /answered 500: database down/.test((e as Error).message));
+    await assert.rejects(
+      h.call('preEntityCreate', alice),
+      (e: unknown) => !(e instanceof Veto) && /answered 500: database down/.test((e as Error).message),
+    );
   });
 
   it('fails on a timeout, without retrying', async () => {
@@ -69,7 +77,10 @@ describe('webhook', () => {
       setTimeout(() => reply(res, 200), 500).unref();
     };
     const h = await start({ timeout: '50ms', retries: 3, retryBaseInterval: '1ms' });
-    await assert.rejects(h.call('preEntityCreate', alice), (e: unknown) => !(e instanceof Veto) && /did not answer within 50 ms/.test((e as Error).message));
+    await assert.rejects(
+      h.call('preEntityCreate', alice),
+      (e: unknown) => !(e instanceof Veto) && /did not answer within 50 ms/.test((e as Error).message),
+    );
     assert.equal(calls, 1);
   });
 
@@ -77,8 +88,17 @@ describe('webhook', () => {
     const cancel = new AbortController();
     service.handler = () => cancel.abort(new Error('host timed out')); // never answers; the host gives up meanwhile
     const h = await start();
-    await assert.rejects(h.call('preEntityCreate', alice, {}, { signal: cancel.signal }), (e: unknown) => !(e instanceof Veto) && /could not be called: .*host timed out/.test((e as Error).message));
-    assert.deepEqual(Object.keys(service.received.at(-1)!.context as JsonObject).sort(), ['caller', 'deadline', 'operation', 'requestId', 'state']);
+    await assert.rejects(
+      h.call('preEntityCreate', alice, {}, { signal: cancel.signal }),
+      (e: unknown) => !(e instanceof Veto) && /could not be called: .*host timed out/.test((e as Error).message),
+    );
+    assert.deepEqual(Object.keys(service.received.at(-1)!.context as JsonObject).sort(), [
+      'caller',
+      'deadline',
+      'operation',
+      'requestId',
+      'state',
+    ]);
   });
 
   it('retries an unavailable service with backoff, then succeeds', async () => {
@@ -87,14 +107,19 @@ describe('webhook', () => {
     const h = await start({ retries: 2, retryBaseInterval: '5ms' });
     await h.call('preEntityCreate', alice);
     assert.equal(calls, 3);
-    assert.deepEqual(h.logs.filter((r) => r.level === 'warn').map((r) => r.fields?.wait), [5, 10]);
+    assert.deepEqual(
+      h.logs.filter((r) => r.level === 'warn').map((r) => r.fields?.wait),
+      [5, 10],
+    );
   });
 
   it('gives up after its retries when nothing listens', async () => {
     const closed = new HttpService();
     const deadUrl = await closed.listen();
     await closed.close();
-    const h = await PluginHarness.start(new Webhook(), { config: { url: deadUrl, hooks: ['preEntityCreate'], retries: 2, retryBaseInterval: '1ms' } });
+    const h = await PluginHarness.start(new Webhook(), {
+      config: { url: deadUrl, hooks: ['preEntityCreate'], retries: 2, retryBaseInterval: '1ms' },
+    });
     await assert.rejects(h.call('preEntityCreate', alice), /is unavailable \(ECONNREFUSED\)/);
     assert.equal(h.logs.filter((r) => r.level === 'warn').length, 2);
   });
@@ -104,7 +129,8 @@ describe('webhook', () => {
   });
 
   describe('mode notify', () => {
-    const notify = (config: JsonObject = {}) => start({ mode: 'notify', hooks: ['committedEntityCreate', 'committedGroupDestroy'], ...config });
+    const notify = (config: JsonObject = {}) =>
+      start({ mode: 'notify', hooks: ['committedEntityCreate', 'committedGroupDestroy'], ...config });
 
     it('implements the committed hooks it is given and posts each event with its hook, attempt and the custom config', async () => {
       service.handler = (_body, res) => reply(res, 204);
@@ -117,16 +143,26 @@ describe('webhook', () => {
 
     it('fails the delivery (for the outbox to retry) on any non-2xx, a 4xx included, without retrying itself', async () => {
       let calls = 0;
-      service.handler = (_body, res) => (++calls === 1 ? reply(res, 409, { message: 'seen already?' }) : reply(res, 503, { message: 'warming up' }));
+      service.handler = (_body, res) =>
+        ++calls === 1 ? reply(res, 409, { message: 'seen already?' }) : reply(res, 503, { message: 'warming up' });
       const h = await notify();
-      await assert.rejects(h.deliver('committedEntityCreate', { after: alice }), (e: unknown) => !(e instanceof Veto) && /refused the event: seen already\?/.test((e as Error).message));
+      await assert.rejects(
+        h.deliver('committedEntityCreate', { after: alice }),
+        (e: unknown) => !(e instanceof Veto) && /refused the event: seen already\?/.test((e as Error).message),
+      );
       await assert.rejects(h.deliver('committedEntityCreate', { after: alice }), /answered 503: warming up/);
       assert.equal(calls, 2);
     });
 
     it('refuses hooks of the other mode, and retries or includeSecret in notify mode', async () => {
-      await assert.rejects(notify({ hooks: ['postEntityCreate'] }), /config "hooks": mode notify takes committed hooks \(committedEntityCreate, …\), not postEntityCreate/);
-      await assert.rejects(start({ hooks: ['committedEntityCreate'] }), /config "hooks": committedEntityCreate is a committed hook: set mode: notify/);
+      await assert.rejects(
+        notify({ hooks: ['postEntityCreate'] }),
+        /config "hooks": mode notify takes committed hooks \(committedEntityCreate, …\), not postEntityCreate/,
+      );
+      await assert.rejects(
+        start({ hooks: ['committedEntityCreate'] }),
+        /config "hooks": committedEntityCreate is a committed hook: set mode: notify/,
+      );
       await assert.rejects(notify({ retries: 2 }), /config "retries": mode notify is retried by the server/);
       await assert.rejects(notify({ includeSecret: true }), /config "includeSecret": committed events never carry a secret/);
     });

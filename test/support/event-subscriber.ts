@@ -41,7 +41,11 @@ export class TestSubscriber implements EventSubscriber {
       };
       const timer = setTimeout(() => {
         finish();
-        reject(new Error(`${this.plugin}: ${what}: not within ${timeoutMs} ms; attempts: ${this.attempts.map((a) => `${a.event.seq}#${a.attempt}`).join(' ')}`));
+        reject(
+          new Error(
+            `${this.plugin}: ${what}: not within ${timeoutMs} ms; attempts: ${this.attempts.map((a) => `${a.event.seq}#${a.attempt}`).join(' ')}`,
+          ),
+        );
       }, timeoutMs);
       const finish = () => {
         clearTimeout(timer);

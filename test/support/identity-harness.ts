@@ -4,7 +4,15 @@
 import assert from 'node:assert/strict';
 import type { HookName, HookParams, HookResult, JsonObject } from 'keyhold-plugin-sdk';
 import { isKeyholdError, type ErrorCode, type KeyholdError } from '../../src/errors.js';
-import { NO_PLUGINS, PluginCallError, type FailureMode, type HookDispatcher, type HookHandler, type PluginMode, type ShadowOutcome } from '../../src/lifecycle/dispatcher.js';
+import {
+  NO_PLUGINS,
+  PluginCallError,
+  type FailureMode,
+  type HookDispatcher,
+  type HookHandler,
+  type PluginMode,
+  type ShadowOutcome,
+} from '../../src/lifecycle/dispatcher.js';
 import { LifecycleEngine, serverRequest, type RequestInfo } from '../../src/lifecycle/engine.js';
 import { Identity } from '../../src/identity/identity.js';
 import type { HashParams } from '../../src/identity/secrets.js';
@@ -114,7 +122,12 @@ export async function rejectsWith(promise: Promise<unknown>, code: ErrorCode, me
 }
 
 /** Runs `attempt`, which must fail with `code`, and checks the store is exactly as before. */
-export async function refusedWithoutChange(store: SqliteStore, attempt: () => Promise<unknown>, code: ErrorCode, message?: RegExp): Promise<KeyholdError> {
+export async function refusedWithoutChange(
+  store: SqliteStore,
+  attempt: () => Promise<unknown>,
+  code: ErrorCode,
+  message?: RegExp,
+): Promise<KeyholdError> {
   const before = await snapshot(store);
   const err = await rejectsWith(attempt(), code, message);
   assert.deepEqual(await snapshot(store), before, `the store changed although ${code} was returned`);

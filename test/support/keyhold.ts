@@ -67,7 +67,10 @@ export async function startTestServer(rootSecret: string, extraEnv: NodeJS.Proce
   const dataDir = tempDir('api');
   let handle: ServerHandle;
   try {
-    handle = await startServer({ env: serverEnv(dataDir, { KEYHOLD_BOOTSTRAP: `root:${rootSecret}`, ...extraEnv }), logger: pino({ level: 'silent' }) });
+    handle = await startServer({
+      env: serverEnv(dataDir, { KEYHOLD_BOOTSTRAP: `root:${rootSecret}`, ...extraEnv }),
+      logger: pino({ level: 'silent' }),
+    });
   } catch (err) {
     rmSync(dataDir, { recursive: true, force: true });
     throw err;
@@ -112,7 +115,10 @@ export interface ServerProcess {
 
 /** `keyhold serve` as a child process; resolves once its "listening" log line names the URL. `env` may unset the test run's marker (`[TEST_RUN_ENV]: undefined`). */
 export function startServerProcess(env: NodeJS.ProcessEnv, timeoutMs = 30_000): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [CLI, 'serve'], { env: { ...childEnv(env), KEYHOLD_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, 'serve'], {
+    env: { ...childEnv(env), KEYHOLD_LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.add(child);
   let output = '';
   let errors = '';
@@ -212,7 +218,12 @@ export interface ApiResponse {
 }
 
 /** One HTTP request; `body` is sent as JSON unless it is already a string (raw, for malformed input). */
-export async function call(url: string, method: string, path: string, options: { token?: string; body?: unknown; headers?: Record<string, string> } = {}): Promise<ApiResponse> {
+export async function call(
+  url: string,
+  method: string,
+  path: string,
+  options: { token?: string; body?: unknown; headers?: Record<string, string> } = {},
+): Promise<ApiResponse> {
   const headers: Record<string, string> = { ...options.headers };
   if (options.token) headers.authorization = `Bearer ${options.token}`;
   let body: string | undefined;
@@ -235,15 +246,26 @@ export async function call(url: string, method: string, path: string, options: {
  * One JSON POST sent from the local address `from` (any of 127.0.0.0/8 on Linux), so that a test
  * can play several clients: the server sees `from` as the client address.
  */
-export function postFrom(from: string, url: string, path: string, body: unknown): Promise<ApiResponse & { headers: Record<string, string | string[] | undefined> }> {
+export function postFrom(
+  from: string,
+  url: string,
+  path: string,
+  body: unknown,
+): Promise<ApiResponse & { headers: Record<string, string | string[] | undefined> }> {
   return new Promise((resolve, reject) => {
-    const req = request(new URL(path, url), { method: 'POST', localAddress: from, headers: { 'content-type': 'application/json' } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (text += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined, text, headers: res.headers }));
-      res.on('error', reject);
-    });
+    const req = request(
+      new URL(path, url),
+      { method: 'POST', localAddress: from, headers: { 'content-type': 'application/json' } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined, text, headers: res.headers }),
+        );
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(JSON.stringify(body));
   });

@@ -18,7 +18,8 @@ export async function scaffoldLinked(dir: string, name: string): Promise<string>
   await mkdir(join(project, 'node_modules/@types'), { recursive: true });
   await mkdir(join(project, 'node_modules/.bin'));
   await symlink(repoPath('sdk'), join(project, 'node_modules/keyhold-plugin-sdk'));
-  for (const pkg of ['typescript', 'esbuild', '@types/node']) await symlink(repoPath(`node_modules/${pkg}`), join(project, `node_modules/${pkg}`));
+  for (const pkg of ['typescript', 'esbuild', '@types/node'])
+    await symlink(repoPath(`node_modules/${pkg}`), join(project, `node_modules/${pkg}`));
   await symlink('../typescript/bin/tsc', join(project, 'node_modules/.bin/tsc'));
   await symlink('../esbuild/bin/esbuild', join(project, 'node_modules/.bin/esbuild'));
   return project;

@@ -25,7 +25,14 @@ describe('AuthCheck cost', () => {
     const store = SqliteStore.open(':memory:');
     t.after(() => store.close());
     const slots = new CountingSlots();
-    const dispatcher = new TestDispatcher([{ name: 'gate', hooks: { preAuthCheck: (p) => (((p.subject as Entity).id === 'vetoed' ? veto('no')(p) : { subject: p.subject, state: p.context.state })) } }]);
+    const dispatcher = new TestDispatcher([
+      {
+        name: 'gate',
+        hooks: {
+          preAuthCheck: (p) => ((p.subject as Entity).id === 'vetoed' ? veto('no')(p) : { subject: p.subject, state: p.context.state }),
+        },
+      },
+    ]);
     const identity = new Identity(store, new LifecycleEngine(store, dispatcher), { hash: FAST_HASH, slots });
     for (const id of ['vetoed', 'locked', 'alice']) await identity.createEntity(INFO, { id, secret: 'pw' });
     await identity.lockEntity(INFO, 'locked');

@@ -1,13 +1,30 @@
 // The committed hooks in the one hook list, NullPlugin and the SDK's test harness.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { COMMITTED_HOOK_NAMES, COMMITTED_HOOKS, committedHookName, HOOK_NAMES, isCommittedHookName, isHookName, isPluginHookName, LIFECYCLE_POINTS, NullPlugin, implementedHooks, PLUGIN_HOOK_NAMES, type CommittedEvent, type Entity } from 'keyhold-plugin-sdk';
+import {
+  COMMITTED_HOOK_NAMES,
+  COMMITTED_HOOKS,
+  committedHookName,
+  HOOK_NAMES,
+  isCommittedHookName,
+  isHookName,
+  isPluginHookName,
+  LIFECYCLE_POINTS,
+  NullPlugin,
+  implementedHooks,
+  PLUGIN_HOOK_NAMES,
+  type CommittedEvent,
+  type Entity,
+} from 'keyhold-plugin-sdk';
 import { fakeEntity, fakeGroup, PluginHarness } from 'keyhold-plugin-sdk/testing';
 
 describe('committed hooks', () => {
   it('are one per lifecycle point, derived from the same list, and no chain hook', () => {
     assert.equal(COMMITTED_HOOKS.length, LIFECYCLE_POINTS.length);
-    assert.deepEqual(COMMITTED_HOOKS.map((h) => [h.point, h.subject]), LIFECYCLE_POINTS.map((p) => [p.point, p.subject]));
+    assert.deepEqual(
+      COMMITTED_HOOKS.map((h) => [h.point, h.subject]),
+      LIFECYCLE_POINTS.map((p) => [p.point, p.subject]),
+    );
     assert.deepEqual([COMMITTED_HOOK_NAMES[0], COMMITTED_HOOK_NAMES.at(-1)], ['committedEntityCreate', 'committedMembershipRemove']);
     assert.equal(committedHookName('GroupUpdate'), 'committedGroupUpdate');
     assert.deepEqual(PLUGIN_HOOK_NAMES, [...HOOK_NAMES, ...COMMITTED_HOOK_NAMES]);
@@ -37,7 +54,10 @@ describe('committed hooks', () => {
     }
     const h = await PluginHarness.start(new Watcher(), { caller: 'admin' });
     const alice = fakeEntity({ id: 'alice' });
-    const returned = await h.deliver('committedEntityUpdate', { before: alice, after: { ...alice, meta: { ...alice.meta, shell: '/bin/zsh' } } });
+    const returned = await h.deliver('committedEntityUpdate', {
+      before: alice,
+      after: { ...alice, meta: { ...alice.meta, shell: '/bin/zsh' } },
+    });
     assert.deepEqual(got, [returned]);
     assert.deepEqual(
       [returned.seq, returned.point, returned.subjectKind, returned.subjectKey, returned.caller, returned.at, returned.operation],

@@ -44,7 +44,8 @@ describe('TrustedProxies.clientAddress', () => {
   });
 
   it('refuses entries that are not an address or a CIDR block, saying so', () => {
-    for (const bad of ['localhost', '10.0.0.0/33', '::1/129', '10.0.0.0/8/8', '10.0.0/8', '']) assert.throws(() => parseProxyEntry(bad), /not an IP address or a CIDR block|prefix length/, bad);
+    for (const bad of ['localhost', '10.0.0.0/33', '::1/129', '10.0.0.0/8/8', '10.0.0/8', ''])
+      assert.throws(() => parseProxyEntry(bad), /not an IP address or a CIDR block|prefix length/, bad);
     assert.deepEqual(parseProxyEntry('10.0.0.0/8'), { address: '10.0.0.0', prefix: 8, family: 'ipv4' });
   });
 });
@@ -73,13 +74,23 @@ describe('parseAuthorization', () => {
       [`Basic ${b64('alice:')}`, /id and a secret/],
     ];
     for (const [header, problem] of cases) {
-      assert.throws(() => parseAuthorization(header), (err: unknown) => isKeyholdError(err) && err.code === 'KH_ERR_UNAUTHENTICATED' && problem.test(err.message), String(header));
+      assert.throws(
+        () => parseAuthorization(header),
+        (err: unknown) => isKeyholdError(err) && err.code === 'KH_ERR_UNAUTHENTICATED' && problem.test(err.message),
+        String(header),
+      );
     }
   });
 });
 
 describe('access conditions', () => {
-  const profile = (groups: string[], capabilities: AccessProfile['capabilities']): AccessProfile => ({ id: 'alice', generation: 'g', locked: false, groups, capabilities });
+  const profile = (groups: string[], capabilities: AccessProfile['capabilities']): AccessProfile => ({
+    id: 'alice',
+    generation: 'g',
+    locked: false,
+    groups,
+    capabilities,
+  });
 
   it('needs one of the groups and every capability; GLOBAL_ROOT holds every capability', () => {
     const rule = describeRule({ groups: ['wiki', 'admins'], capabilities: ['LOCK_ENTITY', 'UNLOCK_ENTITY'] });

@@ -80,6 +80,9 @@ it('reaches the client as 503 KH_ERR_BUSY with a Retry-After header', async () =
 
 it('frees the slot of a task that fails', async () => {
   const slots = new HashSlots({ concurrency: 1, queue: 0 });
-  await assert.rejects(slots.run('hash', () => Promise.reject(new Error('argon2 failed'))), /argon2 failed/);
+  await assert.rejects(
+    slots.run('hash', () => Promise.reject(new Error('argon2 failed'))),
+    /argon2 failed/,
+  );
   assert.equal(await slots.run('hash', () => Promise.resolve('next')), 'next');
 });

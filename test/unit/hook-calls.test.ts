@@ -31,7 +31,13 @@ describe('HookCalls', () => {
     const { calls, written } = lane();
     const first = calls.call(params(), 60_000);
     const second = calls.call(params(), 60_000);
-    assert.deepEqual(written.map((m) => [m.id, m.method]), [[-1, 'hook'], [-2, 'hook']]);
+    assert.deepEqual(
+      written.map((m) => [m.id, m.method]),
+      [
+        [-1, 'hook'],
+        [-2, 'hook'],
+      ],
+    );
     assert.deepEqual(written[0]!.params, JSON.parse(JSON.stringify(params())));
     assert.ok(calls.receive({ jsonrpc: '2.0', id: -2, result: { state: { b: 2 } } }));
     assert.ok(calls.receive({ jsonrpc: '2.0', id: -1, result: { state: { a: 1 } } }));
@@ -49,7 +55,7 @@ describe('HookCalls', () => {
     await call;
   });
 
-  it('rejects a veto as a veto and any other error answer as a crash, with the plugin\'s message', async () => {
+  it("rejects a veto as a veto and any other error answer as a crash, with the plugin's message", async () => {
     const { calls } = lane();
     const vetoed = calls.call(params(), 60_000);
     const failed = calls.call(params(), 60_000);
@@ -70,7 +76,13 @@ describe('HookCalls', () => {
     await assert.rejects(shorter, failure('timeout', /^no answer within 10 ms$/));
     await assert.rejects(short, failure('timeout', /^no answer within 30 ms$/));
     // (In one sweep or two: a loaded machine may run the first one late.)
-    assert.deepEqual(written.filter((m) => m.method === '$/cancelRequest').map((m) => Number(m.params!.id)).sort((a, b) => a - b), [-3, -2]);
+    assert.deepEqual(
+      written
+        .filter((m) => m.method === '$/cancelRequest')
+        .map((m) => Number(m.params!.id))
+        .sort((a, b) => a - b),
+      [-3, -2],
+    );
     assert.ok(calls.receive({ jsonrpc: '2.0', id: -3, result: { state: {} } }), 'a late answer is taken off the wire');
     assert.equal(calls.size, 1);
     calls.receive({ jsonrpc: '2.0', id: -1, result: { state: {} } });
@@ -95,7 +107,10 @@ describe('HookCalls', () => {
     // The lowest id is reached after 2^31 calls: start just above it.
     (calls as unknown as { lastId: number }).lastId = -0x7fffffff;
     const inFlight = [calls.call(params(), 60_000), calls.call(params(), 60_000)].map((c) => c.catch(() => undefined));
-    assert.deepEqual(written.map((m) => m.id), [-0x80000000, -1]);
+    assert.deepEqual(
+      written.map((m) => m.id),
+      [-0x80000000, -1],
+    );
     calls.failAll(new PluginCallError('crash', 'done'));
     await Promise.all(inFlight);
   });

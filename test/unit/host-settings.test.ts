@@ -18,34 +18,99 @@ describe('plugin settings', () => {
       plugins: {},
       allowUntrustedFiles: false,
     });
-    assert.equal(parsePluginSettings({ directory: 'plugins' }).directoryConfigured, true, 'a directory written out must exist, even the default one');
-    assert.deepEqual(pluginEntry(s, 'any'), { enabled: true, order: 100, failureMode: 'closed', mode: 'enforce', exempt: undefined, allowLockout: false, timeoutMs: 2000, sha256: undefined, config: {} });
+    assert.equal(
+      parsePluginSettings({ directory: 'plugins' }).directoryConfigured,
+      true,
+      'a directory written out must exist, even the default one',
+    );
+    assert.deepEqual(pluginEntry(s, 'any'), {
+      enabled: true,
+      order: 100,
+      failureMode: 'closed',
+      mode: 'enforce',
+      exempt: undefined,
+      allowLockout: false,
+      timeoutMs: 2000,
+      sha256: undefined,
+      config: {},
+    });
   });
 
   it('reads per-plugin entries; a plugin timeout defaults to callTimeout', () => {
     const s = parsePluginSettings({
       callTimeout: '750ms',
-      plugins: { a: { order: -3, failureMode: 'open', mode: 'shadow', exempt: ['root', 'ops'], allowLockout: true, sha256: 'AB'.repeat(32), config: { x: 1 } }, b: { timeout: 50, exempt: [] } },
+      plugins: {
+        a: {
+          order: -3,
+          failureMode: 'open',
+          mode: 'shadow',
+          exempt: ['root', 'ops'],
+          allowLockout: true,
+          sha256: 'AB'.repeat(32),
+          config: { x: 1 },
+        },
+        b: { timeout: 50, exempt: [] },
+      },
     });
-    assert.deepEqual(pluginEntry(s, 'a'), { enabled: true, order: -3, failureMode: 'open', mode: 'shadow', exempt: ['root', 'ops'], allowLockout: true, timeoutMs: 750, sha256: 'ab'.repeat(32), config: { x: 1 } });
+    assert.deepEqual(pluginEntry(s, 'a'), {
+      enabled: true,
+      order: -3,
+      failureMode: 'open',
+      mode: 'shadow',
+      exempt: ['root', 'ops'],
+      allowLockout: true,
+      timeoutMs: 750,
+      sha256: 'ab'.repeat(32),
+      config: { x: 1 },
+    });
     assert.equal(pluginEntry(s, 'b').timeoutMs, 50);
     // An empty list is an explicit "nobody", not the default.
     assert.deepEqual(pluginEntry(s, 'b').exempt, []);
   });
 
   it('names the key path and the problem', () => {
-    assert.throws(() => parsePluginSettings({ restart: { maxCrashes: 'five' } }), /^Error: plugins\.restart\.maxCrashes: expected an integer ≥ 1, got "five"$/);
+    assert.throws(
+      () => parsePluginSettings({ restart: { maxCrashes: 'five' } }),
+      /^Error: plugins\.restart\.maxCrashes: expected an integer ≥ 1, got "five"$/,
+    );
     assert.throws(() => parsePluginSettings({ callTimeout: 'soon' }), /^Error: plugins\.callTimeout: "soon" is not a duration/);
-    assert.throws(() => parsePluginSettings({ pingIntervall: '1s' }), /^Error: plugins\.pingIntervall: unknown key \(did you mean "pingInterval"\?\); expected one of directory, list/);
-    assert.throws(() => parsePluginSettings({ plugins: { a: { failureMode: 'maybe' } } }), /^Error: plugins\.plugins\.a\.failureMode: expected "closed" or "open", got "maybe"$/);
-    assert.throws(() => parsePluginSettings({ plugins: { a: { sha256: 'abc' } } }), /^Error: plugins\.plugins\.a\.sha256: expected 64 hex digits/);
-    assert.throws(() => parsePluginSettings({ plugins: { a: { config: [] } } }), /^Error: plugins\.plugins\.a\.config: expected a mapping, got \[\]$/);
+    assert.throws(
+      () => parsePluginSettings({ pingIntervall: '1s' }),
+      /^Error: plugins\.pingIntervall: unknown key \(did you mean "pingInterval"\?\); expected one of directory, list/,
+    );
+    assert.throws(
+      () => parsePluginSettings({ plugins: { a: { failureMode: 'maybe' } } }),
+      /^Error: plugins\.plugins\.a\.failureMode: expected "closed" or "open", got "maybe"$/,
+    );
+    assert.throws(
+      () => parsePluginSettings({ plugins: { a: { sha256: 'abc' } } }),
+      /^Error: plugins\.plugins\.a\.sha256: expected 64 hex digits/,
+    );
+    assert.throws(
+      () => parsePluginSettings({ plugins: { a: { config: [] } } }),
+      /^Error: plugins\.plugins\.a\.config: expected a mapping, got \[\]$/,
+    );
     assert.throws(() => parsePluginSettings({ list: ['a', 3] }), /^Error: plugins\.list: expected a list of plugin file paths$/);
-    assert.throws(() => parsePluginSettings({ allowUntrustedFiles: 'yes' }), /^Error: plugins\.allowUntrustedFiles: expected true or false, got "yes"$/);
-    assert.throws(() => parsePluginSettings({ plugins: { a: { mode: 'dry-run' } } }), /^Error: plugins\.plugins\.a\.mode: expected "enforce" or "shadow", got "dry-run"$/);
-    assert.throws(() => parsePluginSettings({ plugins: { a: { exempt: 'root' } } }), /^Error: plugins\.plugins\.a\.exempt: expected a list of entity ids \(e\.g\. \[root\]\), got "root"$/);
-    assert.throws(() => parsePluginSettings({ plugins: { a: { exempt: ['root', ''] } } }), /^Error: plugins\.plugins\.a\.exempt: expected a list of entity ids/);
-    assert.throws(() => parsePluginSettings({ plugins: { a: { allowLockout: 'yes' } } }), /^Error: plugins\.plugins\.a\.allowLockout: expected true or false, got "yes"$/);
+    assert.throws(
+      () => parsePluginSettings({ allowUntrustedFiles: 'yes' }),
+      /^Error: plugins\.allowUntrustedFiles: expected true or false, got "yes"$/,
+    );
+    assert.throws(
+      () => parsePluginSettings({ plugins: { a: { mode: 'dry-run' } } }),
+      /^Error: plugins\.plugins\.a\.mode: expected "enforce" or "shadow", got "dry-run"$/,
+    );
+    assert.throws(
+      () => parsePluginSettings({ plugins: { a: { exempt: 'root' } } }),
+      /^Error: plugins\.plugins\.a\.exempt: expected a list of entity ids \(e\.g\. \[root\]\), got "root"$/,
+    );
+    assert.throws(
+      () => parsePluginSettings({ plugins: { a: { exempt: ['root', ''] } } }),
+      /^Error: plugins\.plugins\.a\.exempt: expected a list of entity ids/,
+    );
+    assert.throws(
+      () => parsePluginSettings({ plugins: { a: { allowLockout: 'yes' } } }),
+      /^Error: plugins\.plugins\.a\.allowLockout: expected true or false, got "yes"$/,
+    );
   });
 });
 

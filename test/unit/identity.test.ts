@@ -123,7 +123,11 @@ describe('identity: secrets at OWASP cost', () => {
     const h = openHarness();
     try {
       await h.identity.createEntity(INFO, { id: 'timed', secret: 'right' });
-      const answer = (attempt: Promise<unknown>) => attempt.then(() => assert.fail('accepted'), (err: KeyholdError) => ({ code: err.code, message: err.message }));
+      const answer = (attempt: Promise<unknown>) =>
+        attempt.then(
+          () => assert.fail('accepted'),
+          (err: KeyholdError) => ({ code: err.code, message: err.message }),
+        );
       const wrong = await answer(h.identity.authCheck(INFO, 'timed', 'wrong'));
       const unknown = await answer(h.identity.authCheck(INFO, 'nobody', 'wrong'));
       assert.equal(wrong.code, 'KH_ERR_AUTH_FAILED');
@@ -220,7 +224,13 @@ describe('identity: groups, memberships and expansions', () => {
   it('resolves members through INCLUDE and EXCLUDE', async () => {
     // staff = cy (direct) + devs (ann, ben) − interns (ben, dee)
     assert.deepEqual(await h.identity.groupMembers('staff'), ['ann', 'cy']);
-    await h.identity.createGroup(INFO, { name: 'all', expansions: [{ mode: 'INCLUDE', group: 'staff' }, { mode: 'INCLUDE', group: 'interns' }] });
+    await h.identity.createGroup(INFO, {
+      name: 'all',
+      expansions: [
+        { mode: 'INCLUDE', group: 'staff' },
+        { mode: 'INCLUDE', group: 'interns' },
+      ],
+    });
     assert.deepEqual(await h.identity.groupMembers('all'), ['ann', 'ben', 'cy', 'dee']);
   });
 

@@ -12,7 +12,17 @@ import type { EventSubscriber, HookDispatcher } from '../../src/lifecycle/dispat
 import { LifecycleEngine, REQUEST_DEADLINE_MS } from '../../src/lifecycle/engine.js';
 import { Identity } from '../../src/identity/identity.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
-import { FAST_HASH, INFO, refusedWithoutChange, rejectsWith, snapshot, TestDispatcher, veto, type TestHook, type TestPlugin } from '../support/identity-harness.js';
+import {
+  FAST_HASH,
+  INFO,
+  refusedWithoutChange,
+  rejectsWith,
+  snapshot,
+  TestDispatcher,
+  veto,
+  type TestHook,
+  type TestPlugin,
+} from '../support/identity-harness.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'keyhold-concurrency-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -89,8 +99,17 @@ describe('lifecycle concurrency', () => {
   it('serialises requests on the same subject: the second loads what the first committed', async (t) => {
     const gate = new Gate();
     const seen: string[] = [];
-    const record: TestHook = (p) => (seen.push(`${p.hook}:${(p.subject as Entity).meta.displayName}`), { subject: p.subject, state: p.context.state });
-    const s = await setup([{ name: 'slow', hooks: { preEntityUpdate: gate.hook((p) => (p.subject as Entity).meta.displayName === '') } }, { name: 'rec', hooks: { preEntityUpdate: record, postEntityUpdate: record } }], t);
+    const record: TestHook = (p) => (
+      seen.push(`${p.hook}:${(p.subject as Entity).meta.displayName}`),
+      { subject: p.subject, state: p.context.state }
+    );
+    const s = await setup(
+      [
+        { name: 'slow', hooks: { preEntityUpdate: gate.hook((p) => (p.subject as Entity).meta.displayName === '') } },
+        { name: 'rec', hooks: { preEntityUpdate: record, postEntityUpdate: record } },
+      ],
+      t,
+    );
     await s.identity.createEntity(INFO, { id: 'alice' });
     const first = s.identity.updateEntityMeta(INFO, 'alice', { displayName: 'First' });
     await gate.entered;
@@ -117,7 +136,11 @@ describe('lifecycle concurrency', () => {
     await Promise.all(keys.map((key) => s.identity.entityKv(INFO, 'alice', { action: 'add', key, values: [key] })));
     assert.deepEqual(Object.keys((await s.store.reader.getEntity('alice'))!.meta.kv), keys);
     const kvEvents = (await s.store.outbox.eventsAfter(0, 1000)).filter((e) => e.operation === 'entity.kv');
-    assert.deepEqual(kvEvents.map((e) => (e.request as { change: { key: string } }).change.key), keys, 'events in request order');
+    assert.deepEqual(
+      kvEvents.map((e) => (e.request as { change: { key: string } }).change.key),
+      keys,
+      'events in request order',
+    );
   });
 
   it('writes nothing and emits no event when any stage fails: PRE, the change, POST, the commit', async (t) => {
@@ -126,8 +149,16 @@ describe('lifecycle concurrency', () => {
     await s.identity.createGroup(INFO, { name: 'staff' });
     const before = await events(s.store);
     await refusedWithoutChange(s.store, () => s.identity.updateEntityMeta(INFO, 'root', { shell: '/bin/sh' }), 'KH_ERR_PLUGIN_VETO');
-    await refusedWithoutChange(s.store, () => s.identity.groupKv(INFO, 'staff', { action: 'delete', key: 'missing' }), 'KH_ERR_KV_KEY_NOT_FOUND');
-    await refusedWithoutChange(s.store, () => s.identity.groupKv(INFO, 'staff', { action: 'add', key: 'k', values: [] }), 'KH_ERR_PLUGIN_VETO');
+    await refusedWithoutChange(
+      s.store,
+      () => s.identity.groupKv(INFO, 'staff', { action: 'delete', key: 'missing' }),
+      'KH_ERR_KV_KEY_NOT_FOUND',
+    );
+    await refusedWithoutChange(
+      s.store,
+      () => s.identity.groupKv(INFO, 'staff', { action: 'add', key: 'k', values: [] }),
+      'KH_ERR_PLUGIN_VETO',
+    );
     // Caught only at commit, against the data as committed: the last unlocked GLOBAL_ROOT holder.
     await refusedWithoutChange(s.store, () => s.identity.lockEntity(INFO, 'root'), 'KH_ERR_LAST_ROOT');
     assert.deepEqual(await events(s.store), before);
@@ -143,7 +174,9 @@ describe('lifecycle concurrency', () => {
     // Another server process on the same database: its own connection, its own engine.
     const other = SqliteStore.open(s.file);
     try {
-      await new Identity(other, new LifecycleEngine(other, new TestDispatcher([])), { hash: FAST_HASH }).updateEntityMeta(INFO, 'alice', { displayName: 'Theirs' });
+      await new Identity(other, new LifecycleEngine(other, new TestDispatcher([])), { hash: FAST_HASH }).updateEntityMeta(INFO, 'alice', {
+        displayName: 'Theirs',
+      });
     } finally {
       await other.close();
     }
@@ -186,7 +219,11 @@ describe('lifecycle concurrency', () => {
     await gate.entered;
     const before = await snapshot(s.store);
     const late = { ...INFO, arrivedAt: Date.now() - REQUEST_DEADLINE_MS + 50 };
-    const err = await rejectsWith(s.identity.updateEntityMeta(late, 'alice', { shell: '/bin/zsh' }), 'KH_ERR_REQUEST_DEADLINE', /waited for other requests on entity "?alice/);
+    const err = await rejectsWith(
+      s.identity.updateEntityMeta(late, 'alice', { shell: '/bin/zsh' }),
+      'KH_ERR_REQUEST_DEADLINE',
+      /waited for other requests on entity "?alice/,
+    );
     assert.equal(err.status, 504);
     assert.doesNotMatch(err.message, /plugin/);
     assert.equal(deadlines.length, 1, 'no hook ran for the late request');

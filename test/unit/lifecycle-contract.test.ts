@@ -6,7 +6,18 @@ import { HOOK_NAMES, parseEntity, type Entity, type HookName, type HookParams, t
 import type { AuthFailed } from '../../src/identity/auth-failure.js';
 import { runHook } from '../../src/lifecycle/chain.js';
 import { PluginCallError } from '../../src/lifecycle/dispatcher.js';
-import { INFO, openHarness, refusedWithoutChange, rejectsWith, snapshot, TestDispatcher, veto, type Harness, type TestHook, type TestPlugin } from '../support/identity-harness.js';
+import {
+  INFO,
+  openHarness,
+  refusedWithoutChange,
+  rejectsWith,
+  snapshot,
+  TestDispatcher,
+  veto,
+  type Harness,
+  type TestHook,
+  type TestPlugin,
+} from '../support/identity-harness.js';
 
 const pass: TestHook = (p) => ({ subject: p.subject, state: p.context.state });
 
@@ -68,7 +79,10 @@ describe('lifecycle contract', () => {
       await expect(() => i.removeMember(INFO, 'g', 'e'), 'MembershipRemove');
       await expect(() => i.destroyGroup(INFO, 'g'), 'GroupDestroy');
       await expect(() => i.destroyEntity(INFO, 'e'), 'EntityDestroy');
-      assert.deepEqual(d.calls.filter((c) => c.startsWith('bystander')), ['bystander:preGroupDestroy']);
+      assert.deepEqual(
+        d.calls.filter((c) => c.startsWith('bystander')),
+        ['bystander:preGroupDestroy'],
+      );
     });
   });
 
@@ -142,7 +156,10 @@ describe('lifecycle contract', () => {
         throw new Error('exploded');
       };
       const hooks = Object.fromEntries(
-        (['EntityCreate', 'EntityUpdate', 'SecretChange', 'MembershipAdd', 'GroupDestroy', 'EntityDestroy'] as const).map((point) => [`${phase}${point}`, boom]),
+        (['EntityCreate', 'EntityUpdate', 'SecretChange', 'MembershipAdd', 'GroupDestroy', 'EntityDestroy'] as const).map((point) => [
+          `${phase}${point}`,
+          boom,
+        ]),
       );
       const setup = new TestDispatcher([]);
       const h = openHarness(setup);
@@ -152,7 +169,12 @@ describe('lifecycle contract', () => {
         h.engine.setDispatcher(new TestDispatcher([{ name: 'bomb', hooks }]));
         const failed = /plugin "bomb" failed in \w+: exploded/;
         await refusedWithoutChange(h.store, () => h.identity.createEntity(INFO, { id: 'new' }), 'KH_ERR_PLUGIN_FAILED', failed);
-        await refusedWithoutChange(h.store, () => h.identity.updateEntityMeta(INFO, 'kept', { shell: '/bin/false' }), 'KH_ERR_PLUGIN_FAILED', failed);
+        await refusedWithoutChange(
+          h.store,
+          () => h.identity.updateEntityMeta(INFO, 'kept', { shell: '/bin/false' }),
+          'KH_ERR_PLUGIN_FAILED',
+          failed,
+        );
         await refusedWithoutChange(h.store, () => h.identity.setSecret(INFO, 'kept', 'new'), 'KH_ERR_PLUGIN_FAILED', failed);
         await refusedWithoutChange(h.store, () => h.identity.addMember(INFO, 'kept-group', 'kept'), 'KH_ERR_PLUGIN_FAILED', failed);
         await refusedWithoutChange(h.store, () => h.identity.destroyGroup(INFO, 'kept-group'), 'KH_ERR_PLUGIN_FAILED', failed);
@@ -177,23 +199,48 @@ describe('lifecycle contract', () => {
     for (const [hook, fn, field] of cases) {
       await withPlugins([{ name: 'sneaky', hooks: { [hook]: fn } }], async (h) => {
         await h.identity.createGroup(INFO, { name: 'admins' }).catch(() => undefined);
-        const attempt = hook.endsWith('GroupCreate') ? () => h.identity.createGroup(INFO, { name: 'g' }) : () => h.identity.createEntity(INFO, { id: 'e' });
-        const err = await refusedWithoutChange(h.store, attempt, 'KH_ERR_PLUGIN_INVALID_RESULT', new RegExp(`plugin "sneaky" failed in ${hook}: .*changed ${field}\\b`));
+        const attempt = hook.endsWith('GroupCreate')
+          ? () => h.identity.createGroup(INFO, { name: 'g' })
+          : () => h.identity.createEntity(INFO, { id: 'e' });
+        const err = await refusedWithoutChange(
+          h.store,
+          attempt,
+          'KH_ERR_PLUGIN_INVALID_RESULT',
+          new RegExp(`plugin "sneaky" failed in ${hook}: .*changed ${field}\\b`),
+        );
         assert.deepEqual({ plugin: err.details?.plugin, hook: err.details?.hook }, { plugin: 'sneaky', hook });
       });
     }
   });
 
   it('turns a veto into KH_ERR_PLUGIN_VETO with the message, a crash into KH_ERR_PLUGIN_FAILED', async () => {
-    await withPlugins([{ name: 'policy', hooks: { preSecretChange: veto('too short'), preEntityLock: () => Promise.reject(new TypeError('bug')) } }], async (h) => {
-      await h.identity.createEntity(INFO, { id: 'e' });
-      const vetoed = await refusedWithoutChange(h.store, () => h.identity.setSecret(INFO, 'e', 'pw'), 'KH_ERR_PLUGIN_VETO', /plugin "policy" refused the request in preSecretChange: too short/);
-      assert.equal(vetoed.status, 422);
-      const crashed = await refusedWithoutChange(h.store, () => h.identity.lockEntity(INFO, 'e'), 'KH_ERR_PLUGIN_FAILED', /plugin "policy" failed in preEntityLock: bug/);
-      assert.equal(crashed.status, 502);
-      // A create with a secret the policy refuses creates nothing: both points run in one transaction.
-      await refusedWithoutChange(h.store, () => h.identity.createEntity(INFO, { id: 'weak', secret: 'pw' }), 'KH_ERR_PLUGIN_VETO', /preSecretChange: too short/);
-    });
+    await withPlugins(
+      [{ name: 'policy', hooks: { preSecretChange: veto('too short'), preEntityLock: () => Promise.reject(new TypeError('bug')) } }],
+      async (h) => {
+        await h.identity.createEntity(INFO, { id: 'e' });
+        const vetoed = await refusedWithoutChange(
+          h.store,
+          () => h.identity.setSecret(INFO, 'e', 'pw'),
+          'KH_ERR_PLUGIN_VETO',
+          /plugin "policy" refused the request in preSecretChange: too short/,
+        );
+        assert.equal(vetoed.status, 422);
+        const crashed = await refusedWithoutChange(
+          h.store,
+          () => h.identity.lockEntity(INFO, 'e'),
+          'KH_ERR_PLUGIN_FAILED',
+          /plugin "policy" failed in preEntityLock: bug/,
+        );
+        assert.equal(crashed.status, 502);
+        // A create with a secret the policy refuses creates nothing: both points run in one transaction.
+        await refusedWithoutChange(
+          h.store,
+          () => h.identity.createEntity(INFO, { id: 'weak', secret: 'pw' }),
+          'KH_ERR_PLUGIN_VETO',
+          /preSecretChange: too short/,
+        );
+      },
+    );
   });
 
   it('skips a failureMode open plugin that crashes or times out, but never one that vetoes', async () => {
@@ -244,17 +291,23 @@ describe('lifecycle contract', () => {
         assert.equal((p.subject as Entity).secret, '', `${p.hook} got a secret`);
         assert.ok(!wire.includes(hash) && !wire.includes('$argon2'), `${p.hook} saw the hash`);
         assert.ok(!wire.includes('wrong-plain'), `${p.hook} saw the secret of an auth check`);
-        if (!p.hook.endsWith('SecretChange')) assert.ok(!wire.includes('first-plain') && !wire.includes('second-plain'), `${p.hook} saw a new secret`);
+        if (!p.hook.endsWith('SecretChange'))
+          assert.ok(!wire.includes('first-plain') && !wire.includes('second-plain'), `${p.hook} saw a new secret`);
       }
       // A secret given at create is a SecretChange of the same request, so a password policy sees it too.
-      const secretChanges = params.filter((p) => p.hook === 'preSecretChange').map((p) => ({ request: p.request, requestId: p.context.requestId }));
+      const secretChanges = params
+        .filter((p) => p.hook === 'preSecretChange')
+        .map((p) => ({ request: p.request, requestId: p.context.requestId }));
       assert.deepEqual(secretChanges, [
         { request: { secret: 'first-plain' }, requestId: INFO.requestId },
         { request: { secret: 'second-plain' }, requestId: INFO.requestId },
       ]);
       const update = params.find((p) => p.hook === 'preEntityUpdate')!;
       assert.deepEqual(update.request, { patch: { shell: '/bin/sh' } });
-      assert.deepEqual({ operation: update.context.operation, caller: update.context.caller, requestId: update.context.requestId }, { operation: 'entity.update-meta', caller: null, requestId: INFO.requestId });
+      assert.deepEqual(
+        { operation: update.context.operation, caller: update.context.caller, requestId: update.context.requestId },
+        { operation: 'entity.update-meta', caller: null, requestId: INFO.requestId },
+      );
       assert.ok(update.context.deadline > Date.now());
     });
   });
@@ -265,7 +318,10 @@ describe('lifecycle contract', () => {
     await withPlugins([{ name: 'spy', hooks: { preAuthCheck: record, postAuthCheck: record, preEntityCreate: record } }], async (h) => {
       await h.identity.createEntity(INFO, { id: 'e', secret: 'some-plain' });
       await h.identity.authCheck({ requestId: 'r2', caller: null, capabilities: [], clientAddress: '203.0.113.9' }, 'e', 'some-plain');
-      assert.deepEqual(contexts.map((c) => c.clientAddress), [undefined, '203.0.113.9', '203.0.113.9']);
+      assert.deepEqual(
+        contexts.map((c) => c.clientAddress),
+        [undefined, '203.0.113.9', '203.0.113.9'],
+      );
       assert.equal('clientAddress' in contexts[0]!, false);
     });
   });
@@ -276,20 +332,23 @@ describe('lifecycle contract', () => {
       params.push(p);
       return { subject: p.subject, state: p.context.state };
     };
-    await withPlugins([{ name: 'spy', hooks: { preMembershipAdd: record, postMembershipAdd: record, postMembershipRemove: record } }], async (h) => {
-      await h.identity.createEntity(INFO, { id: 'e' });
-      await h.identity.createGroup(INFO, { name: 'g' });
-      await h.identity.addMember(INFO, 'g', 'e');
-      await h.identity.removeMember(INFO, 'g', 'e');
-      assert.deepEqual(
-        params.map((p) => [p.hook, (p.subject as Entity).id, (p.subject as Entity).meta.groups, p.request]),
-        [
-          ['preMembershipAdd', 'e', [], { group: 'g' }],
-          ['postMembershipAdd', 'e', ['g'], { group: 'g' }],
-          ['postMembershipRemove', 'e', [], { group: 'g' }],
-        ],
-      );
-    });
+    await withPlugins(
+      [{ name: 'spy', hooks: { preMembershipAdd: record, postMembershipAdd: record, postMembershipRemove: record } }],
+      async (h) => {
+        await h.identity.createEntity(INFO, { id: 'e' });
+        await h.identity.createGroup(INFO, { name: 'g' });
+        await h.identity.addMember(INFO, 'g', 'e');
+        await h.identity.removeMember(INFO, 'g', 'e');
+        assert.deepEqual(
+          params.map((p) => [p.hook, (p.subject as Entity).id, (p.subject as Entity).meta.groups, p.request]),
+          [
+            ['preMembershipAdd', 'e', [], { group: 'g' }],
+            ['postMembershipAdd', 'e', ['g'], { group: 'g' }],
+            ['postMembershipRemove', 'e', [], { group: 'g' }],
+          ],
+        );
+      },
+    );
   });
 
   it('runs AuthCheck POST only after a correct secret', async () => {
@@ -308,31 +367,52 @@ describe('lifecycle contract', () => {
   });
 
   it('refuses AuthCheck when a PRE hook marks the entity locked, without saving the lock', async () => {
-    await withPlugins([{ name: 'lockout', hooks: { preAuthCheck: editEntity((e) => ({ ...e, meta: { ...e.meta, locked: true } })) } }], async (h) => {
-      await h.identity.createEntity(INFO, { id: 'e', secret: 'right' });
-      const refused = await refusedWithoutChange(h.store, () => h.identity.authCheck(INFO, 'e', 'right'), 'KH_ERR_AUTH_FAILED');
-      assert.equal((refused as AuthFailed).reason, 'locked');
-      assert.equal((await h.identity.entityInfo('e')).meta.locked, false);
-    });
+    await withPlugins(
+      [{ name: 'lockout', hooks: { preAuthCheck: editEntity((e) => ({ ...e, meta: { ...e.meta, locked: true } })) } }],
+      async (h) => {
+        await h.identity.createEntity(INFO, { id: 'e', secret: 'right' });
+        const refused = await refusedWithoutChange(h.store, () => h.identity.authCheck(INFO, 'e', 'right'), 'KH_ERR_AUTH_FAILED');
+        assert.equal((refused as AuthFailed).reason, 'locked');
+        assert.equal((await h.identity.entityInfo('e')).meta.locked, false);
+      },
+    );
   });
 
   it('answers a veto in AuthCheck as a refused login (the plugin named only for the log), a crash as the outage it is', async () => {
-    const plugins: TestPlugin[] = [{ name: 'gatekeeper', hooks: { preAuthCheck: (p) => ((p.subject as Entity).id === 'crashes' ? Promise.reject(new TypeError('bug')) : veto('not today')(p)) } }];
+    const plugins: TestPlugin[] = [
+      {
+        name: 'gatekeeper',
+        hooks: {
+          preAuthCheck: (p) => ((p.subject as Entity).id === 'crashes' ? Promise.reject(new TypeError('bug')) : veto('not today')(p)),
+        },
+      },
+    ];
     await withPlugins(plugins, async (h) => {
       await h.identity.createEntity(INFO, { id: 'e', secret: 'right' });
       await h.identity.createEntity(INFO, { id: 'crashes', secret: 'right' });
-      const vetoed = (await refusedWithoutChange(h.store, () => h.identity.authCheck(INFO, 'e', 'right'), 'KH_ERR_AUTH_FAILED')) as AuthFailed;
+      const vetoed = (await refusedWithoutChange(
+        h.store,
+        () => h.identity.authCheck(INFO, 'e', 'right'),
+        'KH_ERR_AUTH_FAILED',
+      )) as AuthFailed;
       const unknown = await rejectsWith(h.identity.authCheck(INFO, 'nobody', 'right'), 'KH_ERR_AUTH_FAILED');
       assert.deepEqual(vetoed.toJSON(), unknown.toJSON());
       assert.equal(vetoed.reason, 'plugin_veto');
       assert.deepEqual(vetoed.logDetail, { plugin: 'gatekeeper', hook: 'preAuthCheck', reason: 'not today' });
-      await rejectsWith(h.identity.authCheck(INFO, 'crashes', 'right'), 'KH_ERR_PLUGIN_FAILED', /plugin "gatekeeper" failed in preAuthCheck/);
+      await rejectsWith(
+        h.identity.authCheck(INFO, 'crashes', 'right'),
+        'KH_ERR_PLUGIN_FAILED',
+        /plugin "gatekeeper" failed in preAuthCheck/,
+      );
     });
   });
 
   it("saves a PRE hook's edit when AuthCheck succeeds, and nothing when it fails", async () => {
     // fail2lock's operator reset: preAuthCheck consumes the `fail2lock:RESET` untyped metadata.
-    const consumeReset = editEntity((e) => ({ ...e, meta: { ...e.meta, untypedMeta: e.meta.untypedMeta.filter((u) => u !== 'fail2lock:RESET') } }));
+    const consumeReset = editEntity((e) => ({
+      ...e,
+      meta: { ...e.meta, untypedMeta: e.meta.untypedMeta.filter((u) => u !== 'fail2lock:RESET') },
+    }));
     await withPlugins([{ name: 'fail2lock', hooks: { preAuthCheck: consumeReset } }], async (h) => {
       await h.identity.createEntity(INFO, { id: 'e', secret: 'right' });
       await h.identity.entityUntypedMeta(INFO, 'e', { action: 'upsert', key: 'fail2lock', value: 'RESET' });
@@ -353,7 +433,11 @@ describe('request deadline', () => {
     ]);
     const subject = parseEntity({ id: 'e' });
     const context = { requestId: 'r', operation: 'entity.lock', caller: null, deadline: Date.now() - 1, state: {} };
-    await rejectsWith(runHook(dispatcher, 'preEntityLock', subject, {}, context), 'KH_ERR_PLUGIN_TIMEOUT', /plugin "strict" failed in preEntityLock: the request's deadline passed/);
+    await rejectsWith(
+      runHook(dispatcher, 'preEntityLock', subject, {}, context),
+      'KH_ERR_PLUGIN_TIMEOUT',
+      /plugin "strict" failed in preEntityLock: the request's deadline passed/,
+    );
     assert.deepEqual(dispatcher.calls, []);
     assert.deepEqual(dispatcher.skips, ['lenient:preEntityLock']);
   });
@@ -430,11 +514,18 @@ describe('shadow mode', () => {
         seen.push({ plugin, hook: p.hook, shell: (p.subject as Entity).meta.shell, state: p.context.state });
         return edit(p);
       };
-    const shadowEdit = (p: HookParams): HookResult => ({ subject: { ...(p.subject as Entity), meta: { ...(p.subject as Entity).meta, shell: '/bin/shadow' } }, state: { ...p.context.state, shadow: p.hook } });
+    const shadowEdit = (p: HookParams): HookResult => ({
+      subject: { ...(p.subject as Entity), meta: { ...(p.subject as Entity).meta, shell: '/bin/shadow' } },
+      state: { ...p.context.state, shadow: p.hook },
+    });
     const passOn = (p: HookParams): HookResult => ({ subject: p.subject, state: { ...p.context.state, [`enforced-${p.hook}`]: true } });
     await withPlugins(
       [
-        { name: 'shadow', mode: 'shadow', hooks: { preEntityUpdate: watch('shadow', shadowEdit), postEntityUpdate: watch('shadow', shadowEdit) } },
+        {
+          name: 'shadow',
+          mode: 'shadow',
+          hooks: { preEntityUpdate: watch('shadow', shadowEdit), postEntityUpdate: watch('shadow', shadowEdit) },
+        },
         { name: 'enforced', hooks: { preEntityUpdate: watch('enforced', passOn), postEntityUpdate: watch('enforced', passOn) } },
       ],
       async (h, d) => {
@@ -473,7 +564,10 @@ describe('break-glass exemptions', () => {
         await h.identity.createEntity(INFO, { id: 'alice', secret: 'alice-pw' });
         assert.equal((await h.identity.authCheck(INFO, 'root', 'root-pw')).id, 'root');
         // The veto reaches the client as any refused login; its reason stays on the error for the log.
-        assert.equal(((await rejectsWith(h.identity.authCheck(INFO, 'alice', 'alice-pw'), 'KH_ERR_AUTH_FAILED')) as AuthFailed).reason, 'plugin_veto');
+        assert.equal(
+          ((await rejectsWith(h.identity.authCheck(INFO, 'alice', 'alice-pw'), 'KH_ERR_AUTH_FAILED')) as AuthFailed).reason,
+          'plugin_veto',
+        );
         await h.identity.updateEntityMeta(INFO, 'root', { shell: '/bin/sh' });
         await rejectsWith(h.identity.updateEntityMeta(INFO, 'alice', { shell: '/bin/sh' }), 'KH_ERR_PLUGIN_VETO', /no changes/);
         assert.deepEqual(d.exempted, ['lockout:preAuthCheck:root', 'lockout:preEntityUpdate:root']);

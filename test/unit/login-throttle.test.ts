@@ -7,7 +7,14 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { parseEntity } from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../../src/errors.js';
 import { AuthFailed } from '../../src/identity/auth-failure.js';
-import { DEFAULT_LOGIN_THROTTLE, delayAfter, LoginThrottle, MAX_DELAY_STEPS, MAX_WAITING_PER_ID, type LoginThrottleSettings } from '../../src/identity/login-throttle.js';
+import {
+  DEFAULT_LOGIN_THROTTLE,
+  delayAfter,
+  LoginThrottle,
+  MAX_DELAY_STEPS,
+  MAX_WAITING_PER_ID,
+  type LoginThrottleSettings,
+} from '../../src/identity/login-throttle.js';
 import type { Store } from '../../src/store/store.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { scratchDir } from '../support/keyhold.js';
@@ -107,7 +114,11 @@ describe('login throttle: delays', () => {
     }
     const [id] = await r.store.reader.throttleRecords([`id ${ALICE}`]);
     assert.equal(id!.blockedUntil - id!.lastFailure, MAX_DELAY_STEPS * SECOND);
-    assert.equal(await r.attempt(ALICE, ELSEWHERE, true), 'ok', 'the owner at an unfamiliar address waits at most the per-id maximum after the last failure');
+    assert.equal(
+      await r.attempt(ALICE, ELSEWHERE, true),
+      'ok',
+      'the owner at an unfamiliar address waits at most the per-id maximum after the last failure',
+    );
   });
 
   it('forgets an address whose last failure is older than forgetAfter', async () => {
@@ -208,7 +219,9 @@ describe('login throttle: the store', () => {
       assert.equal(writes(), 4, 'the success clears the pair and the id');
       await r.attempt(ALICE, HOME, true);
       assert.equal(writes(), 4);
-      await r.throttle.attempt(ALICE, HOME, () => Promise.reject(new KeyholdError('KH_ERR_PLUGIN_FAILED', 'crashed'))).catch(() => undefined);
+      await r.throttle
+        .attempt(ALICE, HOME, () => Promise.reject(new KeyholdError('KH_ERR_PLUGIN_FAILED', 'crashed')))
+        .catch(() => undefined);
       assert.equal(writes(), 4, 'an outage is not a failure of the client');
     } finally {
       await r.store.close();

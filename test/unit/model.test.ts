@@ -1,6 +1,16 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CAPABILITIES, decodeEntity, encodeEntity, HOOK_NAMES, HOOKS, LIFECYCLE_POINTS, parseEntity, parseGroup, SchemaError } from 'keyhold-plugin-sdk';
+import {
+  CAPABILITIES,
+  decodeEntity,
+  encodeEntity,
+  HOOK_NAMES,
+  HOOKS,
+  LIFECYCLE_POINTS,
+  parseEntity,
+  parseGroup,
+  SchemaError,
+} from 'keyhold-plugin-sdk';
 
 describe('hook list', () => {
   it('has twelve points and 24 uniquely named hooks, pre before post', () => {
@@ -24,7 +34,10 @@ describe('schema', () => {
   });
 
   it('refuses unknown fields, wrong types and unknown enum names with the path', () => {
-    assert.throws(() => parseEntity({ id: 'a', bogus: 1 }), (e: unknown) => e instanceof SchemaError && e.path === 'bogus');
+    assert.throws(
+      () => parseEntity({ id: 'a', bogus: 1 }),
+      (e: unknown) => e instanceof SchemaError && e.path === 'bogus',
+    );
     assert.throws(() => parseEntity({ id: 7 }), /id: expected a string, got number 7/);
     assert.throws(() => parseEntity({ id: 'a', meta: { capabilities: ['ROOT'] } }), /meta\.capabilities\[0\]: .*not a Capability/);
     assert.throws(() => parseEntity({ id: 'a', number: 1.5 }), /number: expected a 32-bit integer/);
@@ -33,7 +46,10 @@ describe('schema', () => {
     assert.throws(() => parseEntity({ id: 'a\ud800' }), /id: not valid Unicode text/);
     assert.throws(() => parseEntity({ id: 'a', meta: { kv: { '\udc00': { values: [] } } } }), /meta\.kv: a key is not valid Unicode/);
     // As a plugin's result arrives: JSON.parse makes "__proto__" an own key, which a plain assignment would turn into the prototype.
-    assert.throws(() => parseEntity(JSON.parse('{"id":"a","meta":{"kv":{"__proto__":{"values":["x"]}}}}')), /meta\.kv: the key "__proto__" is reserved/);
+    assert.throws(
+      () => parseEntity(JSON.parse('{"id":"a","meta":{"kv":{"__proto__":{"values":["x"]}}}}')),
+      /meta\.kv: the key "__proto__" is reserved/,
+    );
   });
 
   it('round-trips through the protobuf encoding', () => {

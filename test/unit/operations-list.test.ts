@@ -8,7 +8,10 @@ import { INFO, openHarness, TestDispatcher } from '../support/identity-harness.j
 describe('OPERATIONS', () => {
   it('lists exactly the operations the identity layer runs, each at its point', async (t) => {
     const seen = new Set<string>();
-    const record = (p: HookParams) => (seen.add(`${hookSpec(p.hook).point} ${p.context.operation}`), { subject: p.subject, state: p.context.state });
+    const record = (p: HookParams) => (
+      seen.add(`${hookSpec(p.hook).point} ${p.context.operation}`),
+      { subject: p.subject, state: p.context.state }
+    );
     const h = openHarness(new TestDispatcher([{ name: 'recorder', hooks: Object.fromEntries(HOOK_NAMES.map((name) => [name, record])) }]));
     t.after(() => h.close());
     const i = h.identity;

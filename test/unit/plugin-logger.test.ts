@@ -28,7 +28,10 @@ describe('plugin logger', () => {
     ]);
     const err = records[2]!;
     assert.equal(err.msg, 'boom');
-    assert.deepEqual({ ...(err.fields!.err as object), stack: typeof (err.fields!.err as { stack: unknown }).stack }, { type: 'TypeError', message: 'boom', stack: 'string' });
+    assert.deepEqual(
+      { ...(err.fields!.err as object), stack: typeof (err.fields!.err as { stack: unknown }).stack },
+      { type: 'TypeError', message: 'boom', stack: 'string' },
+    );
     logger.level = 'trace';
     logger.trace('now written');
     assert.equal(records.at(-1)!.msg, 'now written');
@@ -41,19 +44,25 @@ describe('plugin logger', () => {
     child.info('below warn');
     child.level = 'info';
     child.info({ hits: 2 }, 'counted');
-    logger.info('still below the parent\'s level');
+    logger.info("still below the parent's level");
     assert.deepEqual(records, [{ level: 'info', msg: 'counted', fields: { component: 'cache', hits: 2 } }]);
   });
 
   it('refuses an unknown level by name', () => {
-    assert.throws(() => (createPluginLogger().level = 'verbose' as 'info'), /unknown log level "verbose": expected one of trace, debug, info, warn, error, fatal/);
+    assert.throws(
+      () => (createPluginLogger().level = 'verbose' as 'info'),
+      /unknown log level "verbose": expected one of trace, debug, info, warn, error, fatal/,
+    );
   });
 
   it('writes JSON lines to stderr while no host is connected', (t) => {
     const lines: string[] = [];
     t.mock.method(process.stderr, 'write', (line: string) => lines.push(line) > 0);
     createPluginLogger().warn({ n: 1 }, 'to stderr');
-    assert.deepEqual(lines.map((l) => JSON.parse(l)), [{ level: 'warn', msg: 'to stderr', n: 1 }]);
+    assert.deepEqual(
+      lines.map((l) => JSON.parse(l)),
+      [{ level: 'warn', msg: 'to stderr', n: 1 }],
+    );
   });
 
   it('loads pino with the first record written, not before (in a fresh process)', () => {
@@ -68,7 +77,11 @@ describe('plugin logger', () => {
       logger.info('written');
       seen.push(loaded());
       console.log(JSON.stringify(seen));`;
-    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: import.meta.dirname, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: import.meta.dirname,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     assert.deepEqual(JSON.parse(out), [false, false, true]);
   });
 });

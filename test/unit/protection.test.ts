@@ -16,7 +16,11 @@ describe('protection: what a group confers', () => {
     h = openHarness();
     // top INCLUDEs middle, which EXCLUDEs bottom: joining bottom takes top's and middle's capabilities away.
     await h.identity.createGroup(INFO, { name: 'bottom', capabilities: ['CREATE_GROUP'] });
-    await h.identity.createGroup(INFO, { name: 'middle', capabilities: ['LOCK_ENTITY'], expansions: [{ mode: 'EXCLUDE', group: 'bottom' }] });
+    await h.identity.createGroup(INFO, {
+      name: 'middle',
+      capabilities: ['LOCK_ENTITY'],
+      expansions: [{ mode: 'EXCLUDE', group: 'bottom' }],
+    });
     await h.identity.createGroup(INFO, { name: 'top', capabilities: ['GLOBAL_ROOT'], expansions: [{ mode: 'INCLUDE', group: 'middle' }] });
     await h.identity.createGroup(INFO, { name: 'aside', capabilities: ['DESTROY_GROUP'] });
   });
@@ -52,22 +56,46 @@ describe('protection: protected subjects', () => {
   });
 
   it('refuses a subject holding more, naming what is missing and why', async () => {
-    const err = await refusedWithoutChange(h.store, () => h.identity.lockEntity(as('locker', 'LOCK_ENTITY'), 'root'), 'KH_ERR_FORBIDDEN', /entity "root" holds GLOBAL_ROOT, which "locker" does not have/);
+    const err = await refusedWithoutChange(
+      h.store,
+      () => h.identity.lockEntity(as('locker', 'LOCK_ENTITY'), 'root'),
+      'KH_ERR_FORBIDDEN',
+      /entity "root" holds GLOBAL_ROOT, which "locker" does not have/,
+    );
     assert.deepEqual(err.details, { needed: ['GLOBAL_ROOT'], entity: 'root', reason: 'holds' });
-    await refusedWithoutChange(h.store, () => h.identity.unlockEntity(as('x', 'UNLOCK_ENTITY'), 'other-locker'), 'KH_ERR_FORBIDDEN', /holds LOCK_ENTITY/);
+    await refusedWithoutChange(
+      h.store,
+      () => h.identity.unlockEntity(as('x', 'UNLOCK_ENTITY'), 'other-locker'),
+      'KH_ERR_FORBIDDEN',
+      /holds LOCK_ENTITY/,
+    );
   });
 
   it('checks a membership change against the entity and against what the group confers', async () => {
     const members = as('member-admin', 'MODIFY_GROUP_MEMBERS');
-    const err = await refusedWithoutChange(h.store, () => h.identity.addMember(members, 'admin-team', 'plain'), 'KH_ERR_FORBIDDEN', /group "admin-team" confers/);
+    const err = await refusedWithoutChange(
+      h.store,
+      () => h.identity.addMember(members, 'admin-team', 'plain'),
+      'KH_ERR_FORBIDDEN',
+      /group "admin-team" confers/,
+    );
     assert.deepEqual(err.details, { needed: ['GLOBAL_ROOT'], group: 'admin-team', reason: 'confers' });
-    await refusedWithoutChange(h.store, () => h.identity.addMember(members, 'team', 'locker'), 'KH_ERR_FORBIDDEN', /entity "locker" holds LOCK_ENTITY/);
+    await refusedWithoutChange(
+      h.store,
+      () => h.identity.addMember(members, 'team', 'locker'),
+      'KH_ERR_FORBIDDEN',
+      /entity "locker" holds LOCK_ENTITY/,
+    );
     await h.identity.addMember(members, 'team', 'plain');
   });
 
   it('checks expansions, managedBy and destroying against what the group confers; display name and metadata are not protected', async () => {
     const meta = as('meta-admin', 'MODIFY_GROUP_META');
-    await refusedWithoutChange(h.store, () => h.identity.groupExpansions(meta, 'admin-team', { action: 'add', value: { mode: 'INCLUDE', group: 'team' } }), 'KH_ERR_FORBIDDEN');
+    await refusedWithoutChange(
+      h.store,
+      () => h.identity.groupExpansions(meta, 'admin-team', { action: 'add', value: { mode: 'INCLUDE', group: 'team' } }),
+      'KH_ERR_FORBIDDEN',
+    );
     await refusedWithoutChange(h.store, () => h.identity.updateGroup(meta, 'admins', { managedBy: 'team' }), 'KH_ERR_FORBIDDEN');
     await refusedWithoutChange(h.store, () => h.identity.destroyGroup(as('destroyer', 'DESTROY_GROUP'), 'admins'), 'KH_ERR_FORBIDDEN');
     await h.identity.updateGroup(meta, 'admins', { displayName: 'Administrators' });
@@ -92,7 +120,11 @@ describe('protection: the last unlocked GLOBAL_ROOT holder', () => {
     await h.identity.createEntity(INFO, { id: 'spare', capabilities: ['GLOBAL_ROOT'] });
     await h.identity.lockEntity(INFO, 'spare');
     await h.identity.createGroup(INFO, { name: 'outcasts' });
-    await h.identity.createGroup(INFO, { name: 'admins', capabilities: ['GLOBAL_ROOT'], expansions: [{ mode: 'EXCLUDE', group: 'outcasts' }] });
+    await h.identity.createGroup(INFO, {
+      name: 'admins',
+      capabilities: ['GLOBAL_ROOT'],
+      expansions: [{ mode: 'EXCLUDE', group: 'outcasts' }],
+    });
     await h.identity.addMember(INFO, 'admins', 'admin');
   });
   after(() => h.close());
@@ -112,7 +144,10 @@ describe('protection: the last unlocked GLOBAL_ROOT holder', () => {
       ['destroy', () => h.identity.destroyEntity(INFO, 'root')],
       ['capability removal', () => h.identity.entityCapabilities(INFO, 'root', { action: 'remove', value: 'GLOBAL_ROOT' })],
     ];
-    for (const [what, attempt] of refusals) await refusedWithoutChange(h.store, attempt, 'KH_ERR_LAST_ROOT', /no unlocked entity would hold GLOBAL_ROOT/).catch((err: Error) => assert.fail(`${what}: ${err.message}`));
+    for (const [what, attempt] of refusals)
+      await refusedWithoutChange(h.store, attempt, 'KH_ERR_LAST_ROOT', /no unlocked entity would hold GLOBAL_ROOT/).catch((err: Error) =>
+        assert.fail(`${what}: ${err.message}`),
+      );
     // Now root's only through the group.
     await h.identity.addMember(INFO, 'admins', 'root');
     await h.identity.entityCapabilities(INFO, 'root', { action: 'remove', value: 'GLOBAL_ROOT' });
@@ -121,12 +156,17 @@ describe('protection: the last unlocked GLOBAL_ROOT holder', () => {
       ['membership add into an excluded group', () => h.identity.addMember(INFO, 'outcasts', 'root')],
       ['group capability removal', () => h.identity.groupCapabilities(INFO, 'admins', { action: 'remove', value: 'GLOBAL_ROOT' })],
     ];
-    for (const [what, attempt] of groupRefusals) await refusedWithoutChange(h.store, attempt, 'KH_ERR_LAST_ROOT').catch((err: Error) => assert.fail(`${what}: ${err.message}`));
+    for (const [what, attempt] of groupRefusals)
+      await refusedWithoutChange(h.store, attempt, 'KH_ERR_LAST_ROOT').catch((err: Error) => assert.fail(`${what}: ${err.message}`));
     await h.identity.createGroup(INFO, { name: 'root-only' });
     await h.identity.addMember(INFO, 'root-only', 'root');
     await h.identity.groupExpansions(INFO, 'admins', { action: 'remove', value: { mode: 'EXCLUDE', group: 'outcasts' } });
     await h.identity.groupExpansions(INFO, 'admins', { action: 'add', value: { mode: 'EXCLUDE', group: 'outcasts' } });
-    await refusedWithoutChange(h.store, () => h.identity.groupExpansions(INFO, 'admins', { action: 'add', value: { mode: 'EXCLUDE', group: 'root-only' } }), 'KH_ERR_LAST_ROOT');
+    await refusedWithoutChange(
+      h.store,
+      () => h.identity.groupExpansions(INFO, 'admins', { action: 'add', value: { mode: 'EXCLUDE', group: 'root-only' } }),
+      'KH_ERR_LAST_ROOT',
+    );
     await h.identity.removeMember(INFO, 'root-only', 'root');
     await h.identity.destroyGroup(INFO, 'root-only');
     // With another unlocked holder, each is allowed.
@@ -149,12 +189,19 @@ describe('protection: the last unlocked GLOBAL_ROOT holder', () => {
   });
 
   it('applies to what POST hooks change too: the data as it will be committed', async () => {
-    const lockEntity = ({ subject, context }: HookParams) => ({ subject: { ...(subject as Entity), meta: { ...(subject as Entity).meta, locked: true } }, state: context.state });
+    const lockEntity = ({ subject, context }: HookParams) => ({
+      subject: { ...(subject as Entity), meta: { ...(subject as Entity).meta, locked: true } },
+      state: context.state,
+    });
     const lockRoot = new TestDispatcher([{ name: 'locker', hooks: { postEntityUpdate: lockEntity } }]);
     const h2 = openHarness(lockRoot);
     try {
       await h2.identity.createEntity(INFO, { id: 'root', capabilities: ['GLOBAL_ROOT'] });
-      await refusedWithoutChange(h2.store, () => h2.identity.entityKeys(INFO, 'root', { action: 'add', value: 'ssh-ed25519 AAAA root' }), 'KH_ERR_LAST_ROOT');
+      await refusedWithoutChange(
+        h2.store,
+        () => h2.identity.entityKeys(INFO, 'root', { action: 'add', value: 'ssh-ed25519 AAAA root' }),
+        'KH_ERR_LAST_ROOT',
+      );
     } finally {
       await h2.close();
     }

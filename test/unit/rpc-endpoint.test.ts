@@ -15,7 +15,12 @@ function endpoint() {
     (m) => written.push(m as Record<string, unknown>),
     (err) => assert.fail(err.message),
   );
-  const rpc = new RpcEndpoint(input, (data) => parser.push(Buffer.from(data)), () => events.closed++, (err) => events.broken.push(err));
+  const rpc = new RpcEndpoint(
+    input,
+    (data) => parser.push(Buffer.from(data)),
+    () => events.closed++,
+    (err) => events.broken.push(err),
+  );
   rpc.listen();
   const send = (message: object) => input.write(frame(JSON.stringify({ jsonrpc: '2.0', ...message })));
   return { rpc, input, written, events, send };

@@ -40,7 +40,12 @@ describe('SqliteStore: a lock held by another process', () => {
     try {
       const write = store.write((tx) => tx.insertEntity(entity('blocked')));
       assert.ok(await pendingWhileLoopTurns(write, 20), 'the event loop turned while the write waited for the lock');
-      assert.deepEqual(await store.health(), { reads: 'ok', writes: 'busy', problem: 'another process holds the database lock', queuedWrites: 1 });
+      assert.deepEqual(await store.health(), {
+        reads: 'ok',
+        writes: 'busy',
+        problem: 'another process holds the database lock',
+        queuedWrites: 1,
+      });
       const err = await rejectsWith(write, 'KH_ERR_STORE_BUSY', /locked by another process \(waited 2000 ms/);
       assert.equal(err.details?.retryAfterSeconds, 1);
     } finally {
@@ -92,7 +97,11 @@ describe('SqliteStore: a full disk', () => {
     assert.match(health.problem ?? '', /^the last write failed: the disk holding the database is full/);
     const count = await store.reader.countEntities();
     full.undo();
-    assert.deepEqual(await store.health(), { reads: 'ok', writes: 'full', problem: health.problem, queuedWrites: 0 }, 'remembered until a write succeeds');
+    assert.deepEqual(
+      await store.health(),
+      { reads: 'ok', writes: 'full', problem: health.problem, queuedWrites: 0 },
+      'remembered until a write succeeds',
+    );
     await store.write((tx) => tx.insertEntity(entity('room-again')));
     assert.equal(await store.reader.countEntities(), count + 1);
     assert.equal((await store.health()).writes, 'ok');

@@ -41,7 +41,10 @@ describe('SqliteStore: schema and file', () => {
     const raw = new Database(file);
     raw.pragma(`user_version = ${MIGRATIONS.length + 1}`);
     raw.close();
-    assert.throws(() => SqliteStore.open(file), new RegExp(`schema version ${MIGRATIONS.length + 1}, newer than this keyhold knows \\(${MIGRATIONS.length}\\)`));
+    assert.throws(
+      () => SqliteStore.open(file),
+      new RegExp(`schema version ${MIGRATIONS.length + 1}, newer than this keyhold knows \\(${MIGRATIONS.length}\\)`),
+    );
   });
 });
 
@@ -83,9 +86,15 @@ describe('SqliteStore: holders of a capability', () => {
     raw.exec(MIGRATIONS[0]!.sql);
     raw.pragma('user_version = 1');
     const encoded = (bytes: Uint8Array) => Buffer.from(bytes);
-    raw.prepare('INSERT INTO entities (id, number, secret, display_name, legal_name, data) VALUES (?, ?, ?, ?, ?, ?)').run('root', 1, '', '', '', encoded(encodeEntity(parseEntity({ id: 'root', meta: { capabilities: ['GLOBAL_ROOT'] } }))));
-    raw.prepare('INSERT INTO entities (id, number, secret, display_name, legal_name, data) VALUES (?, ?, ?, ?, ?, ?)').run('plain', 2, '', '', '', encoded(encodeEntity(parseEntity({ id: 'plain' }))));
-    raw.prepare('INSERT INTO groups (name, number, display_name, managed_by, data) VALUES (?, ?, ?, ?, ?)').run('lockers', 1, '', null, encoded(encodeGroup(parseGroup({ name: 'lockers', capabilities: ['LOCK_ENTITY'] }))));
+    raw
+      .prepare('INSERT INTO entities (id, number, secret, display_name, legal_name, data) VALUES (?, ?, ?, ?, ?, ?)')
+      .run('root', 1, '', '', '', encoded(encodeEntity(parseEntity({ id: 'root', meta: { capabilities: ['GLOBAL_ROOT'] } }))));
+    raw
+      .prepare('INSERT INTO entities (id, number, secret, display_name, legal_name, data) VALUES (?, ?, ?, ?, ?, ?)')
+      .run('plain', 2, '', '', '', encoded(encodeEntity(parseEntity({ id: 'plain' }))));
+    raw
+      .prepare('INSERT INTO groups (name, number, display_name, managed_by, data) VALUES (?, ?, ?, ?, ?)')
+      .run('lockers', 1, '', null, encoded(encodeGroup(parseGroup({ name: 'lockers', capabilities: ['LOCK_ENTITY'] }))));
     raw.close();
     const store = SqliteStore.open(file);
     try {
@@ -134,7 +143,11 @@ describe('SqliteStore: entities', () => {
   });
 
   it('numbers automatically from the highest number in use', async () => {
-    const [a, b, c] = await store.write(async (tx) => [await tx.insertEntity(entity('n1')), await tx.insertEntity(entity('n2', { number: 500 })), await tx.insertEntity(entity('n3'))]);
+    const [a, b, c] = await store.write(async (tx) => [
+      await tx.insertEntity(entity('n1')),
+      await tx.insertEntity(entity('n2', { number: 500 })),
+      await tx.insertEntity(entity('n3')),
+    ]);
     assert.equal(b!.number, 500);
     assert.equal(c!.number, 501);
     assert.ok(a!.number > 0 && a!.number < 500);
@@ -191,7 +204,8 @@ describe('SqliteStore: entities', () => {
       await tx.insertEntity(entity('s-cat', { displayName: '100% cat' }));
       await tx.insertEntity(entity('s_dog'));
     });
-    const ids = async (text: string, extra: { limit?: number; after?: string } = {}) => (await store.reader.searchEntities({ text, ...extra })).map((e) => e.id);
+    const ids = async (text: string, extra: { limit?: number; after?: string } = {}) =>
+      (await store.reader.searchEntities({ text, ...extra })).map((e) => e.id);
     assert.deepEqual(await ids('smith'), ['s-ann', 's-bob']);
     assert.deepEqual(await ids('%'), ['s-cat']);
     assert.deepEqual(await ids('s_'), ['s_dog']);
@@ -321,7 +335,10 @@ describe('SqliteStore: transactions', () => {
     // w1 awaits several turns of the event loop mid-transaction: unserialised, w2 and w3 would start inside it.
     await Promise.all([failing.catch(() => undefined), slow('w1', 5), slow('w2', 1), slow('w3', 0)]);
     assert.deepEqual(events, ['failing start', 'w1 start', 'w1 end', 'w2 start', 'w2 end', 'w3 start', 'w3 end']);
-    assert.deepEqual((await store.reader.searchEntities({ text: 'w' })).map((e) => e.id), ['w1', 'w2', 'w3']);
+    assert.deepEqual(
+      (await store.reader.searchEntities({ text: 'w' })).map((e) => e.id),
+      ['w1', 'w2', 'w3'],
+    );
   });
 
   it('commits writes that queued up together, rolling a failing one back alone, answering each only after the commit', async () => {
@@ -350,7 +367,10 @@ describe('SqliteStore: transactions', () => {
     await Promise.all([second, third]);
     assert.equal(store.writeTransactions, transactions + 2, 'the first write, then one transaction for the three queued behind it');
     assert.deepEqual(answered, ['second']);
-    assert.deepEqual((await store.reader.searchEntities({ text: 'g-' })).map((e) => e.id), ['g-first', 'g-second', 'g-third']);
+    assert.deepEqual(
+      (await store.reader.searchEntities({ text: 'g-' })).map((e) => e.id),
+      ['g-first', 'g-second', 'g-third'],
+    );
   });
 
   it('refuses a transaction object used after its transaction ended', async () => {

@@ -15,12 +15,23 @@ async function linesOf(chunks: string[], maxChars: number): Promise<[string, boo
 }
 
 it('joins a line split over chunks and gives the unterminated last line at the end', async () => {
-  assert.deepEqual(await linesOf(['ab', 'cd\nef', '\n\ng'], 8), [['abcd', false], ['ef', false], ['', false], ['g', false]]);
+  assert.deepEqual(await linesOf(['ab', 'cd\nef', '\n\ng'], 8), [
+    ['abcd', false],
+    ['ef', false],
+    ['', false],
+    ['g', false],
+  ]);
 });
 
 it('reports a line over the limit once, cut, however many chunks it spans, and reads on after its newline', async () => {
-  assert.deepEqual(await linesOf(['12345', '67890', 'abcde', 'fgh\nnext\n'], 8), [['12345678', true], ['next', false]]);
-  assert.deepEqual(await linesOf(['123456789\n', 'x'.repeat(50)], 8), [['12345678', true], ['xxxxxxxx', true]]);
+  assert.deepEqual(await linesOf(['12345', '67890', 'abcde', 'fgh\nnext\n'], 8), [
+    ['12345678', true],
+    ['next', false],
+  ]);
+  assert.deepEqual(await linesOf(['123456789\n', 'x'.repeat(50)], 8), [
+    ['12345678', true],
+    ['xxxxxxxx', true],
+  ]);
 });
 
 it('keeps a line of exactly the limit whole', async () => {

@@ -58,7 +58,11 @@ describe('FramedMessageReader', () => {
   });
 
   const broken: [string, Buffer[], RegExp][] = [
-    ['a stray print', [frame('{"jsonrpc":"2.0","id":1,"result":null}'), Buffer.from('debug: got here\n')], /^wrote bytes that are not a JSON-RPC message: "debug: got here\\n"$/],
+    [
+      'a stray print',
+      [frame('{"jsonrpc":"2.0","id":1,"result":null}'), Buffer.from('debug: got here\n')],
+      /^wrote bytes that are not a JSON-RPC message: "debug: got here\\n"$/,
+    ],
     ['a header without Content-Length', [Buffer.from('Content-Type: x\r\n\r\n{}')], /^sent a message without a Content-Length header/],
     ['a header block over 1 KiB', [Buffer.from(`Content-X: ${'a'.repeat(2000)}`)], /not a JSON-RPC message/],
     ['a body over the limit', [Buffer.from('Content-Length: 101\r\n\r\n')], /^sent a message of 101 bytes, over the 100-byte limit$/],
@@ -97,7 +101,11 @@ describe('createWireConnection', () => {
   const Echo = new RequestType<{ n: number }, number, void>('echo');
 
   /** A connection reading `input`, its `echo` handler recording each n it is called with. */
-  function server(input: PassThrough, handled: number[], handler: (p: { n: number }, token?: CancellationToken) => Promise<number> = async ({ n }) => n) {
+  function server(
+    input: PassThrough,
+    handled: number[],
+    handler: (p: { n: number }, token?: CancellationToken) => Promise<number> = async ({ n }) => n,
+  ) {
     const connection = createWireConnection(input, new PassThrough());
     connection.onRequest(Echo, (params, token) => {
       handled.push(params.n);

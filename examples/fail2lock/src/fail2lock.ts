@@ -26,7 +26,10 @@ export class Fail2Lock extends ConfiguredPlugin(schema) {
     }
     const fails = (this.failures.get(entity.id) ?? []).filter((t) => t > now - interval);
     if (fails.length >= allowedFails || (this.lockedUntil.get(entity.id) ?? 0) > now) {
-      this.logger.warn({ entity: entity.id, fails: fails.length, allowed: allowedFails }, 'fail2lock: refusing an entity with too many recent authentication failures');
+      this.logger.warn(
+        { entity: entity.id, fails: fails.length, allowed: allowedFails },
+        'fail2lock: refusing an entity with too many recent authentication failures',
+      );
       return { ...entity, meta: { ...entity.meta, locked: true } };
     }
     // Pessimistic: count this attempt as a failure now; postAuthCheck forgets it if it succeeds.

@@ -66,7 +66,8 @@ type HookFn = (subject: Subject, request: JsonObject, context: PluginContext) =>
 type CommittedFn = (event: CommittedEvent, context: DeliveryContext) => void | Promise<void>;
 
 /** What a test gives to deliver an event: at least `before` or `after`; the harness fills in the rest. */
-export type EventInit<H extends CommittedHookName> = Partial<CommittedEventOf<H>> & ({ before: CommittedEventOf<H>['before'] } | { after: CommittedEventOf<H>['after'] });
+export type EventInit<H extends CommittedHookName> = Partial<CommittedEventOf<H>> &
+  ({ before: CommittedEventOf<H>['before'] } | { after: CommittedEventOf<H>['after'] });
 
 /** A JSON copy, so a plugin sees what it would see on the wire and cannot keep references into the test's objects. */
 function wire<T>(value: T): T {
@@ -107,7 +108,14 @@ export class PluginHarness<P extends NullPlugin> {
   /** A context as the host builds one: a fresh request id, the clock's time plus 2 s as deadline. */
   context(overrides: Partial<HookContext> = {}): HookContext {
     this.requests += 1;
-    return { requestId: `test-${this.requests}`, operation: 'test', caller: this.caller, deadline: this.clock.now() + 2000, state: {}, ...overrides };
+    return {
+      requestId: `test-${this.requests}`,
+      operation: 'test',
+      caller: this.caller,
+      deadline: this.clock.now() + 2000,
+      state: {},
+      ...overrides,
+    };
   }
 
   /**
@@ -118,7 +126,12 @@ export class PluginHarness<P extends NullPlugin> {
    * number, name, memberships or the secret, or leaves no state object.
    * Like the host, it refuses to call a hook the plugin does not implement.
    */
-  async call<S extends Subject>(hook: HookName, subject: S, request: JsonObject = {}, context: Partial<PluginContext> = {}): Promise<HookOutcome<S>> {
+  async call<S extends Subject>(
+    hook: HookName,
+    subject: S,
+    request: JsonObject = {},
+    context: Partial<PluginContext> = {},
+  ): Promise<HookOutcome<S>> {
     this.mustImplement(hook);
     // `signal` lets a test play the host cancelling the call; it is not JSON, so it is kept out of the copy.
     const { signal = new AbortController().signal, ...fields } = context;
@@ -130,7 +143,9 @@ export class PluginHarness<P extends NullPlugin> {
     const problem = returnedProblem(hook, returned);
     if (problem) throw new ContractViolation(this.name, hook, problem);
     // The answer serve() would send (no subject when unchanged), checked as the server checks it.
-    const answer = wire(returned === unchanged || jsonEqual(returned, sent) ? { state: ctx.state } : { subject: returned, state: ctx.state });
+    const answer = wire(
+      returned === unchanged || jsonEqual(returned, sent) ? { state: ctx.state } : { subject: returned, state: ctx.state },
+    );
     const checked = checkHookResult(this.name, hook, sent, answer);
     return { subject: checked.subject as S, state: checked.state };
   }
@@ -140,11 +155,18 @@ export class PluginHarness<P extends NullPlugin> {
    * step: throw to refuse, e.g. when the entity is locked), then the POST hook, with one state bag
    * throughout; a hook the plugin does not implement is skipped, as the host skips it.
    */
-  async run<S extends Subject>(point: LifecyclePoint, subject: S, options: { request?: JsonObject; operation?: string; change?: (subject: S) => S | Promise<S> } = {}): Promise<S> {
+  async run<S extends Subject>(
+    point: LifecyclePoint,
+    subject: S,
+    options: { request?: JsonObject; operation?: string; change?: (subject: S) => S | Promise<S> } = {},
+  ): Promise<S> {
     const { request = {}, operation = 'test', change = (s: S) => s } = options;
     const context = this.context({ operation });
     const pre = await this.callIfImplemented(hookName('pre', point), subject, request, context);
-    const post = await this.callIfImplemented(hookName('post', point), await change(pre.subject), request, { ...context, state: pre.state });
+    const post = await this.callIfImplemented(hookName('post', point), await change(pre.subject), request, {
+      ...context,
+      state: pre.state,
+    });
     return post.subject;
   }
 
@@ -154,7 +176,11 @@ export class PluginHarness<P extends NullPlugin> {
    * time, the subject's kind and key from `after` (or `before`), operation "test", request {}.
    * An error the hook throws is passed through (the host would deliver the event again).
    */
-  async deliver<H extends CommittedHookName>(hook: H, init: EventInit<H>, options: Partial<DeliveryContext> = {}): Promise<CommittedEventOf<H>> {
+  async deliver<H extends CommittedHookName>(
+    hook: H,
+    init: EventInit<H>,
+    options: Partial<DeliveryContext> = {},
+  ): Promise<CommittedEventOf<H>> {
     this.mustImplement(hook);
     const spec = COMMITTED_HOOKS.find((h) => h.name === hook)!;
     const subject = (('after' in init && init.after) || ('before' in init && init.before)) as Subject | null | undefined;
@@ -180,10 +206,18 @@ export class PluginHarness<P extends NullPlugin> {
   }
 
   private mustImplement(hook: PluginHookName): void {
-    if (!implementedHooks(this.plugin).includes(hook)) throw new Error(`the plugin does not implement ${hook}, so the host would never call it`);
+    if (!implementedHooks(this.plugin).includes(hook))
+      throw new Error(`the plugin does not implement ${hook}, so the host would never call it`);
   }
 
-  private callIfImplemented<S extends Subject>(hook: HookName, subject: S, request: JsonObject, context: HookContext): Promise<HookOutcome<S>> {
-    return implementedHooks(this.plugin).includes(hook) ? this.call(hook, subject, request, context) : Promise.resolve({ subject, state: context.state });
+  private callIfImplemented<S extends Subject>(
+    hook: HookName,
+    subject: S,
+    request: JsonObject,
+    context: HookContext,
+  ): Promise<HookOutcome<S>> {
+    return implementedHooks(this.plugin).includes(hook)
+      ? this.call(hook, subject, request, context)
+      : Promise.resolve({ subject, state: context.state });
   }
 }

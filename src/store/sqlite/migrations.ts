@@ -190,7 +190,9 @@ export const MIGRATIONS: readonly Migration[] = [
 export function migrate(db: Database.Database): void {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > MIGRATIONS.length) {
-    throw new Error(`the database has schema version ${current}, newer than this keyhold knows (${MIGRATIONS.length}); upgrade keyhold or restore a backup`);
+    throw new Error(
+      `the database has schema version ${current}, newer than this keyhold knows (${MIGRATIONS.length}); upgrade keyhold or restore a backup`,
+    );
   }
   for (let version = current + 1; version <= MIGRATIONS.length; version++) {
     const migration = MIGRATIONS[version - 1]!;

@@ -48,7 +48,13 @@ function eventFrom(row: EventRow): CommittedEvent {
 }
 
 function deadLetterFrom(row: DeadLetterRow): DeadLetter {
-  return { plugin: row.plugin, seq: row.seq, attempts: row.attempts, lastError: row.last_error, failedAt: new Date(row.failed_at).toISOString() };
+  return {
+    plugin: row.plugin,
+    seq: row.seq,
+    attempts: row.attempts,
+    lastError: row.last_error,
+    failedAt: new Date(row.failed_at).toISOString(),
+  };
 }
 
 /** `point IN (?, ?, …)` for the given points, with its parameters; no condition when `points` is undefined. */
@@ -74,7 +80,12 @@ export class SqliteOutboxReader implements OutboxReader {
   }
 
   async cursors(): Promise<Map<string, number>> {
-    return new Map(this.db.prepare<[], { plugin: string; seq: number }>('SELECT plugin, seq FROM event_cursors').all().map((r) => [r.plugin, r.seq]));
+    return new Map(
+      this.db
+        .prepare<[], { plugin: string; seq: number }>('SELECT plugin, seq FROM event_cursors')
+        .all()
+        .map((r) => [r.plugin, r.seq]),
+    );
   }
 
   async deadLetters(filter: { plugin?: string; seq?: number } = {}): Promise<DeadLetter[]> {
@@ -88,7 +99,11 @@ export class SqliteOutboxReader implements OutboxReader {
 
   async backlog(after: number, points: readonly LifecyclePoint[]): Promise<Backlog> {
     const [filter, params] = pointFilter(points);
-    const row = this.db.prepare<unknown[], { count: number; oldest: number | null }>(`SELECT count(*) AS count, min(at) AS oldest FROM events WHERE seq > ?${filter}`).get(after, ...params)!;
+    const row = this.db
+      .prepare<unknown[], { count: number; oldest: number | null }>(
+        `SELECT count(*) AS count, min(at) AS oldest FROM events WHERE seq > ?${filter}`,
+      )
+      .get(after, ...params)!;
     return { count: row.count, oldestAt: row.oldest };
   }
 }
@@ -100,8 +115,19 @@ export class SqliteOutboxWriter implements OutboxWriter {
   async append(event: NewEvent): Promise<number> {
     const body: EventBody = { before: event.before, after: event.after, request: event.request };
     const result = this.db()
-      .prepare('INSERT INTO events (at, point, operation, subject_kind, subject_key, request_id, caller, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(Date.parse(event.at), event.point, event.operation, event.subjectKind, event.subjectKey, event.requestId, event.caller, JSON.stringify(body));
+      .prepare(
+        'INSERT INTO events (at, point, operation, subject_kind, subject_key, request_id, caller, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      )
+      .run(
+        Date.parse(event.at),
+        event.point,
+        event.operation,
+        event.subjectKind,
+        event.subjectKey,
+        event.requestId,
+        event.caller,
+        JSON.stringify(body),
+      );
     return Number(result.lastInsertRowid);
   }
 
@@ -113,7 +139,9 @@ export class SqliteOutboxWriter implements OutboxWriter {
     const db = this.db();
     const keep = JSON.stringify(plugins);
     db.prepare('DELETE FROM event_cursors WHERE plugin NOT IN (SELECT value FROM json_each(?))').run(keep);
-    db.prepare('INSERT OR IGNORE INTO event_cursors (plugin, seq) SELECT value, (SELECT coalesce(max(seq), 0) FROM events) FROM json_each(?)').run(keep);
+    db.prepare(
+      'INSERT OR IGNORE INTO event_cursors (plugin, seq) SELECT value, (SELECT coalesce(max(seq), 0) FROM events) FROM json_each(?)',
+    ).run(keep);
   }
 
   async addDeadLetter(letter: DeadLetter): Promise<void> {

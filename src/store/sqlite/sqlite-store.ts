@@ -10,7 +10,16 @@ import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
-import { decodeEntity, decodeGroup, encodeEntity, encodeGroup, type Capability, type Entity, type ExpansionMode, type Group } from 'keyhold-plugin-sdk';
+import {
+  decodeEntity,
+  decodeGroup,
+  encodeEntity,
+  encodeGroup,
+  type Capability,
+  type Entity,
+  type ExpansionMode,
+  type Group,
+} from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../../errors.js';
 import type { OutboxReader, OutboxWriter } from '../outbox.js';
 import type { SearchQuery, Store, StoreHealth, StoreReader, StoreTransaction, SubjectRef, ThrottleRecord } from '../store.js';
@@ -62,12 +71,17 @@ interface Inserted {
 
 /** Maps the uniqueness errors SQLite raises to the catalog; anything else passes through. */
 function mapConstraintError(err: unknown, inserted?: Inserted): unknown {
-  if (!(err instanceof Database.SqliteError && (err.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || err.code === 'SQLITE_CONSTRAINT_UNIQUE'))) return err;
+  if (!(err instanceof Database.SqliteError && (err.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || err.code === 'SQLITE_CONSTRAINT_UNIQUE')))
+    return err;
   const m = err.message;
   const name = inserted ? ` "${inserted.key}"` : '';
   if (m.includes('entities.id')) return new KeyholdError('KH_ERR_ENTITY_EXISTS', `an entity${name} already exists`);
   if (m.includes('groups.name')) return new KeyholdError('KH_ERR_GROUP_EXISTS', `a group${name} already exists`);
-  if (m.includes('.number')) return new KeyholdError('KH_ERR_NUMBER_TAKEN', inserted ? `${inserted.kind} number ${inserted.number} is already in use` : 'that number is already in use');
+  if (m.includes('.number'))
+    return new KeyholdError(
+      'KH_ERR_NUMBER_TAKEN',
+      inserted ? `${inserted.kind} number ${inserted.number} is already in use` : 'that number is already in use',
+    );
   if (m.includes('memberships.')) return new KeyholdError('KH_ERR_ALREADY_MEMBER', 'the entity is already a direct member of the group');
   if (m.includes('expansions.')) return new KeyholdError('KH_ERR_EXPANSION_EXISTS', 'the group already has an expansion of that target');
   return err;
@@ -103,11 +117,15 @@ class SqliteReader implements StoreReader {
 
   /** Runs a read, retrying it while another process holds a lock it needs. */
   protected read<T>(run: () => T): Promise<T> {
-    return retryWhileBusy(run, Date.now() + this.busyTimeoutMs).catch((err: unknown) => Promise.reject(toStoreError(err, this.busyTimeoutMs)));
+    return retryWhileBusy(run, Date.now() + this.busyTimeoutMs).catch((err: unknown) =>
+      Promise.reject(toStoreError(err, this.busyTimeoutMs)),
+    );
   }
 
   protected groupsOf(id: string): string[] {
-    return prepared<[string], { group_name: string }>(this.db, 'SELECT group_name FROM memberships WHERE entity_id = ? ORDER BY group_name').all(id).map((r) => r.group_name);
+    return prepared<[string], { group_name: string }>(this.db, 'SELECT group_name FROM memberships WHERE entity_id = ? ORDER BY group_name')
+      .all(id)
+      .map((r) => r.group_name);
   }
 
   protected entityFrom(row: EntityRow): Entity {
@@ -117,7 +135,9 @@ class SqliteReader implements StoreReader {
 
   protected groupFrom(row: GroupRow): Group {
     const expansions = this.db
-      .prepare<[string], { mode: ExpansionMode; target: string }>('SELECT mode, target FROM expansions WHERE group_name = ? ORDER BY position')
+      .prepare<[string], { mode: ExpansionMode; target: string }>(
+        'SELECT mode, target FROM expansions WHERE group_name = ? ORDER BY position',
+      )
       .all(row.name)
       .map((r) => ({ mode: r.mode, group: r.target }));
     return { ...decodeGroup(row.data), name: row.name, number: row.number, managedBy: row.managed_by ?? '', expansions };
@@ -195,15 +215,23 @@ class SqliteReader implements StoreReader {
   }
 
   tokenGeneration(entityId: string): Promise<string | undefined> {
-    return settle(() => this.db.prepare<[string], { generation: string }>('SELECT generation FROM token_generations WHERE entity_id = ?').get(entityId)?.generation);
+    return settle(
+      () =>
+        this.db.prepare<[string], { generation: string }>('SELECT generation FROM token_generations WHERE entity_id = ?').get(entityId)
+          ?.generation,
+    );
   }
 
   entitiesWithCapability(capability: Capability): Promise<string[]> {
-    return settle(() => this.names('SELECT entity_id AS name FROM entity_capabilities WHERE capability = ? ORDER BY entity_id', capability));
+    return settle(() =>
+      this.names('SELECT entity_id AS name FROM entity_capabilities WHERE capability = ? ORDER BY entity_id', capability),
+    );
   }
 
   groupsWithCapability(capability: Capability): Promise<string[]> {
-    return settle(() => this.names('SELECT group_name AS name FROM group_capabilities WHERE capability = ? ORDER BY group_name', capability));
+    return settle(() =>
+      this.names('SELECT group_name AS name FROM group_capabilities WHERE capability = ? ORDER BY group_name', capability),
+    );
   }
 
   version(subject: SubjectRef): Promise<number | undefined> {
@@ -236,7 +264,10 @@ class SqliteReader implements StoreReader {
   }
 
   private names(sql: string, key: string): string[] {
-    return this.db.prepare<[string], { name: string }>(sql).all(key).map((r) => r.name);
+    return this.db
+      .prepare<[string], { name: string }>(sql)
+      .all(key)
+      .map((r) => r.name);
   }
 }
 
@@ -244,7 +275,11 @@ class SqliteReader implements StoreReader {
 function numberFor(db: Database.Database, table: 'entities' | 'groups', number: number): number {
   if (number !== 0) return number;
   const next = db.prepare<[], { n: number }>(`SELECT coalesce(max(number), 0) + 1 AS n FROM ${table}`).get()!.n;
-  if (next > INT32_MAX) throw new KeyholdError('KH_ERR_NUMBER_TAKEN', `no automatic ${table === 'entities' ? 'entity' : 'group'} number is left above the highest one in use; give a number`);
+  if (next > INT32_MAX)
+    throw new KeyholdError(
+      'KH_ERR_NUMBER_TAKEN',
+      `no automatic ${table === 'entities' ? 'entity' : 'group'} number is left above the highest one in use; give a number`,
+    );
   return next;
 }
 
@@ -268,21 +303,24 @@ class SqliteTransaction extends SqliteReader implements StoreTransaction {
   }
 
   insertEntity(entity: Entity): Promise<Entity> {
-    return settle(() => {
-      const db = this.writable();
-      const number = numberFor(db, 'entities', entity.number);
-      db.prepare('INSERT INTO entities (id, number, secret, display_name, legal_name, data) VALUES (?, ?, ?, ?, ?, ?)').run(
-        entity.id,
-        number,
-        '',
-        entity.meta.displayName,
-        entity.meta.legalName,
-        entityData(entity),
-      );
-      db.prepare(`INSERT INTO token_generations (entity_id, generation) VALUES (?, ${NEW_GENERATION})`).run(entity.id);
-      this.writeCapabilities('entity', entity.id, entity.meta.capabilities);
-      return { ...entity, number, meta: { ...entity.meta, groups: [] } };
-    }, { kind: 'entity', key: entity.id, number: entity.number });
+    return settle(
+      () => {
+        const db = this.writable();
+        const number = numberFor(db, 'entities', entity.number);
+        db.prepare('INSERT INTO entities (id, number, secret, display_name, legal_name, data) VALUES (?, ?, ?, ?, ?, ?)').run(
+          entity.id,
+          number,
+          '',
+          entity.meta.displayName,
+          entity.meta.legalName,
+          entityData(entity),
+        );
+        db.prepare(`INSERT INTO token_generations (entity_id, generation) VALUES (?, ${NEW_GENERATION})`).run(entity.id);
+        this.writeCapabilities('entity', entity.id, entity.meta.capabilities);
+        return { ...entity, number, meta: { ...entity.meta, groups: [] } };
+      },
+      { kind: 'entity', key: entity.id, number: entity.number },
+    );
   }
 
   async updateEntity(entity: Entity): Promise<void> {
@@ -299,7 +337,11 @@ class SqliteTransaction extends SqliteReader implements StoreTransaction {
   }
 
   setSecretHash(id: string, hash: string): Promise<void> {
-    return this.change('UPDATE entities SET secret = ?, version = version + 1 WHERE id = ?', [hash, id], () => new KeyholdError('KH_ERR_ENTITY_NOT_FOUND', `no entity "${id}"`));
+    return this.change(
+      'UPDATE entities SET secret = ?, version = version + 1 WHERE id = ?',
+      [hash, id],
+      () => new KeyholdError('KH_ERR_ENTITY_NOT_FOUND', `no entity "${id}"`),
+    );
   }
 
   renewTokenGeneration(entityId: string): Promise<void> {
@@ -308,25 +350,30 @@ class SqliteTransaction extends SqliteReader implements StoreTransaction {
 
   recordBootstrapRoot(id: string): Promise<void> {
     return settle(() => {
-      this.writable().prepare("INSERT INTO server_facts (key, value) VALUES ('bootstrapRoot', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(id);
+      this.writable()
+        .prepare("INSERT INTO server_facts (key, value) VALUES ('bootstrapRoot', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+        .run(id);
     });
   }
 
   insertGroup(group: Group): Promise<Group> {
-    return settle(() => {
-      const db = this.writable();
-      const number = numberFor(db, 'groups', group.number);
-      db.prepare('INSERT INTO groups (name, number, display_name, managed_by, data) VALUES (?, ?, ?, ?, ?)').run(
-        group.name,
-        number,
-        group.displayName,
-        group.managedBy || null,
-        groupData(group),
-      );
-      this.writeExpansions(group);
-      this.writeCapabilities('group', group.name, group.capabilities);
-      return { ...group, number };
-    }, { kind: 'group', key: group.name, number: group.number });
+    return settle(
+      () => {
+        const db = this.writable();
+        const number = numberFor(db, 'groups', group.number);
+        db.prepare('INSERT INTO groups (name, number, display_name, managed_by, data) VALUES (?, ?, ?, ?, ?)').run(
+          group.name,
+          number,
+          group.displayName,
+          group.managedBy || null,
+          groupData(group),
+        );
+        this.writeExpansions(group);
+        this.writeCapabilities('group', group.name, group.capabilities);
+        return { ...group, number };
+      },
+      { kind: 'group', key: group.name, number: group.number },
+    );
   }
 
   updateGroup(group: Group): Promise<void> {
@@ -343,10 +390,17 @@ class SqliteTransaction extends SqliteReader implements StoreTransaction {
 
   /** Refused by the database (foreign keys) while other groups expand or are managed by this one. */
   deleteGroup(name: string): Promise<void> {
-    return this.change('DELETE FROM groups WHERE name = ?', [name], () => new KeyholdError('KH_ERR_GROUP_NOT_FOUND', `no group "${name}"`), () => {
-      const users = [...new Set([...this.expanding(name), ...this.managed(name)])].filter((g) => g !== name).sort();
-      return new KeyholdError('KH_ERR_GROUP_IN_USE', `group "${name}" is still expanded or managed by ${users.join(', ')}`, { groups: users });
-    });
+    return this.change(
+      'DELETE FROM groups WHERE name = ?',
+      [name],
+      () => new KeyholdError('KH_ERR_GROUP_NOT_FOUND', `no group "${name}"`),
+      () => {
+        const users = [...new Set([...this.expanding(name), ...this.managed(name)])].filter((g) => g !== name).sort();
+        return new KeyholdError('KH_ERR_GROUP_IN_USE', `group "${name}" is still expanded or managed by ${users.join(', ')}`, {
+          groups: users,
+        });
+      },
+    );
   }
 
   async addMembership(entityId: string, group: string): Promise<void> {
@@ -405,7 +459,9 @@ class SqliteTransaction extends SqliteReader implements StoreTransaction {
     return settle(() => {
       let changes: number;
       try {
-        changes = this.writable().prepare(sql).run(...params).changes;
+        changes = this.writable()
+          .prepare(sql)
+          .run(...params).changes;
       } catch (err) {
         if (referenced && err instanceof Database.SqliteError && err.code === 'SQLITE_CONSTRAINT_FOREIGNKEY') throw referenced();
         throw err;
@@ -560,7 +616,13 @@ export class SqliteStore implements Store {
   }
 
   health(): Promise<StoreHealth> {
-    return checkHealth({ reader: this.readerDb, writer: this.writer, directory: this.directory, lastWriteFault: this.lastWriteFault, queuedWrites: this.writes.size });
+    return checkHealth({
+      reader: this.readerDb,
+      writer: this.writer,
+      directory: this.directory,
+      lastWriteFault: this.lastWriteFault,
+      queuedWrites: this.writes.size,
+    });
   }
 
   /** Waits for queued writes, then closes both connections. */

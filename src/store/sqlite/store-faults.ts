@@ -19,12 +19,20 @@ export type StoreFaultKind = 'busy' | 'full' | 'failing';
 
 /** The kind of a failure that comes from the database's surroundings, not from keyhold's statements: an SQLite error, or the catalog error made of one. */
 export function faultKind(err: unknown): StoreFaultKind | undefined {
-  if (err instanceof KeyholdError) return err.code === 'KH_ERR_STORE_BUSY' ? 'busy' : err.code === 'KH_ERR_STORE_FULL' ? 'full' : err.code === 'KH_ERR_STORE_FAILED' ? 'failing' : undefined;
+  if (err instanceof KeyholdError)
+    return err.code === 'KH_ERR_STORE_BUSY'
+      ? 'busy'
+      : err.code === 'KH_ERR_STORE_FULL'
+        ? 'full'
+        : err.code === 'KH_ERR_STORE_FAILED'
+          ? 'failing'
+          : undefined;
   if (!(err instanceof Database.SqliteError)) return undefined;
   const code = (err as { code: string }).code;
   if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) return 'busy';
   if (code === 'SQLITE_FULL') return 'full';
-  if (['SQLITE_IOERR', 'SQLITE_READONLY', 'SQLITE_CANTOPEN', 'SQLITE_CORRUPT', 'SQLITE_NOTADB'].some((c) => code.startsWith(c))) return 'failing';
+  if (['SQLITE_IOERR', 'SQLITE_READONLY', 'SQLITE_CANTOPEN', 'SQLITE_CORRUPT', 'SQLITE_NOTADB'].some((c) => code.startsWith(c)))
+    return 'failing';
   return undefined;
 }
 
@@ -33,9 +41,21 @@ export function toStoreError(err: unknown, waitedMs: number): unknown {
   const kind = faultKind(err);
   if (kind === undefined || err instanceof KeyholdError) return err;
   const sqlite = (err as { code: string }).code;
-  if (kind === 'busy') return new KeyholdError('KH_ERR_STORE_BUSY', `the database is locked by another process (waited ${waitedMs} ms for it); retry in a moment`, { retryAfterSeconds: RETRY_AFTER_SECONDS, sqlite });
-  if (kind === 'full') return new KeyholdError('KH_ERR_STORE_FULL', 'the disk holding the database is full: nothing was written; free some space on it', { sqlite });
-  return new KeyholdError('KH_ERR_STORE_FAILED', `the database file cannot be used (${sqlite}): nothing was written; the server log has the details`, { sqlite });
+  if (kind === 'busy')
+    return new KeyholdError(
+      'KH_ERR_STORE_BUSY',
+      `the database is locked by another process (waited ${waitedMs} ms for it); retry in a moment`,
+      { retryAfterSeconds: RETRY_AFTER_SECONDS, sqlite },
+    );
+  if (kind === 'full')
+    return new KeyholdError('KH_ERR_STORE_FULL', 'the disk holding the database is full: nothing was written; free some space on it', {
+      sqlite,
+    });
+  return new KeyholdError(
+    'KH_ERR_STORE_FAILED',
+    `the database file cannot be used (${sqlite}): nothing was written; the server log has the details`,
+    { sqlite },
+  );
 }
 
 /**

@@ -43,15 +43,22 @@ export async function checkHealth({ reader, writer, directory, lastWriteFault, q
   } catch (err) {
     return { reads: 'failing', writes: 'failing', problem: `reads fail: ${(err as Error).message}`, queuedWrites };
   }
-  if (lastWriteFault) return { reads: 'ok', writes: lastWriteFault.kind, problem: `the last write failed: ${lastWriteFault.message}`, queuedWrites };
+  if (lastWriteFault)
+    return { reads: 'ok', writes: lastWriteFault.kind, problem: `the last write failed: ${lastWriteFault.message}`, queuedWrites };
   // A file system that cannot say how full it is is not reported full.
   const free = await statfs(directory).then(
     (fs) => fs.bavail * fs.bsize,
     () => Infinity,
   );
-  if (free < MIN_FREE_BYTES) return { reads: 'ok', writes: 'full', problem: `only ${free} bytes are free on the disk holding ${directory}`, queuedWrites };
+  if (free < MIN_FREE_BYTES)
+    return { reads: 'ok', writes: 'full', problem: `only ${free} bytes are free on the disk holding ${directory}`, queuedWrites };
   const lockFailure = probeWriteLock(writer);
   if (lockFailure === undefined) return { reads: 'ok', writes: 'ok', queuedWrites };
   const kind = faultKind(lockFailure) ?? 'failing';
-  return { reads: 'ok', writes: kind, problem: kind === 'busy' ? 'another process holds the database lock' : `a write cannot begin: ${(lockFailure as Error).message}`, queuedWrites };
+  return {
+    reads: 'ok',
+    writes: kind,
+    problem: kind === 'busy' ? 'another process holds the database lock' : `a write cannot begin: ${(lockFailure as Error).message}`,
+    queuedWrites,
+  };
 }

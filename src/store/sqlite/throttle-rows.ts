@@ -19,7 +19,9 @@ export function readThrottleRecords(db: Database.Database, keys: readonly string
 }
 
 export function readLastLogin(db: Database.Database, entityId: string, address: string): number | undefined {
-  return db.prepare<[string, string], { last_login: number }>('SELECT last_login FROM familiar_addresses WHERE entity_id = ? AND address = ?').get(entityId, address)?.last_login;
+  return db
+    .prepare<[string, string], { last_login: number }>('SELECT last_login FROM familiar_addresses WHERE entity_id = ? AND address = ?')
+    .get(entityId, address)?.last_login;
 }
 
 export function writeThrottleRecords(db: Database.Database, records: readonly ThrottleRecord[]): void {
