@@ -3,6 +3,7 @@
 import { benchOptions } from './lib/options.js';
 import { Report } from './lib/report.js';
 import { committed } from './suites/committed.js';
+import { endToEnd } from './suites/end-to-end.js';
 import { forwardAuth } from './suites/forward-auth.js';
 import { loginFlood } from './suites/login-flood.js';
 import { lifecycle } from './suites/lifecycle.js';
@@ -24,6 +25,7 @@ const SUITES = {
   'forward-auth': forwardAuth,
   'login-flood': loginFlood,
   lifecycle,
+  'end-to-end': endToEnd,
 } as const;
 
 type SuiteName = keyof typeof SUITES;

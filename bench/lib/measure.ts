@@ -19,16 +19,16 @@ export async function measureLatency(call: () => Promise<unknown>, count: number
   return { p50: percentile(samples, 50), p99: percentile(samples, 99), mean: mean(samples) };
 }
 
-/** Calls per second with `inFlight` calls outstanding at all times, over `count` calls. */
-export async function measureThroughput(call: () => Promise<unknown>, count: number, inFlight: number): Promise<number> {
+/** Calls per second with `inFlight` calls outstanding at all times, over `count` calls; `call` gets its lane (0 … inFlight − 1), e.g. to play one client each. */
+export async function measureThroughput(call: (lane: number) => Promise<unknown>, count: number, inFlight: number): Promise<number> {
   let started = 0;
   const start = process.hrtime.bigint();
-  const lane = async () => {
+  const lane = async (index: number) => {
     while (started < count) {
       started++;
-      await call();
+      await call(index);
     }
   };
-  await Promise.all(Array.from({ length: inFlight }, lane));
+  await Promise.all(Array.from({ length: inFlight }, (_, index) => lane(index)));
   return count / (microsSince(start) / 1e6);
 }
