@@ -7,14 +7,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { credentialsPath } from '../../src/cli/credentials.js';
-import { CLI, forgeToken, killChildren, runCli, scratchDir, startTestServer, type CliResult, type TestServer } from '../support/keyhold.js';
+import { CLI, expectCode, forgeToken, killChildren, runCli, scratchDir, startTestServer, type TestServer } from '../support/keyhold.js';
 
 after(killChildren);
-
-function expectCode(result: CliResult, code: number, what: string): CliResult {
-  assert.equal(result.code, code, `${what}: exit ${result.code}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`);
-  return result;
-}
 
 const noServer = { KEYHOLD_SERVER: 'http://127.0.0.1:9' };
 

@@ -8,6 +8,7 @@ import { credentialsPath } from '../../src/cli/credentials.js';
 import { fixture } from '../fixtures/plugin-host.js';
 import {
   call,
+  expectCode,
   killChildren,
   login,
   runCli,
@@ -15,15 +16,9 @@ import {
   serverEnv,
   startServerProcess,
   startTestServer,
-  type CliResult,
 } from '../support/keyhold.js';
 
 after(killChildren);
-
-function expectCode(result: CliResult, code: number, what: string): CliResult {
-  assert.equal(result.code, code, `${what}: exit ${result.code}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`);
-  return result;
-}
 
 describe('keyhold CLI against a server process', () => {
   it('bootstraps, manages entities and groups, enforces capabilities and keeps everything across a restart', async () => {

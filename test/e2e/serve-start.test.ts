@@ -7,14 +7,9 @@ import { createServer, type AddressInfo, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fixture } from '../fixtures/plugin-host.js';
-import { killChildren, runCli, scratchDir, serverEnv, startServerProcess, type CliResult } from '../support/keyhold.js';
+import { expectCode, killChildren, runCli, scratchDir, serverEnv, startServerProcess } from '../support/keyhold.js';
 
 after(killChildren);
-
-function expectCode(result: CliResult, code: number, what: string): CliResult {
-  assert.equal(result.code, code, `${what}: exit ${result.code}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`);
-  return result;
-}
 
 /** A TCP server holding a loopback port, like another program would. */
 async function occupiedPort(): Promise<{ port: number; server: Server }> {

@@ -10,6 +10,7 @@ import YAML from 'yaml';
 import { fixture } from '../fixtures/plugin-host.js';
 import {
   call,
+  expectCode,
   killChildren,
   login,
   runCli,
@@ -17,7 +18,6 @@ import {
   serverEnv,
   startServerProcess,
   startTestServer,
-  type CliResult,
 } from '../support/keyhold.js';
 
 after(killChildren);
@@ -58,11 +58,6 @@ function recorderSetup(dir: string, config: Record<string, unknown>, timeout = '
   const configFile = join(dir, 'keyhold.yaml');
   writeFileSync(configFile, YAML.stringify({ plugins: { plugins: { recorder: { timeout, config } } } }));
   return { pluginDir, configFile };
-}
-
-function expectCode(result: CliResult, code: number, what: string): CliResult {
-  assert.equal(result.code, code, `${what}: exit ${result.code}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`);
-  return result;
 }
 
 describe('the outbox in a running server', () => {

@@ -1,6 +1,7 @@
 // Real keyhold servers and CLI runs for the API and end-to-end tests: servers on 127.0.0.1
 // port 0 (in-process, or as a child process found ready by its "listening" log line), fast
 // hash parameters, throwaway data and config directories, and every child killed at the end.
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -157,6 +158,12 @@ export interface CliResult {
   code: number | null;
   stdout: string;
   stderr: string;
+}
+
+/** Asserts a CLI run's exit code, showing its output when it differs. */
+export function expectCode(result: CliResult, code: number, what: string): CliResult {
+  assert.equal(result.code, code, `${what}: exit ${result.code}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`);
+  return result;
 }
 
 /** Runs the real `keyhold` CLI with `args`, feeding `stdin`, in the given environment. */
