@@ -2,9 +2,7 @@
 // that declared the hook, once per change; a plugin that crashes while taking one gets it again
 // from its restarted process; a reload hands delivery to the new processes without repeating.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it, type TestContext } from 'node:test';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
@@ -17,34 +15,7 @@ import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { CapturedLogs, pluginDir, testSettings, type FixtureName } from '../fixtures/plugin-host.js';
 import { FAST_HASH } from '../support/identity-harness.js';
 import { scratchDir } from '../support/keyhold.js';
-
-interface Line {
-  outcome: string;
-  hook: string;
-  seq: number;
-  subjectKey: string;
-  attempt: number;
-  pid: number;
-}
-
-function lines(file: string): Line[] {
-  return existsSync(file)
-    ? readFileSync(file, 'utf8')
-        .trimEnd()
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as Line)
-    : [];
-}
-
-/** Polls `check` (bounded) until it holds. */
-async function eventually(what: string, check: () => boolean, limitMs = 15_000): Promise<void> {
-  const until = Date.now() + limitMs;
-  while (!check()) {
-    if (Date.now() > until) assert.fail(`${what}: not within ${limitMs} ms`);
-    await sleep(20);
-  }
-}
+import { eventually, recordedAttempts } from '../support/recorder-log.js';
 
 /** The server's wiring of store, outbox, engine and plugin host, over fixture plugins. */
 async function serverParts(t: TestContext, plugins: Record<string, FixtureName>, entries: Record<string, unknown>) {
@@ -97,23 +68,23 @@ describe('committed events to plugin processes', () => {
     await identity.createEntity(info('r1'), { id: 'alice' });
     await identity.createGroup(info('r2'), { name: 'staff' });
     await identity.addMember(info('r3'), 'staff', 'alice');
-    await eventually('audit got the three changes', () => lines(auditFile).length >= 3);
-    await eventually('groups got the group', () => lines(groupsFile).length >= 1);
+    await eventually('audit got the three changes', () => recordedAttempts(auditFile).length >= 3);
+    await eventually('groups got the group', () => recordedAttempts(groupsFile).length >= 1);
 
     const events = await store.outbox.eventsAfter(0, 10);
     assert.deepEqual(
-      lines(auditFile).map((l) => [l.outcome, l.hook, l.seq, l.subjectKey, l.attempt]),
+      recordedAttempts(auditFile).map((l) => [l.outcome, l.hook, l.seq, l.subjectKey, l.attempt]),
       events.map((e) => ['delivered', `committed${e.point}`, e.seq, e.subjectKey, 1]),
     );
     assert.deepEqual(
-      lines(groupsFile).map((l) => [l.hook, l.subjectKey]),
+      recordedAttempts(groupsFile).map((l) => [l.hook, l.subjectKey]),
       [['committedGroupCreate', 'staff']],
     );
     // One more change, waited for: had anything been delivered twice, it would have arrived before it.
     await identity.lockEntity(info('r4'), 'alice');
-    await eventually('audit got the lock', () => lines(auditFile).length >= 4);
-    assert.equal(lines(auditFile).length, 4);
-    assert.equal(lines(groupsFile).length, 1);
+    await eventually('audit got the lock', () => recordedAttempts(auditFile).length >= 4);
+    assert.equal(recordedAttempts(auditFile).length, 4);
+    assert.equal(recordedAttempts(groupsFile).length, 1);
   });
 
   it('a plugin that crashes taking an event gets it again from its restarted process', async (t) => {
@@ -125,8 +96,8 @@ describe('committed events to plugin processes', () => {
       { audit: { config: { file, crashOnce: join(dir, 'crashed') } } },
     );
     await identity.createEntity(info('r1'), { id: 'alice' });
-    await eventually('delivered after the crash', () => lines(file).some((l) => l.outcome === 'delivered'));
-    const [crashed, delivered] = lines(file);
+    await eventually('delivered after the crash', () => recordedAttempts(file).some((l) => l.outcome === 'delivered'));
+    const [crashed, delivered] = recordedAttempts(file);
     assert.equal(crashed!.outcome, 'crashed');
     assert.deepEqual([delivered!.outcome, delivered!.seq, delivered!.attempt], ['delivered', crashed!.seq, 2]);
     assert.notEqual(delivered!.pid, crashed!.pid, 'taken by the restarted process');
@@ -137,14 +108,14 @@ describe('committed events to plugin processes', () => {
     const file = join(dir, 'audit.jsonl');
     const { host, identity } = await serverParts(t, { audit: 'committed-recorder' }, { audit: { config: { file } } });
     await identity.createEntity(info('r1'), { id: 'alice' });
-    await eventually('the first event', () => lines(file).length === 1);
+    await eventually('the first event', () => recordedAttempts(file).length === 1);
     const reloaded = await host.reload();
     assert.equal(reloaded.swapped, true);
     await identity.createEntity(info('r2'), { id: 'bob' });
-    await eventually('the second event', () => lines(file).length >= 2);
-    const [first, second] = lines(file);
+    await eventually('the second event', () => recordedAttempts(file).length >= 2);
+    const [first, second] = recordedAttempts(file);
     assert.deepEqual([first!.subjectKey, second!.subjectKey], ['alice', 'bob']);
-    assert.equal(lines(file).length, 2, 'nothing delivered twice');
+    assert.equal(recordedAttempts(file).length, 2, 'nothing delivered twice');
     assert.notEqual(second!.pid, first!.pid, 'by the new process');
   });
 });

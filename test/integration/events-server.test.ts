@@ -2,9 +2,8 @@
 // API and the CLI (GLOBAL_ROOT only), its metrics, and an event committed just before the server
 // was killed with SIGKILL delivered after it comes back.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, describe, it } from 'node:test';
 import YAML from 'yaml';
 import { fixture } from '../fixtures/plugin-host.js';
@@ -19,36 +18,11 @@ import {
   startServerProcess,
   startTestServer,
 } from '../support/keyhold.js';
+import { eventually, recordedAttempts } from '../support/recorder-log.js';
 
 after(killChildren);
 
 const ROOT_SECRET = 'Root-Secret-for-events-1';
-
-interface Line {
-  outcome: string;
-  seq: number;
-  subjectKey: string;
-  attempt: number;
-}
-
-function lines(file: string): Line[] {
-  return existsSync(file)
-    ? readFileSync(file, 'utf8')
-        .trimEnd()
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as Line)
-    : [];
-}
-
-/** Polls `check` (bounded) until it holds. */
-async function eventually(what: string, check: () => boolean | Promise<boolean>, limitMs = 20_000): Promise<void> {
-  const until = Date.now() + limitMs;
-  while (!(await check())) {
-    if (Date.now() > until) assert.fail(`${what}: not within ${limitMs} ms`);
-    await sleep(50);
-  }
-}
 
 /** A plugin directory with the committed recorder as "recorder", and a settings file giving it `config`. */
 function recorderSetup(dir: string, config: Record<string, unknown>, timeout = '30s'): { pluginDir: string; configFile: string } {
@@ -81,7 +55,7 @@ describe('the outbox in a running server', () => {
       201,
     );
     const viewer = await login(server.url, 'viewer', 'Viewer-Secret-2026');
-    await eventually('the first change is delivered', () => lines(file).some((l) => l.subjectKey === 'viewer'));
+    await eventually('the first change is delivered', () => recordedAttempts(file).some((l) => l.subjectKey === 'viewer'));
 
     writeFileSync(failWhile, '');
     for (const id of ['doomed', 'dropped'])
@@ -127,7 +101,7 @@ describe('the outbox in a running server', () => {
     const retried = JSON.parse(expectCode(await cli(['events', 'retry', String(doomed), '--plugin', 'recorder']), 0, 'retry').stdout);
     assert.equal(retried.retried.attempts, 3);
     assert.deepEqual(
-      lines(file)
+      recordedAttempts(file)
         .filter((l) => l.outcome === 'delivered')
         .map((l) => [l.subjectKey, l.attempt]),
       [
@@ -149,7 +123,9 @@ describe('the outbox in a running server', () => {
 
     // Delivery went on past the dead letters: a new change arrives at once, and the metrics show what happened.
     assert.equal((await call(server.url, 'POST', '/v1/entities', { token: root, body: { id: 'fine' } })).status, 201);
-    await eventually('the next change is delivered', () => lines(file).some((l) => l.subjectKey === 'fine' && l.outcome === 'delivered'));
+    await eventually('the next change is delivered', () =>
+      recordedAttempts(file).some((l) => l.subjectKey === 'fine' && l.outcome === 'delivered'),
+    );
     const metrics = async () => (await call(server.url, 'GET', '/metrics')).text;
     await eventually('the outbox is empty for the plugin', async () =>
       /keyhold_outbox_depth\{plugin="recorder"\} 0\n/.test(await metrics()),
@@ -175,21 +151,21 @@ describe('the outbox in a running server', () => {
     assert.equal(created.status, 201, created.text);
     // Killed during the second attempt: the first timed out a second ago, time enough for any cursor write to happen.
     await eventually('the plugin holds the event a second time', () =>
-      lines(file).some((l) => l.subjectKey === 'survivor' && l.outcome === 'blocked' && l.attempt === 2),
+      recordedAttempts(file).some((l) => l.subjectKey === 'survivor' && l.outcome === 'blocked' && l.attempt === 2),
     );
     const exited = new Promise((resolve) => first.child.once('exit', resolve));
     first.child.kill('SIGKILL');
     await exited;
-    const seq = lines(file).find((l) => l.subjectKey === 'survivor')!.seq;
-    assert.ok(!lines(file).some((l) => l.outcome === 'delivered'));
+    const seq = recordedAttempts(file).find((l) => l.subjectKey === 'survivor')!.seq;
+    assert.ok(!recordedAttempts(file).some((l) => l.outcome === 'delivered'));
 
     // Second life, on the same data: the plugin now takes events.
     recorderSetup(dir, { file, hooks: ['committedEntityCreate'] });
     const second = await startServerProcess(env);
     try {
-      await eventually('delivered after the restart', () => lines(file).some((l) => l.outcome === 'delivered'));
+      await eventually('delivered after the restart', () => recordedAttempts(file).some((l) => l.outcome === 'delivered'));
       assert.deepEqual(
-        lines(file)
+        recordedAttempts(file)
           .filter((l) => l.outcome === 'delivered')
           .map((l) => [l.seq, l.subjectKey]),
         [[seq, 'survivor']],
