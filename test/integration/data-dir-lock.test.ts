@@ -6,34 +6,13 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { DataDirInUseError, LOCK_FILE } from '../../src/data-dir-lock.js';
 import { startServer, type ServerHandle } from '../../src/server.js';
-import { call, killChildren, runCli, scratchDir, serverEnv, startServerProcess } from '../support/keyhold.js';
+import { call, capturingLogger, killChildren, runCli, scratchDir, serverEnv, startServerProcess } from '../support/keyhold.js';
 
 after(killChildren);
-
-/** A logger whose records the test can read. */
-function capturingLogger(): { logger: pino.Logger; records: () => { level: number; msg: string; stalePid?: number | null }[] } {
-  let text = '';
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      text += chunk.toString();
-      done();
-    },
-  });
-  return {
-    logger: pino({ level: 'warn' }, sink),
-    records: () =>
-      text
-        .trim()
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l)),
-  };
-}
 
 function start(dataDir: string, logger = pino({ level: 'silent' })): Promise<ServerHandle> {
   return startServer({ env: serverEnv(dataDir, { KEYHOLD_BOOTSTRAP: 'root:pw' }), logger });
@@ -84,12 +63,12 @@ describe('data directory lock', () => {
       const dataDir = scratchDir('lock');
       mkdirSync(dataDir, { recursive: true });
       writeFileSync(join(dataDir, LOCK_FILE), content());
-      const { logger, records } = capturingLogger();
+      const { logger, records } = capturingLogger('warn');
       const server = await start(dataDir, logger);
       try {
         assert.equal(JSON.parse(readFileSync(join(dataDir, LOCK_FILE), 'utf8')).pid, process.pid);
-        const takeover = records().find((r) => r.msg.startsWith('taking over the stale data directory lock'));
-        assert.ok(takeover, JSON.stringify(records()));
+        const takeover = records.find((r) => String(r.msg).startsWith('taking over the stale data directory lock'));
+        assert.ok(takeover, JSON.stringify(records));
         assert.equal(takeover.level, 40);
       } finally {
         await server.close();

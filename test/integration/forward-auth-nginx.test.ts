@@ -9,14 +9,12 @@ import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { pino } from 'pino';
 import YAML from 'yaml';
 import { startServer, type ServerHandle } from '../../src/server.js';
 import { findNginx, NGINX_MISSING, startNginx, type Nginx } from '../../src/testing/nginx.js';
 import { fixture } from '../fixtures/plugin-host.js';
-import { call, login, scratchDir } from '../support/keyhold.js';
+import { call, capturingLogger, login, scratchDir } from '../support/keyhold.js';
 import { repoPath } from '../support/plugin-projects.js';
 
 const ROOT_SECRET = 'Root-Secret-for-tests-2026';
@@ -80,7 +78,7 @@ describe('forward auth through nginx', { skip: nginxBinary ? false : NGINX_MISSI
   let nginx: Nginx | undefined;
   let upstream: Awaited<ReturnType<typeof echoUpstream>> | undefined;
   let root: string;
-  const logs: Record<string, unknown>[] = [];
+  const { logger: serverLogger, records: logs } = capturingLogger('info');
 
   const api = async (method: string, path: string, body?: unknown) => {
     const response = await call(server!.url, method, path, { token: root, ...(body !== undefined && { body }) });
@@ -119,16 +117,10 @@ describe('forward auth through nginx', { skip: nginxBinary ? false : NGINX_MISSI
       loginThrottle: { baseDelay: 0 },
     };
     writeFileSync(join(dir, 'keyhold.yaml'), YAML.stringify(config));
-    const sink = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        logs.push(JSON.parse(chunk.toString('utf8')) as Record<string, unknown>);
-        done();
-      },
-    });
     server = await startServer({
       cwd: dir,
       env: { KEYHOLD_BOOTSTRAP: `root:${ROOT_SECRET}` },
-      logger: pino({ level: 'info' }, sink),
+      logger: serverLogger,
       print: () => undefined,
     });
     root = await login(server.url, 'root', ROOT_SECRET);

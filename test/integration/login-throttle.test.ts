@@ -3,12 +3,10 @@
 // answer for every refusal, the log and the metric that tell them apart, the delay running out,
 // and throttle state surviving a restart of the server process.
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import { pino } from 'pino';
 import { startServer, type ServerHandle } from '../../src/server.js';
-import { call, killChildren, login, postFrom, scratchDir, serverEnv, startServerProcess } from '../support/keyhold.js';
+import { call, capturingLogger, killChildren, login, postFrom, scratchDir, serverEnv, startServerProcess } from '../support/keyhold.js';
 
 after(killChildren);
 
@@ -34,15 +32,9 @@ interface LoggedServer {
 
 /** An in-process server whose log records the test can read, with root logged in and alice and a locked lockie created. */
 async function startLogged(baseDelay: string): Promise<LoggedServer> {
-  const logs: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      logs.push(JSON.parse(chunk.toString('utf8')) as Record<string, unknown>);
-      done();
-    },
-  });
+  const { logger, records: logs } = capturingLogger('info');
   const env = serverEnv(scratchDir('throttle'), { KEYHOLD_BOOTSTRAP: `root:${ROOT_SECRET}`, KEYHOLD_LOGIN_THROTTLE_BASE_DELAY: baseDelay });
-  const handle = await startServer({ env, logger: pino({ level: 'info' }, sink) });
+  const handle = await startServer({ env, logger });
   const token = await login(handle.url, 'root', ROOT_SECRET);
   for (const [id, secret] of [
     ['alice', ALICE_SECRET],

@@ -5,14 +5,13 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import { pino } from 'pino';
 import YAML from 'yaml';
 import { startServer, type ServerHandle } from '../../src/server.js';
 import { HttpService, reply } from '../support/http-service.js';
 import { npm, repoPath, scaffoldLinked } from '../support/plugin-projects.js';
+import { capturingLogger } from '../support/keyhold.js';
 
 const ROOT_SECRET = 'Root-Secret-for-tests-2026';
 const FAIL2LOCK_INTERVAL_MS = 2000;
@@ -38,7 +37,7 @@ describe('plugins in a running server', () => {
   let auditFile: string;
   let server: ServerHandle | undefined;
   let token: string;
-  const logs: Record<string, unknown>[] = [];
+  const { logger: serverLogger, records: logs } = capturingLogger('info');
   const service = new HttpService();
 
   async function api(method: string, path: string, body?: unknown): Promise<Reply> {
@@ -103,16 +102,10 @@ describe('plugins in a running server', () => {
       },
     };
     await writeFile(join(dir, 'keyhold.yaml'), YAML.stringify(config));
-    const sink = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        logs.push(JSON.parse(chunk.toString('utf8')) as Record<string, unknown>);
-        done();
-      },
-    });
     server = await startServer({
       cwd: dir,
       env: { KEYHOLD_BOOTSTRAP: `root:${ROOT_SECRET}` },
-      logger: pino({ level: 'info' }, sink),
+      logger: serverLogger,
       print: () => undefined,
     });
     const login = await api('POST', '/v1/auth/token', { id: 'root', secret: ROOT_SECRET });

@@ -12,7 +12,8 @@ import { createInterface } from 'node:readline';
 import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { decodeJwt, importPKCS8, SignJWT } from 'jose';
-import { pino } from 'pino';
+import { Writable } from 'node:stream';
+import { pino, type Logger, type LevelWithSilent } from 'pino';
 import { SIGNING_KEY_FILE } from '../../src/api/tokens.js';
 import { TEST_RUN_ENV } from '../../src/host/process.js';
 import { startServer, type ServerHandle } from '../../src/server.js';
@@ -283,4 +284,19 @@ export async function login(url: string, id: string, secret: string): Promise<st
   const response = await call(url, 'POST', '/v1/auth/token', { body: { id, secret } });
   if (response.status !== 200) throw new Error(`login of ${id} failed: ${response.status} ${response.text}`);
   return response.body.token as string;
+}
+
+/** A logger at `level` whose records the test reads from `records` (filled as they are written, one per line). */
+export function capturingLogger(level: LevelWithSilent): { logger: Logger; records: Record<string, unknown>[] } {
+  const records: Record<string, unknown>[] = [];
+  let partial = '';
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      const lines = (partial + chunk.toString('utf8')).split('\n');
+      partial = lines.pop()!;
+      for (const line of lines) if (line !== '') records.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { logger: pino({ level }, sink), records };
 }
