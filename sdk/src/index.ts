@@ -12,6 +12,7 @@ export * from './null-plugin.js';
 export * from './protocol.js';
 export * from './rpc-endpoint.js';
 export * from './serve.js';
+export * from './suggest.js';
 export * from './unchanged.js';
 export * from './untyped-meta.js';
 export * from './veto.js';
