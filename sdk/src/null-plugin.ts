@@ -85,6 +85,14 @@ export class NullPlugin {
    */
   configure(_config: JsonObject): void | Promise<void> {}
 
+  /**
+   * Called by `keyhold plugin verify` only, after initialize: check what the plugin depends on
+   * outside itself (a service answers, a file can be written). Throwing fails the verification with
+   * the error's message. Never called in a running server. Without it, verify says there was no
+   * check to run.
+   */
+  selfCheck?(): void | Promise<void>;
+
   preEntityCreate(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
     return subject;
   }

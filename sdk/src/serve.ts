@@ -204,6 +204,16 @@ export function serve(plugin: NullPlugin): void {
     }
   });
 
+  endpoint.onRequest('selfCheck', async (): Promise<null> => {
+    if (!plugin.selfCheck) throw new RpcError(RpcErrorCodes.MethodNotFound, 'this plugin has no self-check');
+    try {
+      await plugin.selfCheck();
+      return null;
+    } catch (err) {
+      throw new RpcError(RpcErrorCodes.InternalError, messageOf(err));
+    }
+  });
+
   endpoint.onRequest('$/ping', () => null);
   // The host closes stdin right after this answer; the exit follows from that.
   endpoint.onRequest('shutdown', () => null);

@@ -88,7 +88,7 @@ export function registerPluginCommands(program: Command, deps: PluginCommandDeps
         for (const r of results) {
           line(
             r.ok
-              ? `ok    ${r.name} ${r.version}  hooks: ${r.hooks.join(', ') || 'none'}  (${r.path})`
+              ? `ok    ${r.name} ${r.version}  hooks: ${r.hooks.join(', ') || 'none'}${r.selfChecked ? '  own check passed' : ''}  (${r.path})`
               : `FAIL  ${r.name}  ${r.reason}  (${r.path})`,
           );
         }

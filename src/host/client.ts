@@ -19,7 +19,7 @@ import { CancellationTokenSource, ErrorCodes, ResponseError, type CancellationTo
 import { PluginCallError } from '../lifecycle/dispatcher.js';
 import { answerError, HookCalls } from './hook-calls.js';
 import { settlesWithin, stopProcess, type ExitInfo, type PluginProcess } from './process.js';
-import { CommittedRequest, InitializeRequest, LogNotification, PingRequest, ShutdownRequest } from './requests.js';
+import { CommittedRequest, InitializeRequest, LogNotification, PingRequest, SelfCheckRequest, ShutdownRequest } from './requests.js';
 import { readLines } from './stderr-lines.js';
 import { createWireConnection } from './wire.js';
 
@@ -137,6 +137,17 @@ export class PluginClient {
         throw err instanceof PluginCallError ? err : answerError(err);
       },
     );
+  }
+
+  /** The plugin's own checks (`keyhold plugin verify`): resolves with false when it has none, rejects with its reason when they fail. */
+  async selfCheck(timeoutMs: number): Promise<boolean> {
+    try {
+      await this.request((token) => this.connection.sendRequest(SelfCheckRequest, token), timeoutMs);
+      return true;
+    } catch (err) {
+      if (err instanceof ResponseError && err.code === ErrorCodes.MethodNotFound) return false;
+      throw new Error((err as Error).message);
+    }
   }
 
   ping(timeoutMs: number): Promise<unknown> {

@@ -6,6 +6,8 @@ import { NotificationType, RequestType, RequestType0 } from 'vscode-jsonrpc/node
 export const InitializeRequest = new RequestType<InitializeParams, InitializeResult, void>('initialize');
 /** Answered with null once the plugin is done with the event; an error makes the host deliver it again later. */
 export const CommittedRequest = new RequestType<CommittedParams, null, void>('committed');
+/** Sent by `keyhold plugin verify` only: null when the plugin's own checks pass, an error saying why not; MethodNotFound when it has none. */
+export const SelfCheckRequest = new RequestType0<null, void>('selfCheck');
 export const PingRequest = new RequestType0<null, void>('$/ping');
 export const ShutdownRequest = new RequestType0<null, void>('shutdown');
 export const LogNotification = new NotificationType<LogParams>('$/log');

@@ -113,6 +113,12 @@ export class PluginSupervisor {
     return this.client.committed(params, this.options.entry.timeoutMs);
   }
 
+  /** The plugin's own checks, within its timeout (see PluginClient.selfCheck); for `keyhold plugin verify`. */
+  selfCheck(): Promise<boolean> {
+    if (this.state !== 'ready' || this.client === undefined) return Promise.reject(new Error(this.whyUnavailable()));
+    return this.client.selfCheck(this.options.entry.timeoutMs);
+  }
+
   /** Stops the plugin after the calls in flight: shutdown request, grace, SIGTERM, grace, SIGKILL. */
   async stop(): Promise<void> {
     this.stopping = true;
