@@ -128,6 +128,54 @@ describe('webhook', () => {
     await assert.rejects(start({ hooks: ['preEntityCreat'] }), /config "hooks": expected a list of names from preEntityCreate/);
   });
 
+  describe('operations filter', () => {
+    it('posts only the chosen operations; the others pass unchanged without a call', async () => {
+      service.handler = (body, res) => reply(res, 200, { subject: { ...(body.subject as JsonObject), meta: { shell: '/bin/zsh' } } });
+      const h = await start({ hooks: ['preEntityUpdate', 'preEntityLock'], operations: ['entity.kv', 'entity.lock'] });
+      const before = service.received.length;
+      const skipped = await h.call('preEntityUpdate', alice, {}, { operation: 'entity.update-meta' });
+      assert.deepEqual(skipped.subject, alice);
+      assert.equal(service.received.length, before);
+      await h.call('preEntityUpdate', alice, {}, { operation: 'entity.kv' });
+      await h.call('preEntityLock', alice, {}, { operation: 'entity.lock' });
+      assert.deepEqual(
+        service.received.slice(before).map((b) => (b.context as JsonObject).operation),
+        ['entity.kv', 'entity.lock'],
+      );
+    });
+
+    it('delivers only the chosen operations in mode notify', async () => {
+      service.handler = (_body, res) => reply(res, 204);
+      const h = await start({ mode: 'notify', hooks: ['committedEntityUpdate'], operations: ['entity.keys'] });
+      const before = service.received.length;
+      await h.deliver('committedEntityUpdate', { after: alice, operation: 'entity.kv' });
+      await h.deliver('committedEntityUpdate', { after: alice, operation: 'entity.keys' });
+      assert.deepEqual(
+        service.received.slice(before).map((b) => (b.event as JsonObject).operation),
+        ['entity.keys'],
+      );
+    });
+
+    it('refuses an unknown operation with the closest name, and one no configured hook would see', async () => {
+      await assert.rejects(
+        start({ hooks: ['preEntityLock'], operations: ['entity.lok'] }),
+        /config "operations": "entity.lok" is no operation \(did you mean "entity.lock"\?\); the operations are entity.create, /,
+      );
+      await assert.rejects(
+        start({ hooks: ['preEntityLock'], operations: ['group.create'] }),
+        /config "operations": group.create runs at GroupCreate, and hooks has no hook there: add one \(e.g. preGroupCreate\) or drop group.create/,
+      );
+    });
+  });
+
+  it('refuses a url that is not http or https', async () => {
+    await assert.rejects(
+      start({ url: 'ftp://example.org/hook' }),
+      /config "url": expected an http:\/\/ or https:\/\/ URL, got "ftp:\/\/example.org\/hook"/,
+    );
+    await assert.rejects(start({ url: 'not a url' }), /config "url": expected an http/);
+  });
+
   describe('mode notify', () => {
     const notify = (config: JsonObject = {}) =>
       start({ mode: 'notify', hooks: ['committedEntityCreate', 'committedGroupDestroy'], ...config });
