@@ -34,7 +34,7 @@ import {
   type PluginContext,
   type PluginHookName,
 } from 'keyhold-plugin-sdk';
-import { failureOf } from './webhook/failures.js';
+import { failureOf, isUnavailable, unavailable } from './webhook/failures.js';
 import { currentSigningKey, SIGNATURE_HEADER, signatureHeader, signingKeysSetting, type SigningKey } from './webhook/signing.js';
 
 const OPERATION_NAMES: readonly string[] = OPERATIONS.map((o) => o.operation);
@@ -144,14 +144,14 @@ export class Webhook extends ConfiguredPlugin(schema) {
         return await this.attempt(hook, body, cancelled);
       } catch (err) {
         const wait = Math.min(retryBaseInterval * 2 ** attempt, retryMaxInterval);
-        if (!(err as { unavailable?: boolean }).unavailable || attempt >= retries || this.now() + wait >= deadline) throw err;
+        if (!isUnavailable(err) || attempt >= retries || this.now() + wait >= deadline) throw err;
         this.logger.warn({ attempt: attempt + 1, wait, reason: (err as Error).message }, 'webhook unavailable, retrying');
         await sleep(wait, undefined, { signal: cancelled });
       }
     }
   }
 
-  /** One post of `body` and what the service's answer means; a failure that is worth a retry has `unavailable` set. */
+  /** One post of `body` and what the service's answer means; a failure worth a retry isUnavailable(). */
   private async attempt(event: PluginHookName, body: string, cancelled: AbortSignal): Promise<Allow> {
     const { url } = this.settings;
     const response = await this.send(event, body, cancelled);
@@ -159,7 +159,8 @@ export class Webhook extends ConfiguredPlugin(schema) {
     if (response.ok) return allowIn(text, url);
     const message = messageIn(text) || `HTTP ${response.status}`;
     if (response.status >= 400 && response.status < 500) throw new Veto(message);
-    throw Object.assign(new Error(`${url} answered ${response.status}: ${message}`), { unavailable: response.status === 503 });
+    const failure = `${url} answered ${response.status}: ${message}`;
+    throw response.status === 503 ? unavailable(failure) : new Error(failure);
   }
 
   /**
@@ -168,20 +169,21 @@ export class Webhook extends ConfiguredPlugin(schema) {
    */
   override async selfCheck(): Promise<void> {
     const { url, custom } = this.settings;
-    const response = await this.send('ping', JSON.stringify({ hook: 'ping', config: custom }), new AbortController().signal);
+    const response = await this.send('ping', JSON.stringify({ hook: 'ping', config: custom }));
     const text = await response.text();
     if (!response.ok)
       throw new Error(`${url} answered the ping with HTTP ${response.status}: ${messageIn(text) || 'no message'}; it must answer 2xx`);
   }
 
   /** POSTs `body` (UTF-8, exactly the bytes signed) with its event name and signature; throws a described failure when there is no answer. */
-  private async send(event: PluginHookName | 'ping', body: string, cancelled: AbortSignal): Promise<Response> {
+  private async send(event: PluginHookName | 'ping', body: string, cancelled?: AbortSignal): Promise<Response> {
     const { url, timeout } = this.settings;
     const bytes = Buffer.from(body, 'utf8');
     const headers: Record<string, string> = { 'content-type': 'application/json', 'keyhold-event': event };
     if (this.signingKey) headers[SIGNATURE_HEADER] = signatureHeader(this.signingKey, Math.floor(this.now() / 1000), bytes);
     try {
-      const signal = AbortSignal.any([cancelled, AbortSignal.timeout(timeout)]);
+      const timedOut = AbortSignal.timeout(timeout);
+      const signal = cancelled ? AbortSignal.any([cancelled, timedOut]) : timedOut;
       return await fetch(url, { method: 'POST', headers, body: bytes, signal });
     } catch (err) {
       throw failureOf(err, url, timeout);

@@ -13,21 +13,28 @@ const WHAT_IT_MEANS: Record<string, string> = {
   ENETUNREACH: 'the network cannot be reached',
 };
 
+/** An Error for a failure after which a retry may help (the service is down or starting). */
+export function unavailable(message: string): Error {
+  return Object.assign(new Error(message), { unavailable: true });
+}
+
+export function isUnavailable(err: unknown): boolean {
+  return (err as { unavailable?: unknown }).unavailable === true;
+}
+
 /** The codes of a failed TLS handshake or certificate check (Node's and OpenSSL's). */
 function isTlsCode(code: string): boolean {
   return /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|HOSTNAME_MISMATCH)/.test(code);
 }
 
-/** The Error to throw for `err`, thrown by fetch(url) with a `timeout` ms signal; `unavailable` is set when a retry may help. */
+/** The Error to throw for `err`, thrown by fetch(url) with a `timeout` ms signal; isUnavailable() when a retry may help. */
 export function failureOf(err: unknown, url: string, timeout: number): Error {
   if (err instanceof Error && err.name === 'TimeoutError') return new Error(`${url} did not answer within ${timeout} ms`);
   const cause = (err as { cause?: { code?: string; message?: string } }).cause;
   const code = cause?.code;
-  const unavailable = code !== undefined && UNAVAILABLE_CODES.has(code);
-  let message: string;
-  if (code !== undefined && isTlsCode(code)) message = `${url}: the TLS handshake failed (${code}): ${cause?.message ?? ''}`;
-  else if (unavailable) message = `${url} is unavailable (${code})${WHAT_IT_MEANS[code] ? `: ${WHAT_IT_MEANS[code]}` : ''}`;
-  else if (code !== undefined && WHAT_IT_MEANS[code]) message = `${url} could not be called (${code}): ${WHAT_IT_MEANS[code]}`;
-  else message = `${url} could not be called: ${(err as Error).message}${cause?.message ? ` (${cause.message})` : ''}`;
-  return Object.assign(new Error(message), { unavailable });
+  if (code !== undefined && isTlsCode(code)) return new Error(`${url}: the TLS handshake failed (${code}): ${cause?.message ?? ''}`);
+  if (code !== undefined && UNAVAILABLE_CODES.has(code))
+    return unavailable(`${url} is unavailable (${code})${WHAT_IT_MEANS[code] ? `: ${WHAT_IT_MEANS[code]}` : ''}`);
+  if (code !== undefined && WHAT_IT_MEANS[code]) return new Error(`${url} could not be called (${code}): ${WHAT_IT_MEANS[code]}`);
+  return new Error(`${url} could not be called: ${(err as Error).message}${cause?.message ? ` (${cause.message})` : ''}`);
 }
