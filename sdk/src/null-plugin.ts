@@ -20,8 +20,8 @@ type PointOf<H extends HookName> = H extends `${Phase}${infer P extends Lifecycl
 /** What a hook receives and returns: the entity or group its lifecycle point is about. */
 export type HookSubject<H extends HookName> = SubjectOf<PointOf<H>>;
 
-/** The request context as a hook receives it: the wire's HookContext plus a cancellation signal. */
-export interface PluginContext extends HookContext {
+/** The request context as a hook receives it: the wire's HookContext plus a cancellation signal; `before` is of the hook's kind of object. */
+export interface PluginContext<S extends Entity | Group = Entity | Group> extends HookContext<S> {
   /**
    * Aborted when the host gives up on this call (it timed out): pass it to fetch and other waits
    * so their work stops too. The hook's answer after that is ignored.
@@ -38,7 +38,7 @@ export interface PluginContext extends HookContext {
 export type HookMethod<H extends HookName> = (
   subject: HookSubject<H>,
   request: JsonObject,
-  context: PluginContext,
+  context: PluginContext<HookSubject<H>>,
 ) => Hooked<HookSubject<H>>;
 
 type Hooked<S> = S | Unchanged | Promise<S | Unchanged>;
