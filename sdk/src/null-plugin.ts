@@ -85,76 +85,76 @@ export class NullPlugin {
    */
   configure(_config: JsonObject): void | Promise<void> {}
 
-  preEntityCreate(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+  preEntityCreate(subject: Entity, _request: JsonObject, _context: PluginContext<Entity>): Hooked<Entity> {
     return subject;
   }
-  postEntityCreate(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+  postEntityCreate(subject: Entity, _request: JsonObject, _context: PluginContext<Entity>): Hooked<Entity> {
     return subject;
   }
-  preEntityUpdate(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+  preEntityUpdate(subject: Entity, _request: JsonObject, _context: PluginContext<Entity>): Hooked<Entity> {
     return subject;
   }
-  postEntityUpdate(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+  postEntityUpdate(subject: Entity, _request: JsonObject, _context: PluginContext<Entity>): Hooked<Entity> {
     return subject;
   }
-  preEntityLock(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+  preEntityLock(subject: Entity, _request: JsonObject, _context: PluginContext<Entity>): Hooked<Entity> {
     return subject;
   }
-  postEntityLock(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+  postEntityLock(subject: Entity, _request: JsonObject, _context: PluginContext<Entity>): Hooked<Entity> {
     return subject;
   }
-  preEntityUnlock(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+  preEntityUnlock(subject: Entity, _request: JsonObject, _context: PluginContext<Entity>): Hooked<Entity> {
     return subject;
   }
-  postEntityUnlock(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+  postEntityUnlock(subject: Entity, _request: JsonObject, _context: PluginContext<Entity>): Hooked<Entity> {
     return subject;
   }
-  preEntityDestroy(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+  preEntityDestroy(subject: Entity, _request: JsonObject, _context: PluginContext<Entity>): Hooked<Entity> {
     return subject;
   }
-  postEntityDestroy(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+  postEntityDestroy(subject: Entity, _request: JsonObject, _context: PluginContext<Entity>): Hooked<Entity> {
     return subject;
   }
-  preSecretChange(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+  preSecretChange(subject: Entity, _request: JsonObject, _context: PluginContext<Entity>): Hooked<Entity> {
     return subject;
   }
-  postSecretChange(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+  postSecretChange(subject: Entity, _request: JsonObject, _context: PluginContext<Entity>): Hooked<Entity> {
     return subject;
   }
-  preAuthCheck(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+  preAuthCheck(subject: Entity, _request: JsonObject, _context: PluginContext<Entity>): Hooked<Entity> {
     return subject;
   }
-  postAuthCheck(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+  postAuthCheck(subject: Entity, _request: JsonObject, _context: PluginContext<Entity>): Hooked<Entity> {
     return subject;
   }
-  preGroupCreate(subject: Group, _request: JsonObject, _context: PluginContext): Hooked<Group> {
+  preGroupCreate(subject: Group, _request: JsonObject, _context: PluginContext<Group>): Hooked<Group> {
     return subject;
   }
-  postGroupCreate(subject: Group, _request: JsonObject, _context: PluginContext): Hooked<Group> {
+  postGroupCreate(subject: Group, _request: JsonObject, _context: PluginContext<Group>): Hooked<Group> {
     return subject;
   }
-  preGroupUpdate(subject: Group, _request: JsonObject, _context: PluginContext): Hooked<Group> {
+  preGroupUpdate(subject: Group, _request: JsonObject, _context: PluginContext<Group>): Hooked<Group> {
     return subject;
   }
-  postGroupUpdate(subject: Group, _request: JsonObject, _context: PluginContext): Hooked<Group> {
+  postGroupUpdate(subject: Group, _request: JsonObject, _context: PluginContext<Group>): Hooked<Group> {
     return subject;
   }
-  preGroupDestroy(subject: Group, _request: JsonObject, _context: PluginContext): Hooked<Group> {
+  preGroupDestroy(subject: Group, _request: JsonObject, _context: PluginContext<Group>): Hooked<Group> {
     return subject;
   }
-  postGroupDestroy(subject: Group, _request: JsonObject, _context: PluginContext): Hooked<Group> {
+  postGroupDestroy(subject: Group, _request: JsonObject, _context: PluginContext<Group>): Hooked<Group> {
     return subject;
   }
-  preMembershipAdd(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+  preMembershipAdd(subject: Entity, _request: JsonObject, _context: PluginContext<Entity>): Hooked<Entity> {
     return subject;
   }
-  postMembershipAdd(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+  postMembershipAdd(subject: Entity, _request: JsonObject, _context: PluginContext<Entity>): Hooked<Entity> {
     return subject;
   }
-  preMembershipRemove(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+  preMembershipRemove(subject: Entity, _request: JsonObject, _context: PluginContext<Entity>): Hooked<Entity> {
     return subject;
   }
-  postMembershipRemove(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+  postMembershipRemove(subject: Entity, _request: JsonObject, _context: PluginContext<Entity>): Hooked<Entity> {
     return subject;
   }
 
