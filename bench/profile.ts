@@ -8,6 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { HookContext } from 'keyhold-plugin-sdk';
 import { runHook } from '../src/lifecycle/chain.js';
 import { measureThroughput } from './lib/measure.js';
 import { realisticEntity } from './lib/payload.js';
@@ -51,7 +52,7 @@ async function measureProfiled(dir: string, answer: string): Promise<void> {
   try {
     const dispatcher = await host.start();
     const entity = realisticEntity();
-    const context = () => ({
+    const context = (): HookContext => ({
       requestId: 'bench',
       operation: 'entity.update-meta',
       caller: 'root',

@@ -7,14 +7,8 @@ import { resolve } from 'node:path';
 import { parseDuration } from 'keyhold-plugin-sdk';
 import YAML from 'yaml';
 import type { OutboxSettings } from './events/settings.js';
-import {
-  parseClientAddressHeader,
-  parseHeaderName,
-  parseRealm,
-  parseRules,
-  parseTrustedProxies,
-  type ForwardAuthSettings,
-} from './api/forward-auth-settings.js';
+import { parseClientAddressHeader, parseTrustedProxies, type ClientAddressSettings } from './api/client-address.js';
+import { parseHeaderName, parseRealm, parseRules, type ForwardAuthSettings } from './api/forward-auth-settings.js';
 import { parsePluginSettings, type PluginSettings } from './host/settings.js';
 import { DEFAULT_HASH_SLOTS, type HashSlotSettings } from './identity/hash-slots.js';
 import { DEFAULT_LOGIN_THROTTLE, type LoginThrottleSettings } from './identity/login-throttle.js';
@@ -46,7 +40,9 @@ export interface KeyholdConfig {
   plugins: PluginSettings;
   /** The committed-event outbox: retention and delivery retries. */
   events: OutboxSettings;
-  /** /v1/forward-auth: trusted proxies, identity headers, named rules, the credentials cache. */
+  /** Which reverse proxies' forwarded client address every route believes. */
+  api: ClientAddressSettings;
+  /** /v1/forward-auth: identity headers, named rules, the credentials cache. */
   forwardAuth: ForwardAuthSettings;
 }
 
@@ -179,10 +175,12 @@ const SETTINGS: SettingsTree = {
     retryMaxDelay: { env: 'KEYHOLD_EVENTS_RETRY_MAX_DELAY', default: '30s', parse: duration('1ms', '1h'), fromEnv: asNumber },
   },
   storeBusyTimeout: { env: 'KEYHOLD_STORE_BUSY_TIMEOUT', default: '5s', parse: duration('100ms', '60s'), fromEnv: asNumber },
+  api: {
+    trustedProxies: { env: 'KEYHOLD_TRUSTED_PROXIES', default: [], parse: parseTrustedProxies },
+    clientAddressHeader: { env: 'KEYHOLD_CLIENT_ADDRESS_HEADER', default: 'x-forwarded-for', parse: parseClientAddressHeader },
+  },
   forwardAuth: {
     realm: { env: 'KEYHOLD_FORWARD_AUTH_REALM', default: 'keyhold', parse: parseRealm },
-    trustedProxies: { env: 'KEYHOLD_FORWARD_AUTH_TRUSTED_PROXIES', default: [], parse: parseTrustedProxies },
-    clientAddressHeader: { env: 'KEYHOLD_FORWARD_AUTH_CLIENT_ADDRESS_HEADER', default: 'x-forwarded-for', parse: parseClientAddressHeader },
     headers: {
       entity: { default: 'X-Keyhold-Entity', parse: parseHeaderName },
       groups: { default: 'X-Keyhold-Groups', parse: parseHeaderName },
@@ -203,12 +201,26 @@ function isMapping(value: unknown): value is Record<string, unknown> {
 /** The top-level keys: the settings read here, and `plugins`, which the plugin host reads. */
 const TOP_LEVEL_KEYS = [...Object.keys(SETTINGS), 'plugins'];
 
+/** Settings that moved (forward auth's trusted proxies now apply to every route): the old name is refused, saying the new one. */
+const MOVED: Record<string, string> = {
+  'forwardAuth.trustedProxies': 'api.trustedProxies',
+  'forwardAuth.clientAddressHeader': 'api.clientAddressHeader',
+  KEYHOLD_FORWARD_AUTH_TRUSTED_PROXIES: 'KEYHOLD_TRUSTED_PROXIES',
+  KEYHOLD_FORWARD_AUTH_CLIENT_ADDRESS_HEADER: 'KEYHOLD_CLIENT_ADDRESS_HEADER',
+};
+
+function movedProblem(old: string): string {
+  return `moved to ${MOVED[old]}: one list of trusted proxies now applies to every route (the API, its logins and forward auth); see docs/configuration.md`;
+}
+
 /** Reads one level of the tree: unknown keys refused, each setting from env, file or default. */
 function readTree(tree: SettingsTree, raw: unknown, path: string, file: string, env: NodeJS.ProcessEnv): Record<string, unknown> {
   if (raw !== undefined && raw !== null && !isMapping(raw)) throw new ConfigError(file, path, `expected a mapping, got ${describe(raw)}`);
   const given = raw ?? {};
   const known = path === '' ? TOP_LEVEL_KEYS : Object.keys(tree);
   for (const key of Object.keys(given)) {
+    const here = path ? `${path}.${key}` : key;
+    if (Object.hasOwn(MOVED, here)) throw new ConfigError(file, here, movedProblem(here));
     if (!Object.hasOwn(tree, key))
       throw new ConfigError(
         file,
@@ -267,6 +279,8 @@ export interface LoadConfigOptions {
  */
 export function loadConfig(options: LoadConfigOptions = {}): KeyholdConfig {
   const env = splitListen(options.env ?? process.env);
+  for (const name of Object.keys(MOVED))
+    if (name.startsWith('KEYHOLD_') && env[name]) throw new ConfigError(name, name, movedProblem(name));
   const cwd = options.cwd ?? process.cwd();
   const explicit = options.file ?? env.KEYHOLD_CONFIG;
   const file =
@@ -326,6 +340,7 @@ export function loadConfig(options: LoadConfigOptions = {}): KeyholdConfig {
     bodyLimit: number;
     events: { retention: number; maxAttempts: number; retryInitialDelay: number; retryMaxDelay: number };
     storeBusyTimeout: number;
+    api: ClientAddressSettings;
     forwardAuth: Omit<ForwardAuthSettings, 'cache'> & { cache: { ttl: number; maxEntries: number } };
   };
   const { concurrency, queue, ...hash } = values.hash;
@@ -374,6 +389,7 @@ export function loadConfig(options: LoadConfigOptions = {}): KeyholdConfig {
       retryMaxDelayMs: events.retryMaxDelay,
     },
     storeBusyTimeoutMs: values.storeBusyTimeout,
+    api: values.api,
     forwardAuth: { ...forwardAuth, cache: { ttlMs: forwardAuth.cache.ttl, maxEntries: forwardAuth.cache.maxEntries } },
     plugins: {
       ...pluginSettings,

@@ -148,6 +148,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
       storeHealth: () => store.health(),
       plugins,
       events: outbox,
+      clientAddress: config.api,
       forwardAuth: { settings: config.forwardAuth, store },
       ...(tls && { tls }),
     });

@@ -100,7 +100,7 @@ function nginxHttp(cachedPort: number, uncachedPort: number) {
 async function keyholdWithUsers(cacheTtl: string | number): Promise<ServerProcess> {
   const server = await startServerProcess(
     {},
-    { hash: DEFAULT_HASH_PARAMS, forwardAuth: { trustedProxies: ['127.0.0.1'], cache: { ttl: cacheTtl } } },
+    { hash: DEFAULT_HASH_PARAMS, api: { trustedProxies: ['127.0.0.1'] }, forwardAuth: { cache: { ttl: cacheTtl } } },
   );
   try {
     for (const user of USERS) await server.api.call('POST', '/v1/entities', user);

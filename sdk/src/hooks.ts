@@ -4,23 +4,40 @@
 // distinct type keeps either kind from being passed where the other belongs.
 import type { Entity, Group } from './model.js';
 
-/** Each lifecycle point, in the order of the design brief, with the kind of object its hooks receive. */
+/**
+ * Each lifecycle point, in the order of the design brief, with the kind of object its hooks receive
+ * and what it does to it: `update` points change an object that exists (their POST hooks get it as
+ * it was in context.before), `create` and `destroy` make or remove one, `check` (AuthCheck) reads one.
+ */
 export const LIFECYCLE_POINTS = [
-  { point: 'EntityCreate', subject: 'entity', trigger: 'create an entity' },
-  { point: 'EntityUpdate', subject: 'entity', trigger: "change an entity's metadata, untyped metadata, kv, keys or capabilities" },
-  { point: 'EntityLock', subject: 'entity', trigger: 'lock an entity' },
-  { point: 'EntityUnlock', subject: 'entity', trigger: 'unlock an entity' },
-  { point: 'EntityDestroy', subject: 'entity', trigger: 'destroy an entity' },
-  { point: 'SecretChange', subject: 'entity', trigger: "set or change an entity's secret" },
-  { point: 'AuthCheck', subject: 'entity', trigger: "validate an entity's identity (id + secret)" },
-  { point: 'GroupCreate', subject: 'group', trigger: 'create a group' },
-  { point: 'GroupUpdate', subject: 'group', trigger: "change a group's metadata, kv, capabilities or expansions" },
-  { point: 'GroupDestroy', subject: 'group', trigger: 'destroy a group' },
-  { point: 'MembershipAdd', subject: 'entity', trigger: 'add an entity to a group' },
-  { point: 'MembershipRemove', subject: 'entity', trigger: 'remove an entity from a group' },
+  { point: 'EntityCreate', change: 'create', subject: 'entity', trigger: 'create an entity' },
+  {
+    point: 'EntityUpdate',
+    change: 'update',
+    subject: 'entity',
+    trigger: "change an entity's metadata, untyped metadata, kv, keys or capabilities",
+  },
+  { point: 'EntityLock', change: 'update', subject: 'entity', trigger: 'lock an entity' },
+  { point: 'EntityUnlock', change: 'update', subject: 'entity', trigger: 'unlock an entity' },
+  { point: 'EntityDestroy', change: 'destroy', subject: 'entity', trigger: 'destroy an entity' },
+  { point: 'SecretChange', change: 'update', subject: 'entity', trigger: "set or change an entity's secret" },
+  { point: 'AuthCheck', change: 'check', subject: 'entity', trigger: "validate an entity's identity (id + secret)" },
+  { point: 'GroupCreate', change: 'create', subject: 'group', trigger: 'create a group' },
+  { point: 'GroupUpdate', change: 'update', subject: 'group', trigger: "change a group's metadata, kv, capabilities or expansions" },
+  { point: 'GroupDestroy', change: 'destroy', subject: 'group', trigger: 'destroy a group' },
+  { point: 'MembershipAdd', change: 'update', subject: 'entity', trigger: 'add an entity to a group' },
+  { point: 'MembershipRemove', change: 'update', subject: 'entity', trigger: 'remove an entity from a group' },
 ] as const;
 
 export type LifecyclePoint = (typeof LIFECYCLE_POINTS)[number]['point'];
+export type PointChange = (typeof LIFECYCLE_POINTS)[number]['change'];
+
+const changeOf = new Map<LifecyclePoint, PointChange>(LIFECYCLE_POINTS.map((p) => [p.point, p.change]));
+
+/** What `point` does to its object: create, update, destroy or check. */
+export function pointChange(point: LifecyclePoint): PointChange {
+  return changeOf.get(point)!;
+}
 
 /**
  * Every operation the server runs through the lifecycle, with its point: what hooks see in
@@ -54,6 +71,26 @@ export type OperationName = (typeof OPERATIONS)[number]['operation'];
 
 /** The operations run at `point`, e.g. OperationAt<'EntityLock'> is 'entity.lock'. */
 export type OperationAt<P extends LifecyclePoint> = Extract<(typeof OPERATIONS)[number], { point: P }>['operation'];
+
+const pointOf = new Map<string, LifecyclePoint>(OPERATIONS.map((o) => [o.operation, o.point]));
+
+/** True for the names OPERATIONS lists: what a host may send as context.operation or an event's operation. */
+export function isOperationName(name: unknown): name is OperationName {
+  return typeof name === 'string' && pointOf.has(name);
+}
+
+/** The point `operation` runs at. */
+export function operationPoint(operation: OperationName): LifecyclePoint {
+  return pointOf.get(operation)!;
+}
+
+/** Why `operation` cannot be what a call at `point` carries (not in OPERATIONS, or listed at another point); undefined when it can. */
+export function operationProblem(operation: unknown, point: LifecyclePoint): string | undefined {
+  if (!isOperationName(operation))
+    return `the operation ${JSON.stringify(operation)} is not one of OPERATIONS (at ${point}: ${operationsAt(point).join(', ')}); a newer server may need a newer SDK`;
+  if (operationPoint(operation) !== point) return `the operation ${operation} runs at ${operationPoint(operation)}, not at ${point}`;
+  return undefined;
+}
 
 /** The operation names run at `point`, in the list's order. */
 export function operationsAt(point: LifecyclePoint): OperationName[] {

@@ -20,8 +20,8 @@ type PointOf<H extends HookName> = H extends `${Phase}${infer P extends Lifecycl
 /** What a hook receives and returns: the entity or group its lifecycle point is about. */
 export type HookSubject<H extends HookName> = SubjectOf<PointOf<H>>;
 
-/** The request context as a hook receives it: the wire's HookContext plus a cancellation signal. */
-export interface PluginContext extends HookContext {
+/** The request context as a hook receives it: the wire's HookContext plus a cancellation signal; `before` is of the hook's kind of object. */
+export interface PluginContext<S extends Entity | Group = Entity | Group> extends HookContext<S> {
   /**
    * Aborted when the host gives up on this call (it timed out): pass it to fetch and other waits
    * so their work stops too. The hook's answer after that is ignored.
@@ -38,7 +38,7 @@ export interface PluginContext extends HookContext {
 export type HookMethod<H extends HookName> = (
   subject: HookSubject<H>,
   request: JsonObject,
-  context: PluginContext,
+  context: PluginContext<HookSubject<H>>,
 ) => Hooked<HookSubject<H>>;
 
 type Hooked<S> = S | Unchanged | Promise<S | Unchanged>;
@@ -93,76 +93,76 @@ export class NullPlugin {
    */
   selfCheck?(): void | Promise<void>;
 
-  preEntityCreate(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+  preEntityCreate(subject: Entity, _request: JsonObject, _context: PluginContext<Entity>): Hooked<Entity> {
     return subject;
   }
-  postEntityCreate(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+  postEntityCreate(subject: Entity, _request: JsonObject, _context: PluginContext<Entity>): Hooked<Entity> {
     return subject;
   }
-  preEntityUpdate(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+  preEntityUpdate(subject: Entity, _request: JsonObject, _context: PluginContext<Entity>): Hooked<Entity> {
     return subject;
   }
-  postEntityUpdate(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+  postEntityUpdate(subject: Entity, _request: JsonObject, _context: PluginContext<Entity>): Hooked<Entity> {
     return subject;
   }
-  preEntityLock(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+  preEntityLock(subject: Entity, _request: JsonObject, _context: PluginContext<Entity>): Hooked<Entity> {
     return subject;
   }
-  postEntityLock(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+  postEntityLock(subject: Entity, _request: JsonObject, _context: PluginContext<Entity>): Hooked<Entity> {
     return subject;
   }
-  preEntityUnlock(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+  preEntityUnlock(subject: Entity, _request: JsonObject, _context: PluginContext<Entity>): Hooked<Entity> {
     return subject;
   }
-  postEntityUnlock(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+  postEntityUnlock(subject: Entity, _request: JsonObject, _context: PluginContext<Entity>): Hooked<Entity> {
     return subject;
   }
-  preEntityDestroy(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+  preEntityDestroy(subject: Entity, _request: JsonObject, _context: PluginContext<Entity>): Hooked<Entity> {
     return subject;
   }
-  postEntityDestroy(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+  postEntityDestroy(subject: Entity, _request: JsonObject, _context: PluginContext<Entity>): Hooked<Entity> {
     return subject;
   }
-  preSecretChange(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+  preSecretChange(subject: Entity, _request: JsonObject, _context: PluginContext<Entity>): Hooked<Entity> {
     return subject;
   }
-  postSecretChange(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+  postSecretChange(subject: Entity, _request: JsonObject, _context: PluginContext<Entity>): Hooked<Entity> {
     return subject;
   }
-  preAuthCheck(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+  preAuthCheck(subject: Entity, _request: JsonObject, _context: PluginContext<Entity>): Hooked<Entity> {
     return subject;
   }
-  postAuthCheck(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+  postAuthCheck(subject: Entity, _request: JsonObject, _context: PluginContext<Entity>): Hooked<Entity> {
     return subject;
   }
-  preGroupCreate(subject: Group, _request: JsonObject, _context: PluginContext): Hooked<Group> {
+  preGroupCreate(subject: Group, _request: JsonObject, _context: PluginContext<Group>): Hooked<Group> {
     return subject;
   }
-  postGroupCreate(subject: Group, _request: JsonObject, _context: PluginContext): Hooked<Group> {
+  postGroupCreate(subject: Group, _request: JsonObject, _context: PluginContext<Group>): Hooked<Group> {
     return subject;
   }
-  preGroupUpdate(subject: Group, _request: JsonObject, _context: PluginContext): Hooked<Group> {
+  preGroupUpdate(subject: Group, _request: JsonObject, _context: PluginContext<Group>): Hooked<Group> {
     return subject;
   }
-  postGroupUpdate(subject: Group, _request: JsonObject, _context: PluginContext): Hooked<Group> {
+  postGroupUpdate(subject: Group, _request: JsonObject, _context: PluginContext<Group>): Hooked<Group> {
     return subject;
   }
-  preGroupDestroy(subject: Group, _request: JsonObject, _context: PluginContext): Hooked<Group> {
+  preGroupDestroy(subject: Group, _request: JsonObject, _context: PluginContext<Group>): Hooked<Group> {
     return subject;
   }
-  postGroupDestroy(subject: Group, _request: JsonObject, _context: PluginContext): Hooked<Group> {
+  postGroupDestroy(subject: Group, _request: JsonObject, _context: PluginContext<Group>): Hooked<Group> {
     return subject;
   }
-  preMembershipAdd(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+  preMembershipAdd(subject: Entity, _request: JsonObject, _context: PluginContext<Entity>): Hooked<Entity> {
     return subject;
   }
-  postMembershipAdd(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+  postMembershipAdd(subject: Entity, _request: JsonObject, _context: PluginContext<Entity>): Hooked<Entity> {
     return subject;
   }
-  preMembershipRemove(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+  preMembershipRemove(subject: Entity, _request: JsonObject, _context: PluginContext<Entity>): Hooked<Entity> {
     return subject;
   }
-  postMembershipRemove(subject: Entity, _request: JsonObject, _context: PluginContext): Hooked<Entity> {
+  postMembershipRemove(subject: Entity, _request: JsonObject, _context: PluginContext<Entity>): Hooked<Entity> {
     return subject;
   }
 

@@ -2,7 +2,7 @@
 // stdin/stdout with the Content-Length framing of the Language Server Protocol. Declared once,
 // imported by the host (src/host/) and the SDK (serve). docs/protocol.md describes the same
 // contract for authors in other languages.
-import type { CommittedHookName, HookName, LifecyclePoint, PluginHookName, SubjectKind } from './hooks.js';
+import type { CommittedHookName, HookName, LifecyclePoint, OperationName, PluginHookName, SubjectKind } from './hooks.js';
 import type { Entity, Group } from './model.js';
 
 /** Protocol versions this SDK and host speak; the plugin picks the highest it shares with the host. */
@@ -60,16 +60,44 @@ export interface InitializeResult {
   hooks: PluginHookName[];
 }
 
+/**
+ * How a request reached the server, as the server itself established it (no header of the client's
+ * decides it): `api`, an HTTP API request authenticated by a bearer token; `login`, an HTTP request
+ * authenticated by an id and secret in its body (/v1/auth/token, /v1/auth/check,
+ * /v1/auth/change-secret); `forward-auth`, a reverse proxy's sub-request on /v1/forward-auth;
+ * `server`, the server's own work (bootstrap, maintenance).
+ */
+export const REQUEST_SOURCES = ['api', 'login', 'forward-auth', 'server'] as const;
+export type RequestSource = (typeof REQUEST_SOURCES)[number];
+
+/** The longest user agent a hook is given; a longer one is cut to this many characters. */
+export const MAX_USER_AGENT_LENGTH = 256;
+
 /** Per-request information every hook receives. */
-export interface HookContext {
+export interface HookContext<S extends Entity | Group = Entity | Group> {
   /** The id of the API request, also in every host log line about it. */
   requestId: string;
-  /** The operation being performed, e.g. `entity.update-meta`: one of OPERATIONS (hooks.ts). */
-  operation: string;
+  /** The operation being performed, e.g. `entity.update-meta`: one of OPERATIONS (hooks.ts), at the hook's point. */
+  operation: OperationName;
   /** The authenticated entity id making the request, or null for the server itself. */
   caller: string | null;
-  /** The client's network address when the request came over HTTP (for forward authentication: the end user's, as a trusted proxy forwarded it); absent for the server's own requests. */
+  /** How the request reached the server (see REQUEST_SOURCES). Absent only from hosts older than this field. */
+  source?: RequestSource;
+  /**
+   * The client's network address when the request came over HTTP: the TCP peer, or, when that peer
+   * is one of the configured trusted proxies (`api.trustedProxies`), the address it forwarded.
+   * Absent for the server's own requests.
+   */
   clientAddress?: string;
+  /** The request's User-Agent header as the server got it (cut to MAX_USER_AGENT_LENGTH); absent when it sent none. Any client can send any. */
+  userAgent?: string;
+  /**
+   * What the request's `keyhold-client` header declared, `name/version` (the keyhold CLI sends
+   * `cli/<version>`). Informative only: any client can send it, so it is no security boundary.
+   */
+  client?: string;
+  /** POST hooks of the points that change an existing object (LIFECYCLE_POINTS' `update`): the object as it was before this request. Never a secret or a hash. */
+  before?: S;
   /** Epoch milliseconds after which the host stops waiting for this call. */
   deadline: number;
   /** A JSON bag carried through every hook and plugin of one request (PRE to POST). */
@@ -104,7 +132,7 @@ export interface CommittedEvent<S extends Entity | Group = Entity | Group> {
   seq: number;
   point: LifecyclePoint;
   /** The operation, as hooks saw it in context.operation, e.g. `entity.update-meta`: one of OPERATIONS (hooks.ts). */
-  operation: string;
+  operation: OperationName;
   subjectKind: SubjectKind;
   /** The entity id or group name the event is about. */
   subjectKey: string;

@@ -10,6 +10,8 @@ import { frame, FrameParser, type FramingError } from './frames.js';
 /** JSON-RPC's own error codes, as far as a plugin answers with them. */
 export const RpcErrorCodes = {
   MethodNotFound: -32601,
+  /** The request's params break the protocol (e.g. an operation not in OPERATIONS). */
+  InvalidParams: -32602,
   InternalError: -32603,
 } as const;
 

@@ -1,7 +1,15 @@
 // serve(plugin): the plugin side of the wire. Checks the magic cookie, answers the handshake,
 // calls the plugin's hook and committed methods for the host's requests and keeps stdout for the wire alone.
 import { returnedProblem } from './contract.js';
-import type { HookName, PluginHookName } from './hooks.js';
+import {
+  COMMITTED_HOOKS,
+  hookSpec,
+  operationProblem,
+  type CommittedHookName,
+  type HookName,
+  type LifecyclePoint,
+  type PluginHookName,
+} from './hooks.js';
 import { copyJson, jsonEqual } from './json.js';
 import { routeLogsToHost } from './logger.js';
 import type { Entity, Group } from './model.js';
@@ -102,6 +110,14 @@ function isVeto(err: unknown): boolean {
 
 type HookFn = (subject: Entity | Group, request: JsonObject, context: PluginContext) => unknown;
 
+const committedPoint = new Map<CommittedHookName, LifecyclePoint>(COMMITTED_HOOKS.map((h) => [h.name, h.point]));
+
+/** Refuses a call whose operation is not one OPERATIONS lists at its point: the plugin is never given a name its types do not know. */
+function checkOperation(operation: unknown, point: LifecyclePoint): void {
+  const problem = operationProblem(operation, point);
+  if (problem) throw new RpcError(RpcErrorCodes.InvalidParams, problem);
+}
+
 /** Serves `plugin` on stdin/stdout until the host sends shutdown or closes stdin. */
 export function serve(plugin: NullPlugin): void {
   if (!wire) {
@@ -171,6 +187,7 @@ export function serve(plugin: NullPlugin): void {
 
   endpoint.onRequest('hook', ({ hook, subject, request, context }: HookParams, call): HookResult | Promise<HookResult> => {
     if (!hooks.has(hook)) throw new RpcError(PluginErrorCodes.UnknownHook, `this plugin does not implement ${hook}`);
+    checkOperation(context.operation, hookSpec(hook).point);
     // As sent, to tell whether the hook changed it in place.
     const sent = copyBefore.has(hook) ? copyJson(subject) : undefined;
     // The state the host reads back is the one on the hook's context: the hook may replace it.
@@ -191,6 +208,7 @@ export function serve(plugin: NullPlugin): void {
 
   endpoint.onRequest('committed', async ({ hook, event, attempt }: CommittedParams, call): Promise<null> => {
     if (!hooks.has(hook)) throw new RpcError(PluginErrorCodes.UnknownHook, `this plugin does not implement ${hook}`);
+    checkOperation(event.operation, committedPoint.get(hook)!);
     const context = Object.assign(new CallContext(hook, call), { attempt }) as unknown as DeliveryContext;
     try {
       // The host sends each committed hook the events of its own point.

@@ -12,7 +12,6 @@ import type { Capability } from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../errors.js';
 import type { IdentityOperations } from '../identity/operations.js';
 import type { RequestInfo } from '../lifecycle/engine.js';
-import { plainAddress } from './client-address.js';
 import type { TokenRevocation } from './revocation.js';
 import type { TokenClaims, TokenService } from './tokens.js';
 
@@ -49,13 +48,18 @@ export function demand(caller: TokenClaims, capability: Capability): void {
   if (!allows(caller, capability)) throw forbidden(caller, capability);
 }
 
-/** The request's identity for the lifecycle engine, hook contexts and the identity layer's rules (what its token carries). */
+/**
+ * The request's identity for the lifecycle engine, hook contexts and the identity layer's rules
+ * (what its token carries), and where it came from (request-origin.ts). A request without a token
+ * that reaches the lifecycle is a login (its id and secret in the body); forward auth says its own source.
+ */
 export function requestInfo(request: FastifyRequest): RequestInfo {
   return {
     requestId: request.id,
     caller: request.caller?.sub ?? null,
     capabilities: request.caller?.caps ?? [],
-    clientAddress: plainAddress(request.ip),
+    source: request.caller ? 'api' : 'login',
+    ...request.origin,
     arrivedAt: request.arrivedAt,
   };
 }

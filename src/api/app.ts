@@ -13,6 +13,7 @@ import type { Store, StoreHealth } from '../store/store.js';
 import { VERSION } from '../version.js';
 import { Access } from './access.js';
 import { authRoutes } from './auth.js';
+import type { ClientAddressSettings } from './client-address.js';
 import { answerClientError } from './client-errors.js';
 import { entityRoutes } from './entities.js';
 import { eventRoutes, type EventControl } from './events.js';
@@ -24,6 +25,7 @@ import { LoginGate } from './login-gate.js';
 import { pluginRoutes, type PluginControl } from './plugins.js';
 import type { TokenRevocation } from './revocation.js';
 import { installRequestInput, MAX_PARAM_LENGTH } from './request-input.js';
+import { installRequestOrigin } from './request-origin.js';
 import { systemRoutes } from './system.js';
 import type { TokenService } from './tokens.js';
 
@@ -49,6 +51,8 @@ export interface ApiDeps {
   plugins?: PluginControl;
   /** The committed-event outbox, when one runs. */
   events?: EventControl;
+  /** Which peers' forwarded client address every route believes (`api:` settings). */
+  clientAddress: ClientAddressSettings;
   /** /v1/forward-auth: its settings, and the store its cache and identity headers read. */
   forwardAuth: { settings: ForwardAuthSettings; store: Pick<Store, 'reader' | 'changeCounter'> };
 }
@@ -93,6 +97,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     request.arrivedAt = Date.now() - reply.elapsedTime;
     reply.header(REQUEST_ID_HEADER, request.id);
   });
+  installRequestOrigin(app, deps.clientAddress);
   installErrorHandling(app);
   installRequestInput(app);
   requestMetrics(app, deps.metrics);
@@ -121,7 +126,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   systemRoutes(app, { access, metrics: deps.metrics, storeCheck: deps.storeCheck, storeHealth: deps.storeHealth, ...plugins });
   pluginRoutes(app, { access, ...plugins });
   if (deps.events) eventRoutes(app, { access, events: deps.events });
-  // The login throttle wraps `authCheck` here, keyed by info.clientAddress (the forwarded end user's).
+  // The login throttle wraps `authCheck` here, keyed by info.clientAddress (the end user's, when a trusted proxy forwarded it).
   forwardAuthRoutes(app, {
     ...deps.forwardAuth,
     access,

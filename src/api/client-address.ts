@@ -1,8 +1,9 @@
-// The client's address as forward authentication sees it: the TCP peer, unless that peer is one of
-// `forwardAuth.trustedProxies`; then the address the proxy forwarded (X-Forwarded-For walked from
-// the right through trusted hops, or X-Real-IP), so that the login throttle, AuthCheck hooks and
-// the logs count the end user and not the proxy, and nobody else can choose the address they are
-// counted under. node:net's BlockList does the CIDR matching.
+// The client's address as every route sees it (the API, its logins and forward authentication: one
+// rule, applied once per request by request-origin.ts): the TCP peer, unless that peer is one of
+// `api.trustedProxies`; then the address the proxy forwarded (X-Forwarded-For walked from the
+// right through trusted hops, or X-Real-IP), so that the login throttle, hooks and the logs count
+// the end user and not the proxy, and nobody else can choose the address they are counted under.
+// node:net's BlockList does the CIDR matching. The parsers check the `api:` settings' raw values.
 import type { IncomingHttpHeaders } from 'node:http';
 import { BlockList, isIP } from 'node:net';
 
@@ -10,6 +11,14 @@ export const CLIENT_ADDRESS_HEADERS = ['x-forwarded-for', 'x-real-ip'] as const;
 export type ClientAddressHeader = (typeof CLIENT_ADDRESS_HEADERS)[number];
 
 type Family = 'ipv4' | 'ipv6';
+
+/** The `api:` settings this reads (src/config.ts, docs/configuration.md). */
+export interface ClientAddressSettings {
+  /** Peers (addresses or CIDR blocks) whose forwarded client address is believed; empty: the TCP peer is the client. */
+  trustedProxies: string[];
+  /** The header those proxies put the client's address in. */
+  clientAddressHeader: ClientAddressHeader;
+}
 
 /** An address without IPv6's IPv4-mapped prefix (`::ffff:127.0.0.1` → `127.0.0.1`), as a dual-stack socket reports IPv4 peers. */
 export function plainAddress(address: string): string {
@@ -36,14 +45,34 @@ export function parseProxyEntry(entry: string): { address: string; prefix: numbe
   return { address, prefix, family };
 }
 
+function describe(raw: unknown): string {
+  return raw === null ? 'null' : Array.isArray(raw) ? 'a list' : typeof raw === 'object' ? 'a mapping' : JSON.stringify(raw);
+}
+
+/** A list of addresses and CIDR blocks; from the environment, separated by commas or spaces. */
+export function parseTrustedProxies(raw: unknown): string[] {
+  const list = typeof raw === 'string' ? raw.split(/[\s,]+/).filter(Boolean) : raw;
+  if (!Array.isArray(list) || !list.every((e) => typeof e === 'string'))
+    throw new Error(`expected a list of IP addresses or CIDR blocks, got ${describe(raw)}`);
+  for (const entry of list) parseProxyEntry(entry);
+  return list;
+}
+
+export function parseClientAddressHeader(raw: unknown): ClientAddressHeader {
+  const value = typeof raw === 'string' ? raw.toLowerCase() : raw;
+  if (!(CLIENT_ADDRESS_HEADERS as readonly unknown[]).includes(value))
+    throw new Error(`expected one of ${CLIENT_ADDRESS_HEADERS.join(', ')}, got ${describe(raw)}`);
+  return value as ClientAddressHeader;
+}
+
 export class TrustedProxies {
   private readonly list = new BlockList();
   private readonly empty: boolean;
 
-  constructor(
-    entries: readonly string[],
-    private readonly header: ClientAddressHeader,
-  ) {
+  private readonly header: ClientAddressHeader;
+
+  constructor({ trustedProxies: entries, clientAddressHeader }: ClientAddressSettings) {
+    this.header = clientAddressHeader;
     for (const entry of entries) {
       const { address, prefix, family } = parseProxyEntry(entry);
       if (prefix === undefined) this.list.addAddress(address, family);

@@ -1,11 +1,10 @@
 // The `forwardAuth:` settings (read in src/config.ts, documented in docs/configuration.md and
-// docs/forward-auth.md): the challenge's realm, which peers may forward a client address, the
-// identity headers' names, the named access rules and the verified-credentials cache. The parsers
-// here check one raw value each and throw an Error saying what is expected.
+// docs/forward-auth.md): the challenge's realm, the identity headers' names, the named access
+// rules and the verified-credentials cache (which proxies may forward a client address is the
+// `api:` section's, client-address.ts). The parsers here check one raw value each and throw an Error saying what is expected.
 import { CAPABILITIES, type Capability } from 'keyhold-plugin-sdk';
 import { MAX_NAME_LENGTH } from '../identity/identity.js';
 import { didYouMean } from '../suggest.js';
-import { CLIENT_ADDRESS_HEADERS, parseProxyEntry, type ClientAddressHeader } from './client-address.js';
 
 /** What an entity must have to pass: one of `groups` (when any are listed) and every one of `capabilities`. */
 export interface AccessRule {
@@ -16,10 +15,6 @@ export interface AccessRule {
 export interface ForwardAuthSettings {
   /** The realm of the `WWW-Authenticate: Basic` challenge (browsers show it in their login dialog). */
   realm: string;
-  /** Peers (addresses or CIDR blocks) whose forwarded client address is believed. */
-  trustedProxies: string[];
-  /** The header those proxies put the client's address in. */
-  clientAddressHeader: ClientAddressHeader;
   /** Names of the identity headers of an allowing answer; '' leaves one out. */
   headers: { entity: string; groups: string; capabilities: string };
   /** Named rules a sub-request picks with `?rule=` (or the X-Keyhold-Rule header). */
@@ -43,22 +38,6 @@ export function parseRealm(raw: unknown): string {
   if (typeof raw !== 'string' || !/^[\x20-\x21\x23-\x5b\x5d-\x7e]{1,100}$/.test(raw))
     throw new Error(`expected 1 to 100 printable ASCII characters without " or \\, got ${describe(raw)}`);
   return raw;
-}
-
-/** A list of addresses and CIDR blocks; from the environment, separated by commas or spaces. */
-export function parseTrustedProxies(raw: unknown): string[] {
-  const list = typeof raw === 'string' ? raw.split(/[\s,]+/).filter(Boolean) : raw;
-  if (!Array.isArray(list) || !list.every((e) => typeof e === 'string'))
-    throw new Error(`expected a list of IP addresses or CIDR blocks, got ${describe(raw)}`);
-  for (const entry of list) parseProxyEntry(entry);
-  return list;
-}
-
-export function parseClientAddressHeader(raw: unknown): ClientAddressHeader {
-  const value = typeof raw === 'string' ? raw.toLowerCase() : raw;
-  if (!(CLIENT_ADDRESS_HEADERS as readonly unknown[]).includes(value))
-    throw new Error(`expected one of ${CLIENT_ADDRESS_HEADERS.join(', ')}, got ${describe(raw)}`);
-  return value as ClientAddressHeader;
 }
 
 /** A header name, or '' to leave the header out. */

@@ -17,7 +17,6 @@ import { MAX_NAME_LENGTH } from '../identity/identity.js';
 import type { RequestInfo } from '../lifecycle/engine.js';
 import type { Store } from '../store/store.js';
 import { requestInfo, type Access } from './access.js';
-import { TrustedProxies } from './client-address.js';
 import { CredentialCache } from './credential-cache.js';
 import { describeRule, parseAuthorization, unmetCondition, type Condition, type Presented } from './forward-auth-request.js';
 import { RULE_NAME_PATTERN, type ForwardAuthSettings } from './forward-auth-settings.js';
@@ -30,8 +29,9 @@ export interface ForwardAuthDeps {
   settings: ForwardAuthSettings;
   access: Access;
   /**
-   * The AuthCheck of Basic credentials, with the client's address in `info.clientAddress`: the
-   * login gate's (app.ts), so the throttle and its log and metric apply to web logins too.
+   * The AuthCheck of Basic credentials, with the end user's address (as a trusted proxy forwarded
+   * it) in `info.clientAddress`: the login gate's (app.ts), so the throttle and its log and metric
+   * apply to web logins too.
    */
   authCheck(info: RequestInfo, id: string, secret: string): Promise<unknown>;
   store: Pick<Store, 'reader' | 'changeCounter'>;
@@ -95,7 +95,6 @@ function headerValue(names: readonly string[]): string {
 
 export function forwardAuthRoutes(app: FastifyInstance, deps: ForwardAuthDeps): void {
   const { settings, access, store } = deps;
-  const proxies = new TrustedProxies(settings.trustedProxies, settings.clientAddressHeader);
   const cache = new CredentialCache(store, settings.cache);
   const challenge = `Basic realm="${settings.realm}", charset="UTF-8"`;
   const log = deps.logger.child({ component: 'forward-auth' });
@@ -167,8 +166,8 @@ export function forwardAuthRoutes(app: FastifyInstance, deps: ForwardAuthDeps): 
   }
 
   async function handle(request: FastifyRequest, reply: FastifyReply, conditions: Condition[], label: string): Promise<FastifyReply> {
-    const client = proxies.clientAddress(request.ip, request.headers);
-    const outcome = await authenticate(request.headers.authorization, { ...requestInfo(request), clientAddress: client }, label);
+    const client = request.origin.clientAddress;
+    const outcome = await authenticate(request.headers.authorization, { ...requestInfo(request), source: 'forward-auth' }, label);
     if ('refused' in outcome) {
       const { refused, reason, entity } = outcome;
       decide(

@@ -1,7 +1,7 @@
 // The one way the routes that take a secret (token, check, change-secret, and forward-auth's Basic
 // credentials) check it: through the login throttle, keyed by the request's client address
-// (RequestInfo.clientAddress: the socket's peer, or for forward-auth the end user's address a
-// trusted proxy forwarded). Every refusal reaches the client as the same KH_ERR_AUTH_FAILED; its
+// (RequestInfo.clientAddress: the socket's peer, or the end user's address a trusted proxy
+// forwarded, request-origin.ts). Every refusal reaches the client as the same KH_ERR_AUTH_FAILED; its
 // real reason goes to the log (with the request id, id and address) and to
 // keyhold_auth_failures_total{reason}.
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify';

@@ -1,5 +1,9 @@
-// The one HTTP client every CLI command uses: JSON in and out, the bearer token attached, and
-// every failure turned into a CliError that main.ts prints and maps to an exit code.
+// The one HTTP client every CLI command uses: JSON in and out, the bearer token attached, the CLI
+// named in keyhold-client and User-Agent (plugins see it in their hook context; informative only),
+// and every failure turned into a CliError that main.ts prints and maps to an exit code.
+import { CLIENT_HEADER } from '../api/request-origin.js';
+import { VERSION } from '../version.js';
+
 export class CliError extends Error {
   constructor(
     message: string,
@@ -62,7 +66,11 @@ export class ApiClient {
   }
 
   private async send<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const headers: Record<string, string> = { accept: 'application/json' };
+    const headers: Record<string, string> = {
+      accept: 'application/json',
+      'user-agent': `keyhold-cli/${VERSION}`,
+      [CLIENT_HEADER]: `cli/${VERSION}`,
+    };
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
     let response: Response;

@@ -9,14 +9,24 @@
 // then each step's own checks against the data as committed), so a failure at any stage writes
 // nothing and emits no event. A subject changed underneath (another server process) fails the
 // request with KH_ERR_CONFLICT: hooks run once per request, never again for it.
-import { hookName, type Capability, type HookContext, type JsonObject, type LifecyclePoint, type OperationName } from 'keyhold-plugin-sdk';
+import {
+  hookName,
+  operationProblem,
+  pointChange,
+  type Capability,
+  type HookContext,
+  type JsonObject,
+  type LifecyclePoint,
+  type OperationName,
+  type RequestSource,
+} from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../errors.js';
 import type { Store, StoreReader, StoreTransaction, SubjectRef } from '../store/store.js';
 import { runHook, type Subject } from './chain.js';
 import { wantsEvent, type HookDispatcher } from './dispatcher.js';
 import { LockWaitExpired, SubjectLocks } from './subject-locks.js';
 
-/** Who asked, for hook contexts, logs and the authorization rules that depend on the data. */
+/** Who asked and how, for hook contexts, logs and the authorization rules that depend on the data. */
 export interface RequestInfo {
   requestId: string;
   /** The authenticated entity id, or null for the server itself (bootstrap, tests) and for anonymous requests (login). */
@@ -27,19 +37,41 @@ export interface RequestInfo {
    * layer checks protected subjects against these (src/identity/protection.ts).
    */
   capabilities: readonly Capability[];
+  /** How the request reached the server (the SDK's REQUEST_SOURCES); hooks see it as context.source. Default: 'server'. */
+  source?: RequestSource;
   /**
-   * The client's network address, for requests that came over HTTP: the TCP peer, or for forward
-   * authentication the address a trusted proxy forwarded. What the login throttle counts, and
+   * The client's network address, for requests that came over HTTP: the TCP peer, or the address
+   * a trusted proxy forwarded (src/api/client-address.ts). What the login throttle counts, and
    * what hooks see as context.clientAddress.
    */
   clientAddress?: string;
+  /** The request's User-Agent, cut to the SDK's MAX_USER_AGENT_LENGTH (context.userAgent). */
+  userAgent?: string;
+  /** What the request's keyhold-client header declared, e.g. `cli/1.4.0` (context.client); informative only. */
+  client?: string;
   /** When the request arrived (epoch ms; default: when the engine got it): its deadline counts from here, waits for locks included. */
   arrivedAt?: number;
 }
 
 /** A request made by the server itself (bootstrap, maintenance): it may do everything. */
 export function serverRequest(requestId: string): RequestInfo {
-  return { requestId, caller: null, capabilities: ['GLOBAL_ROOT'] };
+  return { requestId, caller: null, capabilities: ['GLOBAL_ROOT'], source: 'server' };
+}
+
+/** The context the request's hooks start from: the request's side of RequestInfo, the fields it lacks left out. */
+function hookContext(info: RequestInfo, operation: OperationName, deadline: number): HookContext {
+  const { requestId, caller, source = 'server', clientAddress, userAgent, client } = info;
+  return {
+    requestId,
+    operation,
+    caller,
+    source,
+    ...(clientAddress !== undefined && { clientAddress }),
+    ...(userAgent !== undefined && { userAgent }),
+    ...(client !== undefined && { client }),
+    deadline,
+    state: {},
+  };
 }
 
 /** One operation, described as the stages the engine runs. */
@@ -63,9 +95,6 @@ export interface LifecycleStep<S extends Subject> {
 
 /** How long a whole request may take from its arrival: each plugin call gets at most the time left, and no stage starts after it. */
 export const REQUEST_DEADLINE_MS = 30_000;
-
-/** The points whose object does not exist before the step: their event's `before` is null. */
-const CREATES: ReadonlySet<LifecyclePoint> = new Set(['EntityCreate', 'GroupCreate']);
 
 /** One step after its hooks: what commit needs. */
 interface Prepared {
@@ -112,14 +141,12 @@ export class LifecycleEngine {
     if (!first) throw new Error('LifecycleEngine.runAll needs at least one step');
     const dispatcher = this.dispatcher;
     const deadline = (info.arrivedAt ?? Date.now()) + REQUEST_DEADLINE_MS;
-    const context: HookContext = {
-      requestId: info.requestId,
-      operation: first.operation,
-      caller: info.caller,
-      ...(info.clientAddress !== undefined && { clientAddress: info.clientAddress }),
-      deadline,
-      state: {},
-    };
+    for (const step of steps) {
+      // The types keep it so; this keeps a cast or a stored name from sending a plugin one the SDK refuses.
+      const problem = operationProblem(step.operation, step.point);
+      if (problem) throw new Error(`lifecycle step at ${step.point}: ${problem}`);
+    }
+    const context = hookContext(info, first.operation, deadline);
     const subjects = steps.flatMap((s) => s.subjects);
     const release = dispatcher.lease?.();
     let unlock: (() => void) | undefined;
@@ -139,7 +166,11 @@ export class LifecycleEngine {
         const loaded = await step.load(this.store.reader, previous);
         const pre = await runHook(dispatcher, hookName('pre', step.point), loaded, step.request, context);
         const changed = await step.change(this.store.reader, pre);
+        // POST hooks of an update see the object as it was loaded (committed events' `before` too). The
+        // context stays one object for the whole request: shadow plugins' own state is kept by it.
+        if (pointChange(step.point) === 'update') context.before = loaded;
         const final = await runHook(dispatcher, hookName('post', step.point), changed, step.request, context);
+        delete context.before;
         prepared.push({ step, loaded, final, event: wantsEvent(dispatcher, step.point) });
         previous = final;
       }
@@ -206,7 +237,7 @@ async function appendEvent(tx: StoreTransaction, step: LifecycleStep<Subject>, l
     operation: step.operation,
     subjectKind,
     subjectKey,
-    before: CREATES.has(step.point) ? null : loaded,
+    before: pointChange(step.point) === 'create' ? null : loaded,
     after: after ?? null,
     request,
     requestId: info.requestId,

@@ -7,7 +7,15 @@
 // Plugin authors import it from the server package: `import { startPluginChild } from
 // 'keyhold/dist/src/testing/plugin-child.js'`.
 import { Writable } from 'node:stream';
-import { committedHookName, type CommittedEvent, type HookContext, type HookName, type JsonObject } from 'keyhold-plugin-sdk';
+import {
+  committedHookName,
+  hookSpec,
+  operationsAt,
+  type CommittedEvent,
+  type HookContext,
+  type HookName,
+  type JsonObject,
+} from 'keyhold-plugin-sdk';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { discoverPlugins } from '../host/discover.js';
@@ -93,8 +101,9 @@ export async function startPluginChild(path: string, options: PluginChildOptions
       requests += 1;
       const ctx: HookContext = {
         requestId: `child-test-${requests}`,
-        operation: 'test',
+        operation: operationsAt(hookSpec(hook).point)[0]!,
         caller: 'root',
+        source: 'api',
         deadline: Date.now() + 30_000,
         state: {},
         ...context,

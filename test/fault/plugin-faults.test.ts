@@ -12,7 +12,7 @@ import type { HookDispatcher } from '../../src/lifecycle/dispatcher.js';
 import { alice, context, createHost, pluginDir, startHost, waitForState, type FixtureName } from '../fixtures/plugin-host.js';
 
 function update(dispatcher: HookDispatcher, request: JsonObject) {
-  return runHook(dispatcher, 'preEntityUpdate', alice, request, context());
+  return runHook(dispatcher, 'preEntityUpdate', alice, request, context('preEntityUpdate'));
 }
 
 /** Asserts a KeyholdError with `code` whose message names the plugin, the hook and `reason`. */

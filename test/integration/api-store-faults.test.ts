@@ -51,6 +51,7 @@ async function apiOnStore(): Promise<{ url: string; store: SqliteStore }> {
     bodyLimitBytes: 65536,
     storeCheck: () => store.reader.countEntities(),
     storeHealth: () => store.health(),
+    clientAddress: defaults.api,
     forwardAuth: { settings: defaults.forwardAuth, store },
     throttle: new LoginThrottle(store, defaults.loginThrottle),
   });

@@ -48,8 +48,6 @@ describe('forwardAuth settings', () => {
     const config = loadConfig({ env: {}, cwd: scratchDir('cfg') });
     assert.deepEqual(config.forwardAuth, {
       realm: 'keyhold',
-      trustedProxies: [],
-      clientAddressHeader: 'x-forwarded-for',
       headers: { entity: 'X-Keyhold-Entity', groups: 'X-Keyhold-Groups', capabilities: 'X-Keyhold-Capabilities' },
       rules: {},
       cache: { ttlMs: 30_000, maxEntries: 10_000 },
@@ -61,8 +59,8 @@ describe('forwardAuth settings', () => {
     writeFileSync(
       join(cwd, 'keyhold.yaml'),
       YAML.stringify({
+        api: { trustedProxies: ['10.0.0.0/8'] },
         forwardAuth: {
-          trustedProxies: ['10.0.0.0/8'],
           rules: { wiki: { groups: ['wiki'] }, admin: { capabilities: ['GLOBAL_ROOT'] } },
           headers: { groups: '' },
         },
@@ -74,15 +72,16 @@ describe('forwardAuth settings', () => {
       admin: { groups: [], capabilities: ['GLOBAL_ROOT'] },
     });
     assert.equal(fromFile.headers.groups, '');
+    assert.deepEqual(loadConfig({ env: {}, cwd }).api, { trustedProxies: ['10.0.0.0/8'], clientAddressHeader: 'x-forwarded-for' });
     const env = {
-      KEYHOLD_FORWARD_AUTH_TRUSTED_PROXIES: '127.0.0.1, ::1',
+      KEYHOLD_TRUSTED_PROXIES: '127.0.0.1, ::1',
       KEYHOLD_FORWARD_AUTH_CACHE_TTL: '0',
-      KEYHOLD_FORWARD_AUTH_CLIENT_ADDRESS_HEADER: 'X-Real-IP',
+      KEYHOLD_CLIENT_ADDRESS_HEADER: 'X-Real-IP',
       KEYHOLD_FORWARD_AUTH_REALM: 'Intranet',
     };
-    const fromEnv = loadConfig({ env, cwd }).forwardAuth;
+    const fromEnv = loadConfig({ env, cwd });
     assert.deepEqual(
-      [fromEnv.trustedProxies, fromEnv.cache.ttlMs, fromEnv.clientAddressHeader, fromEnv.realm],
+      [fromEnv.api.trustedProxies, fromEnv.forwardAuth.cache.ttlMs, fromEnv.api.clientAddressHeader, fromEnv.forwardAuth.realm],
       [['127.0.0.1', '::1'], 0, 'x-real-ip', 'Intranet'],
     );
   });
@@ -91,34 +90,45 @@ describe('forwardAuth settings', () => {
     const cwd = scratchDir('cfg');
     const file = join(cwd, 'keyhold.yaml');
     const cases: [unknown, string, RegExp][] = [
-      [{ trustedProxies: ['proxy.example'] }, 'forwardAuth.trustedProxies', /"proxy.example" is not an IP address or a CIDR block/],
-      [{ trustedProxies: '10.0.0.0/40' }, 'forwardAuth.trustedProxies', /prefix length/],
-      [{ clientAddressHeader: 'forwarded' }, 'forwardAuth.clientAddressHeader', /one of x-forwarded-for, x-real-ip/],
-      [{ realm: 'say "hi"' }, 'forwardAuth.realm', /without "/],
-      [{ headers: { entity: 'X Entity' } }, 'forwardAuth.headers.entity', /HTTP header name/],
-      [{ headers: { user: 'X-User' } }, 'forwardAuth.headers.user', /unknown key/],
-      [{ rules: { wiki: { group: ['wiki'] } } }, 'forwardAuth.rules', /wiki\.group: unknown key \(did you mean "groups"\?\)/],
-      [{ rules: { wiki: { groups: 'wiki' } } }, 'forwardAuth.rules', /wiki\.groups: expected a list of group names/],
+      [{ api: { trustedProxies: ['proxy.example'] } }, 'api.trustedProxies', /"proxy.example" is not an IP address or a CIDR block/],
+      [{ api: { trustedProxies: '10.0.0.0/40' } }, 'api.trustedProxies', /prefix length/],
+      [{ api: { clientAddressHeader: 'forwarded' } }, 'api.clientAddressHeader', /one of x-forwarded-for, x-real-ip/],
+      // Where they were before one list applied to every route: refused, saying where they went.
+      [{ forwardAuth: { trustedProxies: ['10.0.0.1'] } }, 'forwardAuth.trustedProxies', /moved to api\.trustedProxies/],
+      [{ forwardAuth: { clientAddressHeader: 'x-real-ip' } }, 'forwardAuth.clientAddressHeader', /moved to api\.clientAddressHeader/],
+      [{ forwardAuth: { realm: 'say "hi"' } }, 'forwardAuth.realm', /without "/],
+      [{ forwardAuth: { headers: { entity: 'X Entity' } } }, 'forwardAuth.headers.entity', /HTTP header name/],
+      [{ forwardAuth: { headers: { user: 'X-User' } } }, 'forwardAuth.headers.user', /unknown key/],
       [
-        { rules: { wiki: { capabilities: ['ROOT'] } } },
+        { forwardAuth: { rules: { wiki: { group: ['wiki'] } } } },
+        'forwardAuth.rules',
+        /wiki\.group: unknown key \(did you mean "groups"\?\)/,
+      ],
+      [{ forwardAuth: { rules: { wiki: { groups: 'wiki' } } } }, 'forwardAuth.rules', /wiki\.groups: expected a list of group names/],
+      [
+        { forwardAuth: { rules: { wiki: { capabilities: ['ROOT'] } } } },
         'forwardAuth.rules',
         /wiki\.capabilities: expected a list of capabilities from GLOBAL_ROOT, .*got "ROOT"/,
       ],
-      [{ rules: { 'bad name!': {} } }, 'forwardAuth.rules', /rule name "bad name!"/],
-      [{ cache: { ttl: '1h' } }, 'forwardAuth.cache.ttl', /from 0ms to 10m/],
-      [{ cache: { maxEntries: 0 } }, 'forwardAuth.cache.maxEntries', /from 1 to 1000000/],
+      [{ forwardAuth: { rules: { 'bad name!': {} } } }, 'forwardAuth.rules', /rule name "bad name!"/],
+      [{ forwardAuth: { cache: { ttl: '1h' } } }, 'forwardAuth.cache.ttl', /from 0ms to 10m/],
+      [{ forwardAuth: { cache: { maxEntries: 0 } } }, 'forwardAuth.cache.maxEntries', /from 1 to 1000000/],
     ];
-    for (const [forwardAuth, path, problem] of cases) {
-      writeFileSync(file, YAML.stringify({ forwardAuth }));
+    for (const [settings, path, problem] of cases) {
+      writeFileSync(file, YAML.stringify(settings));
       let error: unknown;
       try {
         loadConfig({ env: {}, cwd });
       } catch (err) {
         error = err;
       }
-      assert.ok(error instanceof ConfigError, JSON.stringify(forwardAuth));
-      assert.deepEqual([error.path, problem.test(error.problem)], [path, true], `${JSON.stringify(forwardAuth)}: ${error.problem}`);
+      assert.ok(error instanceof ConfigError, JSON.stringify(settings));
+      assert.deepEqual([error.path, problem.test(error.problem)], [path, true], `${JSON.stringify(settings)}: ${error.problem}`);
     }
+    assert.throws(() => loadConfig({ env: { KEYHOLD_FORWARD_AUTH_TRUSTED_PROXIES: '10.0.0.1' }, cwd: scratchDir('cfg') }), {
+      path: 'KEYHOLD_FORWARD_AUTH_TRUSTED_PROXIES',
+      problem: /moved to KEYHOLD_TRUSTED_PROXIES/,
+    });
   });
 });
 

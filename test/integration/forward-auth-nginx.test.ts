@@ -112,7 +112,8 @@ describe('forward auth through nginx', { skip: nginxBinary ? false : NGINX_MISSI
       hash: { memoryCost: 256, timeCost: 1 },
       plugins: { directory: pluginDir, plugins: { fail2lock: { config: { allowedFails: ALLOWED_FAILS, interval: '10m' } } } },
       // A TTL far beyond the test: every change seen below is seen through the store, not by expiry.
-      forwardAuth: { trustedProxies: ['127.0.0.2'], rules: { staff: { groups: ['staff'] } }, cache: { ttl: '10m' } },
+      api: { trustedProxies: ['127.0.0.2'] },
+      forwardAuth: { rules: { staff: { groups: ['staff'] } }, cache: { ttl: '10m' } },
       // Failures are counted but cost no delay: the cases below log in right after a wrong secret.
       loginThrottle: { baseDelay: 0 },
     };

@@ -65,11 +65,11 @@ describe('loading and calling plugins', () => {
     const routed = HOOKS.filter((h) => dispatcher.handlersFor(h.name).length > 0).map((h) => h.name);
     assert.deepEqual(routed, ['preEntityCreate', 'postGroupUpdate']);
     for (const hook of HOOKS) {
-      if (hook.subject === 'entity') await runHook(dispatcher, hook.name, alice, {}, context());
-      else await runHook(dispatcher, hook.name, staff, {}, context());
+      if (hook.subject === 'entity') await runHook(dispatcher, hook.name, alice, {}, context(hook.name));
+      else await runHook(dispatcher, hook.name, staff, {}, context(hook.name));
     }
     // The plugin's own record of every call it got.
-    const ctx: HookContext = context();
+    const ctx: HookContext = context('preEntityCreate');
     await runHook(dispatcher, 'preEntityCreate', alice, {}, ctx);
     assert.deepEqual(ctx.state.seen, ['preEntityCreate', 'postGroupUpdate', 'preEntityCreate']);
   });
@@ -77,8 +77,8 @@ describe('loading and calling plugins', () => {
   it('an unchanged object is not sent back (the host keeps its own); one changed in place is', async (t) => {
     const { host } = await startHost(t, { rec: 'recorder', faulty: 'faulty' });
     // recorder's postGroupUpdate returns its subject as it came.
-    assert.equal(await runHook(host.dispatcher, 'postGroupUpdate', staff, {}, context()), staff);
-    const changed = await runHook(host.dispatcher, 'preEntityUpdate', alice, { fault: 'in-place' }, context());
+    assert.equal(await runHook(host.dispatcher, 'postGroupUpdate', staff, {}, context('postGroupUpdate')), staff);
+    const changed = await runHook(host.dispatcher, 'preEntityUpdate', alice, { fault: 'in-place' }, context('preEntityUpdate'));
     assert.equal(changed.meta.displayName, 'changed in place');
     assert.equal(alice.meta.displayName, 'Alice', "the host's object itself is untouched");
   });
@@ -99,12 +99,15 @@ describe('loading and calling plugins', () => {
       host.dispatcher.handlersFor('preEntityCreate').map((h) => h.plugin),
       ['c', 'a', 'b'],
     );
-    assert.equal((await runHook(host.dispatcher, 'preEntityCreate', alice, {}, context())).meta.displayName, 'Alice-c-a-b');
+    assert.equal(
+      (await runHook(host.dispatcher, 'preEntityCreate', alice, {}, context('preEntityCreate'))).meta.displayName,
+      'Alice-c-a-b',
+    );
   });
 
   it('logs plugin records with the plugin name and pid at their own level', async (t) => {
     const { host, logs } = await startHost(t, { faulty: 'faulty' });
-    await runHook(host.dispatcher, 'preEntityUpdate', alice, { fault: 'log' }, context());
+    await runHook(host.dispatcher, 'preEntityUpdate', alice, { fault: 'log' }, context('preEntityUpdate'));
     const record = await logs.waitFor((r) => r.msg === 'a record from the plugin logger');
     assert.equal(record.level, 40);
     assert.equal(record.plugin, 'faulty');
@@ -172,12 +175,14 @@ describe('stopping plugins', () => {
     const stopped = logs.find((r) => r.msg === 'plugin stopped');
     assert.deepEqual(stopped?.exit, { code: 0, signal: null });
     assert.equal(host.status()[0]!.state, 'stopped');
-    await assert.rejects(runHook(host.dispatcher, 'preEntityCreate', alice, {}, context()), { code: 'KH_ERR_PLUGIN_UNAVAILABLE' });
+    await assert.rejects(runHook(host.dispatcher, 'preEntityCreate', alice, {}, context('preEntityCreate')), {
+      code: 'KH_ERR_PLUGIN_UNAVAILABLE',
+    });
   });
 
   it('a plugin that ignores shutdown and SIGTERM is SIGKILLed after two grace periods', async (t) => {
     const { host, logs } = await startHost(t, { faulty: 'faulty' }, { shutdownGrace: '200ms', plugins: { faulty: { timeout: '100ms' } } });
-    await assert.rejects(runHook(host.dispatcher, 'preEntityUpdate', alice, { fault: 'stubborn' }, context()), {
+    await assert.rejects(runHook(host.dispatcher, 'preEntityUpdate', alice, { fault: 'stubborn' }, context('preEntityUpdate')), {
       code: 'KH_ERR_PLUGIN_TIMEOUT',
     });
     const started = Date.now();
@@ -257,10 +262,10 @@ describe('checks before and around running plugins', () => {
 
   it('exposes calls, vetoes, errors, timeouts, latency, restarts and up in Prometheus text', async (t) => {
     const { host, registry } = await startHost(t, { faulty: 'faulty' }, { plugins: { faulty: { timeout: '200ms' } } });
-    await runHook(host.dispatcher, 'preEntityUpdate', alice, {}, context());
-    await assert.rejects(runHook(host.dispatcher, 'preEntityUpdate', alice, { fault: 'veto' }, context()));
-    await assert.rejects(runHook(host.dispatcher, 'preEntityUpdate', alice, { fault: 'hang' }, context()));
-    await assert.rejects(runHook(host.dispatcher, 'preEntityUpdate', alice, { fault: 'throw' }, context()));
+    await runHook(host.dispatcher, 'preEntityUpdate', alice, {}, context('preEntityUpdate'));
+    await assert.rejects(runHook(host.dispatcher, 'preEntityUpdate', alice, { fault: 'veto' }, context('preEntityUpdate')));
+    await assert.rejects(runHook(host.dispatcher, 'preEntityUpdate', alice, { fault: 'hang' }, context('preEntityUpdate')));
+    await assert.rejects(runHook(host.dispatcher, 'preEntityUpdate', alice, { fault: 'throw' }, context('preEntityUpdate')));
     const text = await registry.metrics();
     const labels = 'plugin="faulty",hook="preEntityUpdate"';
     assert.match(text, new RegExp(`keyhold_plugin_calls_total\\{${labels}\\} 4`));

@@ -47,7 +47,7 @@ describe('the processes a plugin starts', () => {
   it('end when the plugin crashes; the restarted plugin runs its own', async (t) => {
     const { host, logs } = await startHost(t, { kid: 'with-child' });
     const first = await nextChild(t, logs);
-    await assert.rejects(runHook(host.dispatcher, 'preEntityUpdate', alice, { fault: 'exit' }, context()), {
+    await assert.rejects(runHook(host.dispatcher, 'preEntityUpdate', alice, { fault: 'exit' }, context('preEntityUpdate')), {
       code: 'KH_ERR_PLUGIN_FAILED',
     });
     const second = await nextChild(t, logs, [first]);

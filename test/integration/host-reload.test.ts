@@ -33,7 +33,7 @@ describe('plugin reload', () => {
     assert.equal(swaps.length, 1, 'only the start swapped');
     assert.equal(host.dispatcher, swaps[0]);
     assert.ok(logs.find((r) => r.level === 50 && /plugin reload failed, the current plugins keep serving: dies: /.test(r.msg)));
-    assert.equal((await runHook(host.dispatcher, 'preEntityCreate', alice, {}, context())).meta.displayName, 'Alice');
+    assert.equal((await runHook(host.dispatcher, 'preEntityCreate', alice, {}, context('preEntityCreate'))).meta.displayName, 'Alice');
   });
 
   it('swaps atomically to the new set and stops the old processes after their calls in flight', async (t) => {
@@ -42,7 +42,7 @@ describe('plugin reload', () => {
     const oldDispatcher = await host.start();
     const oldPid = host.status()[0]!.pid!;
     // A request that started on the old set and is still waiting for the plugin.
-    const inFlight = runHook(oldDispatcher, 'preEntityUpdate', alice, { fault: 'slow', ms: 300 }, context());
+    const inFlight = runHook(oldDispatcher, 'preEntityUpdate', alice, { fault: 'slow', ms: 300 }, context('preEntityUpdate'));
     rmSync(join(dir, 'faulty.js'));
     addPlugin(dir, 'rec', 'recorder');
     const result = await host.reload();
@@ -75,7 +75,7 @@ describe('plugin reload', () => {
     }
     assert.notEqual(host.dispatcher, oldDispatcher);
     assert.equal(
-      (await runHook(oldDispatcher, 'preEntityCreate', alice, {}, context())).meta.displayName,
+      (await runHook(oldDispatcher, 'preEntityCreate', alice, {}, context('preEntityCreate'))).meta.displayName,
       'Alice',
       'the old process still answers',
     );
@@ -90,7 +90,7 @@ describe('plugin reload', () => {
     const dir = pluginDir(t, { faulty: 'faulty' });
     const { host } = hostWithSwaps(t, dir);
     await host.reload(testSettings({ directory: dir, restart: { maxCrashes: 1 } }));
-    await assert.rejects(runHook(host.dispatcher, 'preEntityUpdate', alice, { fault: 'exit' }, context()), {
+    await assert.rejects(runHook(host.dispatcher, 'preEntityUpdate', alice, { fault: 'exit' }, context('preEntityUpdate')), {
       code: 'KH_ERR_PLUGIN_FAILED',
     });
     assert.equal(host.status()[0]!.state, 'failed');
@@ -100,6 +100,9 @@ describe('plugin reload', () => {
       result.plugins.map((p) => [p.state, p.order, p.restarts]),
       [['ready', 1, 0]],
     );
-    assert.equal((await runHook(host.dispatcher, 'preEntityUpdate', alice, {}, context())).meta.displayName, 'Alice+faulty');
+    assert.equal(
+      (await runHook(host.dispatcher, 'preEntityUpdate', alice, {}, context('preEntityUpdate'))).meta.displayName,
+      'Alice+faulty',
+    );
   });
 });

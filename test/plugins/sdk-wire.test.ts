@@ -60,12 +60,12 @@ class RawHost {
     return this.next((r) => r.id === id && r.method === undefined);
   }
 
-  hook(id: number, fault: string): Promise<Reply> {
+  hook(id: number, fault: string, operation = 'entity.update-meta'): Promise<Reply> {
     return this.request(id, 'hook', {
       hook: 'preEntityUpdate',
       subject: alice,
       request: { fault },
-      context: { requestId: `r${id}`, operation: 'test', caller: null, deadline: Date.now() + 60_000, state: { n: id } },
+      context: { requestId: `r${id}`, operation, caller: null, deadline: Date.now() + 60_000, state: { n: id } },
     });
   }
 }
@@ -100,6 +100,20 @@ describe('an SDK plugin on the wire', () => {
     assert.equal((await host.hook(-4, 'other')).result?.subject?.meta.displayName, 'Alice+faulty');
   });
 
+  it("refuses a call whose operation is not one OPERATIONS lists at the hook's point, without calling the hook", async () => {
+    const unknown = await host.hook(-20, 'veto', 'entity.frobnicate');
+    assert.equal(unknown.error?.code, -32602);
+    assert.match(
+      unknown.error?.message ?? '',
+      /"entity\.frobnicate" is not one of OPERATIONS \(at EntityUpdate: entity\.update-meta, entity\.untyped-meta, /,
+    );
+    // A real operation, but of another point: as wrong.
+    assert.match(
+      (await host.hook(-21, 'veto', 'group.create')).error?.message ?? '',
+      /group\.create runs at GroupCreate, not at EntityUpdate/,
+    );
+  });
+
   it('keeps its word for `unchanged`: an edit in place is not sent', async () => {
     assert.deepEqual((await host.hook(-5, 'in-place-but-unchanged')).result, { state: { n: -5 } });
   });
@@ -125,7 +139,7 @@ describe('an SDK plugin on the wire', () => {
         hook: 'preEntityUpdate',
         subject: alice,
         request: { fault: 'hang' },
-        context: { requestId: 'r40', operation: 'test', caller: null, deadline: 0, state: {} },
+        context: { requestId: 'r40', operation: 'entity.update-meta', caller: null, deadline: 0, state: {} },
       },
     });
     assert.deepEqual((await host.hook(41, 'unchanged')).result, { state: { n: 41 } });

@@ -39,6 +39,7 @@ describe('a Python plugin written from docs/protocol.md', () => {
     assert.equal(record.level, 'warn');
     assert.equal(record.plugin, 'python-deny');
     assert.equal(record.entity, 'admin');
+    assert.equal(record.source, 'api', 'it read the context the host sent');
   });
 
   it('takes a committed event (answers null) and logs it', async () => {

@@ -97,6 +97,7 @@ describe('webhook', () => {
       'deadline',
       'operation',
       'requestId',
+      'source',
       'state',
     ]);
   });

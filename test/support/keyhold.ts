@@ -252,18 +252,20 @@ export async function call(
 
 /**
  * One JSON POST sent from the local address `from` (any of 127.0.0.0/8 on Linux), so that a test
- * can play several clients: the server sees `from` as the client address.
+ * can play several clients: the server sees `from` as the TCP peer. `headers` are sent too (e.g.
+ * X-Forwarded-For, to play a proxy or a client pretending to be one).
  */
 export function postFrom(
   from: string,
   url: string,
   path: string,
   body: unknown,
+  headers: Record<string, string> = {},
 ): Promise<ApiResponse & { headers: Record<string, string | string[] | undefined> }> {
   return new Promise((resolve, reject) => {
     const req = request(
       new URL(path, url),
-      { method: 'POST', localAddress: from, headers: { 'content-type': 'application/json' } },
+      { method: 'POST', localAddress: from, headers: { ...headers, 'content-type': 'application/json' } },
       (res) => {
         let text = '';
         res.setEncoding('utf8');

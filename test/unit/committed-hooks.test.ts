@@ -15,6 +15,7 @@ import {
   PLUGIN_HOOK_NAMES,
   type CommittedEvent,
   type Entity,
+  type OperationName,
 } from 'keyhold-plugin-sdk';
 import { fakeEntity, fakeGroup, PluginHarness } from 'keyhold-plugin-sdk/testing';
 
@@ -61,9 +62,18 @@ describe('committed hooks', () => {
     assert.deepEqual(got, [returned]);
     assert.deepEqual(
       [returned.seq, returned.point, returned.subjectKind, returned.subjectKey, returned.caller, returned.at, returned.operation],
-      [1, 'EntityUpdate', 'entity', 'alice', 'admin', '2026-01-01T00:00:00.000Z', 'test'],
+      [1, 'EntityUpdate', 'entity', 'alice', 'admin', '2026-01-01T00:00:00.000Z', 'entity.update-meta'],
     );
     assert.equal((await h.deliver('committedEntityUpdate', { after: alice })).seq, 2);
+    // As serve() refuses it, the harness refuses an operation the host would never send with this hook.
+    await assert.rejects(
+      h.deliver('committedEntityUpdate', { after: alice, operation: 'group.update' }),
+      /group\.update runs at GroupUpdate, not at EntityUpdate/,
+    );
+    await assert.rejects(
+      h.deliver('committedEntityUpdate', { after: alice, operation: 'test' as OperationName }),
+      /"test" is not one of OPERATIONS \(at EntityUpdate: entity\.update-meta/,
+    );
     await assert.rejects(h.deliver('committedGroupCreate', { after: fakeGroup() }), /does not implement committedGroupCreate/);
   });
 });

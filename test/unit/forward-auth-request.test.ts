@@ -11,7 +11,7 @@ import type { AccessProfile } from '../../src/identity/access-profile.js';
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
 
 describe('TrustedProxies.clientAddress', () => {
-  const proxies = new TrustedProxies(['10.0.0.0/8', '192.0.2.7', 'fd00::/8'], 'x-forwarded-for');
+  const proxies = new TrustedProxies({ trustedProxies: ['10.0.0.0/8', '192.0.2.7', 'fd00::/8'], clientAddressHeader: 'x-forwarded-for' });
 
   it('believes the forwarded address only from a trusted peer', () => {
     assert.equal(proxies.clientAddress('198.51.100.1', { 'x-forwarded-for': '203.0.113.9' }), '198.51.100.1');
@@ -34,13 +34,18 @@ describe('TrustedProxies.clientAddress', () => {
   });
 
   it('reads X-Real-IP instead when told, and ignores X-Forwarded-For then', () => {
-    const realIp = new TrustedProxies(['127.0.0.1'], 'x-real-ip');
+    const realIp = new TrustedProxies({ trustedProxies: ['127.0.0.1'], clientAddressHeader: 'x-real-ip' });
     assert.equal(realIp.clientAddress('127.0.0.1', { 'x-real-ip': '203.0.113.9', 'x-forwarded-for': '198.51.100.1' }), '203.0.113.9');
     assert.equal(realIp.clientAddress('127.0.0.2', { 'x-real-ip': '203.0.113.9' }), '127.0.0.2');
   });
 
   it('trusts nobody by default', () => {
-    assert.equal(new TrustedProxies([], 'x-forwarded-for').clientAddress('127.0.0.1', { 'x-forwarded-for': '203.0.113.9' }), '127.0.0.1');
+    assert.equal(
+      new TrustedProxies({ trustedProxies: [], clientAddressHeader: 'x-forwarded-for' }).clientAddress('127.0.0.1', {
+        'x-forwarded-for': '203.0.113.9',
+      }),
+      '127.0.0.1',
+    );
   });
 
   it('refuses entries that are not an address or a CIDR block, saying so', () => {

@@ -19,7 +19,7 @@ function lane() {
   return { calls, written };
 }
 
-const ctx = context();
+const ctx = context('preEntityUpdate');
 const params = (): HookParams => ({ hook: 'preEntityUpdate', subject: alice, request: {}, context: ctx });
 
 function failure(kind: PluginCallError['kind'], message: RegExp) {

@@ -11,9 +11,13 @@ import {
   DEADLINE_PASSED,
   deadlinePassed,
   hookName,
+  hookSpec,
   implementedHooks,
   jsonEqual,
+  operationProblem,
+  operationsAt,
   parseDuration,
+  pointChange,
   returnedProblem,
   routeLogsToHost,
   unchanged,
@@ -27,6 +31,7 @@ import {
   type LifecyclePoint,
   type LogParams,
   type NullPlugin,
+  type OperationName,
   type PluginContext,
   type PluginHookName,
   type Subject,
@@ -105,17 +110,25 @@ export class PluginHarness<P extends NullPlugin> {
     return harness;
   }
 
-  /** A context as the host builds one: a fresh request id, the clock's time plus 2 s as deadline. */
-  context(overrides: Partial<HookContext> = {}): HookContext {
+  /**
+   * A context as the host builds one for a hook at `point`: a fresh request id, the point's first
+   * operation, source "api", the clock's time plus 2 s as deadline. An operation the host would never
+   * send there (not in OPERATIONS, or listed at another point) is refused, as the SDK's serve() refuses it.
+   */
+  context(point: LifecyclePoint, overrides: Partial<HookContext> = {}): HookContext {
     this.requests += 1;
-    return {
+    const context: HookContext = {
       requestId: `test-${this.requests}`,
-      operation: 'test',
+      operation: operationsAt(point)[0]!,
       caller: this.caller,
+      source: 'api',
       deadline: this.clock.now() + 2000,
       state: {},
       ...overrides,
     };
+    const problem = operationProblem(context.operation, point);
+    if (problem) throw new Error(problem);
+    return context;
   }
 
   /**
@@ -135,7 +148,7 @@ export class PluginHarness<P extends NullPlugin> {
     this.mustImplement(hook);
     // `signal` lets a test play the host cancelling the call; it is not JSON, so it is kept out of the copy.
     const { signal = new AbortController().signal, ...fields } = context;
-    const ctx: PluginContext = { ...wire(this.context(fields)), signal };
+    const ctx: PluginContext = { ...wire(this.context(hookSpec(hook).point, fields)), signal };
     if (deadlinePassed(ctx, this.clock.now())) throw new ContractViolation(this.name, hook, DEADLINE_PASSED);
     const sent = wire(subject);
     const fn = (this.plugin as unknown as Record<HookName, HookFn>)[hook];
@@ -158,13 +171,16 @@ export class PluginHarness<P extends NullPlugin> {
   async run<S extends Subject>(
     point: LifecyclePoint,
     subject: S,
-    options: { request?: JsonObject; operation?: string; change?: (subject: S) => S | Promise<S> } = {},
+    options: { request?: JsonObject; operation?: OperationName; change?: (subject: S) => S | Promise<S> } = {},
   ): Promise<S> {
-    const { request = {}, operation = 'test', change = (s: S) => s } = options;
-    const context = this.context({ operation });
+    const { request = {}, operation, change = (s: S) => s } = options;
+    const context = this.context(point, operation === undefined ? {} : { operation });
     const pre = await this.callIfImplemented(hookName('pre', point), subject, request, context);
+    // POST hooks of a point that changes an existing object get it as it was, as the host sends it.
+    const before = pointChange(point) === 'update' ? { before: subject } : {};
     const post = await this.callIfImplemented(hookName('post', point), await change(pre.subject), request, {
       ...context,
+      ...before,
       state: pre.state,
     });
     return post.subject;
@@ -173,7 +189,8 @@ export class PluginHarness<P extends NullPlugin> {
   /**
    * Delivers one committed event to `hook`, as the outbox would after a commit, and returns the
    * event delivered. Fields not given are filled in: the next seq, a fresh request id, the clock's
-   * time, the subject's kind and key from `after` (or `before`), operation "test", request {}.
+   * time, the subject's kind and key from `after` (or `before`), the point's first operation,
+   * request {}. An operation the host would never send there is refused, as serve() refuses it.
    * An error the hook throws is passed through (the host would deliver the event again).
    */
   async deliver<H extends CommittedHookName>(
@@ -189,7 +206,7 @@ export class PluginHarness<P extends NullPlugin> {
     const event = {
       seq: this.events,
       point: spec.point,
-      operation: 'test',
+      operation: operationsAt(spec.point)[0]!,
       subjectKind: spec.subject,
       subjectKey: subject ? ('id' in subject ? subject.id : subject.name) : '',
       before: null,
@@ -200,6 +217,8 @@ export class PluginHarness<P extends NullPlugin> {
       at: new Date(this.clock.now()).toISOString(),
       ...init,
     } as CommittedEventOf<H>;
+    const problem = operationProblem(event.operation, spec.point);
+    if (problem) throw new Error(problem);
     const fn = (this.plugin as unknown as Record<CommittedHookName, CommittedFn>)[hook];
     await fn.call(this.plugin, wire(event), { attempt: options.attempt ?? 1, signal: options.signal ?? new AbortController().signal });
     return event;

@@ -2,14 +2,14 @@
 // writes on the write connection inside the store's transaction. Seqs come from AUTOINCREMENT, so
 // they grow in commit order (one write transaction at a time) and are never reused after pruning.
 import type Database from 'better-sqlite3';
-import type { CommittedEvent, JsonObject, LifecyclePoint, SubjectKind } from 'keyhold-plugin-sdk';
+import type { CommittedEvent, JsonObject, LifecyclePoint, OperationName, SubjectKind } from 'keyhold-plugin-sdk';
 import type { Backlog, DeadLetter, NewEvent, OutboxReader, OutboxWriter } from '../outbox.js';
 
 interface EventRow {
   seq: number;
   at: number;
   point: LifecyclePoint;
-  operation: string;
+  operation: OperationName;
   subject_kind: SubjectKind;
   subject_key: string;
   request_id: string;
