@@ -114,6 +114,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
       settings: config.plugins,
       readSettings,
       accounts,
+      pluginState: store.pluginState,
       logger,
       registry: metrics,
       hostVersion: VERSION,

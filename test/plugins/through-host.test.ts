@@ -81,12 +81,15 @@ describe('a Python plugin written from docs/protocol.md', () => {
 });
 
 describe('SDK plugins as children', () => {
-  it('fail2lock: config over the handshake, state across calls', async () => {
+  it('fail2lock: config over the handshake, counts in the host state across calls, refusal as a veto', async () => {
     const child = await start(FAIL2LOCK, { config: { allowedFails: 2 } });
     assert.deepEqual(child.status.hooks, ['preAuthCheck', 'postAuthCheck']);
     const alice = fakeEntity({ id: 'alice' });
-    for (let i = 0; i < 2; i++) assert.equal((await child.call('preAuthCheck', alice)).subject.meta.locked, false);
-    assert.equal((await child.call('preAuthCheck', alice)).subject.meta.locked, true);
+    for (let i = 0; i < 2; i++) await child.call('preAuthCheck', alice);
+    await assert.rejects(
+      child.call('preAuthCheck', alice),
+      vetoed(/plugin "fail2lock" refused the request in preAuthCheck: 2 failed authentications/),
+    );
     assert.ok(child.logs.some((r) => r.level === 'warn' && r.plugin === 'fail2lock' && r.entity === 'alice' && r.fails === 2));
   });
 
