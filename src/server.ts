@@ -149,6 +149,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
       storeHealth: () => store.health(),
       plugins,
       events: outbox,
+      pluginState: store.pluginState,
       forwardAuth: { settings: config.forwardAuth, store },
       ...(tls && { tls }),
     });
