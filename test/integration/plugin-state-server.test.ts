@@ -103,12 +103,19 @@ describe('plugin state in a running server (fail2lock)', () => {
     assert.equal(await authCheck(ALICE_SECRET), 401, 'fail2lock-b still counts alice in its own namespace');
     expectCode(await runCli(['plugin', 'state', 'fail2lock-b', 'delete', 'alice'], env), 0, 'plugin state delete');
     assert.equal(await authCheck(ALICE_SECRET), 200, 'unlocked by the operator');
-    assert.equal((await call(server!.url, 'GET', '/v1/plugins/fail2lock/state/alice', { token })).status, 404, 'a success clears the count');
+    assert.equal(
+      (await call(server!.url, 'GET', '/v1/plugins/fail2lock/state/alice', { token })).status,
+      404,
+      'a success clears the count',
+    );
   });
 
   it('needs GLOBAL_ROOT to read a plugin state, and refuses a key over the limit clearly', async () => {
     const token = await login(server!.url, 'root', ROOT_SECRET);
-    assert.equal((await call(server!.url, 'POST', '/v1/entities', { token, body: { id: 'bob', secret: 'Bob-Secret-for-state-1' } })).status, 201);
+    assert.equal(
+      (await call(server!.url, 'POST', '/v1/entities', { token, body: { id: 'bob', secret: 'Bob-Secret-for-state-1' } })).status,
+      201,
+    );
     const bob = await login(server!.url, 'bob', 'Bob-Secret-for-state-1');
     const refused = await call(server!.url, 'GET', '/v1/plugins/fail2lock/state', { token: bob });
     assert.deepEqual([refused.status, refused.body.code], [403, 'KH_ERR_FORBIDDEN']);
