@@ -86,7 +86,7 @@ export interface StateEntry {
   expiresAt: number | null;
 }
 
-/** The requests a plugin sends to the host (docs/protocol.md section 9): method → params and result. */
+/** The requests a plugin sends to the host (docs/protocol.md section 13): method → params and result. */
 export interface StateRequests {
   'state/get': { params: { key: string }; result: StateEntry | null };
   /** ttlMs: the entry expires this long after the write; without it, never. */

@@ -39,6 +39,12 @@ describe('a Python plugin written from docs/protocol.md', () => {
     assert.equal(record.level, 'warn');
     assert.equal(record.plugin, 'python-deny');
     assert.equal(record.entity, 'admin');
+    assert.equal(record.refusals, 1, 'the count from its state/incr request to the host');
+    await assert.rejects(child.call('preEntityCreate', fakeEntity({ id: 'admin' })), vetoed(/reserved/));
+    assert.deepEqual(
+      child.logs.filter((r) => r.msg === 'refusing to create a denied id').map((r) => r.refusals),
+      [1, 2],
+    );
   });
 
   it('takes a committed event (answers null) and logs it', async () => {
