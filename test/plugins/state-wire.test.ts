@@ -49,5 +49,9 @@ describe('plugin state: the harness and the host answer alike', () => {
     assert.deepEqual(results[14], { code: StateErrorCodes.InvalidParams, message: 'key: must not be empty' });
     // And it is in the server's store, in the namespace named after the plugin's file.
     assert.equal((await store.pluginState.get('state-probe', 'n', Date.now()))?.value, '3');
+
+    // 50 increments sent at once over the wire, served concurrently by the host: exactly 50.
+    await child.call('preEntityCreate', fakeEntity(), { calls: [], parallel: 50 });
+    assert.equal((await store.pluginState.get('state-probe', 'parallel', Date.now()))?.value, '50');
   });
 });
