@@ -219,3 +219,27 @@ for (const [where, make] of Object.entries(PLACES)) {
     });
   });
 }
+
+describe('plugin state in the SQLite store', () => {
+  it('prune deletes the expired rows only, of every plugin', async () => {
+    const store = SqliteStore.open(':memory:');
+    stores.push(store);
+    const now = Date.UTC(2026, 0, 1);
+    const a = new StateService(pluginNamespace(store.pluginState, 'a'), () => now);
+    const b = new StateService(pluginNamespace(store.pluginState, 'b'), () => now);
+    await a.handle('state/set', { key: 'short', value: '', ttlMs: 10 });
+    await a.handle('state/set', { key: 'forever', value: '' });
+    await b.handle('state/incr', { key: 'short', ttlMs: 10 });
+    await b.handle('state/set', { key: 'long', value: '', ttlMs: 1000 });
+    assert.equal(await store.pluginState.prune(now + 9), 0);
+    assert.equal(await store.pluginState.prune(now + 10), 2);
+    assert.deepEqual(
+      (await store.pluginState.list('a', '', '', 10, now)).map((e) => e.key),
+      ['forever'],
+    );
+    assert.deepEqual(
+      (await store.pluginState.list('b', '', '', 10, now)).map((e) => e.key),
+      ['long'],
+    );
+  });
+});
