@@ -3,7 +3,15 @@
 // plugin tested with the harness meets the same semantics, limits and words in the server.
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { MemoryStateBackend, StateError, StateErrorCodes, StateService, STATE_LIMITS, type StateBackend } from 'keyhold-plugin-sdk';
+import {
+  MemoryStateBackend,
+  PluginState,
+  StateError,
+  StateErrorCodes,
+  StateService,
+  STATE_LIMITS,
+  type StateBackend,
+} from 'keyhold-plugin-sdk';
 import { pluginNamespace } from '../../src/store/plugin-state.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 
@@ -240,6 +248,16 @@ describe('plugin state in the SQLite store', () => {
     assert.deepEqual(
       (await store.pluginState.list('b', '', '', 10, now)).map((e) => e.key),
       ['long'],
+    );
+  });
+});
+
+describe("a plugin's state where the host offered none", () => {
+  it('rejects every call with a StateError saying why, not silently', async () => {
+    const state = new PluginState(); // a plugin under `plugin verify`, an older host, or not served
+    await assert.rejects(
+      state.incr('k'),
+      stateError(StateErrorCodes.Unavailable, /state\/incr: no plugin state here: the host did not offer it at initialize/),
     );
   });
 });
