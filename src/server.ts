@@ -114,6 +114,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
       settings: config.plugins,
       readSettings,
       accounts,
+      pluginState: store.pluginState,
       logger,
       registry: metrics,
       hostVersion: VERSION,
@@ -149,6 +150,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
       plugins,
       events: outbox,
       clientAddress: config.api,
+      pluginState: store.pluginState,
       forwardAuth: { settings: config.forwardAuth, store },
       ...(tls && { tls }),
     });

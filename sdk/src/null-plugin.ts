@@ -13,6 +13,7 @@ import {
 import { createPluginLogger, type PluginLogger } from './logger.js';
 import type { Entity, Group } from './model.js';
 import type { CommittedEvent, HookContext, JsonObject } from './protocol.js';
+import { PluginState } from './state-client.js';
 import type { Unchanged } from './unchanged.js';
 
 type PointOf<H extends HookName> = H extends `${Phase}${infer P extends LifecyclePoint}` ? P : never;
@@ -72,6 +73,12 @@ export class NullPlugin {
   config: JsonObject = {};
   /** Records reach the host's log with this plugin's name attached. */
   readonly logger: PluginLogger = createPluginLogger();
+  /**
+   * The plugin's own keys in the host's store (docs/plugin-guide.md, "State"): `get`, `set`,
+   * `delete`, `incr`, `compareAndSet`, `list`, with an optional ttlMs. Written at once, kept over
+   * restarts, shared by every server on the database; the test harness keeps them in memory.
+   */
+  readonly state = new PluginState();
 
   /** The time in epoch ms, for plugins that count time; the test harness swaps in a clock the test moves. */
   now(): number {

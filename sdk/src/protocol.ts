@@ -49,7 +49,69 @@ export interface InitializeParams {
   config: JsonObject;
   /** The lowest level worth sending as a log notification. */
   logLevel: LogLevel;
+  /** What the host offers beyond calling hooks; absent (an older host) means nothing. */
+  capabilities?: HostCapabilities;
 }
+
+/** What the host offers a plugin, told at initialize. */
+export interface HostCapabilities {
+  /** Present when the host keeps state for the plugin (the `state/…` requests); its limits. */
+  state?: StateLimits;
+}
+
+/** The limits of plugin state (the values are STATE_LIMITS in plugin-state.ts). */
+export interface StateLimits {
+  /** A key's length in UTF-8 bytes, at most. */
+  maxKeyBytes: number;
+  /** A value's length in UTF-8 bytes, at most. */
+  maxValueBytes: number;
+  /** The longest time to live, ms. */
+  maxTtlMs: number;
+  /** The most entries one `state/list` answers with. */
+  maxListLimit: number;
+  /** Live keys one plugin may hold. */
+  maxKeys: number;
+  /** State requests one plugin may have unanswered at once. */
+  maxCallsInFlight: number;
+}
+
+/** One entry of a plugin's state, as `state/…` answers give it. */
+export interface StateEntry {
+  key: string;
+  /** A string; JSON or anything else is the plugin's business. */
+  value: string;
+  /** 1 when the entry was created, one more at every write to it. */
+  version: number;
+  /** When it expires, epoch ms, or null when it never does. */
+  expiresAt: number | null;
+}
+
+/** The requests a plugin sends to the host (docs/protocol.md section 13): method → params and result. */
+export interface StateRequests {
+  'state/get': { params: { key: string }; result: StateEntry | null };
+  /** ttlMs: the entry expires this long after the write; without it, never. */
+  'state/set': { params: { key: string; value: string; ttlMs?: number }; result: StateEntry };
+  'state/delete': { params: { key: string }; result: { deleted: boolean } };
+  /** Adds `by` (default 1) to an integer value; a missing key counts as 0 and is created with ttlMs, an existing one keeps its expiry. */
+  'state/incr': { params: { key: string; by?: number; ttlMs?: number }; result: StateEntry };
+  /** Writes `value` only when the live value is `expected` (null: only when there is no live entry). */
+  'state/compareAndSet': {
+    params: { key: string; expected: string | null; value: string; ttlMs?: number };
+    result: { swapped: boolean; entry: StateEntry | null };
+  };
+  /** Live entries whose key starts with `prefix`, in key order, after the key `after`, at most `limit` (default 100). */
+  'state/list': { params: { prefix?: string; after?: string; limit?: number }; result: { entries: StateEntry[]; more: boolean } };
+}
+
+export type StateMethod = keyof StateRequests;
+export const STATE_METHODS: readonly StateMethod[] = [
+  'state/get',
+  'state/set',
+  'state/delete',
+  'state/incr',
+  'state/compareAndSet',
+  'state/list',
+];
 
 export interface InitializeResult {
   name: string;
@@ -173,4 +235,14 @@ export const PluginErrorCodes = {
   UnsupportedProtocol: -32003,
   /** The plugin was asked for a hook it does not implement. */
   UnknownHook: -32004,
+} as const;
+
+/** Error codes the host answers a plugin's `state/…` request with. */
+export const StateErrorCodes = {
+  /** The params break a rule (a key or value too long, a bad ttlMs, incr on a value that is no integer): the message says which. */
+  InvalidParams: -32602,
+  /** The plugin holds the most keys it may, or has the most state requests unanswered: nothing was written. */
+  LimitReached: -32010,
+  /** The host could not read or write its store (busy, full, failing), or offers no state: nothing was written. */
+  Unavailable: -32011,
 } as const;

@@ -1,6 +1,7 @@
 // The plugin's end of the JSON-RPC connection (docs/protocol.md section 3): each request from the
 // host goes to the handler of its method and is answered by its id, `$/cancelRequest` cancels one
-// that is running, notifications go out as frames. Written for the few methods a plugin serves,
+// that is running, notifications go out as frames, and the plugin's own requests (state/…) go
+// out numbered 0, 1, … and are settled by the host's answers. Written for the few methods a plugin serves,
 // instead of vscode-jsonrpc's general connection: loading that library was most of what a plugin's
 // start cost beyond a bare node's, and its bookkeeping per request a large share of a hook call's
 // time (docs/performance.md). The host keeps vscode-jsonrpc, for whatever any plugin may send.
@@ -54,6 +55,14 @@ interface Incoming {
   id?: unknown;
   method?: unknown;
   params?: unknown;
+  result?: unknown;
+  error?: { code?: unknown; message?: unknown };
+}
+
+/** A request of the plugin's waiting for the host's answer. */
+interface Outgoing {
+  resolve(result: unknown): void;
+  reject(err: RpcError): void;
 }
 
 /** Whether a handler's result is a promise (or like one) to wait for. */
@@ -65,6 +74,10 @@ export class RpcEndpoint {
   private readonly handlers = new Map<string, RequestHandler>();
   /** Requests being handled, by id: what `$/cancelRequest` reaches. */
   private readonly running = new Map<Id, RequestCall>();
+  /** The plugin's requests waiting for an answer, by id. */
+  private readonly waiting = new Map<number, Outgoing>();
+  private lastId = -1;
+  private closed = false;
   private readonly parser: FrameParser;
 
   /**
@@ -77,7 +90,13 @@ export class RpcEndpoint {
     private readonly onClosed: () => void,
     onBroken: (err: FramingError) => void,
   ) {
-    this.parser = new FrameParser((message) => this.receive(message as Incoming), onBroken);
+    this.parser = new FrameParser(
+      (message) => this.receive(message as Incoming),
+      (err) => {
+        this.failWaiting(`the host's stream broke: ${err.message}`);
+        onBroken(err);
+      },
+    );
   }
 
   /** Serves requests for `method` with `handler` (requests for methods without one get MethodNotFound). */
@@ -89,15 +108,50 @@ export class RpcEndpoint {
     this.write(frame(JSON.stringify({ jsonrpc: '2.0', method, params })));
   }
 
+  /** Sends a request to the host; resolves with its result, rejects with an RpcError carrying the host's error code and message. */
+  request(method: string, params: unknown): Promise<unknown> {
+    if (this.closed) return Promise.reject(new RpcError(RpcErrorCodes.InternalError, `${method}: the connection to the host is closed`));
+    this.lastId = this.lastId >= 0x7fffffff ? 0 : this.lastId + 1;
+    const id = this.lastId;
+    const answered = new Promise<unknown>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
+    this.write(frame(JSON.stringify({ jsonrpc: '2.0', id, method, params })));
+    return answered;
+  }
+
   listen(): void {
     this.input.on('data', (chunk: Buffer) => this.parser.push(chunk));
     // An error on the host's stream ends it: 'close' follows, and with it the plugin.
     this.input.on('error', () => {});
-    this.input.on('close', () => this.onClosed());
+    this.input.on('close', () => {
+      this.failWaiting('the host closed the connection');
+      this.onClosed();
+    });
+  }
+
+  private failWaiting(reason: string): void {
+    this.closed = true;
+    for (const { reject } of this.waiting.values()) reject(new RpcError(RpcErrorCodes.InternalError, reason));
+    this.waiting.clear();
+  }
+
+  /** The host's answer to one of the plugin's requests. */
+  private settle({ id, result, error }: Incoming): void {
+    const outgoing = typeof id === 'number' ? this.waiting.get(id) : undefined;
+    if (outgoing === undefined) return;
+    this.waiting.delete(id as number);
+    if (error === undefined) outgoing.resolve(result);
+    else
+      outgoing.reject(
+        new RpcError(
+          typeof error?.code === 'number' ? error.code : RpcErrorCodes.InternalError,
+          typeof error?.message === 'string' ? error.message : 'the host answered with an error that has no message',
+        ),
+      );
   }
 
   private receive(message: Incoming): void {
-    if (message === null || typeof message !== 'object' || typeof message.method !== 'string') return; // a response, or no message: a plugin sends no requests
+    if (message === null || typeof message !== 'object') return;
+    if (typeof message.method !== 'string') return this.settle(message);
     const { id, method, params } = message;
     if (id === undefined) {
       if (method === '$/cancelRequest') this.running.get((params as { id?: Id } | undefined)?.id as Id)?.cancel();

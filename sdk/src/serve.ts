@@ -14,7 +14,9 @@ import { copyJson, jsonEqual } from './json.js';
 import { routeLogsToHost } from './logger.js';
 import type { Entity, Group } from './model.js';
 import { implementedHooks, type DeliveryContext, type NullPlugin, type PluginContext } from './null-plugin.js';
+import { StateError } from './plugin-state.js';
 import { isThenable, RpcEndpoint, RpcError, RpcErrorCodes, type RequestCall } from './rpc-endpoint.js';
+import type { StateTransport } from './state-client.js';
 import {
   MAGIC_COOKIE_KEY,
   MAGIC_COOKIE_VALUE,
@@ -152,6 +154,12 @@ export function serve(plugin: NullPlugin): void {
     }
     plugin.logger.level = params.logLevel;
     plugin.config = params.config;
+    // State requests go to the host when it offers state; an answer with an error becomes a StateError with the host's code and message.
+    if (params.capabilities?.state)
+      plugin.state.connect(((method, stateParams) =>
+        endpoint.request(method, stateParams).catch((err: RpcError) => {
+          throw new StateError(err.code, err.message);
+        })) as StateTransport);
     try {
       await plugin.configure(params.config);
     } catch (err) {

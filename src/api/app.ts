@@ -9,6 +9,7 @@ import { Counter, Histogram, type Registry } from 'prom-client';
 import { KeyholdError } from '../errors.js';
 import type { LoginThrottle } from '../identity/login-throttle.js';
 import type { IdentityOperations } from '../identity/operations.js';
+import type { PluginStateStore } from '../store/plugin-state.js';
 import type { Store, StoreHealth } from '../store/store.js';
 import { VERSION } from '../version.js';
 import { Access } from './access.js';
@@ -22,6 +23,7 @@ import { forwardAuthRoutes } from './forward-auth.js';
 import type { ForwardAuthSettings } from './forward-auth-settings.js';
 import { groupRoutes } from './groups.js';
 import { LoginGate } from './login-gate.js';
+import { pluginStateRoutes } from './plugin-state.js';
 import { pluginRoutes, type PluginControl } from './plugins.js';
 import type { TokenRevocation } from './revocation.js';
 import { installRequestInput, MAX_PARAM_LENGTH } from './request-input.js';
@@ -53,6 +55,8 @@ export interface ApiDeps {
   events?: EventControl;
   /** Which peers' forwarded client address every route believes (`api:` settings). */
   clientAddress: ClientAddressSettings;
+  /** The plugins' state in the store, for the operator's /v1/plugins/:name/state routes. */
+  pluginState?: PluginStateStore;
   /** /v1/forward-auth: its settings, and the store its cache and identity headers read. */
   forwardAuth: { settings: ForwardAuthSettings; store: Pick<Store, 'reader' | 'changeCounter'> };
 }
@@ -125,6 +129,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const plugins = deps.plugins && { plugins: deps.plugins };
   systemRoutes(app, { access, metrics: deps.metrics, storeCheck: deps.storeCheck, storeHealth: deps.storeHealth, ...plugins });
   pluginRoutes(app, { access, ...plugins });
+  if (deps.pluginState) pluginStateRoutes(app, { access, pluginState: deps.pluginState });
   if (deps.events) eventRoutes(app, { access, events: deps.events });
   // The login throttle wraps `authCheck` here, keyed by info.clientAddress (the end user's, when a trusted proxy forwarded it).
   forwardAuthRoutes(app, {

@@ -1,11 +1,12 @@
-// keyhold plugin new | verify | list | reload. `new` and `verify` run locally (a project on disk;
-// discovery and the handshake, no server); `list` and `reload` ask the running server
-// (GET /v1/plugins, POST /v1/plugins/reload).
-import { Command } from 'commander';
+// keyhold plugin new | verify | list | reload | state. `new` and `verify` run locally (a project on
+// disk; discovery and the handshake, no server); `list`, `reload` and `state` ask the running server
+// (GET /v1/plugins, POST /v1/plugins/reload, /v1/plugins/:name/state).
+import { Argument, Command } from 'commander';
+import type { StateEntry } from 'keyhold-plugin-sdk';
 import type { ReloadResult } from '../host/host.js';
 import type { PluginSettings } from '../host/settings.js';
 import type { PluginStatus } from '../host/supervisor.js';
-import { CliError } from './client.js';
+import { CliError, seg, usageError } from './client.js';
 import { CommandContext, line, table } from './context.js';
 
 export interface PluginCommandDeps {
@@ -40,7 +41,7 @@ function statusTable(plugins: readonly PluginStatus[]): void {
   );
 }
 
-/** Adds new, verify, list and reload under `keyhold plugin` (creating that command unless it exists). */
+/** Adds new, verify, list, reload and state under `keyhold plugin` (creating that command unless it exists). */
 export function registerPluginCommands(program: Command, deps: PluginCommandDeps = {}): Command {
   const plugin =
     program.commands.find((c) => c.name() === 'plugin') ??
@@ -125,6 +126,51 @@ export function registerPluginCommands(program: Command, deps: PluginCommandDeps
         statusTable(result.plugins);
       });
     });
+
+  plugin
+    .command('state')
+    .description(
+      "a plugin's state kept by the server (GLOBAL_ROOT): list [PREFIX] its live keys, get KEY, delete KEY (fail2lock: `delete ID` unlocks that entity)",
+    )
+    .argument('<name>', 'the plugin (its file name without the extension)')
+    .addArgument(new Argument('<action>').choices(['list', 'get', 'delete']))
+    .argument('[key]', 'list: the prefix keys start with (default: all); get, delete: the key')
+    .option('--after <key>', 'list: the keys after this one (to page on)')
+    .option('--limit <n>', 'list: at most this many (1 to 1000, default 100)')
+    .action(
+      async (name: string, action: string, key: string | undefined, options: { after?: string; limit?: string }, command: Command) => {
+        const ctx = new CommandContext(command);
+        const base = `/v1/plugins/${seg(name)}/state`;
+        if (action === 'list') {
+          const query = new URLSearchParams({
+            ...(key !== undefined && { prefix: key }),
+            ...(options.after !== undefined && { after: options.after }),
+            ...(options.limit !== undefined && { limit: options.limit }),
+          }).toString();
+          const listed = await ctx.client.get<{ entries: StateEntry[]; more: boolean }>(query ? `${base}?${query}` : base);
+          return ctx.print(listed, () => {
+            if (listed.entries.length === 0) return line(`plugin ${name} has no live state keys${key ? ` starting with "${key}"` : ''}`);
+            table(
+              ['KEY', 'VALUE', 'VERSION', 'EXPIRES'],
+              listed.entries.map((e) => [
+                e.key,
+                e.value,
+                String(e.version),
+                e.expiresAt === null ? 'never' : new Date(e.expiresAt).toISOString(),
+              ]),
+            );
+            if (listed.more) line(`(more: --after ${listed.entries.at(-1)!.key})`);
+          });
+        }
+        if (key === undefined) throw usageError(`plugin state ${action} needs a KEY`);
+        if (action === 'get') {
+          const entry = await ctx.client.get<StateEntry>(`${base}/${seg(key)}`);
+          return ctx.print(entry, () => line(entry.value));
+        }
+        await ctx.client.delete(`${base}/${seg(key)}`);
+        ctx.print({ deleted: key }, () => line(`plugin ${name}: state key ${key} deleted`));
+      },
+    );
 
   return plugin;
 }

@@ -21,6 +21,7 @@ import { answerError, HookCalls } from './hook-calls.js';
 import { settlesWithin, stopProcess, type ExitInfo, type PluginProcess } from './process.js';
 import { CommittedRequest, InitializeRequest, LogNotification, PingRequest, SelfCheckRequest, ShutdownRequest } from './requests.js';
 import { readLines } from './stderr-lines.js';
+import type { PluginStateHost } from './plugin-state.js';
 import { createWireConnection } from './wire.js';
 
 /** Stderr lines longer than this are cut (and the record says `truncated: true`): one runaway line must not fill the host's memory or log. */
@@ -45,6 +46,8 @@ export interface ClientOptions {
   /** The name the host knows the plugin by. */
   name: string;
   logger: Logger;
+  /** Serves the plugin's state requests in its namespace; without it the host offers no state. */
+  state?: PluginStateHost | undefined;
 }
 
 export class PluginClient {
@@ -77,6 +80,7 @@ export class PluginClient {
     this.hookCalls = new HookCalls((data) => void proc.stdin.write(data));
     this.connection = createWireConnection(proc.stdout, proc.stdin, (message) => this.hookCalls.receive(message));
     this.connection.onNotification(LogNotification, ({ level, msg, fields }) => this.logRecord(level, msg, fields ?? {}));
+    options.state?.serve(this.connection, options.name);
     // Bad framing is reported at the first bad byte: the rest of the stream cannot be read.
     this.connection.onError(([err]) =>
       err instanceof FramingError ? this.breakConnection(err.message) : this.streamFailed(`broke the JSON-RPC stream: ${err.message}`),

@@ -13,7 +13,9 @@ import { resolveExemptions, type AccountDirectory } from './break-glass.js';
 import { discoverPlugins } from './discover.js';
 import { buildDispatcher, byCallOrder, type PluginSetDispatcher } from './dispatch.js';
 import { PluginMetrics } from './metrics.js';
+import { PluginStateHost } from './plugin-state.js';
 import { pluginEntry, type PluginSettings } from './settings.js';
+import type { PluginStateStore } from '../store/plugin-state.js';
 import { PluginSupervisor, type PluginStatus } from './supervisor.js';
 
 export interface LoadFailure {
@@ -37,6 +39,8 @@ export interface LoadOptions {
   restart: boolean;
   metrics?: PluginMetrics | undefined;
   onStateChange?: ((status: PluginStatus) => void) | undefined;
+  /** Plugin state: offered to the plugins when given. */
+  state?: PluginStateHost | undefined;
 }
 
 export interface LoadOutcome {
@@ -105,6 +109,8 @@ export interface PluginHostOptions {
    * plugins exempt what their settings list, and nothing is refused for it.
    */
   accounts?: AccountDirectory;
+  /** The server store's plugin state: each plugin gets its own namespace of it (docs/protocol.md, "State"). Without it no state is offered. */
+  pluginState?: PluginStateStore;
 }
 
 export interface ReloadResult {
@@ -125,9 +131,11 @@ export class PluginHost {
   /** start, reload and stop run one at a time (a SIGHUP during an API reload waits its turn). */
   private queue: Promise<unknown> = Promise.resolve();
   private readonly listeners = new Set<(status: PluginStatus) => void>();
+  private readonly state: PluginStateHost | undefined;
 
   constructor(private readonly options: PluginHostOptions) {
     this.settings = options.settings;
+    this.state = options.pluginState && new PluginStateHost(options.pluginState, options.logger);
     this.metrics = new PluginMetrics(options.registry ?? new Registry(), () => this.status());
     this.current = buildDispatcher([], options.logger, this.metrics);
   }
@@ -224,6 +232,7 @@ export class PluginHost {
       hostVersion: this.options.hostVersion ?? VERSION,
       restart: true,
       metrics: this.metrics,
+      state: this.state,
       onStateChange: (status) => {
         for (const listener of this.listeners) listener(status);
       },

@@ -15,6 +15,7 @@ import { PluginCallError, type FailureMode, type PluginMode } from '../lifecycle
 import { PluginClient } from './client.js';
 import { checkChecksum, type PluginFile } from './discover.js';
 import type { PluginMetrics } from './metrics.js';
+import type { PluginStateHost } from './plugin-state.js';
 import { spawnPlugin } from './process.js';
 import type { PluginEntry, PluginSettings } from './settings.js';
 import { checkTrusted } from './trust.js';
@@ -45,6 +46,8 @@ export interface SupervisorOptions {
   /** Restart after a crash (false for `plugin verify`, which only wants to know whether it loads). */
   restart: boolean;
   onStateChange?: ((status: PluginStatus) => void) | undefined;
+  /** The plugins' state in the server's store; without it (verify, tests) no state is offered. */
+  state?: PluginStateHost | undefined;
 }
 
 export class PluginSupervisor {
@@ -160,7 +163,8 @@ export class PluginSupervisor {
     if (!settings.allowUntrustedFiles) await checkTrusted(this.file.path);
     if (entry.sha256 !== undefined) await checkChecksum(this.file.path, entry.sha256);
     if (this.stopping) throw new Error('the host is stopping the plugin');
-    const client = new PluginClient(spawnPlugin(this.file), { name: this.name, logger: this.options.logger });
+    const { state } = this.options;
+    const client = new PluginClient(spawnPlugin(this.file), { name: this.name, logger: this.options.logger, state });
     this.client = client;
     this.killReason = undefined;
     let info;
@@ -172,6 +176,7 @@ export class PluginSupervisor {
           pluginName: this.name,
           config: entry.config,
           logLevel: this.logLevel(),
+          ...(state && { capabilities: { state: state.limits } }),
         },
         settings.startTimeoutMs,
       );

@@ -3,6 +3,7 @@
 // Every method is async so that a networked store fits without changing callers.
 import type { Capability, Entity, Group } from 'keyhold-plugin-sdk';
 import type { OutboxReader, OutboxWriter } from './outbox.js';
+import type { PluginStateStore } from './plugin-state.js';
 
 export interface SearchQuery {
   /** Case-insensitive substring of the id/name, display name or legal name; empty matches all. */
@@ -118,6 +119,8 @@ export interface Store {
   readonly reader: StoreReader;
   /** The outbox's committed rows. */
   readonly outbox: OutboxReader;
+  /** The plugins' state: each change a short write transaction of its own, committed at once. */
+  readonly pluginState: PluginStateStore;
   /**
    * Runs `work` in one write transaction, serialised with every other write: commits when it
    * resolves, rolls back (nothing written) when it rejects.

@@ -11,6 +11,7 @@ import {
   committedHookName,
   hookSpec,
   operationsAt,
+  MemoryStateBackend,
   type CommittedEvent,
   type HookContext,
   type HookName,
@@ -21,10 +22,12 @@ import { Registry } from 'prom-client';
 import { discoverPlugins } from '../host/discover.js';
 import { buildDispatcher } from '../host/dispatch.js';
 import { PluginMetrics } from '../host/metrics.js';
+import { PluginStateHost } from '../host/plugin-state.js';
 import { parsePluginSettings } from '../host/settings.js';
 import { PluginSupervisor, type PluginStatus } from '../host/supervisor.js';
 import { runHook, type Subject } from '../lifecycle/chain.js';
 import type { HookDispatcher } from '../lifecycle/dispatcher.js';
+import type { PluginStateStore } from '../store/plugin-state.js';
 import { VERSION } from '../version.js';
 
 /** A host log record: pino's JSON with the level as its name. */
@@ -40,6 +43,20 @@ export interface PluginChildOptions {
   config?: JsonObject;
   /** Other settings of that entry (`timeout`, `failureMode`, `sha256`, …) as written in the YAML. */
   entry?: JsonObject;
+  /** Where the plugin's state is kept (a server's store.pluginState); default: in memory, for this child only. */
+  pluginState?: PluginStateStore;
+}
+
+/** Plugin state in memory, one namespace per plugin: what a child gets when the test gives no store. */
+export function memoryPluginState(): PluginStateStore {
+  const namespaces = new Map<string, MemoryStateBackend>();
+  const of = (plugin: string) => namespaces.get(plugin) ?? namespaces.set(plugin, new MemoryStateBackend()).get(plugin)!;
+  return {
+    get: (plugin, key, now) => of(plugin).get(key, now),
+    list: (plugin, prefix, after, limit, now) => of(plugin).list(prefix, after, limit, now),
+    change: (plugin, key, now, decide) => of(plugin).change(key, now, decide),
+    prune: async () => 0,
+  };
 }
 
 export interface PluginChild {
@@ -88,6 +105,7 @@ export async function startPluginChild(path: string, options: PluginChildOptions
     logger,
     hostVersion: VERSION,
     restart: false,
+    state: new PluginStateHost(options.pluginState ?? memoryPluginState(), logger),
   });
   await supervisor.start();
   const dispatcher: HookDispatcher = buildDispatcher([supervisor], logger, new PluginMetrics(new Registry(), () => [supervisor.status()]));

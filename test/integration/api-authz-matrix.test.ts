@@ -195,6 +195,15 @@ const MUTATIONS: Record<string, RouteCase> = {
     targets: ['plain'],
     prepare: async () => ({ path: '/v1/plugins/reload' }),
   },
+  // No state kept: past the authorization the answer is 404 (the whole path: plugin-state-server.test.ts).
+  'DELETE /v1/plugins/:name/state/:key': {
+    capability: 'GLOBAL_ROOT',
+    method: 'DELETE',
+    ok: 404,
+    protects: false,
+    targets: ['plain'],
+    prepare: async () => ({ path: '/v1/plugins/fail2lock/state/alice' }),
+  },
   // No plugins here, so no events: past the authorization the answer is 404 (the whole path: events-server.test.ts).
   'POST /v1/events/:seq/retry': {
     capability: 'GLOBAL_ROOT',

@@ -204,10 +204,17 @@ const MUTATIONS: Record<string, MutationCase> = {
     ok: 404,
     prepare: async () => ({ path: '/v1/events/1/skip', body: {} }),
   },
+  // No state kept here: past the authorization the answer is 404.
+  'DELETE /v1/plugins/:name/state/:key': {
+    capability: 'GLOBAL_ROOT',
+    method: 'DELETE',
+    ok: 404,
+    prepare: async () => ({ path: '/v1/plugins/fail2lock/state/alice' }),
+  },
 };
 
-/** Reads that need GLOBAL_ROOT, not only a token: committed events hold whole entities, past states included. */
-const ROOT_READS = ['GET /v1/events', 'GET /v1/events/:seq'];
+/** Reads that need GLOBAL_ROOT, not only a token: committed events hold whole entities, past states included; a plugin's state holds whatever it keeps. */
+const ROOT_READS = ['GET /v1/events', 'GET /v1/events/:seq', 'GET /v1/plugins/:name/state', 'GET /v1/plugins/:name/state/:key'];
 
 /** Routes that change nothing and need no token: they are how a token is obtained or checked (forward-auth checks the end user's credentials a proxy passes on). */
 const ANONYMOUS = [
@@ -347,7 +354,7 @@ describe('authorization matrix', () => {
     );
   });
 
-  it('requires a valid token for every read, and GLOBAL_ROOT for the committed events', async () => {
+  it('requires a valid token for every read, and GLOBAL_ROOT for the committed events and plugin state', async () => {
     const reads = (await documentedRoutes()).filter((r) => r.startsWith('GET ') && !ANONYMOUS.includes(r));
     assert.ok(reads.length >= 10);
     for (const route of reads) {

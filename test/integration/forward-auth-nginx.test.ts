@@ -255,8 +255,8 @@ describe('forward auth through nginx', { skip: nginxBinary ? false : NGINX_MISSI
       logs.some((r) => r.plugin === 'fail2lock' && r.entity === 'carol' && r.fails === ALLOWED_FAILS),
       'fail2lock refused it',
     );
-    // The operator's reset lets it in again.
-    await api('POST', '/v1/entities/carol/untyped-meta', { action: 'upsert', key: 'fail2lock', value: 'RESET' });
+    // The operator's reset (`keyhold plugin state fail2lock delete carol`) lets it in again.
+    assert.equal((await api('DELETE', '/v1/plugins/fail2lock/state/carol')).status, 204);
     assert.equal((await through('/app/page', { authorization: basic('carol', SECRET) })).status, 200);
   });
 

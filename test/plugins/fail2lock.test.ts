@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Fail2Lock } from 'keyhold-fail2lock';
-import { ConfigError, type Entity, type JsonObject } from 'keyhold-plugin-sdk';
+import { ConfigError, Veto, type Entity, type JsonObject } from 'keyhold-plugin-sdk';
 import { fakeEntity, PluginHarness } from 'keyhold-plugin-sdk/testing';
 
 const alice = fakeEntity({ id: 'alice' });
@@ -10,7 +10,6 @@ const alice = fakeEntity({ id: 'alice' });
 function authenticate(harness: PluginHarness<Fail2Lock>, secretIsRight: boolean, entity: Entity = alice): Promise<Entity> {
   return harness.run('AuthCheck', entity, {
     change(e) {
-      if (e.meta.locked) throw new Error('refused: locked');
       if (!secretIsRight) throw new Error('refused: wrong secret');
       return e;
     },
@@ -23,11 +22,14 @@ async function failTimes(harness: PluginHarness<Fail2Lock>, n: number, entity: E
 
 const start = (config: JsonObject = {}) => PluginHarness.start(new Fail2Lock(), { config });
 
+/** fail2lock's refusal: a veto (the server answers it as a wrong secret). */
+const refused = (err: unknown) => err instanceof Veto && /failed authentications/.test(err.message);
+
 describe('fail2lock', () => {
   it('refuses the 4th attempt after 3 failures, even with the right secret, and warns naming the entity and counts', async () => {
     const h = await start();
     await failTimes(h, 3);
-    await assert.rejects(authenticate(h, true), /locked/);
+    await assert.rejects(authenticate(h, true), refused);
     const warning = h.logs.find((r) => r.level === 'warn');
     assert.ok(warning, 'a warning is logged');
     assert.deepEqual(warning.fields, { entity: 'alice', fails: 3, allowed: 3 });
@@ -45,14 +47,14 @@ describe('fail2lock', () => {
     await authenticate(h, true);
     await failTimes(h, 2);
     await authenticate(h, true);
-    assert.equal(h.plugin.failures.size, 0);
+    assert.equal(await h.state.get('alice'), undefined, 'no count is left');
   });
 
   it('lets the entity in again once its failures are older than the interval', async () => {
     const h = await start({ interval: '10m' });
     await failTimes(h, 3);
     h.clock.advance('9m');
-    await assert.rejects(authenticate(h, true), /locked/);
+    await assert.rejects(authenticate(h, true), refused);
     h.clock.advance('1m');
     await authenticate(h, true);
   });
@@ -60,15 +62,17 @@ describe('fail2lock', () => {
   it('honours allowedFails from the config', async () => {
     const h = await start({ allowedFails: 1 });
     await failTimes(h, 1);
-    await assert.rejects(authenticate(h, true), /locked/);
+    await assert.rejects(authenticate(h, true), refused);
   });
 
-  it('resets on fail2lock:RESET, consuming only its own untyped metadata', async () => {
-    const h = await start();
+  it('keeps its counts in the host state with the window as time to live, and an operator deleting the key unlocks', async () => {
+    const h = await start({ interval: '10m' });
     await failTimes(h, 3);
-    const flagged = fakeEntity({ id: 'alice', meta: { untypedMeta: ['phone:123', 'fail2lock:RESET', 'fail2lock{ssh}:x'] } });
-    const after = await authenticate(h, true, flagged);
-    assert.deepEqual(after.meta.untypedMeta, ['phone:123']);
+    const entry = await h.state.entry('alice');
+    assert.equal(entry?.value, '3');
+    assert.equal(entry?.expiresAt, h.clock.now() + 10 * 60_000);
+    await assert.rejects(authenticate(h, true), refused);
+    assert.equal(await h.state.delete('alice'), true); // what `keyhold plugin state fail2lock delete alice` does
     await authenticate(h, true);
   });
 
@@ -76,7 +80,7 @@ describe('fail2lock', () => {
     const h = await start({ interval: '15m', lockoutDuration: '1h' });
     await failTimes(h, 3);
     h.clock.advance('30m');
-    await assert.rejects(authenticate(h, true), /locked/);
+    await assert.rejects(authenticate(h, true), refused);
     h.clock.advance('30m');
     await authenticate(h, true);
   });

@@ -40,6 +40,12 @@ describe('a Python plugin written from docs/protocol.md', () => {
     assert.equal(record.plugin, 'python-deny');
     assert.equal(record.entity, 'admin');
     assert.equal(record.source, 'api', 'it read the context the host sent');
+    assert.equal(record.refusals, 1, 'the count from its state/incr request to the host');
+    await assert.rejects(child.call('preEntityCreate', fakeEntity({ id: 'admin' })), vetoed(/reserved/));
+    assert.deepEqual(
+      child.logs.filter((r) => r.msg === 'refusing to create a denied id').map((r) => r.refusals),
+      [1, 2],
+    );
   });
 
   it('takes a committed event (answers null) and logs it', async () => {
@@ -82,12 +88,15 @@ describe('a Python plugin written from docs/protocol.md', () => {
 });
 
 describe('SDK plugins as children', () => {
-  it('fail2lock: config over the handshake, state across calls', async () => {
+  it('fail2lock: config over the handshake, counts in the host state across calls, refusal as a veto', async () => {
     const child = await start(FAIL2LOCK, { config: { allowedFails: 2 } });
     assert.deepEqual(child.status.hooks, ['preAuthCheck', 'postAuthCheck']);
     const alice = fakeEntity({ id: 'alice' });
-    for (let i = 0; i < 2; i++) assert.equal((await child.call('preAuthCheck', alice)).subject.meta.locked, false);
-    assert.equal((await child.call('preAuthCheck', alice)).subject.meta.locked, true);
+    for (let i = 0; i < 2; i++) await child.call('preAuthCheck', alice);
+    await assert.rejects(
+      child.call('preAuthCheck', alice),
+      vetoed(/plugin "fail2lock" refused the request in preAuthCheck: 2 failed authentications/),
+    );
     assert.ok(child.logs.some((r) => r.level === 'warn' && r.plugin === 'fail2lock' && r.entity === 'alice' && r.fails === 2));
   });
 

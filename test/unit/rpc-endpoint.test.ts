@@ -98,4 +98,30 @@ describe('RpcEndpoint', () => {
     await tick();
     assert.equal(events.closed, 1);
   });
+
+  it('sends requests of its own numbered 0, 1, …, settles each by its answer (a result, or an RpcError with the code) and fails those waiting when the host closes', async () => {
+    const { rpc, input, send, written } = endpoint();
+    rpc.onRequest('ping', () => 'pong');
+    const first = rpc.request('state/get', { key: 'a' });
+    const second = rpc.request('state/set', { key: '', value: 'x' });
+    assert.deepEqual(written, [
+      { jsonrpc: '2.0', id: 0, method: 'state/get', params: { key: 'a' } },
+      { jsonrpc: '2.0', id: 1, method: 'state/set', params: { key: '', value: 'x' } },
+    ]);
+    // A request of the host's with the same id is still a request: answered, not taken for an answer.
+    send({ id: 1, method: 'ping' });
+    assert.deepEqual(written[2], { jsonrpc: '2.0', id: 1, result: 'pong' });
+    send({ id: 1, error: { code: -32602, message: 'key: must not be empty' } });
+    send({ id: 0, result: null });
+    assert.equal(await first, null);
+    await assert.rejects(
+      second,
+      (err: unknown) => err instanceof RpcError && err.code === -32602 && err.message === 'key: must not be empty',
+    );
+    const waiting = rpc.request('state/get', { key: 'b' });
+    input.end();
+    input.destroy();
+    await assert.rejects(waiting, (err: unknown) => err instanceof RpcError && /the host closed the connection/.test(err.message));
+    await assert.rejects(rpc.request('state/get', { key: 'c' }), /the connection to the host is closed/);
+  });
 });

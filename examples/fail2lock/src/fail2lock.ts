@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 // fail2lock: "if there are X failures in Y minutes, refuse authentication" (NetAuth's example plugin).
-import { clearUntypedFuzzy, ConfiguredPlugin, isMainModule, readUntyped, serve, setting, type Entity } from 'keyhold-plugin-sdk';
+// The counts live in the host's plugin state (docs/plugin-guide.md, "State"), one key per entity id
+// with the window as its time to live: they survive restarts of the plugin and of the server, every
+// server on the database shares them, and `keyhold plugin state fail2lock delete ID` unlocks.
+import { ConfiguredPlugin, isMainModule, serve, setting, Veto, type Entity } from 'keyhold-plugin-sdk';
 
 const schema = {
   allowedFails: setting.integer({ min: 1, default: 3 }),
@@ -11,42 +14,32 @@ const schema = {
 
 export class Fail2Lock extends ConfiguredPlugin(schema) {
   override readonly name = 'fail2lock';
-  override readonly version = '1.0.0';
-  /** Entity id → times of its failures within the interval. In memory: a restart forgets them, as NetAuth's did. */
-  readonly failures = new Map<string, number[]>();
-  /** Entity id → end of its lockoutDuration. */
-  readonly lockedUntil = new Map<string, number>();
+  override readonly version = '2.0.0';
 
-  override preAuthCheck(entity: Entity): Entity {
+  override async preAuthCheck(entity: Entity): Promise<Entity> {
     const { allowedFails, interval, lockoutDuration } = this.settings;
-    const now = this.now();
-    if (readUntyped(entity.meta.untypedMeta, 'fail2lock').includes('RESET')) {
-      this.forget(entity.id);
-      return { ...entity, meta: { ...entity.meta, untypedMeta: clearUntypedFuzzy(entity.meta.untypedMeta, 'fail2lock') } };
-    }
-    const fails = (this.failures.get(entity.id) ?? []).filter((t) => t > now - interval);
-    if (fails.length >= allowedFails || (this.lockedUntil.get(entity.id) ?? 0) > now) {
+    // Pessimistic: this attempt counts as a failure at once, written before the secret is even
+    // checked (a crash cannot lose it); postAuthCheck forgets the count if the secret was right.
+    // The window starts at the first failure: the key expires `interval` after it.
+    const attempts = await this.state.incr(entity.id, { ttlMs: interval });
+    const fails = attempts - 1;
+    if (fails >= allowedFails) {
       this.logger.warn(
-        { entity: entity.id, fails: fails.length, allowed: allowedFails },
+        { entity: entity.id, fails, allowed: allowedFails },
         'fail2lock: refusing an entity with too many recent authentication failures',
       );
-      return { ...entity, meta: { ...entity.meta, locked: true } };
+      // The client gets the answer of a wrong secret (401); the server's log and metrics say fail2lock refused.
+      throw new Veto(`${fails} failed authentications within ${interval} ms (at most ${allowedFails})`);
     }
-    // Pessimistic: count this attempt as a failure now; postAuthCheck forgets it if it succeeds.
-    fails.push(now);
-    this.failures.set(entity.id, fails);
-    if (fails.length >= allowedFails && lockoutDuration > 0) this.lockedUntil.set(entity.id, now + lockoutDuration);
+    // This attempt, if it fails, reaches the limit: the lock lasts lockoutDuration from now when that is longer than the window.
+    if (attempts === allowedFails && lockoutDuration > interval)
+      await this.state.set(entity.id, String(attempts), { ttlMs: lockoutDuration });
     return entity;
   }
 
-  override postAuthCheck(entity: Entity): Entity {
-    this.forget(entity.id);
+  override async postAuthCheck(entity: Entity): Promise<Entity> {
+    await this.state.delete(entity.id);
     return entity;
-  }
-
-  private forget(id: string): void {
-    this.failures.delete(id);
-    this.lockedUntil.delete(id);
   }
 }
 

@@ -1,7 +1,8 @@
 // Runs a plugin's hooks in-process, the way the host would call them but without a server or a
 // child process: values cross a JSON round trip as on the wire, results are checked by the
 // server's own rules (../contract.ts), committed events are delivered as the outbox would, time
-// comes from a clock the test moves, and log records are kept for assertions.
+// comes from a clock the test moves, log records are kept for assertions, and `this.state` keeps
+// its keys in memory under the host's own rules (StateService: limits, TTL, CAS).
 // From the SDK's entry, not its modules: the bundled SDK is one file, and this module must share its
 // state (the log route) and classes instead of bundling copies of its own.
 import {
@@ -16,10 +17,13 @@ import {
   jsonEqual,
   operationProblem,
   operationsAt,
+  MemoryStateBackend,
   parseDuration,
   pointChange,
   returnedProblem,
   routeLogsToHost,
+  StateError,
+  StateService,
   unchanged,
   type CommittedEvent,
   type CommittedEventOf,
@@ -34,6 +38,8 @@ import {
   type OperationName,
   type PluginContext,
   type PluginHookName,
+  type PluginState,
+  type StateTransport,
   type Subject,
 } from '../index.js';
 
@@ -85,6 +91,8 @@ export class PluginHarness<P extends NullPlugin> {
   readonly logs: LogParams[] = [];
   /** The plugin's name in error messages, as the server would word them. */
   readonly name: string;
+  /** The plugin's state namespace, in memory: what `plugin.state` reads and writes, for a test to look at or set up. */
+  readonly stateEntries = new MemoryStateBackend();
   private readonly caller: string | null;
   private requests = 0;
   private events = 0;
@@ -100,6 +108,17 @@ export class PluginHarness<P extends NullPlugin> {
     routeLogsToHost((record) => this.logs.push(record));
     plugin.logger.level = 'trace';
     plugin.now = () => this.clock.now();
+    const service = new StateService(this.stateEntries, () => this.clock.now());
+    // As over the wire: params and results cross a JSON copy, refusals are StateErrors with the host's code and words.
+    plugin.state.connect(((method, params) =>
+      service.handle(method, wire(params)).then(wire, (err: unknown) => {
+        throw err instanceof StateError ? err : new StateError(-32603, String(err));
+      })) as StateTransport);
+  }
+
+  /** The plugin's state API itself (plugin.state), for a test to look at or set up keys as an operator would. */
+  get state(): PluginState {
+    return this.plugin.state;
   }
 
   /** Configures `plugin` as the handshake would; rejects with the plugin's error if it refuses the config. */

@@ -184,6 +184,22 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE groups ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
     `,
   },
+  {
+    description: "plugin state: each plugin's keys, kept by the host for it",
+    sql: `
+      -- One row per key of one plugin's namespace (src/store/plugin-state.ts). expires_at (epoch
+      -- ms, NULL for never) hides an entry once passed; expired rows are pruned.
+      CREATE TABLE plugin_state (
+        plugin TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        expires_at INTEGER,
+        PRIMARY KEY (plugin, key)
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX plugin_state_expiry ON plugin_state (expires_at) WHERE expires_at IS NOT NULL;
+    `,
+  },
 ];
 
 /** Brings the database up to the latest schema version; refuses a database from a newer keyhold. */

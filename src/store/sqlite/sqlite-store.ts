@@ -25,6 +25,8 @@ import type { OutboxReader, OutboxWriter } from '../outbox.js';
 import type { SearchQuery, Store, StoreHealth, StoreReader, StoreTransaction, SubjectRef, ThrottleRecord } from '../store.js';
 import { migrate } from './migrations.js';
 import { SqliteOutboxReader, SqliteOutboxWriter } from './sqlite-outbox.js';
+import { SqlitePluginState } from './sqlite-plugin-state.js';
+import type { PluginStateStore } from '../plugin-state.js';
 import { BUSY_WAIT_MS, faultKind, retryWhileBusy, toStoreError } from './store-faults.js';
 import { checkHealth, type WriteFault } from './store-health.js';
 import { WriteBatches, type QueuedWrite } from './write-batches.js';
@@ -486,6 +488,7 @@ export interface SqliteStoreOptions {
 export class SqliteStore implements Store {
   readonly reader: StoreReader;
   readonly outbox: OutboxReader;
+  readonly pluginState: PluginStateStore;
   /** The write queue: writes run one after another, those that queued up meanwhile committed together. */
   private readonly writes = new WriteBatches<StoreTransaction>((batch) => this.transaction(batch));
   /** Read per authenticated request, so prepared once. */
@@ -506,6 +509,13 @@ export class SqliteStore implements Store {
     this.reader = new SqliteReader(readerDb, busyTimeoutMs);
     this.dataVersion = readerDb.prepare<[], number>('PRAGMA data_version').pluck();
     this.outbox = new SqliteOutboxReader(readerDb);
+    // A state change is a write of its own on the queue (never inside a request's), committed before it resolves.
+    this.pluginState = new SqlitePluginState(
+      readerDb,
+      (work) => this.writes.add(() => work(this.writer), Date.now() + this.busyTimeoutMs),
+      (run) =>
+        retryWhileBusy(run, Date.now() + this.busyTimeoutMs).catch((err: unknown) => Promise.reject(toStoreError(err, this.busyTimeoutMs))),
+    );
   }
 
   /**
