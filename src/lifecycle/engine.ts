@@ -51,8 +51,11 @@ export interface LifecycleStep<S extends Subject> {
   request: JsonObject;
   /** What it reads and writes: locked for the whole request, and unchanged since the load at commit (a create names the subject it creates). */
   subjects: readonly SubjectRef[];
-  /** Loads the object as it stands (for create: as requested); `previous`: the object the step before it in the request produced. */
-  load(reader: StoreReader, previous: Subject | undefined): Promise<S>;
+  /**
+   * Loads the object as it stands (for create: as requested); `previous`: the object the step
+   * before it in the request produced; `dispatcher`: the plugin set this request runs on (AuthCheck asks its verify plugins).
+   */
+  load(reader: StoreReader, previous: Subject | undefined, dispatcher: HookDispatcher): Promise<S>;
   /** Built-in checks against the data as read and the change itself, applied to PRE's output in memory; writes nothing. */
   change(reader: StoreReader, subject: S): Promise<S>;
   /** In the write transaction: re-checks what depends on other data and writes `final` (POST's output); `loaded` is what load returned. */
@@ -136,7 +139,7 @@ export class LifecycleEngine {
       for (const step of steps) {
         checkDeadline(deadline, 'before its hooks');
         context.operation = step.operation;
-        const loaded = await step.load(this.store.reader, previous);
+        const loaded = await step.load(this.store.reader, previous, dispatcher);
         const pre = await runHook(dispatcher, hookName('pre', step.point), loaded, step.request, context);
         const changed = await step.change(this.store.reader, pre);
         const final = await runHook(dispatcher, hookName('post', step.point), changed, step.request, context);
