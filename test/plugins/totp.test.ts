@@ -176,6 +176,16 @@ describe('totp: codes from oathtool through a real server', { skip: !OATHTOOL &&
       (await call(url, 'POST', '/v1/plugins/totp/actions/enrol', { token: asAlice, body: { entity: 'alice', force: true } })).status,
       403,
     );
+    // An action the plugin refuses answers with its message; one it does not have, or a plugin not loaded, is a 404.
+    const again = await call(url, 'POST', '/v1/plugins/totp/actions/enrol', { token, body: { entity: 'alice' } });
+    assert.deepEqual([again.status, again.body.code], [422, 'KH_ERR_PLUGIN_VETO']);
+    assert.match(again.body.message, /^plugin "totp" refused action enrol: "alice" is already enrolled/);
+    const unknown = await call(url, 'POST', '/v1/plugins/totp/actions/show', { token, body: { entity: 'alice' } });
+    assert.deepEqual(
+      [unknown.status, unknown.body.code, unknown.body.message],
+      [404, 'KH_ERR_ACTION_NOT_FOUND', 'plugin "totp" has no action "show"; it offers: enrol, remove'],
+    );
+    assert.equal((await call(url, 'POST', '/v1/plugins/hotp/actions/enrol', { token, body: {} })).body.code, 'KH_ERR_ACTION_NOT_FOUND');
     const marked = await call(url, 'POST', '/v1/entities/alice/untyped-meta', {
       token,
       body: { action: 'upsert', key: 'verify.totp', value: 'on' },
