@@ -28,7 +28,7 @@ interface Server {
 }
 
 /** A server with the hook spy and `verify-spy` configured with `entry`, root bootstrapped, alice created with LOCAL_SECRET. */
-async function serverWith(t: TestContext, entry: Record<string, unknown>): Promise<Server> {
+async function serverWith(t: TestContext, entry: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): Promise<Server> {
   const dir = scratchDir('verify');
   const configFile = join(dir, 'keyhold.yaml');
   writeFileSync(configFile, YAML.stringify({ plugins: { pingInterval: 0, plugins: { 'verify-spy': entry } } }));
@@ -39,6 +39,7 @@ async function serverWith(t: TestContext, entry: Record<string, unknown>): Promi
       KEYHOLD_PLUGIN_DIR: plugins,
       KEYHOLD_CONFIG: configFile,
       KEYHOLD_BOOTSTRAP: `${ROOT}:${ROOT_SECRET}`,
+      ...env,
     }),
     logger,
   });
@@ -101,6 +102,19 @@ describe('verify plugins', () => {
     assert.equal((await call(handle.url, 'PUT', '/v1/groups/directory-users/members/alice', { token })).status, 200);
     assert.deepEqual(await loginAs(handle.url, 'alice', LOCAL_SECRET), REFUSED);
     assert.equal((await loginAs(handle.url, 'alice', DIRECTORY_SECRET)).status, 200);
+  });
+
+  it('the login throttle runs first: a throttled attempt reaches no verify plugin', async (t) => {
+    // A failure delays the next attempt from the same address by a minute (the tests' servers otherwise have no delays).
+    const { handle, records } = await serverWith(
+      t,
+      { config: { accept: DIRECTORY_SECRET } },
+      { KEYHOLD_LOGIN_THROTTLE_BASE_DELAY: '60000' },
+    );
+    assert.deepEqual(await loginAs(handle.url, 'alice', 'wrong-secret-Yy7'), REFUSED);
+    assert.deepEqual(await loginAs(handle.url, 'alice', DIRECTORY_SECRET), REFUSED, 'throttled, even with the right secret');
+    assert.equal(await failures(handle.url, 'throttled'), 1);
+    assert.equal(records.filter((r) => r.msg === 'verify called').length, 1, 'only the first attempt was verified');
   });
 
   for (const fault of ['crash', 'hang'] as const) {
