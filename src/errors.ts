@@ -22,6 +22,7 @@ export const ERRORS = {
   },
   KH_ERR_DEAD_LETTER_NOT_FOUND: { status: 404, summary: 'the event is not a dead letter (of that plugin)' },
   KH_ERR_PLUGIN_STATE_NOT_FOUND: { status: 404, summary: "the plugin's state has no live entry with that key" },
+  KH_ERR_ACTION_NOT_FOUND: { status: 404, summary: 'no loaded plugin of that name offers that action' },
   KH_ERR_REQUEST_TIMEOUT: { status: 408, summary: 'the request did not arrive in time' },
   KH_ERR_ENTITY_EXISTS: { status: 409, summary: 'an entity with that id already exists' },
   KH_ERR_GROUP_EXISTS: { status: 409, summary: 'a group with that name already exists' },

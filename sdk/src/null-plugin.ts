@@ -12,7 +12,16 @@ import {
 } from './hooks.js';
 import { createPluginLogger, type PluginLogger } from './logger.js';
 import type { Entity, Group } from './model.js';
-import type { CommittedEvent, HookContext, JsonObject } from './protocol.js';
+import type {
+  ActionParams,
+  CommittedEvent,
+  HookContext,
+  JsonObject,
+  VerifyContext,
+  VerifyDeclaration,
+  VerifyMode,
+  VerifyResult,
+} from './protocol.js';
 import { PluginState } from './state-client.js';
 import type { Unchanged } from './unchanged.js';
 
@@ -64,6 +73,16 @@ export interface DeliveryContext {
 export type CommittedMethod<H extends CommittedHookName> = (event: CommittedEventOf<H>, context: DeliveryContext) => void | Promise<void>;
 
 type Done = void | Promise<void>;
+
+/** The context of a verify call: the request's, with the signal aborted when the host stops waiting. */
+export interface PluginVerifyContext extends VerifyContext {
+  /** How the host combines the answer with the built-in check (the server's `verifyMode`). */
+  mode: VerifyMode;
+  signal: AbortSignal;
+}
+
+/** An admin action: gets the caller's arguments, answers a JSON object (shown to the caller); throw `Veto` to refuse with a message. */
+export type ActionMethod = (args: JsonObject, context: ActionParams['context']) => JsonObject | Promise<JsonObject>;
 
 export class NullPlugin {
   /** The name the plugin reports; empty means the host's name for it (its file name). */
@@ -173,6 +192,28 @@ export class NullPlugin {
     return subject;
   }
 
+  /**
+   * The claim rules (claims.ts) of the entities whose secret this plugin verifies, read once
+   * configure() has run: set them there from the plugin's settings. Only used when verify() is
+   * overridden. Default: the entities an operator marked for this plugin (untyped metadata `verify.<name>:…`).
+   */
+  verifyClaims: string[] = ['marker'];
+  /** The modes verify() works in (the first is the default); a second factor that cannot check the password lists only `also`. */
+  verifyModes: VerifyMode[] = ['replace', 'also'];
+
+  /**
+   * Verifies a presented secret for an entity this plugin claims: the only call that ever carries
+   * one. Declared to the host only when overridden. Answer `{ ok }`, in `also` mode optionally
+   * `secret`: the part left for the built-in check. Throwing fails the login closed (unless the
+   * site set `verifyFallback: builtin`).
+   */
+  verify(_entity: Entity, _secret: string, _context: PluginVerifyContext): VerifyResult | Promise<VerifyResult> {
+    return { ok: false, reason: 'this plugin does not verify secrets' };
+  }
+
+  /** Admin actions by name, served to GLOBAL_ROOT callers (POST /v1/plugins/<plugin>/actions/<name>). */
+  actions: Record<string, ActionMethod> = {};
+
   committedEntityCreate(_event: CommittedEvent<Entity>, _context: DeliveryContext): Done {}
   committedEntityUpdate(_event: CommittedEvent<Entity>, _context: DeliveryContext): Done {}
   committedEntityLock(_event: CommittedEvent<Entity>, _context: DeliveryContext): Done {}
@@ -189,6 +230,15 @@ export class NullPlugin {
 
 // The compiler checks here that NullPlugin has every hook of the one list, each typed for its lifecycle point.
 const everyHookTyped: { [H in HookName]: HookMethod<H> } & { [H in CommittedHookName]: CommittedMethod<H> } = NullPlugin.prototype;
+
+/** What `plugin` declares beside its hooks: verify (when it overrides verify()) and its admin actions. */
+export function declaredExtras(plugin: NullPlugin): { verify?: VerifyDeclaration; actions?: string[] } {
+  const actions = Object.keys(plugin.actions);
+  return {
+    ...(plugin.verify !== NullPlugin.prototype.verify && { verify: { claims: [...plugin.verifyClaims], modes: [...plugin.verifyModes] } }),
+    ...(actions.length > 0 && { actions }),
+  };
+}
 
 /** The hooks `plugin` overrides (its own methods, not NullPlugin's defaults): what serve() reports. */
 export function implementedHooks(plugin: NullPlugin): PluginHookName[] {

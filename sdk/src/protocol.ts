@@ -120,6 +120,59 @@ export interface InitializeResult {
   protocolVersion: number;
   /** Exactly the hooks the plugin implements, PRE/POST and committed; the host calls no others. */
   hooks: PluginHookName[];
+  /** Present only when the plugin verifies secrets: the host then calls `verify` for the entities it claims. */
+  verify?: VerifyDeclaration;
+  /** The admin actions the plugin serves (`action` requests, GLOBAL_ROOT only); absent or [] for none. */
+  actions?: string[];
+}
+
+/**
+ * How a verify plugin's answer combines with the built-in hash check: `replace` (the plugin alone
+ * decides) or `also` (the plugin and the built-in check must both accept, e.g. a second factor).
+ */
+export type VerifyMode = 'replace' | 'also';
+export const VERIFY_MODES: readonly VerifyMode[] = ['replace', 'also'];
+
+/** What a verify plugin declares at its handshake. */
+export interface VerifyDeclaration {
+  /** Claim rules (claims.ts): the entities whose secret it verifies. */
+  claims: string[];
+  /** The modes it can work in; the server's `verifyMode` setting picks one (default: the first). */
+  modes: VerifyMode[];
+}
+
+/** The one call that carries a presented secret: sent only to a verify plugin, only for an entity it claims. */
+export interface VerifyParams {
+  /** The entity logging in, as loaded (before any hook), with `secret` "" as everywhere. */
+  entity: Entity;
+  /** The secret as presented (in `also` mode after an earlier verify plugin, as that one left it). */
+  secret: string;
+  /** How the host combines this answer with the built-in check. */
+  mode: VerifyMode;
+  context: VerifyContext;
+}
+
+/** A hook's context without the state bag: a verify call is not part of the hook chain. */
+export type VerifyContext = Omit<HookContext, 'state'>;
+
+export interface VerifyResult {
+  /** True: the secret is right as far as this plugin is concerned. */
+  ok: boolean;
+  /**
+   * `also` mode only: the part of the secret the built-in check (or the next verify plugin) is to
+   * verify, e.g. the password once a one-time code was cut off its end. Absent: the secret as sent.
+   */
+  secret?: string;
+  /** Why it refused, for the server's log (never sent to the client). */
+  reason?: string;
+}
+
+/** One admin action (e.g. a TOTP enrolment), sent when a GLOBAL_ROOT caller asks for it over the API. */
+export interface ActionParams {
+  action: string;
+  /** The caller's arguments, as given in the API request's body. */
+  args: JsonObject;
+  context: { requestId: string; caller: string | null };
 }
 
 /**
@@ -233,7 +286,7 @@ export const PluginErrorCodes = {
   ConfigRejected: -32002,
   /** initialize: no protocol version in common. */
   UnsupportedProtocol: -32003,
-  /** The plugin was asked for a hook it does not implement. */
+  /** The plugin was asked for a hook (or an action) it does not implement. */
   UnknownHook: -32004,
 } as const;
 

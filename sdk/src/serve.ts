@@ -13,8 +13,15 @@ import {
 import { copyJson, jsonEqual } from './json.js';
 import { routeLogsToHost } from './logger.js';
 import type { Entity, Group } from './model.js';
-import { implementedHooks, type DeliveryContext, type NullPlugin, type PluginContext } from './null-plugin.js';
 import { StateError } from './plugin-state.js';
+import {
+  declaredExtras,
+  implementedHooks,
+  type DeliveryContext,
+  type NullPlugin,
+  type PluginContext,
+  type PluginVerifyContext,
+} from './null-plugin.js';
 import { isThenable, RpcEndpoint, RpcError, RpcErrorCodes, type RequestCall } from './rpc-endpoint.js';
 import type { StateTransport } from './state-client.js';
 import {
@@ -31,6 +38,9 @@ import {
   type InitializeParams,
   type InitializeResult,
   type JsonObject,
+  type ActionParams,
+  type VerifyParams,
+  type VerifyResult,
 } from './protocol.js';
 import { unchanged } from './unchanged.js';
 
@@ -79,11 +89,11 @@ const wire = process.env[MAGIC_COOKIE_KEY] === MAGIC_COOKIE_VALUE ? claimStdout(
  * rather than a getter defined on the context: defining one cost about 1 µs per call.)
  */
 class CallContext {
-  readonly #hook: PluginHookName;
+  readonly #hook: PluginHookName | 'verify';
   readonly #call: RequestCall;
   #controller: AbortController | undefined;
 
-  constructor(hook: PluginHookName, call: RequestCall) {
+  constructor(hook: PluginHookName | 'verify', call: RequestCall) {
     this.#hook = hook;
     this.#call = call;
   }
@@ -128,6 +138,7 @@ export function serve(plugin: NullPlugin): void {
   }
   // Known after configure(): a plugin may set up its hooks from its config.
   let hooks = new Set<PluginHookName>();
+  let extras: ReturnType<typeof declaredExtras> = {};
   // The hooks whose last answer was the very object they were given: only for those can a copy
   // made before the call tell an unchanged object (not sent back) from one changed in place.
   // Hooks that answer `unchanged`, or a new object, are not copied for.
@@ -167,7 +178,8 @@ export function serve(plugin: NullPlugin): void {
     }
     hooks = new Set(implementedHooks(plugin));
     for (const hook of hooks) copyBefore.add(hook);
-    return { name: plugin.name || params.pluginName, version: plugin.version, protocolVersion, hooks: [...hooks] };
+    extras = declaredExtras(plugin);
+    return { name: plugin.name || params.pluginName, version: plugin.version, protocolVersion, hooks: [...hooks], ...extras };
   });
 
   /** What the hook's answer `result` tells the host; throws when it is no answer at all. */
@@ -226,6 +238,31 @@ export function serve(plugin: NullPlugin): void {
     } catch (err) {
       // Not a veto whatever it is: the change is committed; the host delivers the event again later.
       if (!call.cancelled) plugin.logger.error({ err, hook, seq: event.seq }, `${hook} failed`);
+      throw new RpcError(RpcErrorCodes.InternalError, messageOf(err));
+    }
+  });
+
+  endpoint.onRequest('verify', async ({ entity, secret, mode, context }: VerifyParams, call): Promise<VerifyResult> => {
+    if (!extras.verify) throw new RpcError(PluginErrorCodes.UnknownHook, 'this plugin does not verify secrets');
+    const verifyContext = Object.assign(new CallContext('verify', call), context, { mode }) as unknown as PluginVerifyContext;
+    try {
+      return await plugin.verify(entity, secret, verifyContext);
+    } catch (err) {
+      // A Veto is an answer (refused); anything else fails the login closed on the host's side.
+      if (isVeto(err)) return { ok: false, reason: messageOf(err) };
+      if (!call.cancelled) plugin.logger.error({ err, entity: entity.id }, 'verify failed');
+      throw new RpcError(RpcErrorCodes.InternalError, messageOf(err));
+    }
+  });
+
+  endpoint.onRequest('action', async ({ action, args, context }: ActionParams): Promise<JsonObject> => {
+    const method = Object.hasOwn(plugin.actions, action) ? plugin.actions[action] : undefined;
+    if (!method) throw new RpcError(PluginErrorCodes.UnknownHook, `this plugin has no action "${action}"`);
+    try {
+      return await method.call(plugin, args, context);
+    } catch (err) {
+      if (isVeto(err)) throw new RpcError(PluginErrorCodes.Veto, messageOf(err));
+      plugin.logger.error({ err, action }, `action ${action} failed`);
       throw new RpcError(RpcErrorCodes.InternalError, messageOf(err));
     }
   });

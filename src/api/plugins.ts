@@ -1,13 +1,14 @@
-// /v1/plugins: the plugin host's status and reload. The host is an optional dependency of the
-// API: without one, the list is empty and a reload has nothing to do.
+// /v1/plugins: the plugin host's status, reload and plugins' admin actions. The host is an optional
+// dependency of the API: without one, the list is empty and a reload has nothing to do.
 import type { FastifyInstance } from 'fastify';
+import type { JsonObject } from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../errors.js';
 import type { PluginHost } from '../host/host.js';
-import type { Access } from './access.js';
+import { requestInfo, type Access } from './access.js';
 import * as s from './schemas.js';
 
 /** What the API needs from the plugin host. */
-export type PluginControl = Pick<PluginHost, 'status' | 'reload'>;
+export type PluginControl = Pick<PluginHost, 'status' | 'reload'> & Partial<Pick<PluginHost, 'action'>>;
 
 export function pluginRoutes(app: FastifyInstance, { access, plugins }: { access: Access; plugins?: PluginControl }): void {
   const tags = ['plugins'];
@@ -54,6 +55,33 @@ export function pluginRoutes(app: FastifyInstance, { access, plugins }: { access
         });
       }
       return result;
+    },
+  );
+
+  app.post<{ Params: { plugin: string; action: string }; Body: JsonObject }>(
+    '/v1/plugins/:plugin/actions/:action',
+    {
+      onRequest: access.need('GLOBAL_ROOT'),
+      schema: {
+        tags,
+        summary: "Run one of a plugin's admin actions (e.g. the totp plugin's enrol) with the body as its arguments",
+        params: {
+          type: 'object',
+          properties: {
+            plugin: { type: 'string', minLength: 1, maxLength: 128 },
+            action: { type: 'string', minLength: 1, maxLength: 128 },
+          },
+          required: ['plugin', 'action'],
+        },
+        body: { type: 'object', additionalProperties: true },
+        response: s.responses({ 200: { type: 'object', additionalProperties: true } }),
+      },
+    },
+    async (request) => {
+      const { plugin, action } = request.params;
+      if (!plugins?.action) throw new KeyholdError('KH_ERR_ACTION_NOT_FOUND', `no plugin "${plugin}" is loaded`, { plugin, action });
+      const info = requestInfo(request);
+      return plugins.action(plugin, action, request.body, { requestId: info.requestId, caller: info.caller });
     },
   );
 }

@@ -6,6 +6,7 @@ import { wholeNumber } from './arguments.js';
 import { usageError } from './client.js';
 import { CommandContext, line, table } from './context.js';
 import { readSecrets, SECRET_STDIN_OPTION } from './secret-input.js';
+import { totpCommands } from './totp-commands.js';
 import {
   addCaps,
   addDestroy,
@@ -133,6 +134,8 @@ export function entityCommands(): Command {
       );
       ctx.print(groups, () => groups.forEach((g) => line(g)));
     });
+
+  entity.addCommand(totpCommands());
 
   return entity;
 }

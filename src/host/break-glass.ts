@@ -1,6 +1,7 @@
 // Break-glass: the way back in when a policy plugin is broken. A plugin is never called for the
-// entities it exempts (as a hook's subject: for AuthCheck, the entity logging in), so a plugin
-// that crashes on or refuses every login still lets them in. A plugin that hooks AuthCheck
+// entities it exempts (as a hook's subject: for AuthCheck, the entity logging in; nor asked to
+// verify their secret: the built-in check decides for them), so a plugin that crashes on or
+// refuses every login still lets them in. A plugin that hooks AuthCheck or verifies secrets
 // exempts the bootstrap root unless its settings list others (`exempt:`); one that could refuse
 // every login with no existing entity exempt is not loaded, unless the operator accepts that
 // risk in writing (`allowLockout: true`).
@@ -43,7 +44,8 @@ export async function resolveExemptions(plugins: readonly PluginSupervisor[], ac
   for (const plugin of plugins) {
     const { exempt: listed, mode, allowLockout } = plugin.entry;
     const authHooks = plugin.hooks.filter((hook) => AUTH_HOOKS.includes(hook));
-    const ids = listed ?? (authHooks.length > 0 && root !== undefined ? [root] : []);
+    const verifies = plugin.declaration.verify !== undefined;
+    const ids = listed ?? ((authHooks.length > 0 || verifies) && root !== undefined ? [root] : []);
     const existing: string[] = [];
     for (const id of ids) {
       if (await accounts.exists(id)) existing.push(id);
@@ -55,12 +57,13 @@ export async function resolveExemptions(plugins: readonly PluginSupervisor[], ac
     // An explicit list is kept as written; the default only while the root exists (its id could be taken by a new entity).
     result.byPlugin.set(plugin.name, new Set(listed ?? existing));
     // A shadow plugin refuses nothing; an open one is skipped when it fails, but its vetoes still count.
-    if (mode === 'shadow' || authHooks.length === 0 || existing.length > 0 || allowLockout) continue;
+    if (mode === 'shadow' || (authHooks.length === 0 && !verifies) || existing.length > 0 || allowLockout) continue;
+    const what = [...(authHooks.length > 0 ? [`hooks ${authHooks.join(' and ')}`] : []), ...(verifies ? ['verifies secrets'] : [])];
     result.refused.push({
       name: plugin.name,
       path: plugin.file.path,
       reason:
-        `it hooks ${authHooks.join(' and ')} and ${emptiness(listed, root)}, so if it breaks or refuses every login nobody can log in to fix it; ` +
+        `it ${what.join(' and ')} and ${emptiness(listed, root)}, so if it breaks or refuses every login nobody can log in to fix it; ` +
         `exempt an administrator (plugins.plugins.${plugin.name}.exempt: [<entity id>]) or accept the risk (plugins.plugins.${plugin.name}.allowLockout: true)`,
     });
   }

@@ -5,6 +5,11 @@ import type { Readable } from 'node:stream';
 import {
   FramingError,
   isPluginHookName,
+  parseClaimRule,
+  VERIFY_MODES,
+  type ActionParams,
+  type VerifyParams,
+  type VerifyResult,
   PluginErrorCodes,
   type CommittedParams,
   type HookParams,
@@ -19,7 +24,16 @@ import { CancellationTokenSource, ErrorCodes, ResponseError, type CancellationTo
 import { PluginCallError } from '../lifecycle/dispatcher.js';
 import { answerError, HookCalls } from './hook-calls.js';
 import { settlesWithin, stopProcess, type ExitInfo, type PluginProcess } from './process.js';
-import { CommittedRequest, InitializeRequest, LogNotification, PingRequest, SelfCheckRequest, ShutdownRequest } from './requests.js';
+import {
+  ActionRequest,
+  CommittedRequest,
+  InitializeRequest,
+  LogNotification,
+  PingRequest,
+  SelfCheckRequest,
+  ShutdownRequest,
+  VerifyRequest,
+} from './requests.js';
 import { readLines } from './stderr-lines.js';
 import type { PluginStateHost } from './plugin-state.js';
 import { createWireConnection } from './wire.js';
@@ -40,6 +54,25 @@ const LEVELS = new Set<string>(['trace', 'debug', 'info', 'warn', 'error', 'fata
 function levelOf(value: unknown): LogLevel | undefined {
   const label = typeof value === 'number' ? pino.levels.labels[value] : value;
   return typeof label === 'string' && LEVELS.has(label) ? (label as LogLevel) : undefined;
+}
+
+/** What is wrong with the verify and action declarations of a handshake's result, if anything. */
+function declarationProblem({ verify, actions }: InitializeResult): string | undefined {
+  if (actions !== undefined && (!Array.isArray(actions) || actions.some((a) => typeof a !== 'string' || a === '')))
+    return `the plugin declared actions that are not a list of names: ${JSON.stringify(actions)}`;
+  if (verify === undefined) return undefined;
+  const { claims, modes } = verify;
+  if (!Array.isArray(modes) || modes.length === 0 || modes.some((m) => !VERIFY_MODES.includes(m)))
+    return `the plugin declared verify modes keyhold does not have: ${JSON.stringify(modes)} (expected some of ${VERIFY_MODES.join(', ')})`;
+  if (!Array.isArray(claims) || claims.length === 0) return `the plugin declared verify with no claim rules: ${JSON.stringify(claims)}`;
+  for (const claim of claims) {
+    try {
+      parseClaimRule(String(claim));
+    } catch (err) {
+      return `the plugin declared a bad claim rule: ${(err as Error).message}`;
+    }
+  }
+  return undefined;
 }
 
 export interface ClientOptions {
@@ -106,6 +139,8 @@ export class PluginClient {
     }
     const unknown = Array.isArray(result.hooks) ? result.hooks.filter((h) => !isPluginHookName(h)) : ['(hooks is not a list)'];
     if (unknown.length > 0) throw new Error(`the plugin reported hooks keyhold does not have: ${unknown.join(', ')}`);
+    const problem = declarationProblem(result);
+    if (problem !== undefined) throw new Error(problem);
     return result;
   }
 
@@ -134,13 +169,25 @@ export class PluginClient {
 
   /** One committed event delivery. Rejects with PluginCallError: an error answer (crash), a timeout or a dead process. */
   committed(params: CommittedParams, timeoutMs: number): Promise<void> {
+    return this.plainCall((token) => this.connection.sendRequest(CommittedRequest, params, token), timeoutMs).then(() => undefined);
+  }
+
+  /** A request other than a hook call, every failure as a PluginCallError (an error answer: veto or crash). */
+  private plainCall<R>(send: (token: CancellationToken) => Promise<R>, timeoutMs: number): Promise<R> {
     if (this.stopping) return Promise.reject(new PluginCallError('unavailable', 'the plugin is being stopped'));
-    return this.request((token) => this.connection.sendRequest(CommittedRequest, params, token), timeoutMs).then(
-      () => undefined,
-      (err: unknown) => {
-        throw err instanceof PluginCallError ? err : answerError(err);
-      },
-    );
+    return this.request(send, timeoutMs).catch((err: unknown) => {
+      throw err instanceof PluginCallError ? err : answerError(err);
+    });
+  }
+
+  /** One verify call. Rejects with PluginCallError: an error answer (crash), a timeout or a dead process. */
+  verify(params: VerifyParams, timeoutMs: number): Promise<VerifyResult> {
+    return this.plainCall((token) => this.connection.sendRequest(VerifyRequest, params, token), timeoutMs);
+  }
+
+  /** One admin action. Rejects with PluginCallError: a veto (the plugin refused), a crash, a timeout. */
+  action(params: ActionParams, timeoutMs: number): Promise<JsonObject> {
+    return this.plainCall((token) => this.connection.sendRequest(ActionRequest, params, token), timeoutMs);
   }
 
   /** The plugin's own checks (`keyhold plugin verify`): resolves with false when it has none, rejects with its reason when they fail. */

@@ -1,6 +1,6 @@
 // The HookDispatcher over one loaded plugin set: per hook, the plugins whose handshake listed it,
-// in order (`order`, then name), each with its mode and exempt entities, and the plugins with
-// committed hooks (the outbox's subscribers). Built once per set, so a call is a map lookup; the
+// in order (`order`, then name), each with its mode and exempt entities, the plugins with
+// committed hooks (the outbox's subscribers) and the verify plugins (verifiers.ts). Built once per set, so a call is a map lookup; the
 // chain rules (output → input, validation, fail-open skipping, shadow mode, exemptions) stay in
 // src/lifecycle/. Here: the logs and metrics of what the chain reports.
 import { performance } from 'node:perf_hooks';
@@ -15,6 +15,7 @@ import {
 } from '../lifecycle/dispatcher.js';
 import type { PluginMetrics } from './metrics.js';
 import type { PluginSupervisor } from './supervisor.js';
+import { verifierFor } from './verifiers.js';
 
 /** The log line of what a shadow plugin would have done. */
 function shadowMessage(plugin: string, hook: HookName, outcome: ShadowOutcome): string {
@@ -104,12 +105,14 @@ export function buildDispatcher(
     if (handlers.length > 0) byHook.set(hook, handlers);
   }
   const subscribers = ordered.filter((p) => p.hooks.some(isCommittedHookName)).map(subscriberFor);
+  const verifiers = ordered.flatMap((p) => verifierFor(p, logger, metrics, exemptOf(p)) ?? []);
   const none: readonly HookHandler[] = [];
   let leases = 0;
   let waiters: (() => void)[] = [];
   return {
     handlersFor: (hook) => byHook.get(hook) ?? none,
     subscribers,
+    verifiers,
     lease() {
       leases++;
       let released = false;

@@ -9,6 +9,8 @@ import type { Logger } from 'pino';
 import type { HookDispatcher } from '../lifecycle/dispatcher.js';
 import { REQUEST_DEADLINE_MS } from '../lifecycle/engine.js';
 import { VERSION } from '../version.js';
+import type { JsonObject } from 'keyhold-plugin-sdk';
+import { runAction } from './actions.js';
 import { resolveExemptions, type AccountDirectory } from './break-glass.js';
 import { discoverPlugins } from './discover.js';
 import { buildDispatcher, byCallOrder, type PluginSetDispatcher } from './dispatch.js';
@@ -210,6 +212,11 @@ export class PluginHost {
   /** Stops every plugin (after its calls in flight); calls made afterwards fail as unavailable. */
   stop(): Promise<void> {
     return this.serialised(() => stopPlugins(this.plugins).then(() => undefined));
+  }
+
+  /** Runs an admin action of a plugin of the serving set (actions.ts). */
+  action(name: string, action: string, args: JsonObject, context: { requestId: string; caller: string | null }): Promise<JsonObject> {
+    return runAction(this.plugins, name, action, args, context);
   }
 
   /** Each plugin of the serving set, in call order. */

@@ -6,6 +6,9 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { HookName } from 'keyhold-plugin-sdk';
 import type { PluginFailureKind, ShadowOutcome } from '../lifecycle/dispatcher.js';
 
+/** The `hook` label: a hook, or `verify` for a verify plugin's secret checks. */
+export type CallName = HookName | 'verify';
+
 /** The series of one plugin and hook, bound once so a call does no label lookups. */
 export interface CallMetrics {
   /** Records a call that returned, with its duration in seconds. */
@@ -15,7 +18,7 @@ export interface CallMetrics {
 
 /** The calls made to one plugin's hook, counted on the call path and published at scrape time. */
 interface CallCount {
-  labels: { plugin: string; hook: HookName };
+  labels: { plugin: string; hook: CallName };
   calls: number;
 }
 
@@ -120,7 +123,7 @@ export class PluginMetrics {
     });
   }
 
-  forCall(plugin: string, hook: HookName): CallMetrics {
+  forCall(plugin: string, hook: CallName): CallMetrics {
     const labels = { plugin, hook };
     // One series per plugin and hook, also when a reload builds a new dispatcher for the same pair.
     let count = this.counts.find((c) => c.labels.plugin === plugin && c.labels.hook === hook);
@@ -158,7 +161,7 @@ export class PluginMetrics {
     else this.shadowFailures.inc({ plugin, hook, kind: outcome.kind });
   }
 
-  exempted(plugin: string, hook: HookName): void {
+  exempted(plugin: string, hook: CallName): void {
     this.exemptions.inc({ plugin, hook });
   }
 }

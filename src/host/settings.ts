@@ -1,6 +1,6 @@
 // The `plugins:` section of the server's YAML, parsed once into typed settings with defaults.
 // Every error names the key path and what is wrong, so an admin can fix the file from the message.
-import { parseDuration, type JsonObject } from 'keyhold-plugin-sdk';
+import { parseDuration, type JsonObject, type VerifyMode } from 'keyhold-plugin-sdk';
 import type { FailureMode, PluginMode } from '../lifecycle/dispatcher.js';
 import { didYouMean } from '../suggest.js';
 
@@ -30,6 +30,10 @@ export interface PluginEntry {
   exempt: string[] | undefined;
   /** Accepts that this plugin may lock everyone out: lets it hook AuthCheck with no exempt entity. */
   allowLockout: boolean;
+  /** For a verify plugin: how its answer combines with the built-in check; undefined: the first mode the plugin declares. */
+  verifyMode: VerifyMode | undefined;
+  /** For a verify plugin that is down, crashes or times out: refuse the login (`none`) or check the secret as if the plugin did not claim the entity (`builtin`). */
+  verifyFallback: 'none' | 'builtin';
   /** How long one hook call may take. */
   timeoutMs: number;
   /** Lower-case hex sha256 the file must have, or undefined for no pin. */
@@ -110,7 +114,19 @@ function string(raw: Raw, key: string, path: string): string | undefined {
   return value;
 }
 
-const ENTRY_KEYS = ['enabled', 'order', 'failureMode', 'mode', 'exempt', 'allowLockout', 'timeout', 'sha256', 'config'] as const;
+const ENTRY_KEYS = [
+  'enabled',
+  'order',
+  'failureMode',
+  'mode',
+  'exempt',
+  'allowLockout',
+  'verifyMode',
+  'verifyFallback',
+  'timeout',
+  'sha256',
+  'config',
+] as const;
 
 /** A list of entity ids, or undefined when the key is absent (`exempt: []` is an explicit "nobody"). */
 function entityIds(raw: Raw, key: string, path: string): string[] | undefined {
@@ -128,6 +144,12 @@ function parseEntry(value: unknown, path: string, callTimeoutMs: number): Plugin
     fail(`${path}.failureMode`, `expected "closed" or "open", got ${JSON.stringify(failureMode)}`);
   const mode = raw.mode ?? 'enforce';
   if (mode !== 'enforce' && mode !== 'shadow') fail(`${path}.mode`, `expected "enforce" or "shadow", got ${JSON.stringify(mode)}`);
+  const verifyMode = raw.verifyMode;
+  if (verifyMode !== undefined && verifyMode !== 'replace' && verifyMode !== 'also')
+    fail(`${path}.verifyMode`, `expected "replace" or "also", got ${JSON.stringify(verifyMode)}`);
+  const verifyFallback = raw.verifyFallback ?? 'none';
+  if (verifyFallback !== 'none' && verifyFallback !== 'builtin')
+    fail(`${path}.verifyFallback`, `expected "none" or "builtin", got ${JSON.stringify(verifyFallback)}`);
   const sha256 = string(raw, 'sha256', path)?.toLowerCase();
   if (sha256 !== undefined && !/^[0-9a-f]{64}$/.test(sha256)) fail(`${path}.sha256`, 'expected 64 hex digits (the output of sha256sum)');
   const config = mapping(raw.config, `${path}.config`);
@@ -138,6 +160,8 @@ function parseEntry(value: unknown, path: string, callTimeoutMs: number): Plugin
     mode,
     exempt: entityIds(raw, 'exempt', path),
     allowLockout: boolean(raw, 'allowLockout', path, false),
+    verifyMode,
+    verifyFallback,
     timeoutMs: duration(raw, 'timeout', path, callTimeoutMs),
     sha256,
     config: config as JsonObject,

@@ -9,6 +9,11 @@ import {
   type InitializeResult,
   type LogLevel,
   type PluginHookName,
+  type ActionParams,
+  type JsonObject,
+  type VerifyMode,
+  type VerifyParams,
+  type VerifyResult,
 } from 'keyhold-plugin-sdk';
 import type { Logger } from 'pino';
 import { PluginCallError, type FailureMode, type PluginMode } from '../lifecycle/dispatcher.js';
@@ -19,6 +24,7 @@ import type { PluginStateHost } from './plugin-state.js';
 import { spawnPlugin } from './process.js';
 import type { PluginEntry, PluginSettings } from './settings.js';
 import { checkTrusted } from './trust.js';
+import { verifyModeOf } from './verifiers.js';
 
 export type PluginState = 'starting' | 'ready' | 'restarting' | 'failed' | 'stopped';
 
@@ -55,6 +61,8 @@ export class PluginSupervisor {
   private client: PluginClient | undefined;
   private version: string | null = null;
   private implemented: PluginHookName[] = [];
+  private declared: Pick<InitializeResult, 'verify' | 'actions'> = {};
+  private mode: VerifyMode | undefined;
   private restarts = 0;
   private lastError: string | null = null;
   /** Crash times within the current window. */
@@ -90,10 +98,28 @@ export class PluginSupervisor {
     return this.implemented;
   }
 
+  /** What it declared beside its hooks at its first handshake: verify and admin actions. */
+  get declaration(): Pick<InitializeResult, 'verify' | 'actions'> {
+    return this.declared;
+  }
+
+  /** The mode it verifies in under the server's settings; undefined for a plugin that does not verify. */
+  get verifyMode(): VerifyMode | undefined {
+    return this.mode;
+  }
+
   /** The first start. Rejects with the exact reason when the plugin cannot be loaded (no restart then). */
   async start(): Promise<void> {
     try {
-      this.implemented = (await this.launch()).hooks;
+      const { hooks, verify, actions } = await this.launch();
+      this.implemented = hooks;
+      this.declared = { ...(verify && { verify }), ...(actions && { actions }) };
+      try {
+        this.mode = verifyModeOf(this.name, this.options.entry, verify);
+      } catch (err) {
+        await this.stop();
+        throw err;
+      }
     } catch (err) {
       this.lastError = (err as Error).message;
       this.setState('failed');
@@ -107,6 +133,20 @@ export class PluginSupervisor {
       return Promise.reject(new PluginCallError('unavailable', this.whyUnavailable()));
     // The request's deadline bounds every call: a request that waited gets only the time it has left.
     return this.client.call(params, Math.max(0, Math.min(this.options.entry.timeoutMs, params.context.deadline - Date.now())));
+  }
+
+  /** One verify call, bounded like a hook call by the plugin's timeout and the request's deadline. */
+  verify(params: VerifyParams): Promise<VerifyResult> {
+    if (this.state !== 'ready' || this.client === undefined)
+      return Promise.reject(new PluginCallError('unavailable', this.whyUnavailable()));
+    return this.client.verify(params, Math.max(0, Math.min(this.options.entry.timeoutMs, params.context.deadline - Date.now())));
+  }
+
+  /** One admin action, within the plugin's timeout. */
+  action(params: ActionParams): Promise<JsonObject> {
+    if (this.state !== 'ready' || this.client === undefined)
+      return Promise.reject(new PluginCallError('unavailable', this.whyUnavailable()));
+    return this.client.action(params, this.options.entry.timeoutMs);
   }
 
   /** One committed event delivery, or an immediate 'unavailable' when the plugin is not running. */

@@ -1,10 +1,18 @@
 // A refused authentication. Whatever the reason (unknown id, wrong secret, locked, throttled, a
-// plugin's veto), the client gets the one answer below, so that no answer tells whether an id
+// plugin's veto, a verify plugin's refusal or silence), the client gets the one answer below, so that no answer tells whether an id
 // exists or is locked; the reason travels beside it for the log and the metrics, never in the body.
 import { KeyholdError } from '../errors.js';
 
 /** Why an authentication was refused: the `reason` label of keyhold_auth_failures_total. */
-export const AUTH_FAILURE_REASONS = ['wrong_secret', 'unknown', 'locked', 'throttled', 'plugin_veto'] as const;
+export const AUTH_FAILURE_REASONS = [
+  'wrong_secret',
+  'unknown',
+  'locked',
+  'throttled',
+  'plugin_veto',
+  'verify_refused',
+  'verify_unavailable',
+] as const;
 export type AuthFailureReason = (typeof AUTH_FAILURE_REASONS)[number];
 
 export const AUTH_FAILED_MESSAGE = 'unknown entity or wrong secret';

@@ -213,7 +213,7 @@ export class Identity implements IdentityOperations {
   }
 
   authCheck(info: RequestInfo, id: string, secret: string): Promise<Entity> {
-    return this.engine.run(authCheckStep(id, secret, this.hasher), info).catch((err: unknown) => Promise.reject(asLoginRefusal(err)));
+    return this.engine.run(authCheckStep(info, id, secret, this.hasher), info).catch((err: unknown) => Promise.reject(asLoginRefusal(err)));
   }
 
   async entityGroups(id: string, options: { indirect: boolean }): Promise<string[]> {

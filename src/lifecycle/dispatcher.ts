@@ -11,6 +11,10 @@ import {
   type HookParams,
   type HookResult,
   type LifecyclePoint,
+  type ClaimRule,
+  type VerifyMode,
+  type VerifyParams,
+  type VerifyResult,
 } from 'keyhold-plugin-sdk';
 
 /** What happens when a plugin crashes, times out or is down: fail the request (closed) or skip the plugin (open). A veto is never skipped. */
@@ -77,7 +81,24 @@ export interface EventSubscriber {
   deliver(params: CommittedParams): Promise<void>;
 }
 
+/** A plugin that verifies the secret of the entities it claims (docs/protocol.md "verify"), as AuthCheck sees it. */
+export interface Verifier {
+  readonly plugin: string;
+  readonly claims: readonly ClaimRule[];
+  readonly mode: VerifyMode;
+  /** When it cannot answer (down, crashed, timed out): refuse the login (`none`) or check as if it did not claim the entity (`builtin`). */
+  readonly fallback: 'none' | 'builtin';
+  /** Break-glass: the entities it is never asked about (the built-in check decides for them). */
+  readonly exempt: ReadonlySet<string>;
+  /** Rejects with PluginCallError when the plugin gives no answer (an error answer counts as a crash). */
+  verify(params: VerifyParams): Promise<VerifyResult>;
+  /** Told when it was not asked because the entity is exempt. */
+  exempted?(requestId: string, entity: string): void;
+}
+
 export interface HookDispatcher {
+  /** The verify plugins, in call order. None (or absent): every secret is checked by the built-in hash check alone. */
+  readonly verifiers?: readonly Verifier[];
   /** The plugins that implement `hook`, in call order. Empty means the hook costs nothing. */
   handlersFor(hook: HookName): readonly HookHandler[];
   /** The plugins with committed hooks, in call order. None (or absent): no event is written at all. */

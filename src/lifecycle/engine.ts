@@ -59,7 +59,7 @@ export function serverRequest(requestId: string): RequestInfo {
 }
 
 /** The context the request's hooks start from: the request's side of RequestInfo, the fields it lacks left out. */
-function hookContext(info: RequestInfo, operation: OperationName, deadline: number): HookContext {
+export function hookContext(info: RequestInfo, operation: OperationName, deadline: number): HookContext {
   const { requestId, caller, source = 'server', clientAddress, userAgent, client } = info;
   return {
     requestId,
@@ -83,8 +83,11 @@ export interface LifecycleStep<S extends Subject> {
   request: JsonObject;
   /** What it reads and writes: locked for the whole request, and unchanged since the load at commit (a create names the subject it creates). */
   subjects: readonly SubjectRef[];
-  /** Loads the object as it stands (for create: as requested); `previous`: the object the step before it in the request produced. */
-  load(reader: StoreReader, previous: Subject | undefined): Promise<S>;
+  /**
+   * Loads the object as it stands (for create: as requested); `previous`: the object the step
+   * before it in the request produced; `dispatcher`: the plugin set this request runs on (AuthCheck asks its verify plugins).
+   */
+  load(reader: StoreReader, previous: Subject | undefined, dispatcher: HookDispatcher): Promise<S>;
   /** Built-in checks against the data as read and the change itself, applied to PRE's output in memory; writes nothing. */
   change(reader: StoreReader, subject: S): Promise<S>;
   /** In the write transaction: re-checks what depends on other data and writes `final` (POST's output); `loaded` is what load returned. */
@@ -163,7 +166,7 @@ export class LifecycleEngine {
       for (const step of steps) {
         checkDeadline(deadline, 'before its hooks');
         context.operation = step.operation;
-        const loaded = await step.load(this.store.reader, previous);
+        const loaded = await step.load(this.store.reader, previous, dispatcher);
         const pre = await runHook(dispatcher, hookName('pre', step.point), loaded, step.request, context);
         const changed = await step.change(this.store.reader, pre);
         // POST hooks of an update see the object as it was loaded (committed events' `before` too). The

@@ -204,6 +204,15 @@ const MUTATIONS: Record<string, RouteCase> = {
     targets: ['plain'],
     prepare: async () => ({ path: '/v1/plugins/fail2lock/state/alice' }),
   },
+  // No plugins here, so no actions: past the authorization the answer is 404 (the whole path: test/plugins/totp.test.ts).
+  'POST /v1/plugins/:plugin/actions/:action': {
+    capability: 'GLOBAL_ROOT',
+    method: 'POST',
+    ok: 404,
+    protects: false,
+    targets: ['plain'],
+    prepare: async () => ({ path: '/v1/plugins/totp/actions/enrol', body: { entity: 'alice' } }),
+  },
   // No plugins here, so no events: past the authorization the answer is 404 (the whole path: events-server.test.ts).
   'POST /v1/events/:seq/retry': {
     capability: 'GLOBAL_ROOT',

@@ -191,6 +191,13 @@ const MUTATIONS: Record<string, MutationCase> = {
     prepare: async (t) => (await createGroup(t), { path: `/v1/groups/${t}` }),
   },
   'POST /v1/plugins/reload': { capability: 'GLOBAL_ROOT', method: 'POST', ok: 200, prepare: async () => ({ path: '/v1/plugins/reload' }) },
+  // No plugins here, so no actions: past the authorization, the answer is 404 (the whole path: test/plugins/totp.test.ts).
+  'POST /v1/plugins/:plugin/actions/:action': {
+    capability: 'GLOBAL_ROOT',
+    method: 'POST',
+    ok: 404,
+    prepare: async () => ({ path: '/v1/plugins/totp/actions/enrol', body: { entity: 'alice' } }),
+  },
   // This server has no plugins, so no events: past the authorization, the answer is 404 (the whole path: events-server.test.ts).
   'POST /v1/events/:seq/retry': {
     capability: 'GLOBAL_ROOT',

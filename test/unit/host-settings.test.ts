@@ -30,6 +30,8 @@ describe('plugin settings', () => {
       mode: 'enforce',
       exempt: undefined,
       allowLockout: false,
+      verifyMode: undefined,
+      verifyFallback: 'none',
       timeoutMs: 2000,
       sha256: undefined,
       config: {},
@@ -59,6 +61,8 @@ describe('plugin settings', () => {
       mode: 'shadow',
       exempt: ['root', 'ops'],
       allowLockout: true,
+      verifyMode: undefined,
+      verifyFallback: 'none',
       timeoutMs: 750,
       sha256: 'ab'.repeat(32),
       config: { x: 1 },
@@ -110,6 +114,14 @@ describe('plugin settings', () => {
     assert.throws(
       () => parsePluginSettings({ plugins: { a: { allowLockout: 'yes' } } }),
       /^Error: plugins\.plugins\.a\.allowLockout: expected true or false, got "yes"$/,
+    );
+    assert.throws(
+      () => parsePluginSettings({ plugins: { a: { verifyMode: 'instead' } } }),
+      /^Error: plugins\.plugins\.a\.verifyMode: expected "replace" or "also", got "instead"$/,
+    );
+    assert.throws(
+      () => parsePluginSettings({ plugins: { a: { verifyFallback: 'open' } } }),
+      /^Error: plugins\.plugins\.a\.verifyFallback: expected "none" or "builtin", got "open"$/,
     );
   });
 });

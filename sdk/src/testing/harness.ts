@@ -41,6 +41,11 @@ import {
   type PluginState,
   type StateTransport,
   type Subject,
+  type Entity,
+  type VerifyMode,
+  type VerifyResult,
+  type PluginVerifyContext,
+  declaredExtras,
 } from '../index.js';
 
 /** A clock that only moves when the test says so. */
@@ -241,6 +246,26 @@ export class PluginHarness<P extends NullPlugin> {
     const fn = (this.plugin as unknown as Record<CommittedHookName, CommittedFn>)[hook];
     await fn.call(this.plugin, wire(event), { attempt: options.attempt ?? 1, signal: options.signal ?? new AbortController().signal });
     return event;
+  }
+
+  /**
+   * Calls verify as the host would for an entity the plugin claims, in `mode` (default: the first
+   * mode it declares). Refuses, as the host would never call it, a plugin that does not verify.
+   */
+  async verify(entity: Entity, secret: string, mode?: VerifyMode): Promise<VerifyResult> {
+    const declared = declaredExtras(this.plugin).verify;
+    if (!declared) throw new Error('the plugin does not override verify, so the host would never call it');
+    const { state: _state, ...context } = this.context('AuthCheck');
+    const ctx: PluginVerifyContext = { ...context, mode: mode ?? declared.modes[0]!, signal: new AbortController().signal };
+    return wire(await this.plugin.verify(wire(entity), secret, ctx));
+  }
+
+  /** Runs one of the plugin's admin actions as the host would for a GLOBAL_ROOT caller. */
+  async action(name: string, args: JsonObject = {}): Promise<JsonObject> {
+    const method = Object.hasOwn(this.plugin.actions, name) ? this.plugin.actions[name] : undefined;
+    if (!method) throw new Error(`the plugin has no action "${name}"`);
+    const { requestId, caller } = this.context('AuthCheck');
+    return wire(await method.call(this.plugin, wire(args), { requestId, caller }));
   }
 
   private mustImplement(hook: PluginHookName): void {
