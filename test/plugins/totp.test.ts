@@ -141,8 +141,8 @@ function oathtool(secret: string, at?: number): string {
   return execFileSync('oathtool', ['--totp', '-b', ...now, secret], { encoding: 'utf8' }).trim();
 }
 
-async function totpServer(t: TestContext) {
-  const dir = scratchDir('totp');
+/** A server with the totp plugin loaded; `dir` again after close is the same server restarted on the same data. */
+async function totpServer(t: TestContext, dir = scratchDir('totp')) {
   const plugins = mkdtempSync(join(tmpdir(), 'keyhold-plugins-'));
   t.after(() => rmSync(plugins, { recursive: true, force: true }));
   symlinkSync(repoPath('dist/plugins/src/totp.js'), join(plugins, 'totp'));
@@ -158,7 +158,7 @@ async function totpServer(t: TestContext) {
   });
   t.after(() => handle.close());
   const token = await login(handle.url, 'root', 'root-secret-T1');
-  return { url: handle.url, token };
+  return { url: handle.url, token, dir, close: () => handle.close() };
 }
 
 const loginStatus = async (url: string, id: string, secret: string) =>
@@ -226,5 +226,32 @@ describe('totp: codes from oathtool through a real server', { skip: !OATHTOOL &&
     expectCode(await asBob(['auth', 'login', 'bob', '--secret-stdin'], `bob-pass-2${oathtool(secret)}\n`), 0, 'password and code');
     expectCode(await asRoot(['entity', 'totp', 'remove', 'bob']), 0, 'remove');
     expectCode(await asBob(['auth', 'login', 'bob', '--secret-stdin'], 'bob-pass-2\n'), 0, 'the password alone once removed');
+  });
+
+  it('keeps the enrolment and the last code used over a server restart (host-provided plugin state)', async (t) => {
+    const first = await totpServer(t);
+    assert.equal(
+      (await call(first.url, 'POST', '/v1/entities', { token: first.token, body: { id: 'carol', secret: 'carol-pass-3' } })).status,
+      201,
+    );
+    const enrol = await call(first.url, 'POST', '/v1/plugins/totp/actions/enrol', { token: first.token, body: { entity: 'carol' } });
+    assert.equal(enrol.status, 200, enrol.text);
+    const mark = { action: 'upsert', key: 'verify.totp', value: 'on' };
+    assert.equal((await call(first.url, 'POST', '/v1/entities/carol/untyped-meta', { token: first.token, body: mark })).status, 200);
+    const code = oathtool(enrol.body.secret);
+    assert.equal(await loginStatus(first.url, 'carol', `carol-pass-3${code}`), 200);
+    await first.close();
+
+    const second = await totpServer(t, first.dir);
+    assert.equal(await loginStatus(second.url, 'carol', `carol-pass-3${code}`), 401, 'the code used before the restart is still used');
+    assert.equal(await loginStatus(second.url, 'carol', 'carol-pass-3'), 401, 'still enrolled: the password alone is refused');
+    assert.equal(
+      await loginStatus(second.url, 'carol', `carol-pass-3${enrol.body.recoveryCodes[0]}`),
+      200,
+      'the enrolment (its recovery codes) survived the restart',
+    );
+    const keys = await call(second.url, 'GET', '/v1/plugins/totp/state', { token: second.token });
+    assert.equal(keys.status, 200, keys.text);
+    assert.ok(JSON.stringify(keys.body).includes('secret/carol'), keys.text);
   });
 });
