@@ -20,6 +20,7 @@ import { installErrorHandling, toKeyholdError } from './error-mapping.js';
 import { forwardAuthRoutes } from './forward-auth.js';
 import type { ForwardAuthSettings } from './forward-auth-settings.js';
 import { groupRoutes } from './groups.js';
+import { keyRoutes } from './keys.js';
 import { LoginGate } from './login-gate.js';
 import { pluginRoutes, type PluginControl } from './plugins.js';
 import type { TokenRevocation } from './revocation.js';
@@ -120,6 +121,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const plugins = deps.plugins && { plugins: deps.plugins };
   systemRoutes(app, { access, metrics: deps.metrics, storeCheck: deps.storeCheck, storeHealth: deps.storeHealth, ...plugins });
   pluginRoutes(app, { access, ...plugins });
+  keyRoutes(app, { access, tokens: deps.tokens });
   if (deps.events) eventRoutes(app, { access, events: deps.events });
   // The login throttle wraps `authCheck` here, keyed by info.clientAddress (the forwarded end user's).
   forwardAuthRoutes(app, {

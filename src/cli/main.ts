@@ -10,6 +10,7 @@ import { defaultServer } from './context.js';
 import { entityCommands } from './entity-commands.js';
 import { eventCommands } from './event-commands.js';
 import { groupCommands } from './group-commands.js';
+import { keyCommands } from './key-commands.js';
 import { registerPluginCommands } from './plugin-commands.js';
 import { systemCommands } from './system-commands.js';
 
@@ -67,6 +68,7 @@ function buildProgram(): Command {
     groupCommands(),
     systemCommands(),
     eventCommands(),
+    keyCommands(),
     ...completionCommands(),
   ])
     program.addCommand(command);
