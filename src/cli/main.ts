@@ -4,6 +4,7 @@
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.js';
 import { authCommands } from './auth-commands.js';
+import { backupCommands } from './backup-commands.js';
 import { CliError } from './client.js';
 import { completionCommands } from './completion-commands.js';
 import { defaultServer } from './context.js';
@@ -69,6 +70,7 @@ function buildProgram(): Command {
     systemCommands(),
     eventCommands(),
     keyCommands(),
+    ...backupCommands(),
     ...completionCommands(),
   ])
     program.addCommand(command);
