@@ -27,7 +27,7 @@ function serveCommand(): Command {
       `
 Often used environment variables:
   KEYHOLD_LISTEN=host:port    where to listen (default 127.0.0.1:8470)
-  KEYHOLD_DATA_DIR=dir        database and token signing key (default ./data)
+  KEYHOLD_DATA_DIR=dir        the database, with the token signing keys (default ./data)
   KEYHOLD_LOG_LEVEL=level     trace, debug, info, warn, error, fatal, silent (default info)
   KEYHOLD_BOOTSTRAP=id:secret the first administrator, on the first start only
                               (otherwise root with a random secret, printed once)
