@@ -26,7 +26,7 @@ export function keyCommands(): Command {
     .description('make a new current signing key; tokens signed by the previous one stay valid for one token lifetime (tokenTtl)')
     .action(async (_options, command: Command) => {
       const ctx = new CommandContext(command);
-      const result = await ctx.client.post<{ current: SigningKeyView }>('/v1/keys/rotate', {});
+      const result = await ctx.client.post<{ current: SigningKeyView }>('/v1/keys/rotate');
       ctx.print(result, () =>
         line(`new current signing key ${result.current.kid}; the previous key verifies its tokens for one token lifetime more`),
       );

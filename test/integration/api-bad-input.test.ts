@@ -105,6 +105,8 @@ const ROUTES: Record<string, RouteSample> = {
   'GET /v1/system/status': { method: 'GET', path: '/v1/system/status' },
   'GET /v1/plugins': { method: 'GET', path: '/v1/plugins' },
   'POST /v1/plugins/reload': { method: 'POST', path: '/v1/plugins/reload' },
+  'GET /v1/keys': { method: 'GET', path: '/v1/keys' },
+  'POST /v1/keys/rotate': { method: 'POST', path: '/v1/keys/rotate' },
   // No plugins here, so no events: a valid request is answered 404.
   'GET /v1/events': { method: 'GET', path: '/v1/events?after=0&limit=5&dead=true' },
   'GET /v1/events/:seq': { method: 'GET', path: '/v1/events/1' },
