@@ -74,6 +74,8 @@ describe('configuration', () => {
       ['tls:\n  cert: a.pem\n', 'tls', /both cert and key/],
       ['plugins:\n  direktory: x\n', 'plugins.direktory', /unknown key/],
       ['mystery: 1\n', 'mystery', /^unknown key; expected one of /],
+      ['events:\n  leaseTtl: 4s\n  leaseRenew: 3s\n', 'events.leaseRenew', /at most half of events\.leaseTtl \(4000 ms\)/],
+      ['events:\n  leaseTtl: 50ms\n', 'events.leaseTtl', /duration/],
     ];
     for (const [yaml, path, problem] of cases) {
       writeFileSync(file, yaml);
