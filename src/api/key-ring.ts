@@ -19,7 +19,7 @@ import type { Store } from '../store/store.js';
 export const ALGORITHM = 'EdDSA';
 /** How far in the future a token's issue time may be (clocks of several servers on one database drift a little). */
 export const ISSUED_AT_SKEW_SECONDS = 60;
-/** Where keyhold before 0.x kept its one signing key; imported into the store on the first start that finds it. */
+/** Where earlier versions kept their one signing key; imported into the store by the first start that finds it (and no key in the store). */
 export const LEGACY_KEY_FILE = 'token-signing-key.pem';
 /** How often the common path looks whether the store changed (a rotation through another server). */
 const RECHECK_MS = 1000;
@@ -193,11 +193,11 @@ export class KeyRing {
         const counter = await this.store.changeCounter();
         const records = await this.store.keys.all();
         const keys = new Map<string, LoadedKey>();
-        for (const record of records)
-          keys.set(
-            record.kid,
-            this.keys.get(record.kid)?.record.retiredAt === record.retiredAt ? this.keys.get(record.kid)! : await load(record),
-          );
+        for (const record of records) {
+          const known = this.keys.get(record.kid);
+          // A key's material never changes (only its retirement): imported once.
+          keys.set(record.kid, known ? { ...known, record } : await load(record));
+        }
         const current = records.find((r) => r.retiredAt === null);
         if (!current) throw new Error('the store holds no current token signing key');
         this.keys = keys;
