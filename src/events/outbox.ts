@@ -129,8 +129,7 @@ export class Outbox {
     const now = Date.now();
     const leases = new Map((await this.deps.store.leases.all()).filter((l) => l.expiresAt > now).map((l) => [l.plugin, l.owner]));
     return Promise.all(
-      [...this.workers.values()].map(async (worker) => {
-        const state = worker.state();
+      (await this.states()).map(async (state) => {
         const backlog = await this.deps.store.outbox.backlog(state.cursor, pointsOf(state.hooks));
         const deadLetters = (await this.deps.store.outbox.deadLetters({ plugin: state.plugin })).length;
         return {
@@ -161,13 +160,14 @@ export class Outbox {
     } else {
       events = await this.deps.store.outbox.eventsAfter(after, limit, query.plugin === undefined ? undefined : this.pointsOf(query.plugin));
     }
-    return { events: await Promise.all(events.map((e) => this.view(e))), subscribers: await this.status() };
+    const states = await this.states();
+    return { events: await Promise.all(events.map((e) => this.view(e, states))), subscribers: await this.status() };
   }
 
   async show(seq: number): Promise<EventView> {
     const event = await this.deps.store.outbox.event(seq);
     if (!event) throw notFound(seq);
-    return this.view(event);
+    return this.view(event, await this.states());
   }
 
   /** Delivers dead letter `seq` of `plugin` (which may be left out when only one plugin has it) once more, now. */
@@ -247,12 +247,20 @@ export class Outbox {
     return { letter: letters[0]!, event };
   }
 
-  private async view(event: CommittedEvent): Promise<EventView> {
+  /**
+   * The loops' states; the cursor of a plugin another server delivers (this one does not hold its
+   * lease) is the one in the store, which that server moves.
+   */
+  private async states(): Promise<WorkerState[]> {
+    const states = [...this.workers.values()].map((w) => w.state());
+    if (states.every((s) => s.leaseHeld)) return states;
+    const stored = await this.deps.store.outbox.cursors();
+    return states.map((s) => (s.leaseHeld ? s : { ...s, cursor: Math.max(s.cursor, stored.get(s.plugin) ?? 0) }));
+  }
+
+  private async view(event: CommittedEvent, states: readonly WorkerState[]): Promise<EventView> {
     const hook = committedHookName(event.point);
-    const pendingFor = [...this.workers.values()]
-      .map((w) => w.state())
-      .filter((s) => s.hooks.includes(hook) && s.cursor < event.seq)
-      .map((s) => s.plugin);
+    const pendingFor = states.filter((s) => s.hooks.includes(hook) && s.cursor < event.seq).map((s) => s.plugin);
     return { ...event, deadLetters: await this.deps.store.outbox.deadLetters({ seq: event.seq }), pendingFor };
   }
 

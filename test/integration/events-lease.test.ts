@@ -106,6 +106,9 @@ describe('committed-event delivery lease', () => {
     assert.equal(atB.delivered.length, 0, 'server B delivered although server A holds the lease');
     const [statusAtB] = await serverB.status();
     assert.deepEqual([statusAtB!.leaseOwner, statusAtB!.leaseHeld], ['server-a', false]);
+    // B shows the delivery A makes: the cursor A writes to the store, nothing pending.
+    await until('server B shows the cursor server A wrote', async () => (await serverB.status())[0]!.cursor === 10);
+    assert.equal((await serverB.status())[0]!.pending, 0);
 
     // A dies: its renewals no longer reach the store. It may still deliver while its last renewal lasts;
     // B takes over once the lease expired, and delivers what A had not.
