@@ -85,11 +85,13 @@ export function backupCommands(): Command[] {
     )
     .action(async (file: string, options: LocalOptions, command: Command) => {
       const { dataDir, database } = await databaseOf(options);
-      const [{ restoreDatabase }, { lockDataDir }] = await Promise.all([
+      const [{ checkBackup, restoreDatabase }, { lockDataDir }] = await Promise.all([
         import('../store/sqlite/backup.js'),
         import('../data-dir-lock.js'),
       ]);
       const result = await refusedAsCliError(async () => {
+        // A file that is no keyhold backup is refused before anything is written (not even the data directory).
+        checkBackup(resolve(file));
         mkdirSync(dataDir, { recursive: true, mode: 0o700 });
         // Held during the restore: refuses while a server runs on the directory, and keeps one from starting meanwhile.
         const lock = lockDataDir(dataDir, pino({ level: 'warn' }, pino.destination(2)));

@@ -84,6 +84,10 @@ async function copyInto(from: Database.Database, to: string): Promise<void> {
 /** Writes an online backup of `database` to `file` (which must not exist yet). */
 export async function backupDatabase(database: string, file: string): Promise<DatabaseSummary> {
   if (existsSync(file)) throw new BackupError(`${file} exists already: choose another file name, or remove it first`);
+  if (!existsSync(database))
+    throw new BackupError(
+      `there is no keyhold database ${database}: check the data directory (dataDir in the settings file, KEYHOLD_DATA_DIR)`,
+    );
   const { db: source } = openKeyholdDatabase(database, 'the database');
   try {
     await copyInto(source, file);
@@ -93,6 +97,11 @@ export async function backupDatabase(database: string, file: string): Promise<Da
     source.close();
   }
   // What was written, checked as a restore would check it.
+  return checkBackup(file);
+}
+
+/** Checks that `file` is a keyhold database this keyhold can restore (what restoreDatabase checks first), and says what it holds. */
+export function checkBackup(file: string): DatabaseSummary {
   const { db, summary } = openKeyholdDatabase(file, 'the backup');
   db.close();
   return summary;
