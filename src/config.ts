@@ -173,6 +173,8 @@ const SETTINGS: SettingsTree = {
     maxAttempts: { env: 'KEYHOLD_EVENTS_MAX_ATTEMPTS', default: 10, parse: integer(1, 1000), fromEnv: asNumber },
     retryInitialDelay: { env: 'KEYHOLD_EVENTS_RETRY_INITIAL_DELAY', default: '100ms', parse: duration('1ms', '1h'), fromEnv: asNumber },
     retryMaxDelay: { env: 'KEYHOLD_EVENTS_RETRY_MAX_DELAY', default: '30s', parse: duration('1ms', '1h'), fromEnv: asNumber },
+    leaseTtl: { env: 'KEYHOLD_EVENTS_LEASE_TTL', default: '10s', parse: duration('1s', '10m'), fromEnv: asNumber },
+    leaseRenew: { env: 'KEYHOLD_EVENTS_LEASE_RENEW', default: '3s', parse: duration('100ms', '5m'), fromEnv: asNumber },
   },
   storeBusyTimeout: { env: 'KEYHOLD_STORE_BUSY_TIMEOUT', default: '5s', parse: duration('100ms', '60s'), fromEnv: asNumber },
   api: {
@@ -338,7 +340,14 @@ export function loadConfig(options: LoadConfigOptions = {}): KeyholdConfig {
       familiarFor: number;
     };
     bodyLimit: number;
-    events: { retention: number; maxAttempts: number; retryInitialDelay: number; retryMaxDelay: number };
+    events: {
+      retention: number;
+      maxAttempts: number;
+      retryInitialDelay: number;
+      retryMaxDelay: number;
+      leaseTtl: number;
+      leaseRenew: number;
+    };
     storeBusyTimeout: number;
     api: ClientAddressSettings;
     forwardAuth: Omit<ForwardAuthSettings, 'cache'> & { cache: { ttl: number; maxEntries: number } };
@@ -353,6 +362,13 @@ export function loadConfig(options: LoadConfigOptions = {}): KeyholdConfig {
       file ?? 'environment',
       'events.retryMaxDelay',
       `must not be shorter than events.retryInitialDelay (${events.retryInitialDelay} ms)`,
+    );
+  // A holder stops delivering one renewal interval before its lease runs out: at most half of it, or it would never deliver.
+  if (events.leaseRenew * 2 > events.leaseTtl)
+    throw new ConfigError(
+      file ?? 'environment',
+      'events.leaseRenew',
+      `must be at most half of events.leaseTtl (${events.leaseTtl} ms), so a renewal comes well before the lease runs out`,
     );
   let pluginSettings: PluginSettings;
   try {
@@ -387,6 +403,8 @@ export function loadConfig(options: LoadConfigOptions = {}): KeyholdConfig {
       maxAttempts: events.maxAttempts,
       retryInitialDelayMs: events.retryInitialDelay,
       retryMaxDelayMs: events.retryMaxDelay,
+      leaseTtlMs: events.leaseTtl,
+      leaseRenewMs: events.leaseRenew,
     },
     storeBusyTimeoutMs: values.storeBusyTimeout,
     api: values.api,

@@ -98,7 +98,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
     const outbox = new Outbox({ store, settings: config.events, logger, registry: metrics });
     const engine = new LifecycleEngine(store, NO_PLUGINS, () => outbox.wake());
     const identity = new Identity(store, engine, { hash: config.hash, slots: new HashSlots(config.hashSlots, metrics) });
-    const tokens = await TokenService.open(config.dataDir, config.tokenTtlMs);
+    const tokens = await TokenService.open(store, config.tokenTtlMs, config.dataDir, logger);
     const onSwap = (dispatcher: HookDispatcher) => {
       // The outbox first: a new subscriber's cursor is placed before any request runs on the new set.
       void outbox.use(dispatcher.subscribers ?? []);

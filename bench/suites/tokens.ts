@@ -6,6 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { Access } from '../../src/api/access.js';
 import { TokenRevocation } from '../../src/api/revocation.js';
 import { TokenService } from '../../src/api/tokens.js';
@@ -58,7 +59,7 @@ async function inProcess(report: Report, options: BenchOptions): Promise<void> {
   const store = SqliteStore.open(join(dir, 'keyhold.sqlite'));
   try {
     const identity = new Identity(store, new LifecycleEngine(store, NO_PLUGINS), { hash: LOW_HASH });
-    const tokens = await TokenService.open(dir, TTL_MS);
+    const tokens = await TokenService.open(store, TTL_MS, dir, pino({ level: 'silent' }));
     const access = new Access(tokens, identity, new TokenRevocation(store, (id) => identity.effectiveCapabilities(id)));
     const token = await tokenOfRealisticEntity(identity, store, tokens);
     const verify = () => tokens.verify(token);

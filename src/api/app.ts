@@ -22,6 +22,7 @@ import { installErrorHandling, toKeyholdError } from './error-mapping.js';
 import { forwardAuthRoutes } from './forward-auth.js';
 import type { ForwardAuthSettings } from './forward-auth-settings.js';
 import { groupRoutes } from './groups.js';
+import { keyRoutes } from './keys.js';
 import { LoginGate } from './login-gate.js';
 import { pluginStateRoutes } from './plugin-state.js';
 import { pluginRoutes, type PluginControl } from './plugins.js';
@@ -130,6 +131,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   systemRoutes(app, { access, metrics: deps.metrics, storeCheck: deps.storeCheck, storeHealth: deps.storeHealth, ...plugins });
   pluginRoutes(app, { access, ...plugins });
   if (deps.pluginState) pluginStateRoutes(app, { access, pluginState: deps.pluginState });
+  keyRoutes(app, { access, tokens: deps.tokens });
   if (deps.events) eventRoutes(app, { access, events: deps.events });
   // The login throttle wraps `authCheck` here, keyed by info.clientAddress (the end user's, when a trusted proxy forwarded it).
   forwardAuthRoutes(app, {

@@ -131,7 +131,14 @@ export function authRoutes(
 
   app.get(
     '/v1/auth/jwks',
-    { schema: { tags, security: [], summary: 'The public key tokens are signed with (JWKS), for services that verify tokens themselves' } },
-    async () => ({ keys: [tokens.publicJwk] }),
+    {
+      schema: {
+        tags,
+        security: [],
+        summary:
+          'The public keys tokens are signed with (JWKS: the current key and those retired less than a token lifetime ago, each with its kid), for services that verify tokens themselves',
+      },
+    },
+    async () => ({ keys: await tokens.publicJwks() }),
   );
 }

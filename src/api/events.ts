@@ -72,6 +72,8 @@ const subscriber = {
     deadLetters: { type: 'integer' },
     failures: { type: 'integer' },
     lastError: { type: ['string', 'null'] },
+    leaseHeld: { type: 'boolean' },
+    leaseOwner: { type: ['string', 'null'] },
   },
 } as const;
 

@@ -1,24 +1,22 @@
 // Access tokens: EdDSA (Ed25519) JWTs, short-lived, carrying the entity id (`sub`), its
-// effective capabilities (`caps`) and its token generation (`gen`) at the time of login. The
-// signing key is created in the data directory on first start (mode 0600) and reused, so tokens
-// survive a restart. This file checks what the token says by itself (signature, issuer, audience,
-// expiry, a plausible issue time); whether it still holds against the store (revoked by a logout,
-// a lock, a secret or capability change, or its entity gone) is checked per request by
-// revocation.ts.
-import { createPrivateKey, createPublicKey, generateKeyPairSync, randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+// effective capabilities (`caps`) and its token generation (`gen`) at the time of login, signed by
+// the current key of the key ring (key-ring.ts: the keys live in the store, shared by every server
+// on the database) and naming it in the `kid` header. This file checks what the token says by
+// itself (signature, issuer, audience, expiry, a plausible issue time); whether it still holds
+// against the store (revoked by a logout, a lock, a secret or capability change, or its entity
+// gone) is checked per request by revocation.ts.
+import { randomUUID } from 'node:crypto';
 import { CAPABILITIES, type Capability } from 'keyhold-plugin-sdk';
-import { errors as joseErrors, exportJWK, importPKCS8, importSPKI, jwtVerify, SignJWT, type CryptoKey, type JWK } from 'jose';
+import { decodeProtectedHeader, errors as joseErrors, jwtVerify, SignJWT, type JWK, type JWTPayload } from 'jose';
 import { KeyholdError } from '../errors.js';
+import type { Logger } from 'pino';
+import type { Store } from '../store/store.js';
+import { ALGORITHM, ISSUED_AT_SKEW_SECONDS, KeyRing, type SigningKeyView } from './key-ring.js';
 
-const ALGORITHM = 'EdDSA';
+export { ISSUED_AT_SKEW_SECONDS };
 const ISSUER = 'keyhold';
 /** Who tokens are for: this API. A JWT the same key signed for anything else is refused. */
 const AUDIENCE = 'keyhold';
-/** How far in the future a token's issue time may be (clocks of several servers on one database drift a little). */
-export const ISSUED_AT_SKEW_SECONDS = 60;
-export const SIGNING_KEY_FILE = 'token-signing-key.pem';
 
 /** What a valid token says about its bearer. */
 export interface TokenClaims {
@@ -37,28 +35,6 @@ export interface IssuedToken {
   expiresAt: string;
 }
 
-function loadOrCreateKeyPem(dataDir: string): string {
-  const file = join(dataDir, SIGNING_KEY_FILE);
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const { privateKey } = generateKeyPairSync('ed25519', {
-    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
-    publicKeyEncoding: { type: 'spki', format: 'pem' },
-  });
-  // 'wx': never overwrite a key another process created meanwhile.
-  try {
-    writeFileSync(file, privateKey, { mode: 0o600, flag: 'wx' });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return readFileSync(file, 'utf8');
-    throw err;
-  }
-  return privateKey;
-}
-
 function invalid(): KeyholdError {
   return new KeyholdError('KH_ERR_UNAUTHENTICATED', 'the token is not valid');
 }
@@ -68,34 +44,29 @@ function isCapabilityList(value: unknown): value is Capability[] {
 }
 
 export class TokenService {
-  private constructor(
-    private readonly privateKey: CryptoKey,
-    private readonly publicKey: CryptoKey,
-    readonly publicJwk: JWK,
+  constructor(
+    private readonly keys: KeyRing,
     readonly ttlMs: number,
   ) {}
 
-  /** Loads the signing key from `dataDir`, creating it on first start. */
-  static async open(dataDir: string, ttlMs: number): Promise<TokenService> {
-    const pem = loadOrCreateKeyPem(dataDir);
-    const privateKey = await importPKCS8(pem, ALGORITHM, { extractable: false });
-    const spki = createPublicKey(createPrivateKey(pem)).export({ type: 'spki', format: 'pem' }).toString();
-    const publicKey = await importSPKI(spki, ALGORITHM, { extractable: true });
-    return new TokenService(privateKey, publicKey, { ...(await exportJWK(publicKey)), alg: ALGORITHM, use: 'sig' }, ttlMs);
+  /** Reads the signing keys from the store (importing `dataDir`'s key file of an older install, or creating a key, on the first start). */
+  static async open(store: Pick<Store, 'keys' | 'changeCounter'>, ttlMs: number, dataDir: string, logger: Logger): Promise<TokenService> {
+    return new TokenService(await KeyRing.open(store, ttlMs, dataDir, logger), ttlMs);
   }
 
   async issue(entityId: string, caps: readonly Capability[], generation: string): Promise<IssuedToken> {
     const now = Date.now();
     const expires = Math.floor((now + this.ttlMs) / 1000);
+    const { kid, key } = await this.keys.signing();
     const token = await new SignJWT({ caps: [...caps], gen: generation })
-      .setProtectedHeader({ alg: ALGORITHM, typ: 'JWT' })
+      .setProtectedHeader({ alg: ALGORITHM, typ: 'JWT', kid })
       .setIssuer(ISSUER)
       .setAudience(AUDIENCE)
       .setSubject(entityId)
       .setJti(randomUUID())
       .setIssuedAt(Math.floor(now / 1000))
       .setExpirationTime(expires)
-      .sign(this.privateKey);
+      .sign(key);
     return { token, expiresAt: new Date(expires * 1000).toISOString() };
   }
 
@@ -104,18 +75,30 @@ export class TokenService {
    * throws KH_ERR_TOKEN_EXPIRED or KH_ERR_UNAUTHENTICATED.
    */
   async verify(token: string): Promise<TokenClaims> {
-    let payload;
+    let kid: unknown;
     try {
-      ({ payload } = await jwtVerify(token, this.publicKey, {
-        issuer: ISSUER,
-        audience: AUDIENCE,
-        algorithms: [ALGORITHM],
-        requiredClaims: ['sub', 'exp', 'iat', 'jti'],
-      }));
-    } catch (err) {
-      if (err instanceof joseErrors.JWTExpired) throw new KeyholdError('KH_ERR_TOKEN_EXPIRED', 'the token has expired; log in again');
+      ({ kid } = decodeProtectedHeader(token));
+    } catch {
       throw invalid();
     }
+    if (kid !== undefined && typeof kid !== 'string') throw invalid();
+    // An unknown kid, or one retired more than a token lifetime ago, verifies nothing.
+    const candidates = await this.keys.verifying(kid);
+    let payload: JWTPayload | undefined;
+    for (const publicKey of candidates) {
+      try {
+        ({ payload } = await jwtVerify(token, publicKey, {
+          issuer: ISSUER,
+          audience: AUDIENCE,
+          algorithms: [ALGORITHM],
+          requiredClaims: ['sub', 'exp', 'iat', 'jti'],
+        }));
+        break;
+      } catch (err) {
+        if (err instanceof joseErrors.JWTExpired) throw new KeyholdError('KH_ERR_TOKEN_EXPIRED', 'the token has expired; log in again');
+      }
+    }
+    if (payload === undefined) throw invalid();
     const { sub, caps, gen, exp, iat } = payload;
     if (typeof sub !== 'string' || !isCapabilityList(caps) || typeof gen !== 'string' || gen === '') throw invalid();
     // Bounds this server would never have issued: issued in the future, or living longer than tokenTtl
@@ -123,5 +106,19 @@ export class TokenService {
     const now = Math.floor(Date.now() / 1000);
     if (iat! > now + ISSUED_AT_SKEW_SECONDS || exp! - iat! > Math.ceil(this.ttlMs / 1000)) throw invalid();
     return { sub, caps, gen, exp: exp!, iat: iat! };
+  }
+
+  /** The public keys that verify tokens now (JWKS), each with its kid. */
+  publicJwks(): Promise<JWK[]> {
+    return this.keys.publicJwks();
+  }
+
+  /** Makes a new current signing key; the previous one keeps verifying its tokens for one lifetime. */
+  rotateKeys(): Promise<SigningKeyView> {
+    return this.keys.rotate();
+  }
+
+  listKeys(): Promise<SigningKeyView[]> {
+    return this.keys.list();
   }
 }

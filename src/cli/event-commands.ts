@@ -14,7 +14,7 @@ function seqOf(text: string): number {
 function deliveryTable(subscribers: readonly SubscriberStatus[]): void {
   if (subscribers.length === 0) return line('no loaded plugin has committed hooks');
   table(
-    ['PLUGIN', 'CURSOR', 'PENDING', 'LAG', 'DEAD LETTERS', 'RETRYING'],
+    ['PLUGIN', 'CURSOR', 'PENDING', 'LAG', 'DEAD LETTERS', 'RETRYING', 'DELIVERED BY'],
     subscribers.map((s) => [
       s.plugin,
       String(s.cursor),
@@ -22,6 +22,8 @@ function deliveryTable(subscribers: readonly SubscriberStatus[]): void {
       `${s.lagSeconds.toFixed(1)}s`,
       String(s.deadLetters),
       s.failures > 0 ? `attempt ${s.failures + 1}: ${s.lastError ?? ''}` : '-',
+      // The delivery lease's holder: this server, another one on the database, or none yet.
+      s.leaseOwner === null ? '-' : `${s.leaseOwner}${s.leaseHeld ? ' (this server)' : ''}`,
     ]),
   );
 }

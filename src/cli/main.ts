@@ -4,12 +4,14 @@
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.js';
 import { authCommands } from './auth-commands.js';
+import { backupCommands } from './backup-commands.js';
 import { CliError } from './client.js';
 import { completionCommands } from './completion-commands.js';
 import { defaultServer } from './context.js';
 import { entityCommands } from './entity-commands.js';
 import { eventCommands } from './event-commands.js';
 import { groupCommands } from './group-commands.js';
+import { keyCommands } from './key-commands.js';
 import { registerPluginCommands } from './plugin-commands.js';
 import { systemCommands } from './system-commands.js';
 
@@ -25,7 +27,7 @@ function serveCommand(): Command {
       `
 Often used environment variables:
   KEYHOLD_LISTEN=host:port    where to listen (default 127.0.0.1:8470)
-  KEYHOLD_DATA_DIR=dir        database and token signing key (default ./data)
+  KEYHOLD_DATA_DIR=dir        the database, with the token signing keys (default ./data)
   KEYHOLD_LOG_LEVEL=level     trace, debug, info, warn, error, fatal, silent (default info)
   KEYHOLD_BOOTSTRAP=id:secret the first administrator, on the first start only
                               (otherwise root with a random secret, printed once)
@@ -67,6 +69,8 @@ function buildProgram(): Command {
     groupCommands(),
     systemCommands(),
     eventCommands(),
+    keyCommands(),
+    ...backupCommands(),
     ...completionCommands(),
   ])
     program.addCommand(command);

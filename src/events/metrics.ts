@@ -1,6 +1,6 @@
 // Outbox metrics in the server's prom-client Registry (Prometheus text on /metrics): per plugin,
 // what waits (depth, lag, dead letters: read from the outbox at each scrape) and what happened
-// (deliveries, failures, commit-to-delivery latency).
+// (deliveries, failures, commit-to-delivery latency), and whether this server holds each plugin's delivery lease.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 /** One subscriber's state as the gauges show it. */
@@ -9,6 +9,8 @@ export interface DeliveryGauges {
   pending: number;
   lagSeconds: number;
   deadLetters: number;
+  /** Whether this server holds the plugin's delivery lease. */
+  leaseHeld: boolean;
 }
 
 export class OutboxMetrics {
@@ -60,6 +62,11 @@ export class OutboxMetrics {
       'keyhold_event_dead_letters',
       'Events the plugin failed to take maxAttempts times, waiting for keyhold events retry or skip',
       (g) => g.deadLetters,
+    );
+    gauge(
+      'keyhold_event_delivery_lease_held',
+      "1 when this server holds the plugin's delivery lease (it delivers the plugin's committed events), 0 when another server on the database does",
+      (g) => (g.leaseHeld ? 1 : 0),
     );
   }
 

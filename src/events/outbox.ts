@@ -9,6 +9,7 @@ import { KeyholdError } from '../errors.js';
 import { PluginCallError, type EventSubscriber } from '../lifecycle/dispatcher.js';
 import type { DeadLetter } from '../store/outbox.js';
 import type { Store } from '../store/store.js';
+import { processOwnerId } from './lease.js';
 import { OutboxMetrics } from './metrics.js';
 import type { OutboxSettings } from './settings.js';
 import { DeliveryWorker, type WorkerState } from './worker.js';
@@ -22,6 +23,8 @@ export interface OutboxDeps {
   logger: Logger;
   /** Where the outbox metrics are registered. */
   registry: Registry;
+  /** This server's delivery lease owner id; by default one unique to the process (lease.ts). */
+  owner?: string;
 }
 
 /** One subscribed plugin's delivery, as `keyhold events list` and the metrics show it. */
@@ -31,6 +34,8 @@ export interface SubscriberStatus extends WorkerState {
   /** Age of the oldest of them, 0 when it is caught up. */
   lagSeconds: number;
   deadLetters: number;
+  /** The server process holding the plugin's delivery lease (the one delivering), or null when no unexpired lease is recorded. */
+  leaseOwner: string | null;
 }
 
 /** An event as the API shows it: with its dead letters, and the plugins still to get it. */
@@ -64,6 +69,8 @@ function notFound(seq: number): KeyholdError {
 
 export class Outbox {
   readonly metrics: OutboxMetrics;
+  /** This server process's delivery lease owner id. */
+  readonly owner: string;
   private workers = new Map<string, DeliveryWorker>();
   /** use() and stop() run one at a time. */
   private queue: Promise<unknown> = Promise.resolve();
@@ -71,6 +78,7 @@ export class Outbox {
   private stopped = false;
 
   constructor(private readonly deps: OutboxDeps) {
+    this.owner = deps.owner ?? processOwnerId();
     this.metrics = new OutboxMetrics(deps.registry, () => this.status());
     this.pruneTimer = setInterval(() => void this.pruneQuietly(), PRUNE_INTERVAL_MS).unref();
   }
@@ -95,7 +103,7 @@ export class Outbox {
         for (const subscriber of subscribers)
           this.workers.set(
             subscriber.plugin,
-            new DeliveryWorker(subscriber, cursors.get(subscriber.plugin) ?? 0, { ...this.deps, metrics: this.metrics }),
+            new DeliveryWorker(subscriber, cursors.get(subscriber.plugin) ?? 0, { ...this.deps, metrics: this.metrics, owner: this.owner }),
           );
       } catch (err) {
         // Their events stay in the outbox: the next plugin set (a reload) or a restart delivers them.
@@ -119,9 +127,9 @@ export class Outbox {
 
   async status(): Promise<SubscriberStatus[]> {
     const now = Date.now();
+    const leases = new Map((await this.deps.store.leases.all()).filter((l) => l.expiresAt > now).map((l) => [l.plugin, l.owner]));
     return Promise.all(
-      [...this.workers.values()].map(async (worker) => {
-        const state = worker.state();
+      (await this.states()).map(async (state) => {
         const backlog = await this.deps.store.outbox.backlog(state.cursor, pointsOf(state.hooks));
         const deadLetters = (await this.deps.store.outbox.deadLetters({ plugin: state.plugin })).length;
         return {
@@ -129,6 +137,7 @@ export class Outbox {
           pending: backlog.count,
           lagSeconds: backlog.oldestAt === null ? 0 : Math.max(0, now - backlog.oldestAt) / 1000,
           deadLetters,
+          leaseOwner: leases.get(state.plugin) ?? null,
         };
       }),
     );
@@ -151,13 +160,14 @@ export class Outbox {
     } else {
       events = await this.deps.store.outbox.eventsAfter(after, limit, query.plugin === undefined ? undefined : this.pointsOf(query.plugin));
     }
-    return { events: await Promise.all(events.map((e) => this.view(e))), subscribers: await this.status() };
+    const states = await this.states();
+    return { events: await Promise.all(events.map((e) => this.view(e, states))), subscribers: await this.status() };
   }
 
   async show(seq: number): Promise<EventView> {
     const event = await this.deps.store.outbox.event(seq);
     if (!event) throw notFound(seq);
-    return this.view(event);
+    return this.view(event, await this.states());
   }
 
   /** Delivers dead letter `seq` of `plugin` (which may be left out when only one plugin has it) once more, now. */
@@ -237,12 +247,20 @@ export class Outbox {
     return { letter: letters[0]!, event };
   }
 
-  private async view(event: CommittedEvent): Promise<EventView> {
+  /**
+   * The loops' states; the cursor of a plugin another server delivers (this one does not hold its
+   * lease) is the one in the store, which that server moves.
+   */
+  private async states(): Promise<WorkerState[]> {
+    const states = [...this.workers.values()].map((w) => w.state());
+    if (states.every((s) => s.leaseHeld)) return states;
+    const stored = await this.deps.store.outbox.cursors();
+    return states.map((s) => (s.leaseHeld ? s : { ...s, cursor: Math.max(s.cursor, stored.get(s.plugin) ?? 0) }));
+  }
+
+  private async view(event: CommittedEvent, states: readonly WorkerState[]): Promise<EventView> {
     const hook = committedHookName(event.point);
-    const pendingFor = [...this.workers.values()]
-      .map((w) => w.state())
-      .filter((s) => s.hooks.includes(hook) && s.cursor < event.seq)
-      .map((s) => s.plugin);
+    const pendingFor = states.filter((s) => s.hooks.includes(hook) && s.cursor < event.seq).map((s) => s.plugin);
     return { ...event, deadLetters: await this.deps.store.outbox.deadLetters({ seq: event.seq }), pendingFor };
   }
 

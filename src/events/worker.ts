@@ -4,10 +4,15 @@
 // maxAttempts the event becomes a dead letter and the loop goes on. A plugin that is down pauses
 // the loop without using up attempts. The cursor is kept in memory and written to the store at
 // most every CURSOR_FLUSH_MS (and at stop): after a crash a few events may come again, never fewer.
+// Several servers on one database: the loop delivers only while this server holds the plugin's
+// delivery lease (lease.ts). Without it, it writes its cursor and waits; once it takes the lease
+// (over from a server that stopped or died), it resumes from the cursor in the store. An event in
+// flight when the lease is lost may be delivered again by the next holder (at least once).
 import { committedHookName, type CommittedEvent, type CommittedHookName } from 'keyhold-plugin-sdk';
 import type { Logger } from 'pino';
 import { PluginCallError, type EventSubscriber } from '../lifecycle/dispatcher.js';
 import type { Store } from '../store/store.js';
+import { DeliveryLease } from './lease.js';
 import type { OutboxMetrics } from './metrics.js';
 import type { OutboxSettings } from './settings.js';
 import { Wakeup } from './wakeup.js';
@@ -24,6 +29,8 @@ export interface WorkerDeps {
   settings: OutboxSettings;
   logger: Logger;
   metrics: OutboxMetrics;
+  /** This server process's delivery lease owner id. */
+  owner: string;
 }
 
 /** What the loop is doing, for status and the API. */
@@ -35,6 +42,8 @@ export interface WorkerState {
   /** Failed attempts at the event it is on now (0 when none failed). */
   failures: number;
   lastError: string | null;
+  /** Whether this server holds the plugin's delivery lease (delivers its events) now. */
+  leaseHeld: boolean;
 }
 
 export class DeliveryWorker {
@@ -51,6 +60,7 @@ export class DeliveryWorker {
   private flushing: Promise<void> = Promise.resolve();
   private readonly running: Promise<void>;
   private readonly log: Logger;
+  private readonly lease: DeliveryLease;
 
   constructor(
     readonly subscriber: EventSubscriber,
@@ -59,6 +69,11 @@ export class DeliveryWorker {
   ) {
     this.cursor = this.persisted = cursor;
     this.log = deps.logger.child({ plugin: subscriber.plugin });
+    this.lease = new DeliveryLease(subscriber.plugin, deps.owner, deps.store, deps.settings, this.log, () => {
+      // Out of any sleep: the loop sees the lease gone and stops delivering.
+      this.news.notify();
+      this.recovery.notify();
+    });
     this.running = this.loop();
   }
 
@@ -79,10 +94,11 @@ export class DeliveryWorker {
       cursor: this.cursor,
       failures: this.failures,
       lastError: this.lastError,
+      leaseHeld: this.lease.holds(),
     };
   }
 
-  /** Stops after the delivery in flight and writes the cursor; resolves once it is written. */
+  /** Stops after the delivery in flight, writes the cursor and gives the delivery lease up; resolves once done. */
   async stop(): Promise<void> {
     this.stopped = true;
     this.news.notify();
@@ -90,18 +106,25 @@ export class DeliveryWorker {
     await this.running;
     clearTimeout(this.flushTimer);
     await this.flush();
+    await this.lease.stop();
   }
 
   private async loop(): Promise<void> {
     while (!this.stopped) {
       try {
+        if (!this.lease.holds(CURSOR_FLUSH_MS)) {
+          await this.takeOver();
+          continue;
+        }
         const batch = await this.deps.store.outbox.eventsAfter(this.cursor, BATCH);
         if (batch.length === 0) {
           await this.news.sleep(IDLE_MS);
           continue;
         }
         for (const event of batch) {
-          if (this.subscriber.hooks.has(committedHookName(event.point)) && !(await this.handOver(event))) return;
+          // With time to spare to write the cursor before the lease could pass to another server.
+          if (!this.lease.holds(CURSOR_FLUSH_MS)) break;
+          if (this.subscriber.hooks.has(committedHookName(event.point)) && !(await this.handOver(event))) break;
           this.advance(event.seq);
         }
       } catch (err) {
@@ -116,13 +139,24 @@ export class DeliveryWorker {
     }
   }
 
-  /** Delivers `event` until the plugin takes it or it is dead-lettered (true), or the loop stops (false). */
+  /** Without the lease: writes the cursor, waits for the lease, then resumes from the cursor in the store (another server may have moved it). */
+  private async takeOver(): Promise<void> {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    await this.flush();
+    await this.lease.whenHeld(CURSOR_FLUSH_MS);
+    if (this.stopped) return;
+    const stored = (await this.deps.store.outbox.cursors()).get(this.subscriber.plugin) ?? 0;
+    if (stored > this.cursor) this.cursor = this.persisted = stored;
+  }
+
+  /** Delivers `event` until the plugin takes it or it is dead-lettered (true), or the loop stops or the lease is lost (false). */
   private async handOver(event: CommittedEvent): Promise<boolean> {
     const { plugin } = this.subscriber;
     const { maxAttempts, retryInitialDelayMs, retryMaxDelayMs } = this.deps.settings;
     let down = 0;
     this.failures = 0;
-    while (!this.stopped) {
+    while (!this.stopped && this.lease.holds(CURSOR_FLUSH_MS)) {
       try {
         await this.subscriber.deliver({ hook: committedHookName(event.point), event, attempt: this.failures + 1 });
         this.deps.metrics.delivered(plugin, Date.parse(event.at));
@@ -132,7 +166,7 @@ export class DeliveryWorker {
       } catch (err) {
         const failure =
           err instanceof PluginCallError ? err : new PluginCallError('crash', err instanceof Error ? err.message : String(err));
-        if (this.stopped) return false;
+        if (this.stopped || !this.lease.holds(CURSOR_FLUSH_MS)) return false;
         if (failure.kind === 'unavailable') {
           // Down (restarting or failed until a reload): not the event's fault, so no attempt is used.
           const wait = Math.min(retryInitialDelayMs * 2 ** down++, retryMaxDelayMs);

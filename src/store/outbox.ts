@@ -40,7 +40,7 @@ export interface OutboxReader {
 export interface OutboxWriter {
   /** Appends the event; it commits or rolls back with the transaction. Returns its seq. */
   append(event: NewEvent): Promise<number>;
-  /** Moves a plugin's cursor; no-op for a plugin keepCursors removed (a late write of a plugin no longer loaded). */
+  /** Moves a plugin's cursor forward (never back: a late write of a server that lost the delivery lease cannot undo another's progress); no-op for a plugin keepCursors removed (a late write of a plugin no longer loaded). */
   setCursor(plugin: string, seq: number): Promise<void>;
   /** Keeps the cursors of `plugins` only: one not seen before starts at the last event (no replay of history). */
   keepCursors(plugins: readonly string[]): Promise<void>;
@@ -50,4 +50,32 @@ export interface OutboxWriter {
   removeDeadLetter(plugin: string, seq: number): Promise<boolean>;
   /** Deletes the events committed before `before` (epoch ms) that every cursor has passed and no dead letter holds; returns how many. */
   prune(before: number): Promise<number>;
+}
+
+/** Who may deliver a plugin's committed events now. */
+export interface DeliveryLease {
+  plugin: string;
+  /** The server process holding it (unique per process: see src/events/lease.ts). */
+  owner: string;
+  /** When it lapses unless renewed, epoch ms by the store's clock. */
+  expiresAt: number;
+}
+
+/**
+ * The delivery leases: of all the servers on one database, only the one holding a plugin's lease
+ * delivers its committed events, so each event reaches each plugin once. Each method is one short
+ * write transaction of its own (a conditional update), never part of a request's transaction.
+ * Expiry is judged by the store's clock (a networked store should use the database's own `now()`,
+ * so servers with drifting clocks agree).
+ */
+export interface DeliveryLeaseStore {
+  /**
+   * Takes `plugin`'s lease for `owner` until `ttlMs` from now when it is free, expired or already
+   * `owner`'s (a renewal); returns whether `owner` holds it afterwards.
+   */
+  acquire(plugin: string, owner: string, ttlMs: number): Promise<boolean>;
+  /** Gives the lease up, if `owner` holds it, so another server can take it at once (a clean stop). */
+  release(plugin: string, owner: string): Promise<void>;
+  /** Every lease recorded, expired ones included, by plugin name. */
+  all(): Promise<DeliveryLease[]>;
 }

@@ -2,7 +2,8 @@
 // embedded default; a PostgreSQL store can implement the same interface for multi-replica sites.
 // Every method is async so that a networked store fits without changing callers.
 import type { Capability, Entity, Group } from 'keyhold-plugin-sdk';
-import type { OutboxReader, OutboxWriter } from './outbox.js';
+import type { DeliveryLeaseStore, OutboxReader, OutboxWriter } from './outbox.js';
+import type { SigningKeyStore } from './signing-keys.js';
 import type { PluginStateStore } from './plugin-state.js';
 
 export interface SearchQuery {
@@ -121,6 +122,10 @@ export interface Store {
   readonly outbox: OutboxReader;
   /** The plugins' state: each change a short write transaction of its own, committed at once. */
   readonly pluginState: PluginStateStore;
+  /** The token signing keys, shared by every server on the database (signing-keys.ts). */
+  readonly keys: SigningKeyStore;
+  /** Which server delivers each plugin's committed events (outbox.ts). */
+  readonly leases: DeliveryLeaseStore;
   /**
    * Runs `work` in one write transaction, serialised with every other write: commits when it
    * resolves, rolls back (nothing written) when it rejects.

@@ -213,6 +213,14 @@ const MUTATIONS: Record<string, RouteCase> = {
     targets: ['plain'],
     prepare: async () => ({ path: '/v1/plugins/totp/actions/enrol', body: { entity: 'alice' } }),
   },
+  'POST /v1/keys/rotate': {
+    capability: 'GLOBAL_ROOT',
+    method: 'POST',
+    ok: 200,
+    protects: false,
+    targets: ['plain'],
+    prepare: async () => ({ path: '/v1/keys/rotate', body: {} }),
+  },
   // No plugins here, so no events: past the authorization the answer is 404 (the whole path: events-server.test.ts).
   'POST /v1/events/:seq/retry': {
     capability: 'GLOBAL_ROOT',

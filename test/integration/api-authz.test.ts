@@ -198,6 +198,13 @@ const MUTATIONS: Record<string, MutationCase> = {
     ok: 404,
     prepare: async () => ({ path: '/v1/plugins/totp/actions/enrol', body: { entity: 'alice' } }),
   },
+  // The tokens of the previous key stay valid, so the rest of the run is not disturbed.
+  'POST /v1/keys/rotate': {
+    capability: 'GLOBAL_ROOT',
+    method: 'POST',
+    ok: 200,
+    prepare: async () => ({ path: '/v1/keys/rotate', body: {} }),
+  },
   // This server has no plugins, so no events: past the authorization, the answer is 404 (the whole path: events-server.test.ts).
   'POST /v1/events/:seq/retry': {
     capability: 'GLOBAL_ROOT',
@@ -220,8 +227,14 @@ const MUTATIONS: Record<string, MutationCase> = {
   },
 };
 
-/** Reads that need GLOBAL_ROOT, not only a token: committed events hold whole entities, past states included; a plugin's state holds whatever it keeps. */
-const ROOT_READS = ['GET /v1/events', 'GET /v1/events/:seq', 'GET /v1/plugins/:name/state', 'GET /v1/plugins/:name/state/:key'];
+/** Reads that need GLOBAL_ROOT, not only a token: committed events hold whole entities, past states included; a plugin's state holds whatever it keeps; the signing keys are for operators. */
+const ROOT_READS = [
+  'GET /v1/events',
+  'GET /v1/events/:seq',
+  'GET /v1/plugins/:name/state',
+  'GET /v1/plugins/:name/state/:key',
+  'GET /v1/keys',
+];
 
 /** Routes that change nothing and need no token: they are how a token is obtained or checked (forward-auth checks the end user's credentials a proxy passes on). */
 const ANONYMOUS = [
@@ -361,7 +374,7 @@ describe('authorization matrix', () => {
     );
   });
 
-  it('requires a valid token for every read, and GLOBAL_ROOT for the committed events and plugin state', async () => {
+  it('requires a valid token for every read, and GLOBAL_ROOT for the committed events, plugin state and the signing keys', async () => {
     const reads = (await documentedRoutes()).filter((r) => r.startsWith('GET ') && !ANONYMOUS.includes(r));
     assert.ok(reads.length >= 10);
     for (const route of reads) {

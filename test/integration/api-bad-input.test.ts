@@ -110,6 +110,8 @@ const ROUTES: Record<string, RouteSample> = {
   'DELETE /v1/plugins/:name/state/:key': { method: 'DELETE', path: '/v1/plugins/fail2lock/state/alice' },
   // No plugins here: a valid request is answered 404. The body is the action's arguments, which the plugin checks (totp.test.ts), so no fields are sampled.
   'POST /v1/plugins/:plugin/actions/:action': { method: 'POST', path: '/v1/plugins/totp/actions/enrol' },
+  'GET /v1/keys': { method: 'GET', path: '/v1/keys' },
+  'POST /v1/keys/rotate': { method: 'POST', path: '/v1/keys/rotate' },
   // No plugins here, so no events: a valid request is answered 404.
   'GET /v1/events': { method: 'GET', path: '/v1/events?after=0&limit=5&dead=true' },
   'GET /v1/events/:seq': { method: 'GET', path: '/v1/events/1' },

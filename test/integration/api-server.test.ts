@@ -1,7 +1,7 @@
 // The server around the routes: configuration (file, environment, errors naming source and key),
 // safe listen defaults, request ids, secret redaction in logs, health, metrics and OpenAPI.
 import assert from 'node:assert/strict';
-import { statSync, writeFileSync } from 'node:fs';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { checkListenSafety, ConfigError, loadConfig } from '../../src/config.js';
 import { DEFAULT_HASH_SLOTS } from '../../src/identity/hash-slots.js';
 import { DEFAULT_LOGIN_THROTTLE } from '../../src/identity/login-throttle.js';
-import { startServer } from '../../src/server.js';
+import { DATABASE_FILE, startServer } from '../../src/server.js';
 import { call, login, scratchDir, serverEnv } from '../support/keyhold.js';
 
 function configError(fn: () => unknown): ConfigError {
@@ -74,6 +74,8 @@ describe('configuration', () => {
       ['tls:\n  cert: a.pem\n', 'tls', /both cert and key/],
       ['plugins:\n  direktory: x\n', 'plugins.direktory', /unknown key/],
       ['mystery: 1\n', 'mystery', /^unknown key; expected one of /],
+      ['events:\n  leaseTtl: 4s\n  leaseRenew: 3s\n', 'events.leaseRenew', /at most half of events\.leaseTtl \(4000 ms\)/],
+      ['events:\n  leaseTtl: 50ms\n', 'events.leaseTtl', /duration/],
     ];
     for (const [yaml, path, problem] of cases) {
       writeFileSync(file, yaml);
@@ -214,13 +216,14 @@ describe('server', () => {
     }
   });
 
-  it('keeps tokens valid across a restart (the signing key is kept, mode 0600)', async () => {
+  it('keeps tokens valid across a restart (the signing key is kept in the database, mode 0600, not in a file of its own)', async () => {
     const dataDir = scratchDir('srv');
     const env = serverEnv(dataDir, { KEYHOLD_BOOTSTRAP: 'root:pw' });
     let handle = await startServer({ env, logger: pino({ level: 'silent' }) });
     const token = await login(handle.url, 'root', 'pw');
     await handle.close();
-    assert.equal(statSync(join(dataDir, 'token-signing-key.pem')).mode & 0o777, 0o600);
+    assert.equal(statSync(join(dataDir, DATABASE_FILE)).mode & 0o777, 0o600);
+    assert.equal(existsSync(join(dataDir, 'token-signing-key.pem')), false);
     handle = await startServer({ env, logger: pino({ level: 'silent' }) });
     try {
       assert.equal((await call(handle.url, 'GET', '/v1/auth/whoami', { token })).status, 200);

@@ -44,7 +44,7 @@ async function apiOnStore(): Promise<{ url: string; store: SqliteStore }> {
   });
   const app = await buildApi({
     identity,
-    tokens: await TokenService.open(dataDir, 600_000),
+    tokens: await TokenService.open(store, 600_000, dataDir, logger),
     revocation: new TokenRevocation(store, (id) => identity.effectiveCapabilities(id)),
     logger,
     metrics: new Registry(),

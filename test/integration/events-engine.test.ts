@@ -22,7 +22,14 @@ const dir = mkdtempSync(join(tmpdir(), 'keyhold-events-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 let files = 0;
 
-const FAST: OutboxSettings = { retentionMs: 60_000, maxAttempts: 3, retryInitialDelayMs: 1, retryMaxDelayMs: 5 };
+const FAST: OutboxSettings = {
+  retentionMs: 60_000,
+  maxAttempts: 3,
+  retryInitialDelayMs: 1,
+  retryMaxDelayMs: 5,
+  leaseTtlMs: 10_000,
+  leaseRenewMs: 3_000,
+};
 
 interface Setup {
   store: SqliteStore;

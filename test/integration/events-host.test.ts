@@ -22,7 +22,7 @@ async function serverParts(t: TestContext, plugins: Record<string, FixtureName>,
   const store = SqliteStore.open(':memory:');
   const outbox = new Outbox({
     store,
-    settings: { retentionMs: 60_000, maxAttempts: 5, retryInitialDelayMs: 1, retryMaxDelayMs: 20 },
+    settings: { retentionMs: 60_000, maxAttempts: 5, retryInitialDelayMs: 1, retryMaxDelayMs: 20, leaseTtlMs: 10_000, leaseRenewMs: 3_000 },
     logger: pino({ level: 'silent' }),
     registry: new Registry(),
   });

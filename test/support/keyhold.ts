@@ -4,19 +4,19 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
 import { decodeJwt, importPKCS8, SignJWT } from 'jose';
 import { Writable } from 'node:stream';
 import { pino, type Logger, type LevelWithSilent } from 'pino';
-import { SIGNING_KEY_FILE } from '../../src/api/tokens.js';
 import { TEST_RUN_ENV } from '../../src/host/process.js';
-import { startServer, type ServerHandle } from '../../src/server.js';
+import { DATABASE_FILE, startServer, type ServerHandle } from '../../src/server.js';
 
 export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
@@ -202,9 +202,18 @@ export interface ForgedClaims {
 
 /** A token signed with the server's own key but carrying whatever claims the test wants (e.g. already expired); otherwise shaped as the server issues them. */
 export async function forgeToken(dataDir: string, claims: ForgedClaims): Promise<string> {
-  const key = await importPKCS8(readFileSync(join(dataDir, SIGNING_KEY_FILE), 'utf8'), 'EdDSA');
+  const db = new Database(join(dataDir, DATABASE_FILE), { readonly: true });
+  let current: { kid: string; private_key: string };
+  try {
+    current = db
+      .prepare<[], { kid: string; private_key: string }>('SELECT kid, private_key FROM signing_keys WHERE retired_at IS NULL')
+      .get()!;
+  } finally {
+    db.close();
+  }
+  const key = await importPKCS8(current.private_key, 'EdDSA');
   const jwt = new SignJWT({ caps: claims.caps, ...(claims.gen !== undefined && { gen: claims.gen }) })
-    .setProtectedHeader({ alg: 'EdDSA', typ: 'JWT' })
+    .setProtectedHeader({ alg: 'EdDSA', typ: 'JWT', kid: current.kid })
     .setIssuer('keyhold')
     .setSubject(claims.sub)
     .setJti(randomUUID())

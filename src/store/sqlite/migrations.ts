@@ -200,6 +200,35 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX plugin_state_expiry ON plugin_state (expires_at) WHERE expires_at IS NOT NULL;
     `,
   },
+  {
+    description: 'token signing keys, shared by every server on the database',
+    sql: `
+      -- One row per key (src/store/signing-keys.ts): the current one (retired_at NULL) signs new
+      -- tokens; a retired one verifies until one token lifetime after retired_at. Times in ms.
+      CREATE TABLE signing_keys (
+        kid TEXT PRIMARY KEY,
+        private_key TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        retired_at INTEGER,
+        origin TEXT NOT NULL CHECK (origin IN ('generated', 'imported'))
+      ) STRICT, WITHOUT ROWID;
+      -- At most one current key.
+      CREATE UNIQUE INDEX signing_keys_one_current ON signing_keys ((retired_at IS NULL)) WHERE retired_at IS NULL;
+    `,
+  },
+  {
+    description: 'committed-event delivery leases: which server delivers to each plugin',
+    sql: `
+      -- One row per plugin (src/store/outbox.ts, DeliveryLeaseStore): the server process (owner)
+      -- that may deliver its committed events until expires_at (ms since the epoch), renewed
+      -- periodically; another server takes it over only once it has expired.
+      CREATE TABLE delivery_leases (
+        plugin TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+      ) STRICT, WITHOUT ROWID;
+    `,
+  },
 ];
 
 /** Brings the database up to the latest schema version; refuses a database from a newer keyhold. */

@@ -132,7 +132,7 @@ export class SqliteOutboxWriter implements OutboxWriter {
   }
 
   async setCursor(plugin: string, seq: number): Promise<void> {
-    this.db().prepare('UPDATE event_cursors SET seq = ? WHERE plugin = ?').run(seq, plugin);
+    this.db().prepare('UPDATE event_cursors SET seq = @seq WHERE plugin = @plugin AND seq < @seq').run({ seq, plugin });
   }
 
   async keepCursors(plugins: readonly string[]): Promise<void> {

@@ -21,12 +21,15 @@ import {
   type Group,
 } from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../../errors.js';
-import type { OutboxReader, OutboxWriter } from '../outbox.js';
+import type { DeliveryLeaseStore, OutboxReader, OutboxWriter } from '../outbox.js';
+import type { SigningKeyStore } from '../signing-keys.js';
 import type { SearchQuery, Store, StoreHealth, StoreReader, StoreTransaction, SubjectRef, ThrottleRecord } from '../store.js';
 import { migrate } from './migrations.js';
+import { SqliteDeliveryLeases } from './sqlite-leases.js';
 import { SqliteOutboxReader, SqliteOutboxWriter } from './sqlite-outbox.js';
 import { SqlitePluginState } from './sqlite-plugin-state.js';
 import type { PluginStateStore } from '../plugin-state.js';
+import { SqliteSigningKeys, type WriteOnConnection } from './sqlite-signing-keys.js';
 import { BUSY_WAIT_MS, faultKind, retryWhileBusy, toStoreError } from './store-faults.js';
 import { checkHealth, type WriteFault } from './store-health.js';
 import { WriteBatches, type QueuedWrite } from './write-batches.js';
@@ -489,6 +492,8 @@ export class SqliteStore implements Store {
   readonly reader: StoreReader;
   readonly outbox: OutboxReader;
   readonly pluginState: PluginStateStore;
+  readonly keys: SigningKeyStore;
+  readonly leases: DeliveryLeaseStore;
   /** The write queue: writes run one after another, those that queued up meanwhile committed together. */
   private readonly writes = new WriteBatches<StoreTransaction>((batch) => this.transaction(batch));
   /** Read per authenticated request, so prepared once. */
@@ -516,6 +521,10 @@ export class SqliteStore implements Store {
       (run) =>
         retryWhileBusy(run, Date.now() + this.busyTimeoutMs).catch((err: unknown) => Promise.reject(toStoreError(err, this.busyTimeoutMs))),
     );
+    // Their writes run in the store's write queue, on the write connection, like every other write.
+    const writeOnConnection: WriteOnConnection = (work) => this.write(async () => work(writer));
+    this.keys = new SqliteSigningKeys(readerDb, writeOnConnection);
+    this.leases = new SqliteDeliveryLeases(readerDb, writeOnConnection);
   }
 
   /**
