@@ -3,6 +3,9 @@
 // (src/testing/postgres.ts), started on first use and shared by the whole test file, with a fresh
 // database per store opened; it is stopped when the file's tests are done. Without PostgreSQL
 // binaries the PostgreSQL half is skipped, saying why, except under CI=true, where it fails.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, describe } from 'node:test';
 import type { Store } from '../../src/store/store.js';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
@@ -39,6 +42,23 @@ export function postgresSkip(): string | false {
 /** Opens a store of `kind` on fresh, empty data. */
 export async function openStoreOf(kind: StoreKind): Promise<Store> {
   return kind === 'sqlite' ? SqliteStore.open(':memory:') : PostgresStore.open(await freshDatabaseUrl());
+}
+
+/** One set of data that several stores can open, as several processes or servers would: an SQLite file, or a PostgreSQL database. */
+export interface StoreSite {
+  open(): Promise<Store>;
+  /** Removes the data (after every store opened on it is closed). */
+  remove(): void;
+}
+
+/** A fresh, empty site of `kind`. */
+export async function newStoreSite(kind: StoreKind): Promise<StoreSite> {
+  if (kind === 'postgres') {
+    const url = await freshDatabaseUrl();
+    return { open: () => PostgresStore.open(url), remove: () => {} };
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'keyhold-store-site-'));
+  return { open: async () => SqliteStore.open(join(dir, 'keyhold.sqlite')), remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 /** Declares `suite` twice: on SQLite and on PostgreSQL; `openStore` opens a store of that kind on fresh data. */

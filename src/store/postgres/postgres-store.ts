@@ -51,6 +51,7 @@ export class PostgresStore implements Store {
    */
   private queue: Promise<unknown> = Promise.resolve();
   private lastWriteFault: { kind: string; message: string } | null = null;
+  private begun = 0;
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -106,6 +107,7 @@ export class PostgresStore implements Store {
     // A connection that breaks while checked out reports on the client too; the failing query rejects as well.
     const ignore = () => {};
     client.on('error', ignore);
+    this.begun++;
     const tx = new PostgresTransaction(async (sql, params) => (await client.query(sql, params)).rows);
     let broken: Error | undefined;
     try {
@@ -132,6 +134,11 @@ export class PostgresStore implements Store {
       client.removeListener('error', ignore);
       client.release(broken);
     }
+  }
+
+  /** Write transactions begun since the store was opened (tests and benchmarks count them, as on SQLite). */
+  get writeTransactions(): number {
+    return this.begun;
   }
 
   /** A write's failure as the catalog error its caller gets; a disk or connection fault is remembered for health. */
