@@ -2,9 +2,10 @@
 // directory, listening on a free loopback port only (its unix socket in that directory too), with
 // fsync off (the data is thrown away), found ready by connecting to it, and stopped with an
 // immediate shutdown before its directory is removed. PostgreSQL refuses to run as root, so as
-// root it runs as the `postgres` user (setpriv, which execs in place: the child's pid is the
-// postmaster's own) with the directory handed to that user. `findPostgres` says whether there is
-// one to run; POSTGRES_MISSING says what to install when not.
+// root it runs as the `postgres` user (setpriv) with the directory handed to that user. A small
+// shell watches its stdin: when the test process ends, even killed, the pipe closes and the shell
+// shuts the server down, so no cluster outlives its test file. `findPostgres` says whether there
+// is one to run; POSTGRES_MISSING says what to install when not.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { accessSync, chownSync, constants, mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -97,8 +98,8 @@ export async function startPostgres(): Promise<TestPostgres> {
     server = undefined;
     if (child && child.exitCode === null && child.signalCode === null) {
       const exited = once(child, 'exit');
-      // SIGQUIT: immediate shutdown (the data is thrown away); SIGKILL only if it hangs.
-      child.kill('SIGQUIT');
+      // The watching shell shuts the server down (SIGQUIT: immediate, the data is thrown away); SIGKILL only if it hangs.
+      child.stdin!.end();
       const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
       await exited;
       clearTimeout(timer);
@@ -133,13 +134,19 @@ export async function startPostgres(): Promise<TestPostgres> {
       full_page_writes: 'off',
       max_connections: '200',
     };
+    // The shell runs the postmaster, waits for its own stdin to close (stop(), or this process's end), then shuts it down at once
+    // and removes the directory (mkdtemp's name needs no quoting beyond this).
+    const watch = `"$0" "$@" </dev/null & pid=$!; read -r _; kill -QUIT "$pid"; wait "$pid"; rm -rf '${dir}'`;
     const [postgres, args] = asOwner([
+      'sh',
+      '-c',
+      watch,
       join(bin, 'postgres'),
       '-D',
       data,
       ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
     ]);
-    server = spawn(postgres, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    server = spawn(postgres, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     server.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
     server.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
     const url = (database: string) => `postgres://${SUPERUSER}@127.0.0.1:${port}/${database}`;

@@ -518,8 +518,9 @@ describe('PostgresStore only: several servers on one database', { skip: postgres
   describe('two stores on one database', () => {
     let a: PostgresStore;
     let b: PostgresStore;
+    let url: string;
     before(async () => {
-      const url = await freshDatabaseUrl();
+      url = await freshDatabaseUrl();
       a = await PostgresStore.open(url);
       b = await PostgresStore.open(url, { busyTimeoutMs: 300 });
     });
@@ -567,6 +568,24 @@ describe('PostgresStore only: several servers on one database', { skip: postgres
       });
       await appendedFirst;
       const fast = b.write((tx) => tx.outbox.append(event('fast')));
+      let fastDone = false;
+      void fast.then(
+        () => (fastDone = true),
+        () => (fastDone = true),
+      );
+      // Until the second transaction has either committed or is seen waiting for a lock (bounded).
+      const raw = new pg.Client({ connectionString: url });
+      await raw.connect();
+      try {
+        for (let i = 0; i < 2000 && !fastDone; i++) {
+          const { rows } = await raw.query<{ n: number }>(
+            "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+          );
+          if (rows[0]!.n > 0) break;
+        }
+      } finally {
+        await raw.end();
+      }
       // While the first transaction is open, nothing after `last` is visible: not even the second one's event.
       assert.deepEqual(await b.outbox.eventsAfter(last, 10), []);
       open();
