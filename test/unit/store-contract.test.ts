@@ -24,7 +24,7 @@ before(() => {
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-forEachStore((_kind, openStore) => {
+forEachStore((kind, openStore) => {
   describe('holders of a capability', () => {
     it('follows every write of an entity or group, and deletes with it', async () => {
       const store = await openStore();
@@ -291,6 +291,23 @@ forEachStore((_kind, openStore) => {
         (await store.reader.searchEntities({ text: 'w' })).map((e) => e.id),
         ['w1', 'w2', 'w3'],
       );
+    });
+
+    it('never reports as committed a write whose refused statement was caught inside it', async () => {
+      await store.write((tx) => tx.insertEntity(entity('taken')));
+      const attempt = store.write(async (tx) => {
+        await tx.insertEntity(entity('alongside'));
+        await tx.insertEntity(entity('taken')).catch(() => undefined);
+      });
+      if (kind === 'postgres') {
+        // A refused statement aborts a PostgreSQL transaction: the write fails whole.
+        await assert.rejects(attempt, /had failed/);
+        assert.equal(await store.reader.getEntity('alongside'), undefined);
+      } else {
+        // SQLite undoes the refused statement alone.
+        await attempt;
+        assert.ok(await store.reader.getEntity('alongside'));
+      }
     });
 
     it('refuses a transaction object used after its transaction ended', async () => {

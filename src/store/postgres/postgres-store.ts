@@ -121,7 +121,10 @@ export class PostgresStore implements Store {
       }
       const value = await work(tx);
       tx.end();
-      await client.query('COMMIT');
+      // A statement that failed aborts the transaction; should `work` have caught its error and
+      // resolved, PostgreSQL answers COMMIT with a rollback: that must not be taken for a commit.
+      if ((await client.query('COMMIT')).command === 'ROLLBACK')
+        throw new Error('the write transaction had failed (a statement was refused and its error caught): nothing was written');
       this.lastWriteFault = null;
       return value;
     } catch (err) {
