@@ -13,6 +13,7 @@ import { parsePluginSettings, type PluginSettings } from './host/settings.js';
 import { DEFAULT_HASH_SLOTS, type HashSlotSettings } from './identity/hash-slots.js';
 import { DEFAULT_LOGIN_THROTTLE, type LoginThrottleSettings } from './identity/login-throttle.js';
 import { DEFAULT_HASH_PARAMS, type HashParams } from './identity/secrets.js';
+import { checkDatabaseUrl } from './store/postgres/database-url.js';
 import { didYouMean } from './suggest.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -36,6 +37,8 @@ export interface KeyholdConfig {
   bodyLimitBytes: number;
   /** How long a write waits for a lock another process holds on the database before KH_ERR_STORE_BUSY. */
   storeBusyTimeoutMs: number;
+  /** Which store holds the data: the SQLite file in dataDir, or a PostgreSQL database (`source`: where its URL was set, for messages). */
+  store: { kind: 'sqlite' } | { kind: 'postgres'; url: string; source: string };
   /** The `plugins:` section, parsed by the plugin host's own rules. */
   plugins: PluginSettings;
   /** The committed-event outbox: retention and delivery retries. */
@@ -119,6 +122,24 @@ function duration(min: string, max: string): (raw: unknown) => number {
   };
 }
 
+const STORE_KINDS = ['sqlite', 'postgres'] as const;
+
+function storeKind(raw: unknown): string {
+  // '' (the default): postgres when a URL is set, else sqlite.
+  if (raw !== '' && !(STORE_KINDS as readonly unknown[]).includes(raw))
+    throw new Error(`expected one of ${STORE_KINDS.join(', ')}, got ${describe(raw)}`);
+  return raw as string;
+}
+
+/** A database URL; the message never repeats the value (it may hold a password). */
+function databaseUrl(raw: unknown): string {
+  if (typeof raw !== 'string')
+    throw new Error(
+      `expected a string (a postgres:// URL), got ${Array.isArray(raw) ? 'a list' : typeof raw === 'object' ? 'a mapping' : typeof raw}`,
+    );
+  return raw === '' ? raw : checkDatabaseUrl(raw);
+}
+
 function logLevel(raw: unknown): LogLevel {
   if (typeof raw !== 'string' || !(LOG_LEVELS as readonly string[]).includes(raw))
     throw new Error(`expected one of ${LOG_LEVELS.join(', ')}, got ${describe(raw)}`);
@@ -180,6 +201,10 @@ const SETTINGS: SettingsTree = {
   api: {
     trustedProxies: { env: 'KEYHOLD_TRUSTED_PROXIES', default: [], parse: parseTrustedProxies },
     clientAddressHeader: { env: 'KEYHOLD_CLIENT_ADDRESS_HEADER', default: 'x-forwarded-for', parse: parseClientAddressHeader },
+  },
+  store: {
+    kind: { env: 'KEYHOLD_STORE', default: '', parse: storeKind },
+    url: { env: 'KEYHOLD_DATABASE_URL', default: '', parse: databaseUrl },
   },
   forwardAuth: {
     realm: { env: 'KEYHOLD_FORWARD_AUTH_REALM', default: 'keyhold', parse: parseRealm },
@@ -350,6 +375,7 @@ export function loadConfig(options: LoadConfigOptions = {}): KeyholdConfig {
     };
     storeBusyTimeout: number;
     api: ClientAddressSettings;
+    store: { kind: '' | (typeof STORE_KINDS)[number]; url: string };
     forwardAuth: Omit<ForwardAuthSettings, 'cache'> & { cache: { ttl: number; maxEntries: number } };
   };
   const { concurrency, queue, ...hash } = values.hash;
@@ -369,6 +395,20 @@ export function loadConfig(options: LoadConfigOptions = {}): KeyholdConfig {
       file ?? 'environment',
       'events.leaseRenew',
       `must be at most half of events.leaseTtl (${events.leaseTtl} ms), so a renewal comes well before the lease runs out`,
+    );
+  const urlSource = env.KEYHOLD_DATABASE_URL ? 'KEYHOLD_DATABASE_URL' : source;
+  const storeKindUsed = values.store.kind || (values.store.url === '' ? 'sqlite' : 'postgres');
+  if (storeKindUsed === 'postgres' && values.store.url === '')
+    throw new ConfigError(
+      env.KEYHOLD_STORE ? 'KEYHOLD_STORE' : source,
+      'store.url',
+      'store.kind is postgres but no database URL is set; set store.url (or KEYHOLD_DATABASE_URL) to postgres://user:password@host:5432/database',
+    );
+  if (storeKindUsed === 'sqlite' && values.store.url !== '')
+    throw new ConfigError(
+      urlSource,
+      'store.url',
+      'a database URL is set but store.kind is sqlite, which keeps its data in dataDir; set store.kind to postgres, or remove the URL',
     );
   let pluginSettings: PluginSettings;
   try {
@@ -408,6 +448,7 @@ export function loadConfig(options: LoadConfigOptions = {}): KeyholdConfig {
     },
     storeBusyTimeoutMs: values.storeBusyTimeout,
     api: values.api,
+    store: storeKindUsed === 'postgres' ? { kind: 'postgres', url: values.store.url, source: urlSource } : { kind: 'sqlite' },
     forwardAuth: { ...forwardAuth, cache: { ttlMs: forwardAuth.cache.ttl, maxEntries: forwardAuth.cache.maxEntries } },
     plugins: {
       ...pluginSettings,

@@ -2,7 +2,6 @@
 // plugin host → HTTP API, listening last. `startServer` returns a handle so tests can run a real
 // server on port 0 in-process; `keyhold serve` adds the signal handling (installSignalHandlers).
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { buildApi } from './api/app.js';
@@ -12,7 +11,6 @@ import { bootstrapNotice, bootstrapRoot, type GeneratedRoot } from './bootstrap.
 import { takeBootstrapSource } from './bootstrap-credentials.js';
 import { checkListenSafety, loadConfig, type KeyholdConfig, type LoadConfigOptions } from './config.js';
 import { Outbox } from './events/outbox.js';
-import { lockDataDir } from './data-dir-lock.js';
 import { PluginHost } from './host/host.js';
 import { HashSlots } from './identity/hash-slots.js';
 import { Identity } from './identity/identity.js';
@@ -21,10 +19,10 @@ import { LifecycleEngine } from './lifecycle/engine.js';
 import { NO_PLUGINS, type HookDispatcher } from './lifecycle/dispatcher.js';
 import { createLogger } from './logging.js';
 import { checkListenAddress, listenError, makeDataDir } from './startup-checks.js';
-import { SqliteStore } from './store/sqlite/sqlite-store.js';
+import { openStore } from './store/open-store.js';
 import { VERSION } from './version.js';
 
-export const DATABASE_FILE = 'keyhold.sqlite';
+export { DATABASE_FILE } from './store/open-store.js';
 
 export interface StartOptions {
   /** --config; otherwise KEYHOLD_CONFIG or ./keyhold.yaml. */
@@ -74,17 +72,10 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
 
   await checkListenAddress(config);
   makeDataDir(config);
-  // Taken before anything in the directory is touched, released last (cleanups run in reverse).
-  const lock = lockDataDir(config.dataDir, logger);
-  const cleanups: (() => Promise<void>)[] = [async () => lock.release()];
-  let store: SqliteStore;
-  try {
-    store = SqliteStore.open(join(config.dataDir, DATABASE_FILE), { busyTimeoutMs: config.storeBusyTimeoutMs });
-  } catch (err) {
-    lock.release();
-    throw err;
-  }
-  cleanups.push(() => store.close());
+  // The SQLite store holds the data directory's lock until it is closed, the last cleanup (they run in reverse).
+  const opened = await openStore(config, logger);
+  const store = opened.store;
+  const cleanups: (() => Promise<void>)[] = [() => opened.close()];
   const print = options.print ?? ((text: string) => process.stdout.write(`${text}\n`));
   // Generated root credentials exist only here until printed: they are printed even if the start fails later.
   let unprinted: GeneratedRoot | null = null;

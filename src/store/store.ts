@@ -1,5 +1,5 @@
 // The narrow storage interface the engine and the operations use. SQLite (sqlite/) is the
-// embedded default; a PostgreSQL store can implement the same interface for multi-replica sites.
+// embedded default; postgres/ implements the same interface for several servers on one database.
 // Every method is async so that a networked store fits without changing callers.
 import type { Capability, Entity, Group } from 'keyhold-plugin-sdk';
 import type { DeliveryLeaseStore, OutboxReader, OutboxWriter } from './outbox.js';

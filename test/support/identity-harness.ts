@@ -1,4 +1,4 @@
-// What the identity, store and lifecycle tests share: a real SqliteStore with the engine and the
+// What the identity, store and lifecycle tests share: a real store (SQLite unless given another) with the engine and the
 // identity operations on top, an in-process dispatcher whose plugins are JS functions, a full
 // read-back of the store, and an assertion on KeyholdError codes.
 import assert from 'node:assert/strict';
@@ -17,6 +17,7 @@ import { LifecycleEngine, serverRequest, type RequestInfo } from '../../src/life
 import { Identity } from '../../src/identity/identity.js';
 import type { HashParams } from '../../src/identity/secrets.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import type { Store } from '../../src/store/store.js';
 
 /** Far below OWASP's setting: tests hash many secrets and only need argon2id's behaviour, not its cost. */
 export const FAST_HASH: HashParams = { memoryCost: 1024, timeCost: 1, parallelism: 1 };
@@ -24,15 +25,18 @@ export const FAST_HASH: HashParams = { memoryCost: 1024, timeCost: 1, parallelis
 /** The server itself asking: it may do everything (GLOBAL_ROOT). */
 export const INFO: RequestInfo = serverRequest('test-request');
 
-export interface Harness {
-  store: SqliteStore;
+export interface Harness<S extends Store = Store> {
+  store: S;
   engine: LifecycleEngine;
   identity: Identity;
   close(): Promise<void>;
 }
 
-export function openHarness(dispatcher: HookDispatcher = NO_PLUGINS): Harness {
-  const store = SqliteStore.open(':memory:');
+/** The engine and identity over `store` (default: a fresh SQLite store; forEachStore's openStore gives one of each kind). */
+export function openHarness<S extends Store = SqliteStore>(
+  dispatcher: HookDispatcher = NO_PLUGINS,
+  store: S = SqliteStore.open(':memory:') as Store as S,
+): Harness<S> {
   const engine = new LifecycleEngine(store, dispatcher);
   const identity = new Identity(store, engine, { hash: FAST_HASH });
   return { store, engine, identity, close: () => store.close() };
@@ -99,7 +103,7 @@ export function veto(message: string): TestHook {
 }
 
 /** Everything the store holds, secret hashes and memberships included, for "nothing changed" checks. */
-export async function snapshot(store: SqliteStore): Promise<JsonObject> {
+export async function snapshot(store: Store): Promise<JsonObject> {
   const everything = { limit: 1_000_000 };
   const entities = await store.reader.searchEntities(everything);
   const groups = await store.reader.searchGroups(everything);
@@ -123,7 +127,7 @@ export async function rejectsWith(promise: Promise<unknown>, code: ErrorCode, me
 
 /** Runs `attempt`, which must fail with `code`, and checks the store is exactly as before. */
 export async function refusedWithoutChange(
-  store: SqliteStore,
+  store: Store,
   attempt: () => Promise<unknown>,
   code: ErrorCode,
   message?: RegExp,

@@ -9,6 +9,7 @@ import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { MIGRATIONS } from '../../src/store/sqlite/migrations.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import { forEachStore, newStoreSite } from '../support/stores.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'keyhold-bootstrap-root-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -16,19 +17,22 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 /** The migration that made server_facts: the one whose SQL creates it. */
 const FACTS_MIGRATION = MIGRATIONS.findIndex((m) => m.sql.includes('CREATE TABLE server_facts'));
 
-describe('the recorded bootstrap root', () => {
+forEachStore((kind) => {
   it('is recorded, replaced and kept across a reopen', async () => {
-    const file = join(dir, 'record.sqlite');
-    const store = SqliteStore.open(file);
+    const site = await newStoreSite(kind);
+    const store = await site.open();
     assert.equal(await store.reader.bootstrapRoot(), undefined);
     await store.write((tx) => tx.recordBootstrapRoot('first'));
     await store.write((tx) => tx.recordBootstrapRoot('admin0'));
     await store.close();
-    const again = SqliteStore.open(file);
+    const again = await site.open();
     assert.equal(await again.reader.bootstrapRoot(), 'admin0');
     await again.close();
+    site.remove();
   });
+});
 
+describe('the recorded bootstrap root, SQLite only', () => {
   it('an older store: the oldest entity still holding GLOBAL_ROOT directly stands for it', async () => {
     const file = join(dir, 'older.sqlite');
     const raw = new Database(file);

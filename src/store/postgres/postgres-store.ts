@@ -1,0 +1,199 @@
+// The PostgreSQL store, for sites running several keyhold servers on one database. Reads go to
+// the pool, one statement each (committed data only). Every write() is one transaction on a
+// connection of its own that first takes one transaction-level advisory lock (WRITE_LOCK), so
+// write transactions run one at a time across all servers, as the Store interface promises and as
+// the SQLite store does. That one lock gives:
+//   - the engine's commit-time re-validation holds across servers (versions are also read FOR
+//     UPDATE inside the transaction, see postgres-transaction.ts);
+//   - numbers allocated as max+1 cannot be taken twice;
+//   - outbox seqs become visible in seq order (postgres-outbox.ts);
+//   - cross-subject rules checked at commit (the last GLOBAL_ROOT holder, references) see every
+//     earlier commit.
+// Isolation is READ COMMITTED on purpose: each statement sees everything committed before it, so a
+// transaction that waited for the lock sees the commit of the one it waited for. Under REPEATABLE
+// READ the snapshot would be taken by the lock statement itself, before the wait, and miss it.
+// Writes are short (no plugin runs inside one), so one lock costs little; group commit stays SQLite's.
+import pg from 'pg';
+import type { OutboxReader } from '../outbox.js';
+import type { Store, StoreHealth, StoreReader, StoreTransaction } from '../store.js';
+import { migrate } from './migrations.js';
+import { faultKind, toStoreError } from './postgres-faults.js';
+import { PostgresOutboxReader } from './postgres-outbox.js';
+import { PostgresReader, type Query } from './postgres-reader.js';
+import { PostgresTransaction } from './postgres-transaction.js';
+
+/** The advisory lock every write transaction holds ("khwrit" in ASCII). */
+const WRITE_LOCK = 0x6b6877726974n.toString();
+/** How long a write waits for the lock (and a free connection) before KH_ERR_STORE_BUSY, unless told otherwise. */
+const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+/** Connections per server: reads run in parallel, writes take one each while they wait for the lock. */
+const POOL_SIZE = 10;
+
+/** bigint columns (versions, seqs, epoch ms) as JavaScript numbers: all stay far below 2^53. */
+const types = new pg.TypeOverrides();
+types.setTypeParser(pg.types.builtins.INT8, Number);
+
+export interface PostgresStoreOptions {
+  /** How long a write waits for another server's write lock before KH_ERR_STORE_BUSY (default 5 s). */
+  busyTimeoutMs?: number;
+  /** Connections in the pool (default 10). */
+  poolSize?: number;
+}
+
+export class PostgresStore implements Store {
+  readonly reader: StoreReader;
+  readonly outbox: OutboxReader;
+  /** Writes of this server that wait for their turn (queued here, or for another server's write lock). */
+  private waiting = 0;
+  /**
+   * This server's writes run one after another, in the order asked, as on SQLite: they would wait
+   * for each other on WRITE_LOCK anyway, and queueing here keeps them from holding a connection each meanwhile.
+   */
+  private queue: Promise<unknown> = Promise.resolve();
+  private lastWriteFault: { kind: string; message: string } | null = null;
+  private begun = 0;
+
+  private constructor(
+    private readonly pool: pg.Pool,
+    private readonly busyTimeoutMs: number,
+  ) {
+    const query: Query = async (sql, params) => {
+      try {
+        return (await pool.query(sql, params)).rows;
+      } catch (err) {
+        throw toStoreError(err, busyTimeoutMs);
+      }
+    };
+    this.reader = new PostgresReader(query);
+    this.outbox = new PostgresOutboxReader(query);
+  }
+
+  /** Connects to `url` and migrates the database; rejects with the driver's error when it cannot (the caller says what to do). */
+  static async open(url: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
+    const busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
+    const pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? POOL_SIZE, types, connectionTimeoutMillis: busyTimeoutMs });
+    // An idle connection the database closed (a restart, a failover) is dropped by the pool; the next query opens a new one.
+    pool.on('error', () => {});
+    try {
+      const client = await pool.connect();
+      try {
+        await migrate(client);
+      } finally {
+        client.release();
+      }
+      return new PostgresStore(pool, busyTimeoutMs);
+    } catch (err) {
+      await pool.end();
+      throw err;
+    }
+  }
+
+  write<T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T> {
+    this.waiting++;
+    const run = this.queue.then(() => this.transaction(work));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** One write transaction; `waiting` counts it until it holds the write lock. */
+  private async transaction<T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      this.waiting--;
+      throw this.fault(err);
+    }
+    // A connection that breaks while checked out reports on the client too; the failing query rejects as well.
+    const ignore = () => {};
+    client.on('error', ignore);
+    this.begun++;
+    const tx = new PostgresTransaction(async (sql, params) => (await client.query(sql, params)).rows);
+    let broken: Error | undefined;
+    try {
+      try {
+        // One round trip: begin, bound the lock wait, take the write lock, and bump the change counter.
+        await client.query(
+          `BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = ${this.busyTimeoutMs}; SELECT pg_advisory_xact_lock(${WRITE_LOCK}); UPDATE change_counter SET value = value + 1`,
+        );
+      } finally {
+        this.waiting--;
+      }
+      const value = await work(tx);
+      tx.end();
+      // A statement that failed aborts the transaction; should `work` have caught its error and
+      // resolved, PostgreSQL answers COMMIT with a rollback: that must not be taken for a commit.
+      if ((await client.query('COMMIT')).command === 'ROLLBACK')
+        throw new Error('the write transaction had failed (a statement was refused and its error caught): nothing was written');
+      this.lastWriteFault = null;
+      return value;
+    } catch (err) {
+      tx.end();
+      await client.query('ROLLBACK').catch((rollbackErr: Error) => {
+        broken = rollbackErr;
+      });
+      throw this.fault(err);
+    } finally {
+      client.removeListener('error', ignore);
+      client.release(broken);
+    }
+  }
+
+  /** Write transactions begun since the store was opened (tests and benchmarks count them, as on SQLite). */
+  get writeTransactions(): number {
+    return this.begun;
+  }
+
+  /** A write's failure as the catalog error its caller gets; a disk or connection fault is remembered for health. */
+  private fault(err: unknown): unknown {
+    const failed = toStoreError(err, this.busyTimeoutMs);
+    const kind = faultKind(failed);
+    if (kind === 'full' || kind === 'failing') this.lastWriteFault = { kind, message: (failed as Error).message };
+    return failed;
+  }
+
+  /** The one-row counter every write transaction of every server bumps. */
+  async changeCounter(): Promise<number> {
+    const [row] = await this.query<{ value: number }>('SELECT value FROM change_counter');
+    return row!.value;
+  }
+
+  /**
+   * Reads answer when a statement does; writes are ok when the database accepts writes (not a
+   * read-only standby) and the last write did not fail for the database's sake. A write lock held
+   * long by another server shows as `busy` when this server's writes queue behind it.
+   */
+  async health(): Promise<StoreHealth> {
+    const queuedWrites = this.waiting;
+    let readOnly: string;
+    try {
+      readOnly = (await this.query<{ ro: string }>("SELECT current_setting('transaction_read_only') AS ro"))[0]!.ro;
+    } catch (err) {
+      return { reads: 'failing', writes: 'failing', problem: `reads fail: ${(err as Error).message}`, queuedWrites };
+    }
+    if (readOnly === 'on')
+      return { reads: 'ok', writes: 'failing', problem: 'the database accepts reads only (a standby or read-only)', queuedWrites };
+    if (this.lastWriteFault)
+      return {
+        reads: 'ok',
+        writes: this.lastWriteFault.kind as StoreHealth['writes'],
+        problem: `the last write failed: ${this.lastWriteFault.message}`,
+        queuedWrites,
+      };
+    return { reads: 'ok', writes: 'ok', queuedWrites };
+  }
+
+  /** Waits for queued writes, then closes the pool's connections. */
+  async close(): Promise<void> {
+    await this.queue;
+    await this.pool.end();
+  }
+
+  private async query<R extends pg.QueryResultRow>(sql: string): Promise<R[]> {
+    try {
+      return (await this.pool.query<R>(sql)).rows;
+    } catch (err) {
+      throw toStoreError(err, this.busyTimeoutMs);
+    }
+  }
+}
