@@ -4,7 +4,7 @@
 // so the API and /healthz treat both stores alike.
 import { DatabaseError } from 'pg';
 import { KeyholdError } from '../../errors.js';
-import type { StoreFaultKind } from '../sqlite/store-faults.js';
+import { catalogFaultKind, type StoreFaultKind } from '../store-fault-kind.js';
 
 /** What a client is told to wait before it retries a write refused for a lock (Retry-After). */
 const RETRY_AFTER_SECONDS = 1;
@@ -50,14 +50,7 @@ const CONNECTION_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'E
 
 /** The kind of a failure that comes from the database's surroundings, not from keyhold's statements. */
 export function faultKind(err: unknown): StoreFaultKind | undefined {
-  if (err instanceof KeyholdError)
-    return err.code === 'KH_ERR_STORE_BUSY'
-      ? 'busy'
-      : err.code === 'KH_ERR_STORE_FULL'
-        ? 'full'
-        : err.code === 'KH_ERR_STORE_FAILED'
-          ? 'failing'
-          : undefined;
+  if (err instanceof KeyholdError) return catalogFaultKind(err);
   if (err instanceof DatabaseError) {
     const code = err.code ?? '';
     // lock_not_available (lock_timeout), deadlock, serialization failure, too many connections.

@@ -6,51 +6,10 @@
 // the one before it has committed and released the lock, so seqs become visible in seq order
 // and reading "after the cursor" never skips one. (A rolled-back append leaves a gap that nothing
 // fills later, which readers need not wait for.)
-import type { CommittedEvent, JsonObject, LifecyclePoint, OperationName, SubjectKind } from 'keyhold-plugin-sdk';
+import type { CommittedEvent, LifecyclePoint } from 'keyhold-plugin-sdk';
+import { deadLetterFrom, EVENT_COLUMNS, eventFrom, type DeadLetterRow, type EventBody, type EventRow } from '../event-rows.js';
 import type { Backlog, DeadLetter, NewEvent, OutboxReader, OutboxWriter } from '../outbox.js';
 import type { Query } from './postgres-reader.js';
-
-interface EventRow {
-  seq: number;
-  at: number;
-  point: LifecyclePoint;
-  operation: OperationName;
-  subject_kind: SubjectKind;
-  subject_key: string;
-  request_id: string;
-  caller: string | null;
-  body: string;
-}
-
-interface DeadLetterRow {
-  plugin: string;
-  seq: number;
-  attempts: number;
-  last_error: string;
-  failed_at: number;
-}
-
-/** What lives in the body column: the objects and the request, JSON. */
-type EventBody = Pick<CommittedEvent, 'before' | 'after' | 'request'>;
-
-const EVENT_COLUMNS = 'seq, at, point, operation, subject_kind, subject_key, request_id, caller, body';
-
-function eventFrom(row: EventRow): CommittedEvent {
-  const body = JSON.parse(row.body) as EventBody;
-  return {
-    seq: row.seq,
-    point: row.point,
-    operation: row.operation,
-    subjectKind: row.subject_kind,
-    subjectKey: row.subject_key,
-    before: body.before,
-    after: body.after,
-    request: body.request as JsonObject,
-    requestId: row.request_id,
-    caller: row.caller,
-    at: new Date(row.at).toISOString(),
-  };
-}
 
 /** `AND point = ANY($n)` for the given points, with its parameter; no condition when `points` is undefined. */
 function pointFilter(points: readonly LifecyclePoint[] | undefined, n: number): [string, unknown[]] {
@@ -85,13 +44,7 @@ export class PostgresOutboxReader implements OutboxReader {
       'SELECT plugin, seq, attempts, last_error, failed_at FROM event_dead_letters WHERE ($1::text IS NULL OR plugin = $1) AND ($2::bigint IS NULL OR seq = $2) ORDER BY seq, plugin',
       [filter.plugin ?? null, filter.seq ?? null],
     );
-    return rows.map((row) => ({
-      plugin: row.plugin,
-      seq: row.seq,
-      attempts: row.attempts,
-      lastError: row.last_error,
-      failedAt: new Date(row.failed_at).toISOString(),
-    }));
+    return rows.map(deadLetterFrom);
   }
 
   async backlog(after: number, points: readonly LifecyclePoint[]): Promise<Backlog> {

@@ -2,60 +2,9 @@
 // writes on the write connection inside the store's transaction. Seqs come from AUTOINCREMENT, so
 // they grow in commit order (one write transaction at a time) and are never reused after pruning.
 import type Database from 'better-sqlite3';
-import type { CommittedEvent, JsonObject, LifecyclePoint, OperationName, SubjectKind } from 'keyhold-plugin-sdk';
+import type { CommittedEvent, LifecyclePoint } from 'keyhold-plugin-sdk';
+import { deadLetterFrom, EVENT_COLUMNS, eventFrom, type DeadLetterRow, type EventBody, type EventRow } from '../event-rows.js';
 import type { Backlog, DeadLetter, NewEvent, OutboxReader, OutboxWriter } from '../outbox.js';
-
-interface EventRow {
-  seq: number;
-  at: number;
-  point: LifecyclePoint;
-  operation: OperationName;
-  subject_kind: SubjectKind;
-  subject_key: string;
-  request_id: string;
-  caller: string | null;
-  body: string;
-}
-
-interface DeadLetterRow {
-  plugin: string;
-  seq: number;
-  attempts: number;
-  last_error: string;
-  failed_at: number;
-}
-
-/** What lives in the body column: the objects and the request, JSON. */
-type EventBody = Pick<CommittedEvent, 'before' | 'after' | 'request'>;
-
-const EVENT_COLUMNS = 'seq, at, point, operation, subject_kind, subject_key, request_id, caller, body';
-
-function eventFrom(row: EventRow): CommittedEvent {
-  const body = JSON.parse(row.body) as EventBody;
-  return {
-    seq: row.seq,
-    point: row.point,
-    operation: row.operation,
-    subjectKind: row.subject_kind,
-    subjectKey: row.subject_key,
-    before: body.before,
-    after: body.after,
-    request: body.request as JsonObject,
-    requestId: row.request_id,
-    caller: row.caller,
-    at: new Date(row.at).toISOString(),
-  };
-}
-
-function deadLetterFrom(row: DeadLetterRow): DeadLetter {
-  return {
-    plugin: row.plugin,
-    seq: row.seq,
-    attempts: row.attempts,
-    lastError: row.last_error,
-    failedAt: new Date(row.failed_at).toISOString(),
-  };
-}
 
 /** `point IN (?, ?, …)` for the given points, with its parameters; no condition when `points` is undefined. */
 function pointFilter(points: readonly LifecyclePoint[] | undefined): [string, string[]] {

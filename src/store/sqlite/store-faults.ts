@@ -6,6 +6,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { KeyholdError } from '../../errors.js';
+import { catalogFaultKind, type StoreFaultKind } from '../store-fault-kind.js';
 
 /** The longest SQLite itself waits for a lock, blocking the thread: a few milliseconds. */
 export const BUSY_WAIT_MS = 5;
@@ -14,19 +15,9 @@ const MAX_RETRY_MS = 100;
 /** What a client is told to wait before it retries a write refused for a lock (Retry-After). */
 const RETRY_AFTER_SECONDS = 1;
 
-/** How a store fault affects writes: another process holds the lock, the disk is full, or the files cannot be used. */
-export type StoreFaultKind = 'busy' | 'full' | 'failing';
-
 /** The kind of a failure that comes from the database's surroundings, not from keyhold's statements: an SQLite error, or the catalog error made of one. */
 export function faultKind(err: unknown): StoreFaultKind | undefined {
-  if (err instanceof KeyholdError)
-    return err.code === 'KH_ERR_STORE_BUSY'
-      ? 'busy'
-      : err.code === 'KH_ERR_STORE_FULL'
-        ? 'full'
-        : err.code === 'KH_ERR_STORE_FAILED'
-          ? 'failing'
-          : undefined;
+  if (err instanceof KeyholdError) return catalogFaultKind(err);
   if (!(err instanceof Database.SqliteError)) return undefined;
   const code = (err as { code: string }).code;
   if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) return 'busy';

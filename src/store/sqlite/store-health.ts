@@ -5,7 +5,8 @@
 import { statfs } from 'node:fs/promises';
 import type Database from 'better-sqlite3';
 import type { StoreHealth } from '../store.js';
-import { faultKind, type StoreFaultKind } from './store-faults.js';
+import type { StoreFaultKind } from '../store-fault-kind.js';
+import { faultKind } from './store-faults.js';
 
 /** Less free space than this on the database's disk and health says writes are `full`: the next write may fail. */
 export const MIN_FREE_BYTES = 16 * 1024 * 1024;

@@ -1,0 +1,57 @@
+// The outbox's rows as both stores keep them (the same columns in SQLite and PostgreSQL): the
+// objects and the request as one JSON body, times as epoch ms; and their mapping to the
+// CommittedEvent and DeadLetter the outbox's callers see.
+import type { CommittedEvent, JsonObject, LifecyclePoint, OperationName, SubjectKind } from 'keyhold-plugin-sdk';
+import type { DeadLetter } from './outbox.js';
+
+export interface EventRow {
+  seq: number;
+  at: number;
+  point: LifecyclePoint;
+  operation: OperationName;
+  subject_kind: SubjectKind;
+  subject_key: string;
+  request_id: string;
+  caller: string | null;
+  body: string;
+}
+
+export interface DeadLetterRow {
+  plugin: string;
+  seq: number;
+  attempts: number;
+  last_error: string;
+  failed_at: number;
+}
+
+/** What lives in the body column: the objects and the request, JSON. */
+export type EventBody = Pick<CommittedEvent, 'before' | 'after' | 'request'>;
+
+export const EVENT_COLUMNS = 'seq, at, point, operation, subject_kind, subject_key, request_id, caller, body';
+
+export function eventFrom(row: EventRow): CommittedEvent {
+  const body = JSON.parse(row.body) as EventBody;
+  return {
+    seq: row.seq,
+    point: row.point,
+    operation: row.operation,
+    subjectKind: row.subject_kind,
+    subjectKey: row.subject_key,
+    before: body.before,
+    after: body.after,
+    request: body.request as JsonObject,
+    requestId: row.request_id,
+    caller: row.caller,
+    at: new Date(row.at).toISOString(),
+  };
+}
+
+export function deadLetterFrom(row: DeadLetterRow): DeadLetter {
+  return {
+    plugin: row.plugin,
+    seq: row.seq,
+    attempts: row.attempts,
+    lastError: row.last_error,
+    failedAt: new Date(row.failed_at).toISOString(),
+  };
+}
