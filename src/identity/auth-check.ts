@@ -20,18 +20,22 @@ export function asLoginRefusal(err: unknown): unknown {
 export function authCheckStep(id: string, secret: string, hasher: SecretHasher): LifecycleStep<Entity> {
   let verdict: Verdict | undefined;
   let upgrade: string | undefined;
+  let version: number | undefined;
   return {
     point: 'AuthCheck',
     operation: 'auth.check',
     request: {},
     subjects: [entityRef(id)],
     load: async (reader) => {
-      const entity = await reader.getEntity(id);
+      // One read: the entity, its hash and the version the commit compares against, from one snapshot.
+      const record = await reader.loginRecord(id);
+      version = record?.version;
       // An unknown id is checked against the dummy hash: it answers in the same time as a wrong secret.
-      verdict = await hasher.verify(entity && (await reader.secretHash(id)), secret);
-      if (!entity) throw new AuthFailed('unknown');
-      return entity;
+      verdict = await hasher.verify(record?.secretHash, secret);
+      if (!record) throw new AuthFailed('unknown');
+      return record.entity;
     },
+    loadedVersion: () => version,
     change: async (_reader, entity) => {
       // Locked (by an operator, or for this request by a PRE hook such as fail2lock): the hash was checked all the same, so the time does not tell.
       if (entity.meta.locked) throw new AuthFailed('locked');

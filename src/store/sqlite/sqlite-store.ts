@@ -22,7 +22,7 @@ import {
 } from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../../errors.js';
 import type { OutboxReader, OutboxWriter } from '../outbox.js';
-import type { SearchQuery, Store, StoreHealth, StoreReader, StoreTransaction, SubjectRef, ThrottleRecord } from '../store.js';
+import type { LoginRecord, SearchQuery, Store, StoreHealth, StoreReader, StoreTransaction, SubjectRef, ThrottleRecord } from '../store.js';
 import { migrate } from './migrations.js';
 import { SqliteOutboxReader, SqliteOutboxWriter } from './sqlite-outbox.js';
 import { BUSY_WAIT_MS, faultKind, retryWhileBusy, toStoreError } from './store-faults.js';
@@ -174,6 +174,16 @@ class SqliteReader implements StoreReader {
 
   secretHash(id: string): Promise<string | undefined> {
     return this.read(() => prepared<[string], { secret: string }>(this.db, 'SELECT secret FROM entities WHERE id = ?').get(id)?.secret);
+  }
+
+  loginRecord(id: string): Promise<LoginRecord | undefined> {
+    return this.consistent(() => {
+      const row = prepared<[string], EntityRow & { secret: string; version: number }>(
+        this.db,
+        'SELECT id, number, data, secret, version FROM entities WHERE id = ?',
+      ).get(id);
+      return row && { entity: this.entityFrom(row), secretHash: row.secret, version: row.version };
+    });
   }
 
   countEntities(): Promise<number> {
