@@ -26,20 +26,24 @@ export function authCheckStep(info: RequestInfo, id: string, secret: string, has
   let upgrade: string | undefined;
   // The verify call's context: the hooks' (engine.ts) without the state bag, which a verify call is not part of.
   const { state: _state, ...context } = hookContext(info, 'auth.check', (info.arrivedAt ?? Date.now()) + REQUEST_DEADLINE_MS);
+  let version: number | undefined;
   return {
     point: 'AuthCheck',
     operation: 'auth.check',
     request: {},
     subjects: [entityRef(id)],
     load: async (reader, _previous, dispatcher) => {
-      const entity = await reader.getEntity(id);
-      verification = entity && (await verifyWithPlugins(dispatcher.verifiers ?? [], reader, entity, secret, context));
+      // One read: the entity, its hash and the version the commit compares against, from one snapshot.
+      const record = await reader.loginRecord(id);
+      version = record?.version;
+      verification = record && (await verifyWithPlugins(dispatcher.verifiers ?? [], reader, record.entity, secret, context));
       const builtin = verification === undefined || verification.replaced ? undefined : verification.builtinSecret;
       // An unknown id (or one a `replace` plugin decided) is checked against the dummy hash: it answers in the same time as a wrong secret.
-      verdict = await hasher.verify(builtin === undefined ? undefined : await reader.secretHash(id), builtin ?? secret);
-      if (!entity) throw new AuthFailed('unknown');
-      return entity;
+      verdict = await hasher.verify(builtin === undefined ? undefined : record?.secretHash, builtin ?? secret);
+      if (!record) throw new AuthFailed('unknown');
+      return record.entity;
     },
+    loadedVersion: () => version,
     change: async (_reader, entity) => {
       // Locked (by an operator, or for this request by a PRE hook such as fail2lock): the hash was checked all the same, so the time does not tell.
       if (entity.meta.locked) throw new AuthFailed('locked');

@@ -15,6 +15,8 @@ export interface Verdict {
 export class SecretHasher {
   /** A hash of a random secret: what an unknown entity's secret is checked against, so it costs the same time. */
   private dummyHash?: Promise<string>;
+  /** The dummy hash up to its salt ($argon2id$v=…$m=…,t=…,p=…$): a stored hash beginning with it was made with today's parameters. */
+  private currentPrefix?: string;
 
   constructor(
     private readonly params: HashParams,
@@ -29,7 +31,10 @@ export class SecretHasher {
   async verify(hash: string | undefined, secret: string): Promise<Verdict> {
     const stored = hash ?? '';
     // Made once, outside the slots: a refusal (KH_ERR_BUSY) must not be remembered as the dummy hash.
-    this.dummyHash ??= hashSecret(randomBytes(32).toString('base64'), this.params);
+    this.dummyHash ??= hashSecret(randomBytes(32).toString('base64'), this.params).then((dummy) => {
+      this.currentPrefix = dummy.slice(0, dummy.lastIndexOf('$', dummy.lastIndexOf('$') - 1) + 1);
+      return dummy;
+    });
     const against = stored || (await this.dummyHash);
     const ok = await this.slots.run('verify', () => verifySecret(against, secret));
     return { hash: stored, ok: ok && stored !== '' };
@@ -41,6 +46,8 @@ export class SecretHasher {
    * not fail a login with the right secret.
    */
   async upgrade(verdict: Verdict, secret: string): Promise<string | undefined> {
+    // Parsing the hash again (needsRehash) only when it is not plainly today's kind: most logins.
+    if (this.currentPrefix !== undefined && verdict.hash.startsWith(this.currentPrefix)) return undefined;
     if (!needsRehash(verdict.hash, this.params)) return undefined;
     return this.hash(secret).catch((err: unknown) => (isKeyholdError(err) && err.code === 'KH_ERR_BUSY' ? undefined : Promise.reject(err)));
   }

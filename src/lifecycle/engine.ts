@@ -15,6 +15,7 @@ import {
   pointChange,
   type Capability,
   type HookContext,
+  type HookName,
   type JsonObject,
   type LifecyclePoint,
   type OperationName,
@@ -94,6 +95,8 @@ export interface LifecycleStep<S extends Subject> {
   commit(tx: StoreTransaction, loaded: S, final: S): Promise<void>;
   /** False when commit would write nothing (a login that changed nothing): no write transaction is opened for it. Default: it writes. */
   writes?(loaded: S, final: S): boolean;
+  /** For a step alone in its request with one subject: the subject's version as load read it, with the object (a login: one row read), so the engine reads none before the load. */
+  loadedVersion?(): number | undefined;
 }
 
 /** How long a whole request may take from its arrival: each plugin call gets at most the time left, and no stage starts after it. */
@@ -154,32 +157,35 @@ export class LifecycleEngine {
     const release = dispatcher.lease?.();
     let unlock: (() => void) | undefined;
     try {
-      unlock = await this.locks.acquire(subjects.map(lockKey), deadline).catch((err: unknown) => {
+      try {
+        unlock = await this.locks.acquire(subjects.map(lockKey), deadline);
+      } catch (err) {
         throw err instanceof LockWaitExpired
           ? pastDeadline(`while it waited for other requests on ${err.key.replace(':', ' ')}`, { subject: err.key })
           : err;
-      });
-      // Read before the loads: a write between the two makes the commit refuse, never pass unseen.
-      const versions = await Promise.all(subjects.map((s) => this.store.reader.version(s)));
+      }
+      // Read before the loads (or by the one load, in its snapshot): a write between the two makes the commit refuse, never pass unseen.
+      const ownVersion = steps.length === 1 && subjects.length === 1 ? first.loadedVersion : undefined;
+      const versions = ownVersion ? [] : await Promise.all(subjects.map((s) => this.store.reader.version(s)));
       const prepared: Prepared[] = [];
       let previous: Subject | undefined;
       for (const step of steps) {
         checkDeadline(deadline, 'before its hooks');
         context.operation = step.operation;
         const loaded = await step.load(this.store.reader, previous, dispatcher);
-        const pre = await runHook(dispatcher, hookName('pre', step.point), loaded, step.request, context);
+        const pre = await runHooks(dispatcher, hookName('pre', step.point), loaded, step.request, context);
         const changed = await step.change(this.store.reader, pre);
         // POST hooks of an update see the object as it was loaded (committed events' `before` too). The
         // context stays one object for the whole request: shadow plugins' own state is kept by it.
         if (pointChange(step.point) === 'update') context.before = loaded;
-        const final = await runHook(dispatcher, hookName('post', step.point), changed, step.request, context);
+        const final = await runHooks(dispatcher, hookName('post', step.point), changed, step.request, context);
         delete context.before;
         prepared.push({ step, loaded, final, event: wantsEvent(dispatcher, step.point) });
         previous = final;
       }
       if (prepared.some((p) => p.event || p.step.writes?.(p.loaded, p.final) !== false)) {
         checkDeadline(deadline, 'before its commit');
-        await this.commit(prepared, subjects, versions, info);
+        await this.commit(prepared, subjects, ownVersion ? [ownVersion()] : versions, info);
       }
       return previous!;
     } finally {
@@ -214,6 +220,17 @@ export class LifecycleEngine {
     });
     if (prepared.some((p) => p.event)) this.onEvents();
   }
+}
+
+/** runHook, skipped when no plugin implements `hook` (most logins): no promise, no call. */
+function runHooks<S extends Subject>(
+  dispatcher: HookDispatcher,
+  hook: HookName,
+  subject: S,
+  request: JsonObject,
+  context: HookContext,
+): S | Promise<S> {
+  return dispatcher.handlersFor(hook).length === 0 ? subject : runHook(dispatcher, hook, subject, request, context);
 }
 
 /** KH_ERR_REQUEST_DEADLINE: the request ran out of time where no plugin was at fault, so it names none. */

@@ -29,12 +29,21 @@ export interface ThrottleRecord {
   blockedUntil: number;
 }
 
+/** An entity with its secret hash and version, as StoreReader.loginRecord reads them together. */
+export interface LoginRecord {
+  entity: Entity;
+  secretHash: string;
+  version: number;
+}
+
 /** Reads. Inside a transaction they see the transaction's own writes. */
 export interface StoreReader {
   /** The entity with `meta.groups` filled from the direct memberships; its `secret` is always '' (the hash is read with secretHash only). */
   getEntity(id: string): Promise<Entity | undefined>;
   /** The entity's secret hash ('' when it has no secret), or undefined when there is no such entity. */
   secretHash(id: string): Promise<string | undefined>;
+  /** What a login reads, from one snapshot and one row: the entity (as getEntity), its secret hash ('' when none) and its version; undefined when there is no such entity. */
+  loginRecord(id: string): Promise<LoginRecord | undefined>;
   searchEntities(query: SearchQuery): Promise<Entity[]>;
   countEntities(): Promise<number>;
   getGroup(name: string): Promise<Group | undefined>;

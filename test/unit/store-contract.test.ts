@@ -92,6 +92,13 @@ forEachStore((kind, openStore) => {
       assert.deepEqual(back, { ...full, number: back.number, meta: { ...full.meta, groups: ['alpha', 'zeta'] } });
       assert.equal(await store.reader.secretHash('roundtrip'), '$argon2id$fake');
       assert.equal(await store.reader.secretHash('nobody'), undefined);
+      const version = await store.reader.version({ kind: 'entity', key: 'roundtrip' });
+      assert.deepEqual(
+        await store.reader.loginRecord('roundtrip'),
+        { entity: back, secretHash: '$argon2id$fake', version },
+        'one read: entity, hash, version',
+      );
+      assert.equal(await store.reader.loginRecord('nobody'), undefined);
     });
 
     it('numbers automatically from the highest number in use', async () => {

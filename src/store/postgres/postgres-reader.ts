@@ -5,7 +5,7 @@
 import { decodeEntity, decodeGroup, type Capability, type Entity, type ExpansionMode, type Group } from 'keyhold-plugin-sdk';
 import type { QueryResultRow } from 'pg';
 import { KeyholdError } from '../../errors.js';
-import type { SearchQuery, StoreReader, SubjectRef, ThrottleRecord } from '../store.js';
+import type { LoginRecord, SearchQuery, StoreReader, SubjectRef, ThrottleRecord } from '../store.js';
 
 const DEFAULT_SEARCH_LIMIT = 100;
 const INT32_MAX = 2147483647;
@@ -28,8 +28,9 @@ interface GroupRow {
   expansions: { mode: ExpansionMode; target: string }[];
 }
 
-const ENTITY_SELECT =
-  'SELECT id, number, data, ARRAY(SELECT group_name FROM memberships m WHERE m.entity_id = e.id ORDER BY group_name) AS groups FROM entities e';
+const ENTITY_COLUMNS =
+  'id, number, data, ARRAY(SELECT group_name FROM memberships m WHERE m.entity_id = e.id ORDER BY group_name) AS groups';
+const ENTITY_SELECT = `SELECT ${ENTITY_COLUMNS} FROM entities e`;
 const GROUP_SELECT = `SELECT name, number, managed_by, data,
   coalesce((SELECT json_agg(json_build_object('mode', x.mode, 'target', x.target) ORDER BY x.position) FROM expansions x WHERE x.group_name = g.name), '[]') AS expansions
   FROM groups g`;
@@ -69,6 +70,15 @@ export class PostgresReader implements StoreReader {
 
   async secretHash(id: string): Promise<string | undefined> {
     return (await this.query<{ secret: string }>('SELECT secret FROM entities WHERE id = $1', [id]))[0]?.secret;
+  }
+
+  async loginRecord(id: string): Promise<LoginRecord | undefined> {
+    // One statement: one snapshot for the entity, its hash and its version.
+    const [row] = await this.query<EntityRow & { secret: string; version: number }>(
+      `SELECT ${ENTITY_COLUMNS}, secret, version FROM entities e WHERE id = $1`,
+      [id],
+    );
+    return row && { entity: entityFrom(row), secretHash: row.secret, version: row.version };
   }
 
   async searchEntities(query: SearchQuery): Promise<Entity[]> {

@@ -23,7 +23,7 @@ import {
 import { KeyholdError } from '../../errors.js';
 import type { DeliveryLeaseStore, OutboxReader, OutboxWriter } from '../outbox.js';
 import type { SigningKeyStore } from '../signing-keys.js';
-import type { SearchQuery, Store, StoreHealth, StoreReader, StoreTransaction, SubjectRef, ThrottleRecord } from '../store.js';
+import type { LoginRecord, SearchQuery, Store, StoreHealth, StoreReader, StoreTransaction, SubjectRef, ThrottleRecord } from '../store.js';
 import { migrate } from './migrations.js';
 import { SqliteDeliveryLeases } from './sqlite-leases.js';
 import { SqliteOutboxReader, SqliteOutboxWriter } from './sqlite-outbox.js';
@@ -179,6 +179,16 @@ class SqliteReader implements StoreReader {
 
   secretHash(id: string): Promise<string | undefined> {
     return this.read(() => prepared<[string], { secret: string }>(this.db, 'SELECT secret FROM entities WHERE id = ?').get(id)?.secret);
+  }
+
+  loginRecord(id: string): Promise<LoginRecord | undefined> {
+    return this.consistent(() => {
+      const row = prepared<[string], EntityRow & { secret: string; version: number }>(
+        this.db,
+        'SELECT id, number, data, secret, version FROM entities WHERE id = ?',
+      ).get(id);
+      return row && { entity: this.entityFrom(row), secretHash: row.secret, version: row.version };
+    });
   }
 
   countEntities(): Promise<number> {
