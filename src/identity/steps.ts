@@ -4,7 +4,7 @@
 // data as committed, whatever depends on other subjects (references, cycles, managedBy, the
 // authorization rules of protection.ts): the hooks ran without any lock on those.
 import type { Entity, Group, LifecyclePoint, OperationName } from 'keyhold-plugin-sdk';
-import { KeyholdError } from '../errors.js';
+import { isKeyholdError, KeyholdError } from '../errors.js';
 import type { Subject } from '../lifecycle/chain.js';
 import type { LifecycleStep, RequestInfo } from '../lifecycle/engine.js';
 import type { StoreReader, StoreTransaction, SubjectRef } from '../store/store.js';
@@ -59,6 +59,8 @@ export function createStep<S extends Entity | Group>(
   insert: (tx: StoreTransaction, subject: S) => Promise<unknown>,
 ): LifecycleStep<S> {
   const [kind, key] = 'id' in requested ? (['entity', requested.id] as const) : (['group', requested.name] as const);
+  // The number chosen for a request that asked for 0, which its hooks saw.
+  let picked: number | undefined;
   return {
     point,
     operation: point === 'EntityCreate' ? 'entity.create' : 'group.create',
@@ -72,11 +74,23 @@ export function createStep<S extends Entity | Group>(
           `${kind === 'entity' ? 'an entity' : 'a group'} "${key}" already exists`,
         );
       await check(reader, subject);
-      return subject.number === 0 ? { ...subject, number: await reader.nextNumber(kind) } : subject;
+      if (subject.number !== 0) return subject;
+      picked = await reader.nextNumber(kind);
+      return { ...subject, number: picked };
     },
     commit: async (tx, _loaded, final) => {
       await check(tx, final);
-      await insert(tx, final);
+      try {
+        await insert(tx, final);
+      } catch (err) {
+        // Another server took the number chosen before the hooks ran (this server's creates are kept apart by nextNumberOf):
+        // the hooks saw a number that can no longer be written, so the request fails as any other change made underneath it.
+        if (!isKeyholdError(err) || err.code !== 'KH_ERR_NUMBER_TAKEN' || final.number !== picked) throw err;
+        throw new KeyholdError(
+          'KH_ERR_CONFLICT',
+          `${kind} number ${picked}, chosen for "${key}", was taken by another request while this one ran its hooks; nothing was written; retry`,
+        );
+      }
     },
   };
 }

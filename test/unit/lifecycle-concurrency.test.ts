@@ -194,6 +194,30 @@ forEachStore((kind) => {
       );
     });
 
+    it('refuses with KH_ERR_CONFLICT, writing nothing, when another process took the number chosen for a create while its hooks ran', async (t) => {
+      const gate = new Gate();
+      const s = await setup([{ name: 'slow', hooks: { postEntityCreate: gate.hook() } }], t);
+      const create = s.identity.createEntity(INFO, { id: 'alice' });
+      await gate.entered;
+      const other = await s.site.open();
+      try {
+        // The other server picks the same next number: the first server's choice is not written yet.
+        const bob = await new Identity(other, new LifecycleEngine(other, new TestDispatcher([])), { hash: FAST_HASH }).createEntity(INFO, {
+          id: 'bob',
+        });
+        assert.equal(bob.number, 1);
+      } finally {
+        await other.close();
+      }
+      const before = await snapshot(s.store);
+      gate.release();
+      const err = await rejectsWith(create, 'KH_ERR_CONFLICT', /entity number 1, chosen for "alice", was taken by another request/);
+      assert.equal(err.status, 409);
+      assert.deepEqual(await snapshot(s.store), before);
+      // The retry picks the next free number.
+      assert.equal((await s.identity.createEntity(INFO, { id: 'alice' })).number, 2);
+    });
+
     it('AuthCheck opens no write transaction unless something changed', async (t) => {
       const s = await setup([], t);
       await s.identity.createEntity(INFO, { id: 'alice', secret: 'pw' });
