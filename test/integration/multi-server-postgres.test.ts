@@ -214,9 +214,9 @@ describe('two keyhold servers on one PostgreSQL', { skip: postgresSkip() }, () =
 /**
  * Creates entity `id` with `number` through `server`; the request id of an acknowledged creation,
  * undefined when the server died with the request in flight. The number is given: automatic
- * numbers are chosen before the write transaction, per server, so two servers creating at once can
- * pick the same one and one of them fails with KH_ERR_NUMBER_TAKEN (a limit of automatic numbers
- * with several servers, not of the delivery this test is about).
+ * numbers are chosen before the hooks run, so two servers creating at once can pick the same one
+ * and the second fails with a retryable KH_ERR_CONFLICT (lifecycle-concurrency.test.ts), which
+ * this test about delivery need not retry.
  */
 async function createEntity(server: ServerProcess, token: string, id: string, number: number): Promise<string | undefined> {
   let response: Response;
