@@ -2,7 +2,16 @@
 // engine, identity operations and SQLite store.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { HOOK_NAMES, parseEntity, type Entity, type HookContext, type HookName, type HookParams, type HookResult, type JsonObject } from 'keyhold-plugin-sdk';
+import {
+  HOOK_NAMES,
+  parseEntity,
+  type Entity,
+  type HookContext,
+  type HookName,
+  type HookParams,
+  type HookResult,
+  type JsonObject,
+} from 'keyhold-plugin-sdk';
 import type { AuthFailed } from '../../src/identity/auth-failure.js';
 import { runHook } from '../../src/lifecycle/chain.js';
 import { PluginCallError } from '../../src/lifecycle/dispatcher.js';
