@@ -132,6 +132,51 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       INSERT INTO change_counter (value) VALUES (0);
     `,
   },
+  {
+    description: "plugin state: each plugin's keys, kept by the host for it",
+    sql: `
+      -- One row per key of one plugin's namespace (src/store/plugin-state.ts). expires_at (epoch
+      -- ms, NULL for never) hides an entry once passed; expired rows are pruned. Keys compare byte by byte, as on SQLite.
+      CREATE TABLE plugin_state (
+        plugin TEXT COLLATE "C" NOT NULL,
+        key TEXT COLLATE "C" NOT NULL,
+        value TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        expires_at BIGINT,
+        PRIMARY KEY (plugin, key)
+      );
+      CREATE INDEX plugin_state_expiry ON plugin_state (expires_at) WHERE expires_at IS NOT NULL;
+    `,
+  },
+  {
+    description: 'token signing keys, shared by every server on the database',
+    sql: `
+      -- One row per key (src/store/signing-keys.ts): the current one (retired_at NULL) signs new
+      -- tokens; a retired one verifies until one token lifetime after retired_at. Times in ms.
+      CREATE TABLE signing_keys (
+        kid TEXT COLLATE "C" PRIMARY KEY,
+        private_key TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        retired_at BIGINT,
+        origin TEXT NOT NULL CHECK (origin IN ('generated', 'imported'))
+      );
+      -- At most one current key.
+      CREATE UNIQUE INDEX signing_keys_one_current ON signing_keys ((retired_at IS NULL)) WHERE retired_at IS NULL;
+    `,
+  },
+  {
+    description: 'committed-event delivery leases: which server delivers to each plugin',
+    sql: `
+      -- One row per plugin (src/store/outbox.ts, DeliveryLeaseStore): the server process (owner)
+      -- that may deliver its committed events until expires_at (ms since the epoch by the
+      -- database's clock), renewed periodically; another server takes it over only once it has expired.
+      CREATE TABLE delivery_leases (
+        plugin TEXT COLLATE "C" PRIMARY KEY,
+        owner TEXT NOT NULL,
+        expires_at BIGINT NOT NULL
+      );
+    `,
+  },
 ];
 
 /**

@@ -127,7 +127,7 @@ export class PostgresOutboxWriter implements OutboxWriter {
   }
 
   async setCursor(plugin: string, seq: number): Promise<void> {
-    await this.query('UPDATE event_cursors SET seq = $1 WHERE plugin = $2', [seq, plugin]);
+    await this.query('UPDATE event_cursors SET seq = $1 WHERE plugin = $2 AND seq < $1', [seq, plugin]);
   }
 
   async keepCursors(plugins: readonly string[]): Promise<void> {

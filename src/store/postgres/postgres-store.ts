@@ -14,16 +14,23 @@
 // READ the snapshot would be taken by the lock statement itself, before the wait, and miss it.
 // Writes are short (no plugin runs inside one), so one lock costs little; group commit stays SQLite's.
 import pg from 'pg';
-import type { OutboxReader } from '../outbox.js';
+import type { DeliveryLeaseStore, OutboxReader } from '../outbox.js';
+import type { PluginStateStore } from '../plugin-state.js';
+import type { SigningKeyStore } from '../signing-keys.js';
 import type { Store, StoreHealth, StoreReader, StoreTransaction } from '../store.js';
 import { migrate } from './migrations.js';
 import { faultKind, toStoreError } from './postgres-faults.js';
+import { PostgresDeliveryLeases } from './postgres-leases.js';
 import { PostgresOutboxReader } from './postgres-outbox.js';
+import { PostgresPluginState } from './postgres-plugin-state.js';
 import { PostgresReader, type Query } from './postgres-reader.js';
+import { PostgresSigningKeys } from './postgres-signing-keys.js';
 import { PostgresTransaction } from './postgres-transaction.js';
 
 /** The advisory lock every write transaction holds ("khwrit" in ASCII). */
 const WRITE_LOCK = 0x6b6877726974n.toString();
+/** What a write transaction runs after BEGIN: take the write lock, and bump the change counter (caches of every server watch it). */
+const SERIALISED = `SELECT pg_advisory_xact_lock(${WRITE_LOCK}); UPDATE change_counter SET value = value + 1`;
 /** How long a write waits for the lock (and a free connection) before KH_ERR_STORE_BUSY, unless told otherwise. */
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 /** Connections per server: reads run in parallel, writes take one each while they wait for the lock. */
@@ -43,6 +50,9 @@ export interface PostgresStoreOptions {
 export class PostgresStore implements Store {
   readonly reader: StoreReader;
   readonly outbox: OutboxReader;
+  readonly pluginState: PluginStateStore;
+  readonly keys: SigningKeyStore;
+  readonly leases: DeliveryLeaseStore;
   /** Writes of this server that wait for their turn (queued here, or for another server's write lock). */
   private waiting = 0;
   /**
@@ -66,6 +76,14 @@ export class PostgresStore implements Store {
     };
     this.reader = new PostgresReader(query);
     this.outbox = new PostgresOutboxReader(query);
+    // A state change is a transaction of its own under its plugin's lock, not the write lock (postgres-plugin-state.ts).
+    this.pluginState = new PostgresPluginState(query, (lock, work) => {
+      this.waiting++;
+      return this.transaction(lock, work);
+    });
+    this.keys = new PostgresSigningKeys(query, (work) => this.serialised(work));
+    // One conditional statement each, atomic by itself.
+    this.leases = new PostgresDeliveryLeases(query);
   }
 
   /** Connects to `url` and migrates the database; rejects with the driver's error when it cannot (the caller says what to do). */
@@ -89,14 +107,26 @@ export class PostgresStore implements Store {
   }
 
   write<T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T> {
+    return this.serialised(async (query) => {
+      const tx = new PostgresTransaction(query);
+      try {
+        return await work(tx);
+      } finally {
+        tx.end();
+      }
+    });
+  }
+
+  /** Runs `work` in a write transaction under the write lock, after this server's earlier writes. */
+  private serialised<T>(work: (query: Query) => Promise<T>): Promise<T> {
     this.waiting++;
-    const run = this.queue.then(() => this.transaction(work));
+    const run = this.queue.then(() => this.transaction(SERIALISED, work));
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  /** One write transaction; `waiting` counts it until it holds the write lock. */
-  private async transaction<T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T> {
+  /** One transaction that first runs `lock` (statements taking its locks); `waiting` counts it until it holds them. */
+  private async transaction<T>(lock: string, work: (query: Query) => Promise<T>): Promise<T> {
     let client: pg.PoolClient;
     try {
       client = await this.pool.connect();
@@ -108,19 +138,16 @@ export class PostgresStore implements Store {
     const ignore = () => {};
     client.on('error', ignore);
     this.begun++;
-    const tx = new PostgresTransaction(async (sql, params) => (await client.query(sql, params)).rows);
+    const query: Query = async (sql, params) => (await client.query(sql, params)).rows;
     let broken: Error | undefined;
     try {
       try {
-        // One round trip: begin, bound the lock wait, take the write lock, and bump the change counter.
-        await client.query(
-          `BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = ${this.busyTimeoutMs}; SELECT pg_advisory_xact_lock(${WRITE_LOCK}); UPDATE change_counter SET value = value + 1`,
-        );
+        // One round trip: begin, bound the lock wait, and take the locks.
+        await client.query(`BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = ${this.busyTimeoutMs}; ${lock}`);
       } finally {
         this.waiting--;
       }
-      const value = await work(tx);
-      tx.end();
+      const value = await work(query);
       // A statement that failed aborts the transaction; should `work` have caught its error and
       // resolved, PostgreSQL answers COMMIT with a rollback: that must not be taken for a commit.
       if ((await client.query('COMMIT')).command === 'ROLLBACK')
@@ -128,7 +155,6 @@ export class PostgresStore implements Store {
       this.lastWriteFault = null;
       return value;
     } catch (err) {
-      tx.end();
       await client.query('ROLLBACK').catch((rollbackErr: Error) => {
         broken = rollbackErr;
       });
