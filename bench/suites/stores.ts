@@ -7,8 +7,12 @@
 // (src/testing/postgres.ts) with fsync and synchronous commit on, so that each commit is as
 // durable as SQLite's (synchronous = FULL): without that the comparison would be of fsyncs, not stores.
 import type { HookName } from 'keyhold-plugin-sdk';
-import { loadavg } from 'node:os';
+import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { microsSince } from '../lib/stats.js';
 import { findPostgres, POSTGRES_MISSING, startPostgres, type TestPostgres } from '../../src/testing/postgres.js';
+import { machineBusyCpu, ownCpu, pidsByCommandLine, processTreeCpu } from '../lib/cpu.js';
 import type { ApiClient } from '../lib/http.js';
 import { measureThroughput } from '../lib/measure.js';
 import { count, type BenchOptions } from '../lib/options.js';
@@ -33,6 +37,17 @@ const OPERATIONS: Operation[] = [
   { name: 'create', call: (api, _lane, i) => api.call('POST', '/v1/entities', { id: `n${i}` }) },
   { name: 'metadata update', call: (api, lane, i) => api.call('PATCH', `/v1/entities/c${lane}`, { displayName: `Bench User ${i}` }) },
   { name: 'AuthCheck', call: (api, lane) => api.call('POST', '/v1/auth/check', { id: `c${lane}`, secret: SECRET }) },
+];
+
+/**
+ * Through two servers, creates give their number: a create without one reads the next free number
+ * before its hooks and writes it at commit, serialised by a lock of its own process only, so the two
+ * servers hand out the same numbers and about 4 creates in 10 are refused with KH_ERR_NUMBER_TAKEN
+ * (docs/performance.md, "Stores"). Both sides of the comparison make the same calls.
+ */
+const TWO_SERVER_OPERATIONS: Operation[] = [
+  { name: 'create (number given)', call: (api, _lane, i) => api.call('POST', '/v1/entities', { id: `n${i}`, number: 1_000_000 + i }) },
+  ...OPERATIONS.slice(1),
 ];
 
 const SHAPES = [
@@ -66,6 +81,55 @@ class Runs {
   }
 }
 
+/** Who used the CPU while a figure was measured, in CPU seconds, summed over runs with the wall time. */
+interface CoreUse {
+  wall: number;
+  servers: number;
+  postgres: number;
+  client: number;
+  machine: number;
+}
+
+const CORE_USERS = ['servers', 'postgres', 'client'] as const;
+
+/** Runs `measure` and adds the CPU time it took, per process group, to `use`. */
+async function countingCores(use: CoreUse, servers: number[], postgresPort: number, measure: () => Promise<number>): Promise<number> {
+  const cluster = pidsByCommandLine(`\0port=${postgresPort}\0`);
+  const sample = () => ({
+    servers: processTreeCpu(servers),
+    postgres: processTreeCpu(cluster),
+    client: ownCpu(),
+    machine: machineBusyCpu(),
+  });
+  const before = sample();
+  const start = process.hrtime.bigint();
+  const result = await measure();
+  use.wall += microsSince(start) / 1e6;
+  const after = sample();
+  for (const key of [...CORE_USERS, 'machine'] as const) use[key] += after[key] - before[key];
+  return result;
+}
+
+/** The median time of an 8 KiB write and its fdatasync in a fresh file of the temporary directory (where both stores keep their data), in µs. */
+function fdatasyncMicros(n: number): number {
+  const dir = mkdtempSync(join(tmpdir(), 'keyhold-bench-fsync-'));
+  const fd = openSync(join(dir, 'file'), 'w');
+  const block = Buffer.alloc(8192, 1);
+  const samples: number[] = [];
+  try {
+    for (let k = 0; k < n; k++) {
+      const start = process.hrtime.bigint();
+      writeSync(fd, block);
+      fdatasyncSync(fd);
+      samples.push(microsSince(start));
+    }
+  } finally {
+    closeSync(fd);
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return median(samples);
+}
+
 /** Creates the clients' entities c0 … c<IN_FLIGHT − 1> through `api`. */
 async function createClients(api: ApiClient): Promise<void> {
   for (let lane = 0; lane < IN_FLIGHT; lane++) await api.call('POST', '/v1/entities', { id: `c${lane}`, secret: SECRET });
@@ -90,6 +154,12 @@ export async function stores(report: Report, options: BenchOptions): Promise<voi
   };
   try {
     postgres = await startPostgres({ durable: true });
+    report.add(
+      SUITE,
+      'fdatasync after an 8 KiB write in the temporary directory, p50 (the disk under both stores)',
+      fdatasyncMicros(count(options, 200)),
+      'µs',
+    );
     const single: ServerProcess[] = [];
     for (const config of CONFIGURATIONS) {
       const server = await start(config.plugins, config.store === 'PostgreSQL' ? await postgres.createDatabase() : undefined);
@@ -103,10 +173,16 @@ export async function stores(report: Report, options: BenchOptions): Promise<voi
 
     let i = 0;
     const warmup = count(options, 100);
-    for (const server of [...single, first, second])
+    for (const server of single)
       for (const op of OPERATIONS) await measureThroughput((lane) => op.call(server.api, lane, i++), warmup, IN_FLIGHT);
+    for (const server of [first, second])
+      for (const op of TWO_SERVER_OPERATIONS) await measureThroughput((lane) => op.call(server.api, lane, i++), warmup, IN_FLIGHT);
 
     const runs = new Runs();
+    const cores = new Map<string, CoreUse>();
+    const coresOf = (name: string) =>
+      cores.get(name) ?? cores.set(name, { wall: 0, servers: 0, postgres: 0, client: 0, machine: 0 }).get(name)!;
+    const both = [first.pid, second.pid];
     const oneServer = (op: Operation) => `${op.name}, ${IN_FLIGHT} in flight, one PostgreSQL server`;
     const twoServers = (op: Operation) => `${op.name}, ${IN_FLIGHT} in flight, two servers on one PostgreSQL (4 + 4 clients)`;
     const figure = (op: Operation, shape: (typeof SHAPES)[number], name: string) => `${op.name}, ${shape.name}, ${name}`;
@@ -121,10 +197,19 @@ export async function stores(report: Report, options: BenchOptions): Promise<voi
             );
           }
         }
-        const n = count(options, SHAPES[1].full);
-        runs.add(oneServer(op), await measureThroughput((lane) => op.call(first.api, lane, i++), n, IN_FLIGHT));
-        const half = IN_FLIGHT / 2;
-        runs.add(twoServers(op), await measureThroughput((lane) => op.call((lane < half ? first : second).api, lane, i++), n, IN_FLIGHT));
+      }
+      const n = count(options, SHAPES[1].full);
+      const half = IN_FLIGHT / 2;
+      for (const op of TWO_SERVER_OPERATIONS) {
+        const alone = () => measureThroughput((lane) => op.call(first.api, lane, i++), n, IN_FLIGHT);
+        const split = () => measureThroughput((lane) => op.call((lane < half ? first : second).api, lane, i++), n, IN_FLIGHT);
+        const turns = [
+          { name: oneServer(op), measure: alone },
+          { name: twoServers(op), measure: split },
+        ];
+        // Every other run the other way round, so that neither always runs right after the store figures' writes.
+        if (run % 2 === 1) turns.reverse();
+        for (const turn of turns) runs.add(turn.name, await countingCores(coresOf(turn.name), both, postgres.port, turn.measure));
       }
       runs.load.push(loadavg()[0]!);
     }
@@ -138,9 +223,19 @@ export async function stores(report: Report, options: BenchOptions): Promise<voi
         }
       }
     }
-    for (const op of OPERATIONS) {
+    for (const op of TWO_SERVER_OPERATIONS) {
       report.add(SUITE, oneServer(op), runs.median(oneServer(op)), 'ops/s');
       report.compare(SUITE, twoServers(op), runs.median(twoServers(op)), 'ops/s', oneServer(op));
+    }
+    for (const [name, use] of cores) {
+      const ours = CORE_USERS.reduce((sum, key) => sum + use[key], 0);
+      const shares = CORE_USERS.map((key) => `${key} ${(use[key] / use.wall).toFixed(2)}`).join(', ');
+      report.add(
+        SUITE,
+        `cores used: ${name} (${shares}, other processes ${((use.machine - ours) / use.wall).toFixed(2)})`,
+        ours / use.wall,
+        'cores',
+      );
     }
     report.add(SUITE, 'load average (1 min) at the end of a run, lowest', Math.min(...runs.load), '');
     report.add(SUITE, 'load average (1 min) at the end of a run, highest', Math.max(...runs.load), '');
