@@ -6,11 +6,12 @@
 // same 8 clients all on the first server or split 4 + 4. The PostgreSQL cluster is a throwaway one
 // (src/testing/postgres.ts) with fsync and synchronous commit on, so that each commit is as
 // durable as SQLite's (synchronous = FULL): without that the comparison would be of fsyncs, not stores.
+// Beside them: the disk's own fdatasync, the cores each process group used during the two-server
+// figures (the machine is shared, and it is the CPU that limits them), and the load average.
 import type { HookName } from 'keyhold-plugin-sdk';
 import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { microsSince } from '../lib/stats.js';
 import { findPostgres, POSTGRES_MISSING, startPostgres, type TestPostgres } from '../../src/testing/postgres.js';
 import { machineBusyCpu, ownCpu, pidsByCommandLine, processTreeCpu } from '../lib/cpu.js';
 import type { ApiClient } from '../lib/http.js';
@@ -19,7 +20,7 @@ import { count, type BenchOptions } from '../lib/options.js';
 import { pluginSet, type PluginSet } from '../lib/plugins.js';
 import type { Report } from '../lib/report.js';
 import { startServerProcess, type ServerProcess } from '../lib/server.js';
-import { median } from '../lib/stats.js';
+import { median, microsSince } from '../lib/stats.js';
 
 const SUITE = 'stores';
 const IN_FLIGHT = 8;
