@@ -3,18 +3,17 @@
 // renewals stop reaching the store) the other takes over once the lease expired and resumes from
 // the plugin's cursor; a clean stop hands the lease over at once. No event is delivered twice here:
 // the subscribers take each event at once, so no delivery is in flight when the lease passes (the
-// one case where the next holder delivers an event again, docs/plugins.md).
+// one case where the next holder delivers an event again, docs/plugins.md). On both stores, each
+// server with a store of its own opened on one database.
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { Outbox } from '../../src/events/outbox.js';
 import type { OutboxSettings } from '../../src/events/settings.js';
-import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { Store } from '../../src/store/store.js';
 import { TestSubscriber } from '../support/event-subscriber.js';
-import { scratchDir } from '../support/keyhold.js';
+import { forEachStore, newStoreSite } from '../support/stores.js';
 
 /** Short, so that a takeover after expiry comes soon; renewals well within the lease. */
 const SETTINGS: OutboxSettings = {
@@ -32,7 +31,7 @@ after(async () => {
 });
 
 /** A server's view of the store whose lease renewals can be cut off (the server died or lost the database). */
-function cuttable(store: SqliteStore): { store: Store; cut(): void; restore(): void } {
+function cuttable(store: Store): { store: Store; cut(): void; restore(): void } {
   let cut = false;
   const leases: Store['leases'] = {
     acquire: (plugin, owner, ttlMs) => (cut ? Promise.reject(new Error('connection lost')) : store.leases.acquire(plugin, owner, ttlMs)),
@@ -51,7 +50,7 @@ async function server(store: Store, owner: string, subscriber: TestSubscriber): 
 }
 
 /** Appends `count` events (one write each) and wakes both servers. */
-async function commit(store: SqliteStore, count: number, outboxes: Outbox[]): Promise<void> {
+async function commit(store: Store, count: number, outboxes: Outbox[]): Promise<void> {
   for (let i = 0; i < count; i++) {
     await store.write((tx) =>
       tx.outbox.append({
@@ -88,50 +87,57 @@ function range(from: number, to: number): number[] {
   return Array.from({ length: to - from + 1 }, (_, i) => from + i);
 }
 
-describe('committed-event delivery lease', () => {
-  it('one server delivers per plugin; another takes over after the holder dies, from the cursor; a clean stop hands over at once', async () => {
-    const store = SqliteStore.open(join(scratchDir('lease'), 'keyhold.sqlite'));
-    closers.push(() => store.close());
-    const a = cuttable(store);
-    const atA = new TestSubscriber('audit');
-    const atB = new TestSubscriber('audit');
-    const serverA = await server(a.store, 'server-a', atA);
-    await commit(store, 5, [serverA]);
-    await atA.untilDelivered(5);
+forEachStore((kind) => {
+  describe('committed-event delivery lease', () => {
+    it('one server delivers per plugin; another takes over after the holder dies, from the cursor; a clean stop hands over at once', async () => {
+      const site = await newStoreSite(kind);
+      closers.push(async () => site.remove());
+      const [store, storeOfA] = [await site.open(), await site.open()];
+      closers.push(
+        () => store.close(),
+        () => storeOfA.close(),
+      );
+      const a = cuttable(storeOfA);
+      const atA = new TestSubscriber('audit');
+      const atB = new TestSubscriber('audit');
+      const serverA = await server(a.store, 'server-a', atA);
+      await commit(store, 5, [serverA]);
+      await atA.untilDelivered(5);
 
-    const serverB = await server(store, 'server-b', atB);
-    await commit(store, 5, [serverA, serverB]);
-    await atA.untilDelivered(10);
-    assert.deepEqual(seqs(atA), range(1, 10));
-    assert.equal(atB.delivered.length, 0, 'server B delivered although server A holds the lease');
-    const [statusAtB] = await serverB.status();
-    assert.deepEqual([statusAtB!.leaseOwner, statusAtB!.leaseHeld], ['server-a', false]);
-    // B shows the delivery A makes: the cursor A writes to the store, nothing pending.
-    await until('server B shows the cursor server A wrote', async () => (await serverB.status())[0]!.cursor === 10);
-    assert.equal((await serverB.status())[0]!.pending, 0);
+      const serverB = await server(store, 'server-b', atB);
+      await commit(store, 5, [serverA, serverB]);
+      await atA.untilDelivered(10);
+      assert.deepEqual(seqs(atA), range(1, 10));
+      assert.equal(atB.delivered.length, 0, 'server B delivered although server A holds the lease');
+      const [statusAtB] = await serverB.status();
+      assert.deepEqual([statusAtB!.leaseOwner, statusAtB!.leaseHeld], ['server-a', false]);
+      // B shows the delivery A makes: the cursor A writes to the store, nothing pending.
+      await until('server B shows the cursor server A wrote', async () => (await serverB.status())[0]!.cursor === 10);
+      assert.equal((await serverB.status())[0]!.pending, 0);
 
-    // A dies: its renewals no longer reach the store. It may still deliver while its last renewal lasts;
-    // B takes over once the lease expired, and delivers what A had not.
-    a.cut();
-    await commit(store, 5, [serverA, serverB]);
-    await until('server B holds the lease', async () => (await serverB.status())[0]!.leaseHeld);
-    await commit(store, 3, [serverA, serverB]);
-    await until('events 1 to 18 delivered', async () => seqs(atA, atB).length >= 18);
-    assert.deepEqual(seqs(atA, atB), range(1, 18), `every event once, none twice: A ${seqs(atA)}, B ${seqs(atB)}`);
-    assert.deepEqual(seqs(atB).slice(-3), [16, 17, 18]);
-    const [afterTakeover] = await serverB.status();
-    assert.deepEqual([afterTakeover!.leaseOwner, afterTakeover!.leaseHeld], ['server-b', true]);
-    assert.equal((await serverA.status())[0]!.leaseHeld, false);
+      // A dies: its renewals no longer reach the store. It may still deliver while its last renewal lasts;
+      // B takes over once the lease expired, and delivers what A had not.
+      a.cut();
+      await commit(store, 5, [serverA, serverB]);
+      await until('server B holds the lease', async () => (await serverB.status())[0]!.leaseHeld);
+      await commit(store, 3, [serverA, serverB]);
+      await until('events 1 to 18 delivered', async () => seqs(atA, atB).length >= 18);
+      assert.deepEqual(seqs(atA, atB), range(1, 18), `every event once, none twice: A ${seqs(atA)}, B ${seqs(atB)}`);
+      assert.deepEqual(seqs(atB).slice(-3), [16, 17, 18]);
+      const [afterTakeover] = await serverB.status();
+      assert.deepEqual([afterTakeover!.leaseOwner, afterTakeover!.leaseHeld], ['server-b', true]);
+      assert.equal((await serverA.status())[0]!.leaseHeld, false);
 
-    // A comes back; B stops cleanly (cursor written, lease given up): A takes over at once and resumes from B's cursor.
-    a.restore();
-    await serverB.stop();
-    await commit(store, 2, [serverA]);
-    await until('server A delivers again', async () => seqs(atA, atB).length >= 20);
-    assert.deepEqual(seqs(atA, atB), range(1, 20));
-    assert.deepEqual(
-      (await store.leases.all()).map((l) => [l.plugin, l.owner]),
-      [['audit', 'server-a']],
-    );
+      // A comes back; B stops cleanly (cursor written, lease given up): A takes over at once and resumes from B's cursor.
+      a.restore();
+      await serverB.stop();
+      await commit(store, 2, [serverA]);
+      await until('server A delivers again', async () => seqs(atA, atB).length >= 20);
+      assert.deepEqual(seqs(atA, atB), range(1, 20));
+      assert.deepEqual(
+        (await store.leases.all()).map((l) => [l.plugin, l.owner]),
+        [['audit', 'server-a']],
+      );
+    });
   });
 });

@@ -9,6 +9,7 @@ export interface RecordedAttempt {
   outcome: string;
   hook: string;
   seq: number;
+  requestId: string;
   subjectKey: string;
   attempt: number;
   pid: number;

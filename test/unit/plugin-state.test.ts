@@ -1,6 +1,7 @@
-// Plugin state rules (the SDK's StateService) over both places entries are kept: the test
-// harness's memory and the server's SQLite store. The same cases run against both, so that a
-// plugin tested with the harness meets the same semantics, limits and words in the server.
+// Plugin state rules (the SDK's StateService) over every place entries are kept: the test
+// harness's memory and the server's store, SQLite and PostgreSQL. The same cases run against all,
+// so that a plugin tested with the harness meets the same semantics, limits and words in the
+// server. Two stores opened on one database play two servers sharing one plugin's state.
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import {
@@ -13,7 +14,8 @@ import {
   type StateBackend,
 } from 'keyhold-plugin-sdk';
 import { pluginNamespace } from '../../src/store/plugin-state.js';
-import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import type { Store } from '../../src/store/store.js';
+import { forEachStore, newStoreSite } from '../support/stores.js';
 
 interface Place {
   /** The service of `plugin`'s namespace, on a clock the test moves. */
@@ -21,38 +23,42 @@ interface Place {
   clock: { now: number };
 }
 
-const stores: SqliteStore[] = [];
+const stores: Store[] = [];
 after(() => Promise.all(stores.map((s) => s.close())));
 
-const PLACES: Record<string, () => Place> = {
-  'the harness (memory)': () => {
-    const clock = { now: Date.UTC(2026, 0, 1) };
-    const namespaces = new Map<string, StateBackend>();
-    return {
-      clock,
-      service: (plugin) => {
-        if (!namespaces.has(plugin)) namespaces.set(plugin, new MemoryStateBackend());
-        return new StateService(namespaces.get(plugin)!, () => clock.now);
-      },
-    };
-  },
-  'the server (SQLite store)': () => {
-    const clock = { now: Date.UTC(2026, 0, 1) };
-    const store = SqliteStore.open(':memory:');
-    stores.push(store);
-    return { clock, service: (plugin) => new StateService(pluginNamespace(store.pluginState, plugin), () => clock.now) };
-  },
-};
+/** Keeps `store` to be closed when the file's tests are done. */
+function kept(store: Store): Store {
+  stores.push(store);
+  return store;
+}
+
+function memoryPlace(): Place {
+  const clock = { now: Date.UTC(2026, 0, 1) };
+  const namespaces = new Map<string, StateBackend>();
+  return {
+    clock,
+    service: (plugin) => {
+      if (!namespaces.has(plugin)) namespaces.set(plugin, new MemoryStateBackend());
+      return new StateService(namespaces.get(plugin)!, () => clock.now);
+    },
+  };
+}
+
+function storePlace(store: Store): Place {
+  const clock = { now: Date.UTC(2026, 0, 1) };
+  return { clock, service: (plugin) => new StateService(pluginNamespace(store.pluginState, plugin), () => clock.now) };
+}
 
 /** Matches a StateError with `code` whose message matches `message`. */
 const stateError = (code: number, message: RegExp) => (err: unknown) =>
   err instanceof StateError && err.code === code && message.test(err.message);
 const invalid = (message: RegExp) => stateError(StateErrorCodes.InvalidParams, message);
 
-for (const [where, make] of Object.entries(PLACES)) {
-  describe(`plugin state in ${where}`, () => {
+/** The cases every place must pass; `make` gives a fresh, empty one. */
+function stateCases(make: () => Promise<Place>): void {
+  {
     it('set, get, delete: entries carry a version that grows with each write', async () => {
-      const { service } = make();
+      const { service } = await make();
       const s = service('p');
       assert.equal(await s.handle('state/get', { key: 'k' }), null);
       assert.deepEqual(await s.handle('state/set', { key: 'k', value: 'one' }), { key: 'k', value: 'one', version: 1, expiresAt: null });
@@ -64,7 +70,7 @@ for (const [where, make] of Object.entries(PLACES)) {
     });
 
     it('each plugin sees only its own namespace', async () => {
-      const { service } = make();
+      const { service } = await make();
       await service('a').handle('state/set', { key: 'secret', value: 'of a' });
       assert.equal(await service('b').handle('state/get', { key: 'secret' }), null);
       assert.deepEqual(await service('b').handle('state/list', {}), { entries: [], more: false });
@@ -75,7 +81,7 @@ for (const [where, make] of Object.entries(PLACES)) {
     });
 
     it('list: by prefix, in key order, bounded, paged with after', async () => {
-      const { service } = make();
+      const { service } = await make();
       const s = service('p');
       for (const key of ['user:c', 'user:a', 'other', 'user:b']) await s.handle('state/set', { key, value: key });
       const page = (await s.handle('state/list', { prefix: 'user:', limit: 2 })) as { entries: { key: string }[]; more: boolean };
@@ -96,7 +102,7 @@ for (const [where, make] of Object.entries(PLACES)) {
     });
 
     it('TTL: an expired entry is invisible to get, list, incr and compareAndSet', async () => {
-      const { service, clock } = make();
+      const { service, clock } = await make();
       const s = service('p');
       const set = (await s.handle('state/set', { key: 'k', value: 'v', ttlMs: 1000 })) as { expiresAt: number };
       assert.equal(set.expiresAt, clock.now + 1000);
@@ -118,7 +124,7 @@ for (const [where, make] of Object.entries(PLACES)) {
     });
 
     it('TTL: incr gives a new count ttlMs and keeps an existing one’s expiry; set without ttlMs never expires', async () => {
-      const { service, clock } = make();
+      const { service, clock } = await make();
       const s = service('p');
       const start = clock.now;
       await s.handle('state/incr', { key: 'c', ttlMs: 1000 });
@@ -139,7 +145,7 @@ for (const [where, make] of Object.entries(PLACES)) {
     });
 
     it('compareAndSet: writes only over the expected value (null: only when absent)', async () => {
-      const { service, clock } = make();
+      const { service, clock } = await make();
       const s = service('p');
       const cas = (expected: string | null, value: string, ttlMs?: number) =>
         s.handle('state/compareAndSet', { key: 'k', expected, value, ...(ttlMs && { ttlMs }) }) as Promise<{
@@ -156,7 +162,7 @@ for (const [where, make] of Object.entries(PLACES)) {
     });
 
     it('refuses what breaks a limit, clearly, and writes nothing', async () => {
-      const { service } = make();
+      const { service } = await make();
       const s = service('p');
       const cases: [string, object | null, RegExp][] = [
         ['state/set', { key: '', value: 'v' }, /key: must not be empty/],
@@ -181,7 +187,7 @@ for (const [where, make] of Object.entries(PLACES)) {
     });
 
     it('refuses a new key beyond the most live keys a plugin may hold, counting only live ones', async () => {
-      const { service, clock } = make();
+      const { service, clock } = await make();
       const s = service('p');
       const limit = STATE_LIMITS.maxKeys;
       STATE_LIMITS.maxKeys = 3;
@@ -203,14 +209,14 @@ for (const [where, make] of Object.entries(PLACES)) {
     });
 
     it('50 increments in parallel give exactly 50', async () => {
-      const { service } = make();
+      const { service } = await make();
       const s = service('p');
       await Promise.all(Array.from({ length: 50 }, () => s.handle('state/incr', { key: 'n' })));
       assert.equal(((await s.handle('state/get', { key: 'n' })) as { value: string }).value, '50');
     });
 
     it('refuses requests beyond the most a plugin may have in flight, and serves the others', async () => {
-      const { service } = make();
+      const { service } = await make();
       const s = service('p');
       const max = STATE_LIMITS.maxCallsInFlight;
       const outcomes = await Promise.allSettled(Array.from({ length: max + 10 }, () => s.handle('state/incr', { key: 'n' })));
@@ -225,30 +231,52 @@ for (const [where, make] of Object.entries(PLACES)) {
         );
       assert.equal(((await s.handle('state/get', { key: 'n' })) as { value: string }).value, String(max));
     });
-  });
+  }
 }
 
-describe('plugin state in the SQLite store', () => {
-  it('prune deletes the expired rows only, of every plugin', async () => {
-    const store = SqliteStore.open(':memory:');
-    stores.push(store);
-    const now = Date.UTC(2026, 0, 1);
-    const a = new StateService(pluginNamespace(store.pluginState, 'a'), () => now);
-    const b = new StateService(pluginNamespace(store.pluginState, 'b'), () => now);
-    await a.handle('state/set', { key: 'short', value: '', ttlMs: 10 });
-    await a.handle('state/set', { key: 'forever', value: '' });
-    await b.handle('state/incr', { key: 'short', ttlMs: 10 });
-    await b.handle('state/set', { key: 'long', value: '', ttlMs: 1000 });
-    assert.equal(await store.pluginState.prune(now + 9), 0);
-    assert.equal(await store.pluginState.prune(now + 10), 2);
-    assert.deepEqual(
-      (await store.pluginState.list('a', '', '', 10, now)).map((e) => e.key),
-      ['forever'],
-    );
-    assert.deepEqual(
-      (await store.pluginState.list('b', '', '', 10, now)).map((e) => e.key),
-      ['long'],
-    );
+describe('plugin state in the harness (memory)', () => stateCases(async () => memoryPlace()));
+
+forEachStore((kind, openStore) => {
+  describe('plugin state in the server store', () => {
+    stateCases(async () => storePlace(kept(await openStore())));
+
+    it('prune deletes the expired rows only, of every plugin', async () => {
+      const store = kept(await openStore());
+      const now = Date.UTC(2026, 0, 1);
+      const a = new StateService(pluginNamespace(store.pluginState, 'a'), () => now);
+      const b = new StateService(pluginNamespace(store.pluginState, 'b'), () => now);
+      await a.handle('state/set', { key: 'short', value: '', ttlMs: 10 });
+      await a.handle('state/set', { key: 'forever', value: '' });
+      await b.handle('state/incr', { key: 'short', ttlMs: 10 });
+      await b.handle('state/set', { key: 'long', value: '', ttlMs: 1000 });
+      assert.equal(await store.pluginState.prune(now + 9), 0);
+      assert.equal(await store.pluginState.prune(now + 10), 2);
+      assert.deepEqual(
+        (await store.pluginState.list('a', '', '', 10, now)).map((e) => e.key),
+        ['forever'],
+      );
+      assert.deepEqual(
+        (await store.pluginState.list('b', '', '', 10, now)).map((e) => e.key),
+        ['long'],
+      );
+    });
+
+    it('two servers on one database share a namespace: 50 increments in parallel through both give exactly 50, a delete through one is seen by the other', async () => {
+      const site = await newStoreSite(kind);
+      const [storeA, storeB] = [await site.open(), await site.open()];
+      try {
+        const [a, b] = [storePlace(storeA), storePlace(storeB)];
+        const [onA, onB] = [a.service('fail2lock'), b.service('fail2lock')];
+        await Promise.all(Array.from({ length: 50 }, (_v, i) => (i % 2 ? onA : onB).handle('state/incr', { key: 'n', ttlMs: 60_000 })));
+        assert.equal(((await onB.handle('state/get', { key: 'n' })) as { value: string; version: number }).value, '50');
+        assert.equal(((await onA.handle('state/get', { key: 'n' })) as { version: number }).version, 50);
+        assert.deepEqual(await onB.handle('state/delete', { key: 'n' }), { deleted: true });
+        assert.equal(await onA.handle('state/get', { key: 'n' }), null);
+      } finally {
+        await Promise.all([storeA.close(), storeB.close()]);
+        site.remove();
+      }
+    });
   });
 });
 

@@ -13,6 +13,8 @@
 // transaction that waited for the lock sees the commit of the one it waited for. Under REPEATABLE
 // READ the snapshot would be taken by the lock statement itself, before the wait, and miss it.
 // Writes are short (no plugin runs inside one), so one lock costs little; group commit stays SQLite's.
+// Signing key changes are such write transactions too. Plugin state changes are not: each takes its
+// plugin's lock instead (postgres-plugin-state.ts); delivery leases are single statements (postgres-leases.ts).
 import pg from 'pg';
 import type { DeliveryLeaseStore, OutboxReader } from '../outbox.js';
 import type { PluginStateStore } from '../plugin-state.js';
