@@ -12,6 +12,7 @@ import { operations } from './suites/operations.js';
 import { roundTrip } from './suites/round-trip.js';
 import { scale } from './suites/scale.js';
 import { startAndRecovery } from './suites/start.js';
+import { stores } from './suites/stores.js';
 import { tokens } from './suites/tokens.js';
 
 const SUITES = {
@@ -26,6 +27,7 @@ const SUITES = {
   'login-flood': loginFlood,
   lifecycle,
   'end-to-end': endToEnd,
+  stores,
 } as const;
 
 type SuiteName = keyof typeof SUITES;

@@ -23,7 +23,12 @@ export interface ServerProcess {
   close(): Promise<void>;
 }
 
-export async function startServerProcess(plugins: Record<string, unknown>, settings: Record<string, unknown> = {}): Promise<ServerProcess> {
+/** `bootstrap: false` for a second server on a database that already has its root (the variable would only draw a warning). */
+export async function startServerProcess(
+  plugins: Record<string, unknown>,
+  settings: Record<string, unknown> = {},
+  { bootstrap = true } = {},
+): Promise<ServerProcess> {
   const dataDir = mkdtempSync(join(tmpdir(), 'keyhold-bench-data-'));
   const configFile = join(dataDir, 'keyhold.yaml');
   // JSON is YAML.
@@ -32,7 +37,7 @@ export async function startServerProcess(plugins: Record<string, unknown>, setti
     JSON.stringify({ listen: { host: '127.0.0.1', port: 0 }, dataDir, logLevel: 'warn', hash: LOW_HASH, plugins, ...settings }),
   );
   const child = spawn(process.execPath, [fileURLToPath(new URL('../fixtures/server.js', import.meta.url)), configFile], {
-    env: minimalEnv({ KEYHOLD_BOOTSTRAP: `${ROOT.id}:${ROOT.secret}` }),
+    env: minimalEnv(bootstrap ? { KEYHOLD_BOOTSTRAP: `${ROOT.id}:${ROOT.secret}` } : {}),
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   const exited = once(child, 'exit');

@@ -1,6 +1,7 @@
 // A throwaway PostgreSQL for the tests and benchmarks: a fresh cluster (initdb) in a temporary
 // directory, listening on a free loopback port only (its unix socket in that directory too), with
-// fsync off (the data is thrown away), found ready by connecting to it, and stopped with an
+// fsync off (the data is thrown away) unless asked to be durable (the benchmarks, which compare its
+// commits with SQLite's fsynced ones), found ready by connecting to it, and stopped with an
 // immediate shutdown before its directory is removed. PostgreSQL refuses to run as root, so as
 // root it runs as the `postgres` user (setpriv) with the directory handed to that user. A small
 // shell watches its stdin: when the test process ends, even killed, the pipe closes and the shell
@@ -86,8 +87,13 @@ async function canConnect(url: string): Promise<boolean> {
   }
 }
 
+export interface PostgresOptions {
+  /** fsync, synchronous commit and full page writes on, as a production server runs (default off: tests throw their data away). */
+  durable?: boolean;
+}
+
 /** Starts a fresh cluster; rejects with POSTGRES_MISSING when there are no binaries. Stop it with stop(), in an after hook. */
-export async function startPostgres(): Promise<TestPostgres> {
+export async function startPostgres(options: PostgresOptions = {}): Promise<TestPostgres> {
   const bin = findPostgres();
   if (!bin) throw new Error(POSTGRES_MISSING);
   const dir = mkdtempSync(join(tmpdir(), 'keyhold-pg-'));
@@ -129,9 +135,7 @@ export async function startPostgres(): Promise<TestPostgres> {
       listen_addresses: '127.0.0.1',
       port: String(port),
       unix_socket_directories: dir,
-      fsync: 'off',
-      synchronous_commit: 'off',
-      full_page_writes: 'off',
+      ...(options.durable ? {} : { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off' }),
       max_connections: '200',
     };
     // The shell runs the postmaster, waits for its own stdin to close (stop(), or this process's end), then shuts it down at once
