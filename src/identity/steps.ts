@@ -4,7 +4,7 @@
 // data as committed, whatever depends on other subjects (references, cycles, managedBy, the
 // authorization rules of protection.ts): the hooks ran without any lock on those.
 import type { Entity, Group, LifecyclePoint, OperationName } from 'keyhold-plugin-sdk';
-import { isKeyholdError, KeyholdError } from '../errors.js';
+import { KeyholdError } from '../errors.js';
 import type { Subject } from '../lifecycle/chain.js';
 import type { LifecycleStep, RequestInfo } from '../lifecycle/engine.js';
 import type { StoreReader, StoreTransaction, SubjectRef } from '../store/store.js';
@@ -80,17 +80,11 @@ export function createStep<S extends Entity | Group>(
     },
     commit: async (tx, _loaded, final) => {
       await check(tx, final);
-      try {
-        await insert(tx, final);
-      } catch (err) {
-        // Another server took the number chosen before the hooks ran (this server's creates are kept apart by nextNumberOf):
-        // the hooks saw a number that can no longer be written, so the request fails as any other change made underneath it.
-        if (!isKeyholdError(err) || err.code !== 'KH_ERR_NUMBER_TAKEN' || final.number !== picked) throw err;
-        throw new KeyholdError(
-          'KH_ERR_CONFLICT',
-          `${kind} number ${picked}, chosen for "${key}", was taken by another request while this one ran its hooks; nothing was written; retry`,
-        );
-      }
+      // Another server may have taken the number chosen before the hooks ran (this server's own creates are kept apart by
+      // nextNumberOf): then the next free one is written instead, chosen here, where writes are serialised across servers.
+      // POST hooks saw the number proposed; the answer and the committed event carry the one written.
+      if (final.number === picked) final.number = Math.max(picked, await tx.nextNumber(kind));
+      await insert(tx, final);
     },
   };
 }

@@ -214,9 +214,8 @@ describe('two keyhold servers on one PostgreSQL', { skip: postgresSkip() }, () =
 /**
  * Creates entity `id` with `number` through `server`; the request id of an acknowledged creation,
  * undefined when the server died with the request in flight. The number is given: automatic
- * numbers are chosen before the hooks run, so two servers creating at once can pick the same one
- * and the second fails with a retryable KH_ERR_CONFLICT (lifecycle-concurrency.test.ts), which
- * this test about delivery need not retry.
+ * numbers proposed by two servers at once can be the same, and the second commit then writes
+ * another (lifecycle-concurrency.test.ts); given numbers keep this test about delivery simple.
  */
 async function createEntity(server: ServerProcess, token: string, id: string, number: number): Promise<string | undefined> {
   let response: Response;
