@@ -18,6 +18,23 @@ export interface SigningKey {
 
 export type NewSigningKey = Omit<SigningKey, 'retiredAt'>;
 
+/** A row of the signing_keys table, the same in SQLite and PostgreSQL. */
+export interface SigningKeyRow {
+  kid: string;
+  private_key: string;
+  created_at: number;
+  retired_at: number | null;
+  origin: SigningKey['origin'];
+}
+
+/** Every key, the current one first, then the retired ones newest first (SigningKeyStore.all's order). */
+export const SELECT_SIGNING_KEYS =
+  'SELECT kid, private_key, created_at, retired_at, origin FROM signing_keys ORDER BY retired_at IS NOT NULL, coalesce(retired_at, created_at) DESC, kid';
+
+export function signingKeyFrom(row: SigningKeyRow): SigningKey {
+  return { kid: row.kid, privateKeyPem: row.private_key, createdAt: row.created_at, retiredAt: row.retired_at, origin: row.origin };
+}
+
 export interface SigningKeyStore {
   /** Every key kept, the current one first, then the retired ones newest first. */
   all(): Promise<SigningKey[]>;

@@ -6,21 +6,12 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
-import { checkListenSafety, ConfigError, loadConfig } from '../../src/config.js';
+import { checkListenSafety, loadConfig } from '../../src/config.js';
 import { DEFAULT_HASH_SLOTS } from '../../src/identity/hash-slots.js';
 import { DEFAULT_LOGIN_THROTTLE } from '../../src/identity/login-throttle.js';
 import { DATABASE_FILE, startServer } from '../../src/server.js';
+import { configError } from '../support/config-errors.js';
 import { call, login, scratchDir, serverEnv } from '../support/keyhold.js';
-
-function configError(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ConfigError) return err;
-    throw err;
-  }
-  assert.fail('expected a ConfigError');
-}
 
 describe('configuration', () => {
   it('has a default for everything', () => {

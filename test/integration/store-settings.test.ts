@@ -6,21 +6,12 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config.js';
 import { freePort } from '../../src/testing/nginx.js';
+import { configError } from '../support/config-errors.js';
 import { expectCode, runCli, scratchDir, serverEnv } from '../support/keyhold.js';
 
 const PASSWORD = 'Sekrit-Db-Pass-9';
-
-function configError(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ConfigError) return err;
-    throw err;
-  }
-  assert.fail('expected a ConfigError');
-}
 
 describe('store settings', () => {
   it('default to SQLite; a database URL from the environment or the file means PostgreSQL', () => {

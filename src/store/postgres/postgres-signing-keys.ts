@@ -4,26 +4,18 @@
 // (the second sees the first's), and every other server's key ring sees the change through the
 // change counter those transactions bump (src/api/key-ring.ts). A partial unique index keeps at
 // most one row current besides.
-import type { NewSigningKey, SigningKey, SigningKeyStore } from '../signing-keys.js';
+import {
+  SELECT_SIGNING_KEYS,
+  signingKeyFrom,
+  type SigningKeyRow,
+  type NewSigningKey,
+  type SigningKey,
+  type SigningKeyStore,
+} from '../signing-keys.js';
 import type { Query } from './postgres-reader.js';
-
-interface KeyRow {
-  kid: string;
-  private_key: string;
-  created_at: number;
-  retired_at: number | null;
-  origin: SigningKey['origin'];
-}
 
 /** Runs `work` inside one of the store's write transactions, on its connection. */
 export type WriteWithQuery = <T>(work: (query: Query) => Promise<T>) => Promise<T>;
-
-const SELECT_KEYS =
-  'SELECT kid, private_key, created_at, retired_at, origin FROM signing_keys ORDER BY retired_at IS NOT NULL, coalesce(retired_at, created_at) DESC, kid';
-
-function keyFrom(row: KeyRow): SigningKey {
-  return { kid: row.kid, privateKeyPem: row.private_key, createdAt: row.created_at, retiredAt: row.retired_at, origin: row.origin };
-}
 
 async function insert(query: Query, key: NewSigningKey): Promise<void> {
   await query('INSERT INTO signing_keys (kid, private_key, created_at, retired_at, origin) VALUES ($1, $2, $3, NULL, $4)', [
@@ -41,13 +33,13 @@ export class PostgresSigningKeys implements SigningKeyStore {
   ) {}
 
   async all(): Promise<SigningKey[]> {
-    return (await this.query<KeyRow>(SELECT_KEYS)).map(keyFrom);
+    return (await this.query<SigningKeyRow>(SELECT_SIGNING_KEYS)).map(signingKeyFrom);
   }
 
   initialise(key: NewSigningKey): Promise<SigningKey> {
     return this.write(async (query) => {
-      const [current] = await query<KeyRow>(`${SELECT_KEYS} LIMIT 1`);
-      if (current?.retired_at === null) return keyFrom(current);
+      const [current] = await query<SigningKeyRow>(`${SELECT_SIGNING_KEYS} LIMIT 1`);
+      if (current?.retired_at === null) return signingKeyFrom(current);
       await insert(query, key);
       return { ...key, retiredAt: null };
     });

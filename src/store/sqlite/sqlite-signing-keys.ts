@@ -2,25 +2,17 @@
 // keys only), writes through the store's write queue on the write connection. A partial unique
 // index lets at most one row be current (retired_at NULL).
 import type Database from 'better-sqlite3';
-import type { NewSigningKey, SigningKey, SigningKeyStore } from '../signing-keys.js';
-
-interface KeyRow {
-  kid: string;
-  private_key: string;
-  created_at: number;
-  retired_at: number | null;
-  origin: SigningKey['origin'];
-}
+import {
+  SELECT_SIGNING_KEYS,
+  signingKeyFrom,
+  type SigningKeyRow,
+  type NewSigningKey,
+  type SigningKey,
+  type SigningKeyStore,
+} from '../signing-keys.js';
 
 /** Runs `work` on the write connection inside one of the store's write transactions. */
 export type WriteOnConnection = <T>(work: (db: Database.Database) => T) => Promise<T>;
-
-const SELECT_KEYS =
-  'SELECT kid, private_key, created_at, retired_at, origin FROM signing_keys ORDER BY retired_at IS NOT NULL, coalesce(retired_at, created_at) DESC, kid';
-
-function keyFrom(row: KeyRow): SigningKey {
-  return { kid: row.kid, privateKeyPem: row.private_key, createdAt: row.created_at, retiredAt: row.retired_at, origin: row.origin };
-}
 
 function insert(db: Database.Database, key: NewSigningKey): void {
   db.prepare('INSERT INTO signing_keys (kid, private_key, created_at, retired_at, origin) VALUES (?, ?, ?, NULL, ?)').run(
@@ -38,13 +30,13 @@ export class SqliteSigningKeys implements SigningKeyStore {
   ) {}
 
   async all(): Promise<SigningKey[]> {
-    return this.reader.prepare<[], KeyRow>(SELECT_KEYS).all().map(keyFrom);
+    return this.reader.prepare<[], SigningKeyRow>(SELECT_SIGNING_KEYS).all().map(signingKeyFrom);
   }
 
   initialise(key: NewSigningKey): Promise<SigningKey> {
     return this.write((db) => {
-      const current = db.prepare<[], KeyRow>(`${SELECT_KEYS} LIMIT 1`).get();
-      if (current?.retired_at === null) return keyFrom(current);
+      const current = db.prepare<[], SigningKeyRow>(`${SELECT_SIGNING_KEYS} LIMIT 1`).get();
+      if (current?.retired_at === null) return signingKeyFrom(current);
       insert(db, key);
       return { ...key, retiredAt: null };
     });
