@@ -44,7 +44,7 @@ export type GroupPatch = Partial<Pick<Group, 'displayName' | 'managedBy'>>;
 /** Untyped "key:value" metadata changes, as NetAuth's UM call. */
 export type UntypedMetaChange =
   | { action: 'upsert'; key: string; value: string }
-  /** Removes every entry whose key starts with `key` (so `fail2lock` clears `fail2lock:RESET` and `fail2lock{x}:…`). */
+  /** Removes every entry whose key starts with `key` (so `site` clears `site:x` and `site{x}:…`). */
   | { action: 'clear-fuzzy'; key: string }
   /** Removes the entries whose key is exactly `key`. */
   | { action: 'clear-exact'; key: string };
