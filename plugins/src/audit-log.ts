@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// audit-log: one JSON line per committed change (who, what, when, which request), appended to a
+// audit-log: one JSON line per committed change (who, from where, what, when, which request), appended to a
 // file from the committed events: a change that was rolled back (vetoed, failed) leaves no line.
 // Delivery is at least once, so an event may come twice (a retry after a timeout, a restart):
 // a line whose event (seq + request id) is already among the file's last lines is not written again.
@@ -40,7 +40,7 @@ function eventKey(seq: unknown, requestId: unknown): string {
 
 export class AuditLog extends ConfiguredPlugin(schema) {
   override readonly name = 'audit-log';
-  override readonly version = '2.0.0';
+  override readonly version = '2.1.0';
   private file: FileHandle | undefined;
   /** Keys of the events written lately, oldest first. */
   private readonly written = new Set<string>();
@@ -67,6 +67,11 @@ export class AuditLog extends ConfiguredPlugin(schema) {
       seq: event.seq,
       requestId: event.requestId,
       caller: event.caller,
+      // Where the request came from; absent from an event committed by a host older than these fields, or (address, agent, client) not known.
+      source: event.source,
+      clientAddress: event.clientAddress,
+      userAgent: event.userAgent,
+      client: event.client,
       operation: event.operation,
       hook,
       [event.subjectKind]: event.subjectKey,

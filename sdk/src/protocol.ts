@@ -188,15 +188,9 @@ export type RequestSource = (typeof REQUEST_SOURCES)[number];
 /** The longest user agent a hook is given; a longer one is cut to this many characters. */
 export const MAX_USER_AGENT_LENGTH = 256;
 
-/** Per-request information every hook receives. */
-export interface HookContext<S extends Entity | Group = Entity | Group> {
-  /** The id of the API request, also in every host log line about it. */
-  requestId: string;
-  /** The operation being performed, e.g. `entity.update-meta`: one of OPERATIONS (hooks.ts), at the hook's point. */
-  operation: OperationName;
-  /** The authenticated entity id making the request, or null for the server itself. */
-  caller: string | null;
-  /** How the request reached the server (see REQUEST_SOURCES). Absent only from hosts older than this field. */
+/** Where a request came from, as a hook's context and the request's committed events carry it. */
+export interface RequestProvenance {
+  /** How the request reached the server (see REQUEST_SOURCES). Absent only from hosts older than this field (and from events they committed). */
   source?: RequestSource;
   /**
    * The client's network address when the request came over HTTP: the TCP peer, or, when that peer
@@ -211,6 +205,16 @@ export interface HookContext<S extends Entity | Group = Entity | Group> {
    * `cli/<version>`). Informative only: any client can send it, so it is no security boundary.
    */
   client?: string;
+}
+
+/** Per-request information every hook receives. */
+export interface HookContext<S extends Entity | Group = Entity | Group> extends RequestProvenance {
+  /** The id of the API request, also in every host log line about it. */
+  requestId: string;
+  /** The operation being performed, e.g. `entity.update-meta`: one of OPERATIONS (hooks.ts), at the hook's point. */
+  operation: OperationName;
+  /** The authenticated entity id making the request, or null for the server itself. */
+  caller: string | null;
   /** POST hooks of the points that change an existing object (LIFECYCLE_POINTS' `update`): the object as it was before this request. Never a secret or a hash. */
   before?: S;
   /** Epoch milliseconds after which the host stops waiting for this call. */
@@ -240,9 +244,11 @@ export interface HookResult {
 
 /**
  * One change as committed: what the outbox holds and a committed hook receives. Never carries a
- * secret or a hash (an entity's `secret` is always "").
+ * secret or a hash (an entity's `secret` is always ""). Its request's provenance (source, client
+ * address, user agent, client) as the request's hooks saw it; an event committed by a host older
+ * than these fields has none of them.
  */
-export interface CommittedEvent<S extends Entity | Group = Entity | Group> {
+export interface CommittedEvent<S extends Entity | Group = Entity | Group> extends RequestProvenance {
   /** The event's number: increasing in commit order across the server, never reused. */
   seq: number;
   point: LifecyclePoint;

@@ -56,6 +56,13 @@ const event = {
     request: { type: 'object', additionalProperties: true },
     requestId: { type: 'string' },
     caller: { type: ['string', 'null'] },
+    source: {
+      type: 'string',
+      description: 'how the request came: api, login, forward-auth or server; absent from events committed before it was recorded',
+    },
+    clientAddress: { type: 'string', description: "the client's address, for requests over HTTP" },
+    userAgent: { type: 'string', description: "the request's User-Agent, when it sent one" },
+    client: { type: 'string', description: 'what its keyhold-client header declared, e.g. cli/1.4.0 (informative only)' },
     at: { type: 'string' },
     deadLetters: { type: 'array', items: deadLetter },
     pendingFor: { type: 'array', items: { type: 'string' } },

@@ -25,7 +25,7 @@ async function serverPluginSettings(configFile: string | undefined): Promise<Plu
 function statusTable(plugins: readonly PluginStatus[]): void {
   if (plugins.length === 0) return line('no plugins loaded');
   table(
-    ['PLUGIN', 'STATE', 'PID', 'VERSION', 'ORDER', 'MODE', 'FAILURE', 'RESTARTS', 'HOOKS', 'LAST ERROR'],
+    ['PLUGIN', 'STATE', 'PID', 'VERSION', 'ORDER', 'MODE', 'FAILURE', 'RESTARTS', 'HOOKS', 'VERIFIES', 'ACTIONS', 'LAST ERROR'],
     plugins.map((p) => [
       p.name,
       p.state,
@@ -36,6 +36,8 @@ function statusTable(plugins: readonly PluginStatus[]): void {
       p.failureMode,
       String(p.restarts),
       p.hooks.join(',') || '-',
+      p.verify ? `${p.verify.mode}: ${p.verify.claims.join(',')}` : '-',
+      p.actions.join(',') || '-',
       p.lastError ?? '',
     ]),
   );
@@ -101,7 +103,7 @@ export function registerPluginCommands(program: Command, deps: PluginCommandDeps
   plugin
     .command('list')
     .description(
-      "the server's plugins: state (starting, ready, restarting, failed), pid, version, order, failure mode, restarts, hooks, last error",
+      "the server's plugins: state (starting, ready, restarting, failed), pid, version, order, failure mode, restarts, hooks, whether it verifies secrets (mode: claims), its admin actions, last error",
     )
     .action(async (_options, command: Command) => {
       const ctx = new CommandContext(command);

@@ -41,6 +41,10 @@ export interface PluginStatus {
   failureMode: FailureMode;
   mode: PluginMode;
   order: number;
+  /** Whether it verifies secrets: the claim rules it declared and the mode it verifies in under the server's settings; null when it does not. */
+  verify: { claims: string[]; mode: VerifyMode } | null;
+  /** The admin actions it offers (POST /v1/plugins/:name/actions/:action); [] for none. */
+  actions: string[];
 }
 
 export interface SupervisorOptions {
@@ -188,6 +192,8 @@ export class PluginSupervisor {
       failureMode: this.options.entry.failureMode,
       mode: this.options.entry.mode,
       order: this.options.entry.order,
+      verify: this.declared.verify && this.mode ? { claims: [...this.declared.verify.claims], mode: this.mode } : null,
+      actions: [...(this.declared.actions ?? [])],
     };
   }
 

@@ -19,6 +19,7 @@ import {
   type JsonObject,
   type LifecyclePoint,
   type OperationName,
+  type RequestProvenance,
   type RequestSource,
 } from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../errors.js';
@@ -59,20 +60,19 @@ export function serverRequest(requestId: string): RequestInfo {
   return { requestId, caller: null, capabilities: ['GLOBAL_ROOT'], source: 'server' };
 }
 
-/** The context the request's hooks start from: the request's side of RequestInfo, the fields it lacks left out. */
-export function hookContext(info: RequestInfo, operation: OperationName, deadline: number): HookContext {
-  const { requestId, caller, source = 'server', clientAddress, userAgent, client } = info;
+/** Where the request came from, as its hooks' context and its committed events carry it: the fields it lacks left out. */
+function provenance({ source = 'server', clientAddress, userAgent, client }: RequestInfo): RequestProvenance {
   return {
-    requestId,
-    operation,
-    caller,
     source,
     ...(clientAddress !== undefined && { clientAddress }),
     ...(userAgent !== undefined && { userAgent }),
     ...(client !== undefined && { client }),
-    deadline,
-    state: {},
   };
+}
+
+/** The context the request's hooks start from: the request's side of RequestInfo, the fields it lacks left out. */
+export function hookContext(info: RequestInfo, operation: OperationName, deadline: number): HookContext {
+  return { requestId: info.requestId, operation, caller: info.caller, ...provenance(info), deadline, state: {} };
 }
 
 /** One operation, described as the stages the engine runs. */
@@ -246,7 +246,7 @@ function checkDeadline(deadline: number, where: string): void {
   if (Date.now() >= deadline) throw pastDeadline(where);
 }
 
-/** Appends the step's event: the object before it and as written (read back: exactly what was saved), never a secret. */
+/** Appends the step's event: the object before it and as written (read back: exactly what was saved), where the request came from, never a secret. */
 async function appendEvent(tx: StoreTransaction, step: LifecycleStep<Subject>, loaded: Subject, info: RequestInfo): Promise<void> {
   const subjectKind = 'id' in loaded ? 'entity' : 'group';
   const subjectKey = 'id' in loaded ? loaded.id : loaded.name;
@@ -262,6 +262,7 @@ async function appendEvent(tx: StoreTransaction, step: LifecycleStep<Subject>, l
     request,
     requestId: info.requestId,
     caller: info.caller,
+    ...provenance(info),
     at: new Date().toISOString(),
   });
 }

@@ -1,8 +1,8 @@
 // The outbox's rows as both stores keep them (the same columns in SQLite and PostgreSQL): the
-// objects and the request as one JSON body, times as epoch ms; and their mapping to the
+// objects, the request and where it came from as one JSON body, times as epoch ms; and their mapping to the
 // CommittedEvent and DeadLetter the outbox's callers see.
-import type { CommittedEvent, JsonObject, LifecyclePoint, OperationName, SubjectKind } from 'keyhold-plugin-sdk';
-import type { DeadLetter } from './outbox.js';
+import type { CommittedEvent, JsonObject, LifecyclePoint, OperationName, RequestProvenance, SubjectKind } from 'keyhold-plugin-sdk';
+import type { DeadLetter, NewEvent } from './outbox.js';
 
 export interface EventRow {
   seq: number;
@@ -24,13 +24,23 @@ export interface DeadLetterRow {
   failed_at: number;
 }
 
-/** What lives in the body column: the objects and the request, JSON. */
-export type EventBody = Pick<CommittedEvent, 'before' | 'after' | 'request'>;
+/**
+ * What lives in the body column: the objects, the request and where it came from, JSON. Rows
+ * written before the provenance fields existed have none of them: they read as events without.
+ */
+type EventBody = Pick<CommittedEvent, 'before' | 'after' | 'request' | keyof RequestProvenance>;
+
+/** The body column of `event`. */
+export function eventBody({ before, after, request, source, clientAddress, userAgent, client }: NewEvent): string {
+  const body: EventBody = { before, after, request, source, clientAddress, userAgent, client };
+  // JSON.stringify leaves out the fields that are undefined.
+  return JSON.stringify(body);
+}
 
 export const EVENT_COLUMNS = 'seq, at, point, operation, subject_kind, subject_key, request_id, caller, body';
 
 export function eventFrom(row: EventRow): CommittedEvent {
-  const body = JSON.parse(row.body) as EventBody;
+  const { source, clientAddress, userAgent, client, ...body } = JSON.parse(row.body) as EventBody;
   return {
     seq: row.seq,
     point: row.point,
@@ -42,6 +52,10 @@ export function eventFrom(row: EventRow): CommittedEvent {
     request: body.request as JsonObject,
     requestId: row.request_id,
     caller: row.caller,
+    ...(source !== undefined && { source }),
+    ...(clientAddress !== undefined && { clientAddress }),
+    ...(userAgent !== undefined && { userAgent }),
+    ...(client !== undefined && { client }),
     at: new Date(row.at).toISOString(),
   };
 }

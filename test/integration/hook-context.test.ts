@@ -1,8 +1,9 @@
 // What a plugin is told about each request, seen by a real plugin process (context-recorder) in a
 // real server: where the request came from (the TCP peer, or the address a trusted proxy forwarded,
 // never one a client merely claims), its user agent, how it came (token, login, forward auth, the
-// server), what the CLI says it is, the object as it was before an update on POST and committed
-// hooks, only operations of the typed list, and never a secret or a hash in any of it.
+// server), what the CLI says it is (all of these in the request's committed events too), the object
+// as it was before an update on POST and committed hooks, only operations of the typed list, and
+// never a secret or a hash in any of it.
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -110,6 +111,12 @@ describe('the context hooks get', () => {
     const event = await committed('committedEntityUpdate', requestId);
     assert.deepEqual([event.before?.meta.displayName, event.after?.meta.displayName], ['alice', 'Alice Two']);
     assert.deepEqual(event.before, post.context?.before, 'POST hooks and committed events name the same object `before`');
+    // The committed event says where the request came from, as its hooks were told; /v1/events shows it.
+    const origin = (e: Partial<CommittedEvent>) => [e.source, e.clientAddress, e.userAgent, e.client];
+    assert.deepEqual(origin(event), ['api', '127.0.0.1', 'context-test/1.0', undefined]);
+    const shown = await call(url, 'GET', `/v1/events/${event.seq}`, { token: root });
+    assert.equal(shown.status, 200, shown.text);
+    assert.deepEqual(origin(shown.body), origin(event));
   });
 
   it('a login through the trusted proxy: the address it forwarded; from any other peer: the peer, whatever it claims', async () => {
@@ -123,6 +130,12 @@ describe('the context hooks get', () => {
     assert.equal(viaProxy.status, 200);
     const proxied = callsOf(viaProxy.headers['x-request-id'] as string).preAuthCheck?.context;
     assert.deepEqual([proxied?.source, proxied?.caller, proxied?.clientAddress], ['login', null, '198.51.100.7']);
+    const event = await committed('committedAuthCheck', viaProxy.headers['x-request-id'] as string);
+    assert.deepEqual(
+      [event.source, event.caller, event.clientAddress],
+      ['login', null, '198.51.100.7'],
+      'its event: the forwarded address',
+    );
     const spoofed = await postFrom(
       '127.0.0.3',
       url,
@@ -176,6 +189,10 @@ describe('the context hooks get', () => {
     assert.deepEqual([context.before?.meta.locked, lock.subject?.meta.locked], [false, true]);
     const event = await committed('committedEntityLock', context.requestId);
     assert.deepEqual([event.before?.meta.locked, event.after?.meta.locked], [false, true]);
+    assert.deepEqual([event.source, event.client, event.userAgent], ['api', `cli/${VERSION}`, `keyhold-cli/${VERSION}`]);
+    const shown = expectCode(await runCli(['events', 'show', String(event.seq)], env), 0, 'events show').stdout;
+    for (const field of [/^source: +api$/m, /^client address: +127\.0\.0\.1$/m, /^user agent: +keyhold-cli\//m, /^client: +cli\//m])
+      assert.match(shown, field);
     // Any client can say it is the CLI (informative only); a malformed declaration is left out.
     for (const [header, client] of [
       ['cli/9.9.9', 'cli/9.9.9'],

@@ -49,6 +49,8 @@ const status = {
   failureMode: 'closed',
   mode: 'shadow',
   order: 100,
+  verify: { claims: ['marker'], mode: 'also' },
+  actions: ['enrol', 'remove'],
 };
 
 describe('keyhold plugin', () => {
@@ -86,7 +88,7 @@ describe('keyhold plugin', () => {
     assert.equal(code, 0);
     assert.deepEqual(server.requests, [{ method: 'GET', url: '/v1/plugins', authorization: 'Bearer tok' }]);
     assert.match(stdout, /^PLUGIN +STATE +PID/m);
-    assert.match(stdout, /^rec +ready +42 +1\.2\.3 +100 +shadow +closed +0 +preEntityCreate/m);
+    assert.match(stdout, /^rec +ready +42 +1\.2\.3 +100 +shadow +closed +0 +preEntityCreate +also: marker +enrol,remove/m);
   });
 
   it("reload posts to /v1/plugins/reload; a refused reload prints the server's reason and exits 1", async (t) => {

@@ -28,7 +28,7 @@ import {
 } from '../fixtures/plugin-host.js';
 
 describe('loading and calling plugins', () => {
-  it('starts every plugin and reports name, state, pid, version, hooks, order, failure mode and mode', async (t) => {
+  it('starts every plugin and reports name, state, pid, version, hooks, order, failure mode, mode, verify and actions', async (t) => {
     const { host } = await startHost(
       t,
       { rec: 'recorder', faulty: 'faulty' },
@@ -49,6 +49,8 @@ describe('loading and calling plugins', () => {
         failureMode: 'open',
         mode: 'shadow',
         order: 5,
+        verify: null,
+        actions: [],
       },
     );
     assert.equal(second!.name, 'rec');

@@ -59,6 +59,34 @@ describe('audit-log', () => {
     assert.equal((await stat(file)).mode & 0o777, 0o600);
   });
 
+  it('says where the request came from: source, client address, user agent and client, when the event has them', async () => {
+    const file = join(dir, 'provenance.log');
+    const h = await PluginHarness.start(new AuditLog(), { config: { file } });
+    const from = { source: 'api', clientAddress: '192.0.2.10', userAgent: 'keyhold-cli/1.0.0', client: 'cli/1.0.0' } as const;
+    await h.deliver('committedEntityLock', { after: fakeEntity(), ...from });
+    await h.deliver('committedEntityLock', { after: fakeEntity(), source: 'server' });
+    // An event committed by an older server has none of them.
+    await h.deliver('committedEntityLock', { after: fakeEntity() });
+    const [full, server, old] = await lines(file);
+    assert.deepEqual([full!.source, full!.clientAddress, full!.userAgent, full!.client], Object.values(from));
+    assert.deepEqual(Object.keys(full!), [
+      'time',
+      'seq',
+      'requestId',
+      'caller',
+      'source',
+      'clientAddress',
+      'userAgent',
+      'client',
+      'operation',
+      'hook',
+      'entity',
+      'request',
+    ]);
+    assert.deepEqual(Object.keys(server!), ['time', 'seq', 'requestId', 'caller', 'source', 'operation', 'hook', 'entity', 'request']);
+    assert.deepEqual(Object.keys(old!), ['time', 'seq', 'requestId', 'caller', 'operation', 'hook', 'entity', 'request']);
+  });
+
   it('removes any field named secret from the request, at any depth', async () => {
     const file = join(dir, 'secret.log');
     const h = await PluginHarness.start(new AuditLog(), { config: { file } });

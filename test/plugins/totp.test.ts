@@ -255,3 +255,17 @@ describe('totp: codes from oathtool through a real server', { skip: !OATHTOOL &&
     assert.ok(JSON.stringify(keys.body).includes('secret/carol'), keys.text);
   });
 });
+
+describe('totp: what the server shows of it', () => {
+  it('/v1/plugins and keyhold plugin list show that it verifies secrets (its claims, in also mode) and its admin actions', async (t) => {
+    const { url, token } = await totpServer(t);
+    const [listed] = (await call(url, 'GET', '/v1/plugins', { token })).body.plugins;
+    assert.deepEqual([listed.name, listed.verify, listed.actions], ['totp', { claims: ['marker'], mode: 'also' }, ['enrol', 'remove']]);
+    const cli = (args: string[]) => runCli(args, { KEYHOLD_SERVER: url, KEYHOLD_TOKEN: token });
+    const json = expectCode(await cli(['--json', 'plugin', 'list']), 0, 'plugin list --json');
+    assert.deepEqual(JSON.parse(json.stdout), [listed]);
+    const table = expectCode(await cli(['plugin', 'list']), 0, 'plugin list');
+    assert.match(table.stdout, /^PLUGIN .* VERIFIES +ACTIONS +LAST ERROR$/m);
+    assert.match(table.stdout, /^totp +ready .* also: marker +enrol,remove *$/m);
+  });
+});

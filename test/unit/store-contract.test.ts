@@ -5,9 +5,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import Database from 'better-sqlite3';
-import { encodeEntity, encodeGroup, parseEntity, parseGroup, type Entity } from 'keyhold-plugin-sdk';
+import { encodeEntity, encodeGroup, parseEntity, parseGroup, type Entity, type RequestProvenance } from 'keyhold-plugin-sdk';
 import { MIGRATIONS } from '../../src/store/sqlite/migrations.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import { eventFrom, type EventRow } from '../../src/store/event-rows.js';
 import type { NewEvent } from '../../src/store/outbox.js';
 import { PG_MIGRATIONS } from '../../src/store/postgres/migrations.js';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
@@ -417,6 +418,71 @@ forEachStore((kind, openStore) => {
       );
       assert.equal(await store.write((tx) => tx.outbox.removeDeadLetter('p1', second!)), true);
       assert.equal(await store.write((tx) => tx.outbox.removeDeadLetter('p1', second!)), false);
+    });
+
+    it("keeps an event's provenance (source, client address, user agent, client), and reads one without it as without", async () => {
+      const event = (key: string, provenance: RequestProvenance): NewEvent => ({
+        point: 'EntityLock',
+        operation: 'entity.lock',
+        subjectKind: 'entity',
+        subjectKey: key,
+        before: null,
+        after: null,
+        request: {},
+        requestId: `r-${key}`,
+        caller: 'root',
+        ...provenance,
+        at: new Date(1000).toISOString(),
+      });
+      const full = { source: 'api', clientAddress: '192.0.2.10', userAgent: 'keyhold-cli/1.0.0', client: 'cli/1.0.0' } as const;
+      const [withAll, serverOnly, none] = await store.write(async (tx) => [
+        await tx.outbox.append(event('full', full)),
+        await tx.outbox.append(event('server', { source: 'server' })),
+        await tx.outbox.append(event('none', {})),
+      ]);
+      const provenance = async (seq: number) => {
+        const { source, clientAddress, userAgent, client, ...rest } = (await store.outbox.event(seq))!;
+        assert.equal(rest.requestId, `r-${rest.subjectKey}`);
+        return { source, clientAddress, userAgent, client };
+      };
+      assert.deepEqual(await provenance(withAll!), full);
+      const absent = { source: undefined, clientAddress: undefined, userAgent: undefined, client: undefined };
+      assert.deepEqual(await provenance(serverOnly!), { ...absent, source: 'server' });
+      assert.deepEqual(await provenance(none!), absent);
+      assert.deepEqual(
+        Object.keys((await store.outbox.event(none!))!).sort(),
+        Object.keys(event('k', {})).concat('seq').sort(),
+        'no field set to undefined',
+      );
+    });
+  });
+});
+
+describe('outbox rows', () => {
+  it('reads a body written before the provenance fields (before, after, request only) as an event without them', () => {
+    const row: EventRow = {
+      seq: 7,
+      at: 1000,
+      point: 'EntityLock',
+      operation: 'entity.lock',
+      subject_kind: 'entity',
+      subject_key: 'alice',
+      request_id: 'r-7',
+      caller: 'root',
+      body: '{"before":null,"after":null,"request":{"reason":"left"}}',
+    };
+    assert.deepEqual(eventFrom(row), {
+      seq: 7,
+      point: 'EntityLock',
+      operation: 'entity.lock',
+      subjectKind: 'entity',
+      subjectKey: 'alice',
+      before: null,
+      after: null,
+      request: { reason: 'left' },
+      requestId: 'r-7',
+      caller: 'root',
+      at: new Date(1000).toISOString(),
     });
   });
 });

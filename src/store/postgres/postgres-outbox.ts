@@ -7,7 +7,7 @@
 // and reading "after the cursor" never skips one. (A rolled-back append leaves a gap that nothing
 // fills later, which readers need not wait for.)
 import type { CommittedEvent, LifecyclePoint } from 'keyhold-plugin-sdk';
-import { deadLetterFrom, EVENT_COLUMNS, eventFrom, type DeadLetterRow, type EventBody, type EventRow } from '../event-rows.js';
+import { deadLetterFrom, EVENT_COLUMNS, eventBody, eventFrom, type DeadLetterRow, type EventRow } from '../event-rows.js';
 import type { Backlog, DeadLetter, NewEvent, OutboxReader, OutboxWriter } from '../outbox.js';
 import type { Query } from './postgres-reader.js';
 
@@ -62,7 +62,6 @@ export class PostgresOutboxWriter implements OutboxWriter {
   constructor(private readonly query: Query) {}
 
   async append(event: NewEvent): Promise<number> {
-    const body: EventBody = { before: event.before, after: event.after, request: event.request };
     const [row] = await this.query<{ seq: number }>(
       'INSERT INTO events (at, point, operation, subject_kind, subject_key, request_id, caller, body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING seq',
       [
@@ -73,7 +72,7 @@ export class PostgresOutboxWriter implements OutboxWriter {
         event.subjectKey,
         event.requestId,
         event.caller,
-        JSON.stringify(body),
+        eventBody(event),
       ],
     );
     return row!.seq;

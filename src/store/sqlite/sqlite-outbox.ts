@@ -3,7 +3,7 @@
 // they grow in commit order (one write transaction at a time) and are never reused after pruning.
 import type Database from 'better-sqlite3';
 import type { CommittedEvent, LifecyclePoint } from 'keyhold-plugin-sdk';
-import { deadLetterFrom, EVENT_COLUMNS, eventFrom, type DeadLetterRow, type EventBody, type EventRow } from '../event-rows.js';
+import { deadLetterFrom, EVENT_COLUMNS, eventBody, eventFrom, type DeadLetterRow, type EventRow } from '../event-rows.js';
 import type { Backlog, DeadLetter, NewEvent, OutboxReader, OutboxWriter } from '../outbox.js';
 
 /** `point IN (?, ?, …)` for the given points, with its parameters; no condition when `points` is undefined. */
@@ -62,7 +62,6 @@ export class SqliteOutboxWriter implements OutboxWriter {
   constructor(private readonly db: () => Database.Database) {}
 
   async append(event: NewEvent): Promise<number> {
-    const body: EventBody = { before: event.before, after: event.after, request: event.request };
     const result = this.db()
       .prepare(
         'INSERT INTO events (at, point, operation, subject_kind, subject_key, request_id, caller, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
@@ -75,7 +74,7 @@ export class SqliteOutboxWriter implements OutboxWriter {
         event.subjectKey,
         event.requestId,
         event.caller,
-        JSON.stringify(body),
+        eventBody(event),
       );
     return Number(result.lastInsertRowid);
   }
