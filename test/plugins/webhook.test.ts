@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { implementedHooks, Veto, type JsonObject } from 'keyhold-plugin-sdk';
 import { fakeEntity, PluginHarness } from 'keyhold-plugin-sdk/testing';
 import { Webhook } from '../../plugins/src/webhook.js';
@@ -72,16 +73,26 @@ describe('webhook', () => {
 
   it('fails on a timeout, without retrying', async () => {
     let calls = 0;
+    let arrived!: () => void;
+    const reached = new Promise<void>((resolve) => (arrived = resolve));
     service.handler = (_body, res) => {
       calls++;
-      setTimeout(() => reply(res, 200), 500).unref();
+      arrived();
+      setTimeout(() => reply(res, 200), 3000).unref();
     };
-    const h = await start({ timeout: '50ms', retries: 3, retryBaseInterval: '1ms' });
+    // Long enough for the request to reach the service on a busy machine: one that arrived after this test would be counted by the next one's handler.
+    const h = await start({ timeout: '400ms', retries: 3, retryBaseInterval: '1ms' });
     await assert.rejects(
       h.call('preEntityCreate', alice),
-      (e: unknown) => !(e instanceof Veto) && /did not answer within 50 ms/.test((e as Error).message),
+      (e: unknown) => !(e instanceof Veto) && /did not answer within 400 ms/.test((e as Error).message),
     );
+    await Promise.race([reached, sleep(10_000)]);
     assert.equal(calls, 1);
+    assert.deepEqual(
+      h.logs.filter((r) => r.level === 'warn'),
+      [],
+      'a timeout is not retried',
+    );
   });
 
   it('stops its HTTP call when the host cancels the hook, and sends no signal on the wire', async () => {

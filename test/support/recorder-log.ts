@@ -15,15 +15,15 @@ export interface RecordedAttempt {
   pid: number;
 }
 
-/** The attempts recorded in `file` so far (none when it does not exist yet). */
+/**
+ * The attempts recorded in `file` so far (none when it does not exist yet). Only whole lines: the
+ * plugin may be writing one while the test reads, and what follows the last newline is not whole.
+ */
 export function recordedAttempts(file: string): RecordedAttempt[] {
-  return existsSync(file)
-    ? readFileSync(file, 'utf8')
-        .trimEnd()
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as RecordedAttempt)
-    : [];
+  if (!existsSync(file)) return [];
+  const lines = readFileSync(file, 'utf8').split('\n');
+  lines.pop();
+  return lines.filter(Boolean).map((l) => JSON.parse(l) as RecordedAttempt);
 }
 
 /** Polls `check` every 20 ms until it holds, failing with `what` after `limitMs`. */
