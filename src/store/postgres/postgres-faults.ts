@@ -5,39 +5,26 @@
 import { DatabaseError } from 'pg';
 import { KeyholdError } from '../../errors.js';
 import { catalogFaultKind, type StoreFaultKind } from '../store-fault-kind.js';
+import { uniquenessError, type Inserted, type UniqueKey } from '../uniqueness-errors.js';
 
 /** What a client is told to wait before it retries a write refused for a lock (Retry-After). */
 const RETRY_AFTER_SECONDS = 1;
 
-/** The object an insert was about, for the messages of uniqueness errors. */
-export interface Inserted {
-  kind: 'entity' | 'group';
-  key: string;
-  number: number;
-}
+/** The unique key of each unique constraint (named in migrations.ts). */
+const UNIQUE_CONSTRAINTS: Record<string, UniqueKey> = {
+  entities_id_key: 'entity id',
+  groups_name_key: 'group name',
+  entities_number_key: 'number',
+  groups_number_key: 'number',
+  memberships_key: 'membership',
+  expansions_key: 'expansion',
+};
 
-/** Maps the uniqueness violations PostgreSQL raises (by constraint name, see migrations.ts) to the catalog; anything else passes through. */
+/** Maps the uniqueness violations PostgreSQL raises (by constraint name) to the catalog; anything else passes through. */
 export function mapConstraintError(err: unknown, inserted?: Inserted): unknown {
-  if (!(err instanceof DatabaseError) || err.code !== '23505') return err;
-  const name = inserted ? ` "${inserted.key}"` : '';
-  switch (err.constraint) {
-    case 'entities_id_key':
-      return new KeyholdError('KH_ERR_ENTITY_EXISTS', `an entity${name} already exists`);
-    case 'groups_name_key':
-      return new KeyholdError('KH_ERR_GROUP_EXISTS', `a group${name} already exists`);
-    case 'entities_number_key':
-    case 'groups_number_key':
-      return new KeyholdError(
-        'KH_ERR_NUMBER_TAKEN',
-        inserted ? `${inserted.kind} number ${inserted.number} is already in use` : 'that number is already in use',
-      );
-    case 'memberships_key':
-      return new KeyholdError('KH_ERR_ALREADY_MEMBER', 'the entity is already a direct member of the group');
-    case 'expansions_key':
-      return new KeyholdError('KH_ERR_EXPANSION_EXISTS', 'the group already has an expansion of that target');
-    default:
-      return err;
-  }
+  if (!(err instanceof DatabaseError) || err.code !== '23505' || err.constraint === undefined) return err;
+  const key = Object.hasOwn(UNIQUE_CONSTRAINTS, err.constraint) ? UNIQUE_CONSTRAINTS[err.constraint] : undefined;
+  return key === undefined ? err : uniquenessError(key, inserted);
 }
 
 /** True for a foreign-key violation (SQLSTATE 23503). */

@@ -7,7 +7,8 @@ import { encodeEntity, encodeGroup, type Capability, type Entity, type Group } f
 import { KeyholdError } from '../../errors.js';
 import type { OutboxWriter } from '../outbox.js';
 import type { StoreTransaction, SubjectRef, ThrottleRecord } from '../store.js';
-import { isForeignKeyViolation, mapConstraintError, type Inserted } from './postgres-faults.js';
+import type { Inserted } from '../uniqueness-errors.js';
+import { isForeignKeyViolation, mapConstraintError } from './postgres-faults.js';
 import { PostgresOutboxWriter } from './postgres-outbox.js';
 import { numberFor, PostgresReader, type Query } from './postgres-reader.js';
 

@@ -5,6 +5,7 @@ import Database from 'better-sqlite3';
 import { decodeEntity, decodeGroup, type Capability, type Entity, type ExpansionMode, type Group } from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../../errors.js';
 import type { LoginRecord, SearchQuery, StoreReader, SubjectRef, ThrottleRecord } from '../store.js';
+import { uniquenessError, type Inserted, type UniqueKey } from '../uniqueness-errors.js';
 import { BUSY_WAIT_MS, retryWhileBusy, toStoreError } from './store-faults.js';
 import * as throttle from './throttle-rows.js';
 
@@ -38,29 +39,23 @@ function searchParams(query: SearchQuery): SearchParams {
   return { after: query.after ?? '', pattern: `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`, limit: query.limit ?? DEFAULT_SEARCH_LIMIT };
 }
 
-/** The object an insert was about, for the messages of uniqueness errors. */
-interface Inserted {
-  kind: 'entity' | 'group';
-  key: string;
-  number: number;
+/** The unique key a uniqueness error of SQLite names (by its column in the message), undefined for any other error. */
+function refusedKey(err: unknown): UniqueKey | undefined {
+  if (!(err instanceof Database.SqliteError && (err.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || err.code === 'SQLITE_CONSTRAINT_UNIQUE')))
+    return undefined;
+  const m = err.message;
+  if (m.includes('entities.id')) return 'entity id';
+  if (m.includes('groups.name')) return 'group name';
+  if (m.includes('.number')) return 'number';
+  if (m.includes('memberships.')) return 'membership';
+  if (m.includes('expansions.')) return 'expansion';
+  return undefined;
 }
 
 /** Maps the uniqueness errors SQLite raises to the catalog; anything else passes through. */
 function mapConstraintError(err: unknown, inserted?: Inserted): unknown {
-  if (!(err instanceof Database.SqliteError && (err.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || err.code === 'SQLITE_CONSTRAINT_UNIQUE')))
-    return err;
-  const m = err.message;
-  const name = inserted ? ` "${inserted.key}"` : '';
-  if (m.includes('entities.id')) return new KeyholdError('KH_ERR_ENTITY_EXISTS', `an entity${name} already exists`);
-  if (m.includes('groups.name')) return new KeyholdError('KH_ERR_GROUP_EXISTS', `a group${name} already exists`);
-  if (m.includes('.number'))
-    return new KeyholdError(
-      'KH_ERR_NUMBER_TAKEN',
-      inserted ? `${inserted.kind} number ${inserted.number} is already in use` : 'that number is already in use',
-    );
-  if (m.includes('memberships.')) return new KeyholdError('KH_ERR_ALREADY_MEMBER', 'the entity is already a direct member of the group');
-  if (m.includes('expansions.')) return new KeyholdError('KH_ERR_EXPANSION_EXISTS', 'the group already has an expansion of that target');
-  return err;
+  const key = refusedKey(err);
+  return key === undefined ? err : uniquenessError(key, inserted);
 }
 
 /** Runs synchronous better-sqlite3 work as the interface's promise: errors reject (mapped), never throw. */
