@@ -31,10 +31,27 @@ export interface DeadLetterRow {
 type EventBody = Pick<CommittedEvent, 'before' | 'after' | 'request' | keyof RequestProvenance>;
 
 /** The body column of `event`. */
-export function eventBody({ before, after, request, source, clientAddress, userAgent, client }: NewEvent): string {
+function eventBody({ before, after, request, source, clientAddress, userAgent, client }: NewEvent): string {
   const body: EventBody = { before, after, request, source, clientAddress, userAgent, client };
   // JSON.stringify leaves out the fields that are undefined.
   return JSON.stringify(body);
+}
+
+/** The columns an append writes, in the order of newEventValues. */
+export const NEW_EVENT_COLUMNS = ['at', 'point', 'operation', 'subject_kind', 'subject_key', 'request_id', 'caller', 'body'] as const;
+
+/** An appended event's column values (seq is the database's), in the order of NEW_EVENT_COLUMNS. */
+export function newEventValues(event: NewEvent): [number, string, string, string, string, string, string | null, string] {
+  return [
+    Date.parse(event.at),
+    event.point,
+    event.operation,
+    event.subjectKind,
+    event.subjectKey,
+    event.requestId,
+    event.caller,
+    eventBody(event),
+  ];
 }
 
 export const EVENT_COLUMNS = 'seq, at, point, operation, subject_kind, subject_key, request_id, caller, body';

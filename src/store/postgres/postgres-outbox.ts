@@ -7,9 +7,19 @@
 // and reading "after the cursor" never skips one. (A rolled-back append leaves a gap that nothing
 // fills later, which readers need not wait for.)
 import type { CommittedEvent, LifecyclePoint } from 'keyhold-plugin-sdk';
-import { deadLetterFrom, EVENT_COLUMNS, eventBody, eventFrom, type DeadLetterRow, type EventRow } from '../event-rows.js';
+import {
+  deadLetterFrom,
+  EVENT_COLUMNS,
+  eventFrom,
+  NEW_EVENT_COLUMNS,
+  newEventValues,
+  type DeadLetterRow,
+  type EventRow,
+} from '../event-rows.js';
 import type { Backlog, DeadLetter, NewEvent, OutboxReader, OutboxWriter } from '../outbox.js';
 import type { Query } from './postgres-reader.js';
+
+const INSERT_EVENT = `INSERT INTO events (${NEW_EVENT_COLUMNS.join(', ')}) VALUES (${NEW_EVENT_COLUMNS.map((_, i) => `$${i + 1}`).join(', ')}) RETURNING seq`;
 
 /** `AND point = ANY($n)` for the given points, with its parameter; no condition when `points` is undefined. */
 function pointFilter(points: readonly LifecyclePoint[] | undefined, n: number): [string, unknown[]] {
@@ -62,19 +72,7 @@ export class PostgresOutboxWriter implements OutboxWriter {
   constructor(private readonly query: Query) {}
 
   async append(event: NewEvent): Promise<number> {
-    const [row] = await this.query<{ seq: number }>(
-      'INSERT INTO events (at, point, operation, subject_kind, subject_key, request_id, caller, body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING seq',
-      [
-        Date.parse(event.at),
-        event.point,
-        event.operation,
-        event.subjectKind,
-        event.subjectKey,
-        event.requestId,
-        event.caller,
-        eventBody(event),
-      ],
-    );
+    const [row] = await this.query<{ seq: number }>(INSERT_EVENT, newEventValues(event));
     return row!.seq;
   }
 

@@ -3,8 +3,18 @@
 // they grow in commit order (one write transaction at a time) and are never reused after pruning.
 import type Database from 'better-sqlite3';
 import type { CommittedEvent, LifecyclePoint } from 'keyhold-plugin-sdk';
-import { deadLetterFrom, EVENT_COLUMNS, eventBody, eventFrom, type DeadLetterRow, type EventRow } from '../event-rows.js';
+import {
+  deadLetterFrom,
+  EVENT_COLUMNS,
+  eventFrom,
+  NEW_EVENT_COLUMNS,
+  newEventValues,
+  type DeadLetterRow,
+  type EventRow,
+} from '../event-rows.js';
 import type { Backlog, DeadLetter, NewEvent, OutboxReader, OutboxWriter } from '../outbox.js';
+
+const INSERT_EVENT = `INSERT INTO events (${NEW_EVENT_COLUMNS.join(', ')}) VALUES (${NEW_EVENT_COLUMNS.map(() => '?').join(', ')})`;
 
 /** `point IN (?, ?, …)` for the given points, with its parameters; no condition when `points` is undefined. */
 function pointFilter(points: readonly LifecyclePoint[] | undefined): [string, string[]] {
@@ -63,19 +73,8 @@ export class SqliteOutboxWriter implements OutboxWriter {
 
   async append(event: NewEvent): Promise<number> {
     const result = this.db()
-      .prepare(
-        'INSERT INTO events (at, point, operation, subject_kind, subject_key, request_id, caller, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-      )
-      .run(
-        Date.parse(event.at),
-        event.point,
-        event.operation,
-        event.subjectKind,
-        event.subjectKey,
-        event.requestId,
-        event.caller,
-        eventBody(event),
-      );
+      .prepare(INSERT_EVENT)
+      .run(...newEventValues(event));
     return Number(result.lastInsertRowid);
   }
 
