@@ -4,15 +4,8 @@
 // same stable errors as a hook's.
 import { type JsonObject } from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../errors.js';
-import { PluginCallError } from '../lifecycle/dispatcher.js';
+import { PLUGIN_FAILURE_CODES, PluginCallError } from '../lifecycle/dispatcher.js';
 import type { PluginSupervisor } from './supervisor.js';
-
-const FAILURE_CODES = {
-  veto: 'KH_ERR_PLUGIN_VETO',
-  crash: 'KH_ERR_PLUGIN_FAILED',
-  timeout: 'KH_ERR_PLUGIN_TIMEOUT',
-  unavailable: 'KH_ERR_PLUGIN_UNAVAILABLE',
-} as const;
 
 /** Runs `action` of the plugin called `name` among `plugins`; throws a KeyholdError naming the plugin and the action. */
 export async function runAction(
@@ -39,6 +32,10 @@ export async function runAction(
     const kind = err instanceof PluginCallError ? err.kind : 'crash';
     const reason = (err as Error).message;
     const verb = kind === 'veto' ? 'refused' : 'failed';
-    throw new KeyholdError(FAILURE_CODES[kind], `plugin "${name}" ${verb} action ${action}: ${reason}`, { plugin: name, action, reason });
+    throw new KeyholdError(PLUGIN_FAILURE_CODES[kind], `plugin "${name}" ${verb} action ${action}: ${reason}`, {
+      plugin: name,
+      action,
+      reason,
+    });
   }
 }

@@ -14,17 +14,10 @@ import {
   type Subject,
 } from 'keyhold-plugin-sdk';
 import { KeyholdError } from '../errors.js';
-import { callHandler, type HookDispatcher, type HookHandler, type PluginCallError } from './dispatcher.js';
+import { callHandler, PLUGIN_FAILURE_CODES, type HookDispatcher, type HookHandler, type PluginCallError } from './dispatcher.js';
 import { watchShadow } from './shadow.js';
 
 export type { Subject } from 'keyhold-plugin-sdk';
-
-const FAILURE_CODES = {
-  veto: 'KH_ERR_PLUGIN_VETO',
-  crash: 'KH_ERR_PLUGIN_FAILED',
-  timeout: 'KH_ERR_PLUGIN_TIMEOUT',
-  unavailable: 'KH_ERR_PLUGIN_UNAVAILABLE',
-} as const;
 
 function pluginError(code: KeyholdError['code'], plugin: string, hook: HookName, reason: string): KeyholdError {
   return new KeyholdError(code, pluginProblem(plugin, hook, reason, code === 'KH_ERR_PLUGIN_VETO'), { plugin, hook, reason });
@@ -77,7 +70,7 @@ export async function runHook<S extends Subject>(
         handler.skipped?.(hook, failure);
         continue;
       }
-      throw pluginError(FAILURE_CODES[failure.kind], handler.plugin, hook, failure.message);
+      throw pluginError(PLUGIN_FAILURE_CODES[failure.kind], handler.plugin, hook, failure.message);
     }
     const next = checked(handler, hook, current, result);
     // An unchanged object stays the same object: the engine saves POST's output only when it is a

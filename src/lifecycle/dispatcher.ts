@@ -33,6 +33,14 @@ export type ShadowOutcome =
   | { kind: 'change'; fields: string[] }
   | { kind: Exclude<PluginFailureKind, 'veto'> | 'invalid'; message: string };
 
+/** The catalog error a plugin call's failure becomes, by its kind: the same for hooks and admin actions. */
+export const PLUGIN_FAILURE_CODES = {
+  veto: 'KH_ERR_PLUGIN_VETO',
+  crash: 'KH_ERR_PLUGIN_FAILED',
+  timeout: 'KH_ERR_PLUGIN_TIMEOUT',
+  unavailable: 'KH_ERR_PLUGIN_UNAVAILABLE',
+} as const satisfies Record<PluginFailureKind, string>;
+
 /** Thrown by HookHandler.call. `message` is the plugin's own message (for a veto) or what went wrong. */
 export class PluginCallError extends Error {
   constructor(
