@@ -3,17 +3,10 @@
 // committed hooks (the outbox's subscribers) and the verify plugins (verifiers.ts). Built once per set, so a call is a map lookup; the
 // chain rules (output → input, validation, fail-open skipping, shadow mode, exemptions) stay in
 // src/lifecycle/. Here: the logs and metrics of what the chain reports.
-import { performance } from 'node:perf_hooks';
 import { HOOK_NAMES, isCommittedHookName, type HookName } from 'keyhold-plugin-sdk';
 import type { Logger } from 'pino';
-import {
-  PluginCallError,
-  type EventSubscriber,
-  type HookDispatcher,
-  type HookHandler,
-  type ShadowOutcome,
-} from '../lifecycle/dispatcher.js';
-import type { PluginMetrics } from './metrics.js';
+import { type EventSubscriber, type HookDispatcher, type HookHandler, type ShadowOutcome } from '../lifecycle/dispatcher.js';
+import { measureCall, type PluginMetrics } from './metrics.js';
 import type { PluginSupervisor } from './supervisor.js';
 import { verifierFor } from './verifiers.js';
 
@@ -37,17 +30,7 @@ function handlerFor(
     failureMode: plugin.entry.failureMode,
     mode: plugin.entry.mode,
     exempt,
-    async call(params) {
-      const start = performance.now();
-      try {
-        const result = await plugin.call(params);
-        measured.succeeded((performance.now() - start) / 1000);
-        return result;
-      } catch (err) {
-        measured.failed(err instanceof PluginCallError ? err.kind : 'crash', (performance.now() - start) / 1000);
-        throw err;
-      }
-    },
+    call: (params) => measureCall(measured, () => plugin.call(params)),
     skipped(skippedHook, error) {
       logger.warn(
         { plugin: plugin.name, hook: skippedHook, kind: error.kind, reason: error.message },

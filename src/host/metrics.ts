@@ -2,9 +2,10 @@
 // A hook call records one latency observation; its count in keyhold_plugin_calls_total is kept
 // as a plain number per plugin and hook and handed to prom-client when the registry is read, so
 // that a call does one label lookup, not two (docs/performance.md).
+import { performance } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { HookName } from 'keyhold-plugin-sdk';
-import type { PluginFailureKind, ShadowOutcome } from '../lifecycle/dispatcher.js';
+import { PluginCallError, type PluginFailureKind, type ShadowOutcome } from '../lifecycle/dispatcher.js';
 
 /** The `hook` label: a hook, or `verify` for a verify plugin's secret checks. */
 export type CallName = HookName | 'verify';
@@ -14,6 +15,19 @@ export interface CallMetrics {
   /** Records a call that returned, with its duration in seconds. */
   succeeded(seconds: number): void;
   failed(kind: PluginFailureKind, seconds: number): void;
+}
+
+/** Runs one plugin call, recording it in `metrics` as a success or as a failure of its kind (a crash when the error is not a PluginCallError), with its time. */
+export async function measureCall<T>(metrics: CallMetrics, call: () => Promise<T>): Promise<T> {
+  const start = performance.now();
+  try {
+    const result = await call();
+    metrics.succeeded((performance.now() - start) / 1000);
+    return result;
+  } catch (err) {
+    metrics.failed(err instanceof PluginCallError ? err.kind : 'crash', (performance.now() - start) / 1000);
+    throw err;
+  }
 }
 
 /** The calls made to one plugin's hook, counted on the call path and published at scrape time. */

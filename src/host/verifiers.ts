@@ -1,11 +1,10 @@
 // The host's side of verify plugins (docs/protocol.md "verify"): at load, the server's settings
 // for one (verifyMode, verifyFallback) checked against what it declared at its handshake; then
 // the Verifier the AuthCheck step calls, with its calls measured and logged like hook calls.
-import { performance } from 'node:perf_hooks';
 import { parseClaimRule, type VerifyDeclaration, type VerifyMode } from 'keyhold-plugin-sdk';
 import type { Logger } from 'pino';
 import { PluginCallError, type Verifier } from '../lifecycle/dispatcher.js';
-import type { PluginMetrics } from './metrics.js';
+import { measureCall, type PluginMetrics } from './metrics.js';
 import type { PluginEntry } from './settings.js';
 import type { PluginSupervisor } from './supervisor.js';
 
@@ -49,14 +48,10 @@ export function verifierFor(
     fallback: plugin.entry.verifyFallback,
     exempt,
     async verify(params) {
-      const start = performance.now();
       try {
-        const result = await plugin.verify(params);
-        measured.succeeded((performance.now() - start) / 1000);
-        return result;
+        return await measureCall(measured, () => plugin.verify(params));
       } catch (err) {
         const kind = err instanceof PluginCallError ? err.kind : 'crash';
-        measured.failed(kind, (performance.now() - start) / 1000);
         logger.warn(
           { reqId: params.context.requestId, plugin: plugin.name, entity: params.entity.id, kind, reason: (err as Error).message },
           `verify plugin "${plugin.name}" gave no answer for "${params.entity.id}" (${kind}): ${(err as Error).message}`,
