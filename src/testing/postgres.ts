@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { freePort } from './nginx.js';
+import { freePort } from './free-port.js';
 
 export const POSTGRES_MISSING =
   'PostgreSQL binaries not found (install Debian package postgresql: apt-get install postgresql): the PostgreSQL store tests are skipped';

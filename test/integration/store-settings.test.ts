@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadConfig } from '../../src/config.js';
-import { freePort } from '../../src/testing/nginx.js';
+import { freePort } from '../../src/testing/free-port.js';
 import { configError } from '../support/config-errors.js';
 import { expectCode, runCli, scratchDir, serverEnv } from '../support/keyhold.js';
 
